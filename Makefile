@@ -1,0 +1,50 @@
+# The two commands: `make demo` and `make test`. Both work on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+PYTEST := $(PY) -m pytest
+# Two workers (pytest-xdist): each gets its own databases, live servers and engine pools.
+PYTEST_ARGS ?= -q -m "not slow" -n 2
+TRANSLATIONS := market/translations
+
+.PHONY: demo test test-sqlite test-postgres test-browser install compile-translations i18n lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[test]'
+	@touch $@
+
+install: $(VENV)/.installed compile-translations
+
+compile-translations: $(VENV)/.installed
+	@$(PY) -c "from market.translations.sync import compile_mo; compile_mo()"
+
+demo: install
+	$(VENV)/bin/market demo
+
+# SQLite always; PostgreSQL when it answers (required under REQUIRE_POSTGRES=1);
+# the browser suite when Chromium is installed (required under REQUIRE_BROWSER=1).
+test: install
+	@echo "== test suite on SQLite =="
+	MARKET_TEST_DB=sqlite $(PYTEST) $(PYTEST_ARGS)
+	@if $(PY) tests/pg.py check; then \
+		echo "== test suite on PostgreSQL ($${TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/test}) =="; \
+		MARKET_TEST_DB=postgres $(PYTEST) $(PYTEST_ARGS) || exit 1; \
+	elif [ "$${REQUIRE_POSTGRES:-0}" = "1" ]; then \
+		echo "FAILED: REQUIRE_POSTGRES=1 but PostgreSQL is not reachable"; exit 1; \
+	else \
+		echo "SKIPPED: the PostgreSQL run (no server at $${TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/test}); set TEST_POSTGRES_URL or start PostgreSQL to run it"; \
+	fi
+
+# Extract strings, merge translations (incl. translations/pending/*.json), compile.
+i18n: $(VENV)/.installed
+	$(PY) -m market.translations.sync
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check market pricing sandbox licenses tests bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache test-output

@@ -1,0 +1,388 @@
+"""Load benchmark: the app under gunicorn on loopback, driven by a bounded thread pool.
+
+    .venv/bin/python bench/load.py                 # SQLite and PostgreSQL, 300 requests each
+    .venv/bin/python bench/load.py --quick         # SQLite only, 100 requests, 1 and 8 clients
+    .venv/bin/python bench/load.py --backends postgres --requests 500 --clients 1 8 32
+
+For each backend it seeds a throwaway demo database (``market demo --rows 200 --no-serve``
+in a temporary MARKET_INSTANCE_PATH; on PostgreSQL a database created and dropped through
+``tests/pg.py``), starts ``gunicorn 'market:create_app()'`` on 127.0.0.1 and a free port, and
+sends a fixed number of requests per scenario and client count:
+
+- ``catalogue``: GET /api/v1/datasets and GET /api/v1/datasets/{id}, anonymous;
+- ``quotes``: POST /api/v1/quotes as the demo bank (signed quotes, priced per request);
+- ``sandbox``: POST /api/v1/sandbox/{license}/queries, an aggregate over a licensed table
+  (policy check, DuckDB worker, quota UPDATE, query log and audit append per request).
+
+It prints requests/s, p50, p95 and errors (any answer other than 2xx, or no answer) in a rich
+table. It never targets anything but 127.0.0.1, stops the server itself, and is bounded by the
+request counts and ``--max-seconds``. The per-user rate limits are raised for the run (they
+would otherwise answer 429 by design); everything else is the production configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+HOST = "127.0.0.1"  # the only address this script ever talks to
+VENV_BIN = Path(sys.executable).parent
+console = Console(width=120)
+
+
+# ------------------------------------------------------------------------------ set-up
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Target:
+    backend: str
+    env: dict[str, str]
+    instance: Path
+    database_url: str | None = None
+    cleanup: list = field(default_factory=list)
+
+
+def prepare(backend: str, rows: int) -> Target:
+    instance = Path(tempfile.mkdtemp(prefix=f"market-load-{backend}-"))
+    env = {
+        **os.environ,
+        "MARKET_INSTANCE_PATH": str(instance),
+        "MARKET_JOB_RUNNER": "inline",
+        "MARKET_COOKIE_SECURE": "0",
+        # The bench measures capacity, not the per-user limits (which answer 429 on purpose).
+        "MARKET_QUOTE_RATE_LIMIT": "1000000 per minute",
+        "MARKET_SANDBOX_RATE_LIMIT": "1000000 per minute",
+        "PYTHONPATH": str(ROOT),
+    }
+    env.pop("REDIS_URL", None)
+    target = Target(backend, env, instance)
+    if backend == "postgres":
+        from tests import pg
+
+        if not pg.available():
+            raise SystemExit(f"PostgreSQL does not answer at {pg.base_url()}")
+        url = pg.create_database(prefix="market_load")
+        target.database_url = url
+        target.cleanup.append(lambda: pg.drop_database(url))
+        env["DATABASE_URL"] = url
+    else:
+        env.pop("DATABASE_URL", None)
+    started = time.perf_counter()
+    done = subprocess.run(
+        [str(VENV_BIN / "market"), "demo", "--rows", str(rows), "--no-serve"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"seeding failed:\n{done.stderr[-3000:]}")
+    console.print(f"[dim]{backend}: demo seeded in {time.perf_counter() - started:.1f} s[/dim]")
+    return target
+
+
+@dataclass
+class Fixture:
+    buyer_token: str
+    dataset_ids: list[int]
+    license_id: int | None
+    sql: str | None
+
+
+def fixture(target: Target) -> Fixture:
+    """Tokens and ids, read and issued in-process against the seeded database."""
+    os.environ.update({k: v for k, v in target.env.items() if k.startswith(("MARKET_", "DATABASE"))})
+    if target.database_url is None:
+        os.environ.pop("DATABASE_URL", None)
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    from licenses.models import License
+    from market import create_app
+    from market.accounts import services
+    from market.accounts.models import User
+    from market.datasets.models import Dataset
+    from market.extensions import db
+
+    app = create_app()
+    with app.app_context():
+        buyer = db.session.scalar(sa.select(User).where(User.email == "buyer@demo.market"))
+        token, _ = services.issue_token(db.session, buyer, dt.timedelta(hours=2))
+        ids = db.session.scalars(
+            sa.select(Dataset.id).where(Dataset.status == "listed").order_by(Dataset.id)
+        ).all()
+        lic = db.session.scalar(
+            sa.select(License).where(License.buyer_org_id == buyer.organization_id,
+                                     License.status == "active").order_by(License.id)
+        )
+        license_id = sql = None
+        if lic is not None:
+            # Enough quota for every request of the run: a 429 here would be by design.
+            lic.query_quota = lic.quota_remaining = 10**9
+            license_id = lic.id
+        db.session.commit()
+        db.session.remove()
+        db.engine.dispose()
+    if license_id is not None:
+        sql = _sandbox_sql(app, token, license_id)
+    return Fixture(token, list(ids), license_id, sql)
+
+
+def _sandbox_sql(app, token: str, license_id: int) -> str | None:
+    """An aggregate over the first licensed table with a low-cardinality text column."""
+    client = app.test_client()
+    r = client.get(f"/api/v1/sandbox/{license_id}/tables",
+                   headers={"Authorization": f"Bearer {token}"})
+    if r.status_code != 200:
+        return None
+    for table in r.get_json()["items"]:
+        names = [c["name"] for c in table["columns"]]
+        for column in table["columns"]:
+            if column.get("role") == "dimension":
+                return (f"SELECT {column['name']}, COUNT(*) AS n FROM {table['slug']} "
+                        f"GROUP BY {column['name']}")
+        if names:
+            return f"SELECT COUNT(*) AS n FROM {table['slug']}"
+    return None
+
+
+class Server:
+    def __init__(self, target: Target, workers: int, threads: int):
+        self.port = free_port()
+        self.log = open(target.instance / "gunicorn.log", "w")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [str(VENV_BIN / "gunicorn"), "--bind", f"{HOST}:{self.port}",
+             "--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads),
+             "--timeout", "60", "--graceful-timeout", "5", "market:create_app()"],
+            env=target.env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"gunicorn exited: see {self.log.name}")
+            try:
+                status, _ = request(self.port, "GET", "/api/v1/health")
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise SystemExit("gunicorn did not become healthy within 60 s")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self.log.close()
+
+
+# ---------------------------------------------------------------------------- driving
+
+_local = threading.local()
+
+
+def request(port: int, method: str, path: str, body: dict | None = None,
+            token: str | None = None) -> tuple[int, bytes]:
+    """One request on this thread's keep-alive connection to 127.0.0.1:port."""
+    conn = getattr(_local, "conn", None)
+    if conn is None or getattr(_local, "port", None) != port:
+        conn = http.client.HTTPConnection(HOST, port, timeout=60)
+        _local.conn, _local.port = conn, port
+    headers = {"Accept": "application/json"}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    try:
+        conn.request(method, path, body=data, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    except (OSError, http.client.HTTPException):
+        conn.close()
+        _local.conn = None
+        raise
+
+
+@dataclass
+class Result:
+    backend: str
+    scenario: str
+    clients: int
+    requests: int
+    elapsed: float
+    latencies: list[float]
+    errors: int
+    sample_error: str = ""
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.elapsed if self.elapsed else 0.0
+
+    def pct(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else 0.0
+
+
+def scenarios(fx: Fixture) -> dict[str, callable]:
+    rng = random.Random(20261122)
+
+    def catalogue(port: int, i: int):
+        if i % 2 == 0:
+            query = urlencode({"page": 1, "per_page": 20, **({"q": "企业"} if i % 4 == 0 else {})})
+            return request(port, "GET", f"/api/v1/datasets?{query}")
+        return request(port, "GET", f"/api/v1/datasets/{rng.choice(fx.dataset_ids)}")
+
+    def quotes(port: int, i: int):
+        body = {"items": [{"dataset_id": fx.dataset_ids[i % len(fx.dataset_ids)], "columns": None}],
+                "duration_months": 6 + i % 12, "purpose": "internal_risk_control",
+                "query_quota": 1000}
+        return request(port, "POST", "/api/v1/quotes", body, fx.buyer_token)
+
+    def sandbox(port: int, i: int):
+        return request(port, "POST", f"/api/v1/sandbox/{fx.license_id}/queries",
+                       {"sql": fx.sql}, fx.buyer_token)
+
+    out = {"catalogue": catalogue, "quotes": quotes}
+    if fx.license_id is not None and fx.sql:
+        out["sandbox"] = sandbox
+    return out
+
+
+def drive(backend: str, port: int, name: str, work, clients: int, total: int,
+          deadline: float) -> Result:
+    latencies: list[float] = []
+    errors = 0
+    sample = ""
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        nonlocal errors, sample
+        if time.monotonic() > deadline:
+            with lock:
+                errors += 1
+                sample = sample or "skipped: --max-seconds reached"
+            return
+        started = time.perf_counter()
+        try:
+            status, payload = work(port, i)
+            ok = 200 <= status < 300
+            text = f"{status} {payload[:160]!r}"
+        except Exception as exc:  # no answer at all counts as an error too
+            ok, text = False, f"{type(exc).__name__}: {exc}"
+        elapsed = time.perf_counter() - started
+        with lock:
+            latencies.append(elapsed)
+            if not ok:
+                errors += 1
+                sample = sample or text
+
+    for i in range(min(clients, 4)):  # warm-up: connections, DuckDB workers, caches
+        try:
+            work(port, i)
+        except Exception:
+            pass
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        list(pool.map(one, range(total)))
+    elapsed = time.perf_counter() - started
+    return Result(backend, name, clients, total, elapsed, latencies, errors, sample)
+
+
+# --------------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="SQLite, 100 requests, 1 and 8 clients")
+    parser.add_argument("--backends", nargs="+", default=["sqlite", "postgres"],
+                        choices=["sqlite", "postgres"])
+    parser.add_argument("--requests", type=int, default=300, help="per scenario and client count")
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--rows", type=int, default=200, help="demo enterprises")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the temporary instance folders (database, gunicorn.log)")
+    parser.add_argument("--max-seconds", type=float, default=900,
+                        help="stop sending after this long (remaining requests count as errors)")
+    args = parser.parse_args()
+    if args.quick:
+        args.backends, args.requests, args.clients = ["sqlite"], 100, [1, 8]
+
+    deadline = time.monotonic() + args.max_seconds
+    results: list[Result] = []
+    for backend in args.backends:
+        target = prepare(backend, args.rows)
+        server = None
+        try:
+            fx = fixture(target)
+            server = Server(target, args.workers, args.threads)
+            console.print(f"[dim]{backend}: gunicorn on {HOST}:{server.port} "
+                          f"({args.workers} workers x {args.threads} threads)[/dim]")
+            for name, work in scenarios(fx).items():
+                for clients in args.clients:
+                    result = drive(backend, server.port, name, work, clients, args.requests,
+                                   deadline)
+                    results.append(result)
+                    console.print(f"  {backend:<8} {name:<9} {clients:>3} clients: "
+                                  f"{result.rps:7.1f} req/s  p50 {result.pct(0.5):6.1f} ms  "
+                                  f"p95 {result.pct(0.95):7.1f} ms  errors {result.errors}")
+                    if result.errors:
+                        console.print(f"    [yellow]first error: {result.sample_error}[/yellow]")
+        finally:
+            if server is not None:
+                server.stop()
+            for step in target.cleanup:
+                step()
+            if args.keep:
+                console.print(f"[dim]kept {target.instance}[/dim]")
+            else:
+                shutil.rmtree(target.instance, ignore_errors=True)
+
+    table = Table(title=f"Load: {args.requests} requests per row, gunicorn {args.workers}x"
+                        f"{args.threads} (gthread) on {HOST}, {os.cpu_count()} cores")
+    for column in ("backend", "scenario", "clients", "req/s", "p50 ms", "p95 ms", "errors"):
+        table.add_column(column, justify="right" if column not in ("backend", "scenario") else "left")
+    for r in results:
+        table.add_row(r.backend, r.scenario, str(r.clients), f"{r.rps:.1f}", f"{r.pct(0.5):.1f}",
+                      f"{r.pct(0.95):.1f}", str(r.errors))
+    console.print(table)
+    if any(r.errors for r in results):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,394 @@
+"""JSON API: licenses, payments, revenue statements, the ledger and the blacklist."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import sqlalchemy as sa
+from flask import Response, current_app, request, stream_with_context
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from licenses import blacklist, ledger, odrl, payments, services, webhooks
+from licenses import permissions as perm
+from licenses.models import Payment
+from licenses.schemas import (
+    BlacklistAddSchema,
+    BlacklistEntrySchema,
+    DocumentSchema,
+    LedgerArgs,
+    LedgerLineSchema,
+    LicenseApplySchema,
+    LicenseListArgs,
+    LicenseSchema,
+    PaymentCreateSchema,
+    PaymentListArgs,
+    PaymentResultSchema,
+    PaymentSchema,
+    PayoutCreateSchema,
+    PayoutSchema,
+    ReasonSchema,
+    ReviewSchema,
+    RevokeSchema,
+    SettleSchema,
+    StatementArgs,
+    StatementPageSchema,
+    VerifyRequestSchema,
+    VerifyResultSchema,
+    WebhookResultSchema,
+    license_view,
+)
+from market.api_base import PageArgs, page_of, paginate
+from market.auth import current_actor
+from market.csvutil import stream_csv
+from market.db import iso
+from market.errors import Conflict, Forbidden
+from market.extensions import db
+from market.keys import public_keys
+
+# The web pages own the blueprint name "licenses" (other areas link to "licenses.apply").
+blp = Blueprint(
+    "licensing",
+    __name__,
+    url_prefix="/api/v1",
+    description="Licenses, payments, revenue sharing, the ledger and the blacklist",
+)
+
+
+# ---------------------------------------------------------------------------------- licenses
+
+
+@blp.route("/licenses")
+class Licenses(MethodView):
+    @blp.arguments(LicenseListArgs, location="query")
+    @blp.response(200, page_of(LicenseSchema))
+    def get(self, args):
+        """List licenses: a buyer its own, the operator and the regulator all."""
+        stmt = services.list_licenses(db.session, current_actor(), args.get("status"))
+        page = paginate(db.session, stmt, args["page"], args["per_page"])
+        page["items"] = [license_view(lic) for lic in page["items"]]
+        return page
+
+    @blp.arguments(LicenseApplySchema)
+    @blp.response(201, LicenseSchema)
+    def post(self, body):
+        """Apply for a license with a quote and a purpose statement (buyer)."""
+        lic = services.apply_for_license(db.session, current_actor(), **body)
+        return license_view(lic)
+
+
+@blp.route("/licenses/verify")
+class Verify(MethodView):
+    @blp.arguments(VerifyRequestSchema)
+    @blp.response(200, VerifyResultSchema)
+    def post(self, body):
+        """Check a license document's signature against the platform's keys (anyone)."""
+        valid = odrl.verify_policy(
+            public_keys(), body["policy"], body["signature"], body.get("public_key_id")
+        )
+        return {"valid": valid}
+
+
+@blp.route("/licenses/<int:license_id>")
+class LicenseItem(MethodView):
+    @blp.response(200, LicenseSchema)
+    def get(self, license_id):
+        """One license (its buyer, the operator, the regulator). Expires it if due."""
+        return license_view(services.get_license(db.session, current_actor(), license_id))
+
+
+@blp.route("/licenses/<int:license_id>/review")
+class Review(MethodView):
+    @blp.arguments(ReviewSchema)
+    @blp.response(200, LicenseSchema)
+    def post(self, body, license_id):
+        """Approve or reject a license pending review (operator)."""
+        lic = services.review_license(db.session, current_actor(), license_id, **body)
+        return license_view(lic)
+
+
+@blp.route("/licenses/<int:license_id>/document")
+class Document(MethodView):
+    @blp.response(200, DocumentSchema)
+    def get(self, license_id):
+        """The signed ODRL policy of an active (or formerly active) license."""
+        lic = services.get_license(db.session, current_actor(), license_id)
+        if lic.document is None:
+            raise Conflict(
+                f"License {lic.id} is {lic.status}; its document is issued when it turns active."
+            )
+        return {"policy": lic.document, "signature": lic.signature, "public_key_id": lic.key_id}
+
+
+@blp.route("/licenses/<int:license_id>/revoke")
+class Revoke(MethodView):
+    @blp.arguments(RevokeSchema)
+    @blp.response(200, LicenseSchema)
+    def post(self, body, license_id):
+        """Revoke a license (operator, regulator); refunds the unused term pro rata."""
+        lic = services.revoke_license(
+            db.session,
+            current_actor(),
+            license_id,
+            body["reason"],
+            config=current_app.config,
+            refund=body["refund"],
+        )
+        return license_view(lic)
+
+
+@blp.route("/licenses/<int:license_id>/suspend")
+class Suspend(MethodView):
+    @blp.arguments(ReasonSchema)
+    @blp.response(200, LicenseSchema)
+    def post(self, body, license_id):
+        """Suspend an active license (regulator)."""
+        lic = services.suspend_license(db.session, current_actor(), license_id, body["reason"])
+        return license_view(lic)
+
+
+@blp.route("/licenses/<int:license_id>/reinstate")
+class Reinstate(MethodView):
+    @blp.arguments(ReasonSchema)
+    @blp.response(200, LicenseSchema)
+    def post(self, body, license_id):
+        """Lift a suspension (regulator)."""
+        lic = services.reinstate_license(db.session, current_actor(), license_id, body["reason"])
+        return license_view(lic)
+
+
+# ---------------------------------------------------------------------------------- payments
+
+
+@blp.route("/licenses/<int:license_id>/payments")
+class LicensePayments(MethodView):
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, page_of(PaymentSchema))
+    def get(self, args, license_id):
+        """The payments of a license (its buyer, the operator, the regulator)."""
+        services.get_license(db.session, current_actor(), license_id)
+        stmt = sa.select(Payment).where(Payment.license_id == license_id).order_by(Payment.id)
+        return paginate(db.session, stmt, args["page"], args["per_page"])
+
+    @blp.arguments(PaymentCreateSchema)
+    @blp.response(201, PaymentResultSchema)
+    @blp.alt_response(200, schema=PaymentResultSchema, description="The open payment, again.")
+    def post(self, body, license_id):
+        """Pay for a license awaiting payment (its buyer): by invoice or with Stripe."""
+        payment, provided, created = payments.create_payment(
+            db.session, current_actor(), license_id, body["provider"], config=current_app.config
+        )
+        return payments.payment_result(payment, provided), (201 if created else 200)
+
+
+@blp.route("/payments")
+class Payments(MethodView):
+    @blp.arguments(PaymentListArgs, location="query")
+    @blp.response(200, page_of(PaymentSchema))
+    def get(self, args):
+        """Payments, oldest first, by status and provider (operator, regulator)."""
+        stmt = payments.list_payments(
+            current_actor(), status=args.get("status"), provider=args.get("provider")
+        )
+        return paginate(db.session, stmt, args["page"], args["per_page"])
+
+
+@blp.route("/payments/<int:payment_id>/settle")
+class Settle(MethodView):
+    @blp.arguments(SettleSchema)
+    @blp.response(200, PaymentSchema)
+    def post(self, body, payment_id):
+        """Settle an invoice with the buyer's bank reference (operator); activates the license."""
+        return payments.settle_invoice(
+            db.session,
+            current_actor(),
+            payment_id,
+            body["bank_reference"],
+            config=current_app.config,
+        )
+
+
+@blp.route("/payments/stripe/webhook")
+class StripeWebhook(MethodView):
+    @blp.response(200, WebhookResultSchema)
+    def post(self):
+        """Stripe's signed events (no auth: the signature is the authentication).
+
+        ``payment_intent.succeeded`` settles, ``payment_intent.payment_failed`` marks the
+        payment failed; replays of an event id change nothing.
+        """
+        return webhooks.handle_stripe_webhook(
+            db.session,
+            request.get_data(cache=False),
+            request.headers.get("Stripe-Signature"),
+            config=current_app.config,
+        )
+
+
+# ----------------------------------------------------------------------------------- revenue
+
+
+def _statements(args, actor):
+    stmt = ledger.statement_departments(db.session, actor, args.get("department_id"))
+    ledger.parse_period(args["period"])
+    return stmt
+
+
+def _statement_view(st: ledger.Statement, department) -> dict:
+    return {
+        "department": {"id": department.id, "name": department.name, "kind": department.kind},
+        "period": st.period,
+        "currency": "CNY",
+        "opening_balance": st.opening_balance,
+        "revenue": st.revenue,
+        "refunds": st.refunds,
+        "payouts": st.payouts,
+        "closing_balance": st.closing_balance,
+        "entries": [dataclasses.asdict(e) for e in st.entries],
+    }
+
+
+def _csv_response(args, actor) -> Response:
+    departments = db.session.scalars(_statements(args, actor)).all()
+    period = args["period"]
+    header = [
+        "period",
+        "department_id",
+        "department",
+        "line",
+        "posted_at_utc",
+        "posted_at_shanghai",
+        "kind",
+        "reference",
+        "license_id",
+        "amount_fen",
+    ]
+
+    def rows():
+        for department in departments:
+            st = ledger.statement(db.session, department, period)
+            base = [period, department.id, department.name]
+            yield [*base, "opening_balance", "", "", "", "", "", st.opening_balance]
+            for e in st.entries:
+                local = e.posted_at.astimezone(ledger.STATEMENT_TZ).strftime("%Y-%m-%d %H:%M:%S")
+                yield [
+                    *base,
+                    "entry",
+                    iso(e.posted_at),
+                    local,
+                    e.kind,
+                    e.reference,
+                    e.license_id or "",
+                    e.amount,
+                ]
+            for label, value in (
+                ("revenue", st.revenue),
+                ("refunds", st.refunds),
+                ("payouts", st.payouts),
+                ("closing_balance", st.closing_balance),
+            ):
+                yield [*base, label, "", "", "", "", "", value]
+
+    return Response(
+        stream_with_context(stream_csv(header, rows())),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f"attachment; filename=revenue-{period}.csv"},
+    )
+
+
+@blp.route("/revenue/statements")
+class Statements(MethodView):
+    @blp.arguments(StatementArgs, location="query")
+    @blp.response(200, StatementPageSchema)
+    def get(self, args):
+        """Monthly statements per department (Asia/Shanghai months): a department its own,
+        the operator and the regulator all (optionally one ``department_id``).
+
+        ``?format=csv`` answers with the CSV of ``/revenue/statements.csv`` instead.
+        """
+        actor = current_actor()
+        if args["format"] == "csv":
+            return _csv_response(args, actor)
+        page = paginate(db.session, _statements(args, actor), args["page"], args["per_page"])
+        page["items"] = [
+            _statement_view(ledger.statement(db.session, d, args["period"]), d)
+            for d in page["items"]
+        ]
+        page["period"] = args["period"]
+        page["timezone"] = str(ledger.STATEMENT_TZ)
+        return page
+
+
+@blp.route("/revenue/statements.csv")
+class StatementsCsv(MethodView):
+    @blp.arguments(StatementArgs, location="query")
+    @blp.response(200, content_type="text/csv")
+    def get(self, args):
+        """The same statements as CSV (UTF-8 with BOM, for Excel)."""
+        return _csv_response(args, current_actor())
+
+
+@blp.route("/revenue/payouts")
+class Payouts(MethodView):
+    @blp.arguments(PayoutCreateSchema)
+    @blp.response(201, PayoutSchema)
+    def post(self, body):
+        """Record a payout to a department (operator); at most what it is owed."""
+        row = ledger.record_payout(
+            db.session, current_actor(), body["department_id"], body["amount"], body["reference"]
+        )
+        return {
+            "journal_id": row.id,
+            "department_id": body["department_id"],
+            "amount": body["amount"],
+            "currency": "CNY",
+            "reference": row.memo,
+            "posted_at": row.posted_at,
+            "payable_after": ledger.department_payable(db.session, body["department_id"]),
+        }
+
+
+@blp.route("/ledger")
+class Ledger(MethodView):
+    @blp.arguments(LedgerArgs, location="query")
+    @blp.response(200, page_of(LedgerLineSchema))
+    def get(self, args):
+        """Journal lines, newest first (operator, regulator)."""
+        if not perm.can_read_ledger(current_actor()):
+            raise Forbidden("Only the operator and the regulator read the ledger.")
+        stmt = ledger.lines_query(
+            kind=args.get("kind"), account=args.get("account"), license_id=args.get("license_id")
+        )
+        page = paginate(db.session, stmt, args["page"], args["per_page"], scalars=False)
+        page["items"] = [ledger.line_dict(line, journal) for line, journal in page["items"]]
+        return page
+
+
+# --------------------------------------------------------------------------------- blacklist
+
+
+@blp.route("/blacklist")
+class Blacklist(MethodView):
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, page_of(BlacklistEntrySchema))
+    def get(self, args):
+        """The blacklist (operator, regulator)."""
+        if not perm.can_read_blacklist(current_actor()):
+            raise Forbidden("Only the operator and the regulator read the blacklist.")
+        return paginate(db.session, blacklist.list_entries(), args["page"], args["per_page"])
+
+    @blp.arguments(BlacklistAddSchema)
+    @blp.response(201, BlacklistEntrySchema)
+    def post(self, body):
+        """Blacklist an organization, with the reason (regulator)."""
+        return blacklist.add(db.session, current_actor(), body["organization_id"], body["reason"])
+
+
+@blp.route("/blacklist/<int:organization_id>")
+class BlacklistItem(MethodView):
+    @blp.arguments(ReasonSchema)
+    @blp.response(204)
+    def delete(self, body, organization_id):
+        """Take an organization off the blacklist, with the reason (regulator)."""
+        blacklist.remove(db.session, current_actor(), organization_id, body["reason"])
+        return None

@@ -1,0 +1,126 @@
+"""The regulator's blacklist (黑名单): listed organizations may not apply for licenses, request
+consents, run sandbox queries or make lookups.
+
+Other areas call :func:`is_blacklisted` or :func:`ensure_not_blacklisted` before acting for
+a buyer.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from licenses import permissions as perm
+from licenses.models import BlacklistEntry
+from market.accounts.actor import Actor
+from market.accounts.models import Organization
+from market.audit import services as audit
+from market.errors import Conflict, Forbidden, NotFound, ValidationFailed
+
+#: The 403 message every area shows to a blacklisted organization.
+BLACKLISTED_MESSAGE = (
+    "Your organization is on the regulator's blacklist; it cannot apply for licenses, request "
+    "consents, run queries or make lookups. Contact the regulator."
+)
+MAX_REASON = 2000
+
+
+def is_blacklisted(session: Session, org_id: int | None) -> bool:
+    """Whether organization ``org_id`` is on the blacklist now."""
+    if org_id is None:
+        return False
+    return (
+        session.scalar(sa.select(BlacklistEntry.id).where(BlacklistEntry.organization_id == org_id))
+        is not None
+    )
+
+
+def ensure_not_blacklisted(session: Session, actor: Actor, action: str) -> None:
+    """Raise Forbidden (with an audited ``blacklist.refused`` event naming ``action``) if the
+    actor's organization is blacklisted."""
+    if is_blacklisted(session, actor.org_id):
+        raise Forbidden(
+            BLACKLISTED_MESSAGE,
+            audit=("blacklist.refused", ("organization", actor.org_id), {"action": action}),
+        )
+
+
+def _reason(reason: str | None) -> str:
+    text = (reason or "").strip()
+    if not text:
+        raise ValidationFailed("A reason is required.", {"reason": ["Give the reason."]})
+    if len(text) > MAX_REASON:
+        raise ValidationFailed(
+            "The reason is too long.", {"reason": [f"Use at most {MAX_REASON} characters."]}
+        )
+    return text
+
+
+def list_entries() -> sa.Select:
+    return sa.select(BlacklistEntry).order_by(BlacklistEntry.created_at.desc(), BlacklistEntry.id)
+
+
+def add(session: Session, actor: Actor, organization_id: int, reason: str) -> BlacklistEntry:
+    """Blacklist an organization (regulator).
+
+    Raises Forbidden, ValidationFailed (no reason; an unknown organization, or one of the
+    platform's own kinds: operator, regulator), Conflict if it is already listed.
+    """
+    if not perm.can_change_blacklist(actor):
+        raise Forbidden("Only the regulator changes the blacklist.")
+    text = _reason(reason)
+    org = session.get(Organization, organization_id)
+    if org is None:
+        raise ValidationFailed(
+            "No such organization.", {"organization_id": ["Unknown organization."]}
+        )
+    if org.kind in ("operator", "regulator"):
+        raise ValidationFailed(
+            "The operator and the regulator cannot be blacklisted.",
+            {"organization_id": ["Choose a buyer, department or data subject."]},
+        )
+    if is_blacklisted(session, organization_id):
+        raise Conflict("This organization is already on the blacklist.")
+    entry = BlacklistEntry(
+        organization_id=organization_id, reason=text, created_by_id=actor.user_id
+    )
+    try:
+        with session.begin_nested():
+            session.add(entry)
+            session.flush()
+    except IntegrityError:
+        # Two regulators listing the same organization at once: the unique row decides.
+        raise Conflict("This organization is already on the blacklist.") from None
+    audit.record(
+        session,
+        "blacklist.added",
+        actor,
+        ("organization", organization_id),
+        {"reason": text, "kind": org.kind},
+    )
+    return entry
+
+
+def remove(session: Session, actor: Actor, organization_id: int, reason: str) -> None:
+    """Take an organization off the blacklist (regulator).
+
+    Raises Forbidden, ValidationFailed (no reason), NotFound if it is not listed.
+    """
+    if not perm.can_change_blacklist(actor):
+        raise Forbidden("Only the regulator changes the blacklist.")
+    text = _reason(reason)
+    entry = session.scalar(
+        sa.select(BlacklistEntry).where(BlacklistEntry.organization_id == organization_id)
+    )
+    if entry is None:
+        raise NotFound("This organization is not on the blacklist.")
+    session.delete(entry)
+    session.flush()
+    audit.record(
+        session,
+        "blacklist.removed",
+        actor,
+        ("organization", organization_id),
+        {"reason": text, "listed_reason": entry.reason},
+    )

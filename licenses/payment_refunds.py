@@ -1,0 +1,143 @@
+"""Refunds of settled payments: pro rata for the unused term on revocation, through the
+provider the payment came by (a Stripe refund, or a credit note for an invoice), with the
+split reversed in the ledger in proportion to what each party still holds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from licenses import journal as jr
+from licenses import ledger
+from licenses.locks import lock_license, lock_payment
+from licenses.models import License, Payment, PaymentState, Refund
+from licenses.payments import invoice_provider, stripe_provider
+from licenses.refunds import prorata_refund, split_refund
+from market.accounts.actor import Actor
+from market.audit import services as audit
+from market.db import utcnow
+from market.errors import Conflict, NotFound
+
+
+def settled_payment(session: Session, license_id: int) -> Payment | None:
+    return session.scalar(
+        sa.select(Payment)
+        .where(Payment.license_id == license_id, Payment.status == PaymentState.settled.value)
+        .order_by(Payment.settled_at.desc(), Payment.id.desc())
+    )
+
+
+def refund_payment(
+    session: Session,
+    actor: Actor,
+    payment_id: int,
+    amount_fen: int,
+    reason: str,
+    *,
+    config: Mapping[str, Any],
+    now: dt.datetime | None = None,
+) -> Refund | None:
+    """Give back ``amount_fen`` of a settled payment through its provider, and reverse the
+    split proportionally in the ledger. Returns None for a zero amount.
+
+    Raises Conflict (not settled; more than what is left), PaymentProviderError (→ 502).
+    """
+    found = session.get(Payment, payment_id)
+    if found is None:
+        raise NotFound("No such payment.")
+    lock_license(session, found.license_id)
+    payment = lock_payment(session, payment_id)
+    if payment.status != PaymentState.settled:
+        raise Conflict(f"Payment {payment.id} is not settled; there is nothing to refund.")
+    if amount_fen <= 0:
+        return None
+    left = payment.amount_fen - payment.refunded_fen
+    if amount_fen > left:
+        raise Conflict(f"Only {left} fen of payment {payment.id} is left to refund.")
+    parts = split_refund(
+        amount_fen,
+        ledger.settled_split(session, payment.id),
+        ledger.refunded_split(session, payment.id),
+    )
+    now = now or utcnow()
+    earlier = session.scalar(
+        sa.select(sa.func.count()).select_from(Refund).where(Refund.payment_id == payment.id)
+    )
+    if payment.provider == "invoice":
+        result = invoice_provider(session, now).refund(payment.provider_id, amount_fen)
+    else:
+        with stripe_provider(config) as stripe:
+            # A deterministic reference: a retried revocation does not refund twice.
+            result = stripe.refund(
+                payment.provider_id, amount_fen, refund_ref=f"{payment.reference}-r{earlier + 1}"
+            )
+    refund = Refund(
+        payment_id=payment.id,
+        license_id=payment.license_id,
+        amount_fen=amount_fen,
+        provider_refund_id=result.refund_id,
+        credit_note_number=result.credit_note_number,
+        status=result.status,
+        reason=reason,
+        created_by_id=actor.user_id,
+        created_at=now,
+    )
+    session.add(refund)
+    session.flush()
+    ledger.post(
+        session,
+        jr.refund_issued(
+            f"refund:{refund.id}",
+            payment.license.buyer_org_id,
+            parts,
+            via_credit_note=payment.provider == "invoice",
+        ),
+        actor=actor,
+        posted_at=now,
+        license_id=payment.license_id,
+        payment_id=payment.id,
+        refund_id=refund.id,
+        memo=reason,
+    )
+    payment.refunded_fen += amount_fen
+    session.flush()
+    audit.record(
+        session,
+        "payment.refunded",
+        actor,
+        ("payment", payment.id),
+        {
+            "license_id": payment.license_id,
+            "refund_id": refund.id,
+            "amount": amount_fen,
+            "provider": payment.provider,
+            "credit_note_number": refund.credit_note_number,
+            "status": refund.status,
+        },
+    )
+    return refund
+
+
+def refund_unused_term(
+    session: Session,
+    actor: Actor,
+    lic: License,
+    reason: str,
+    *,
+    config: Mapping[str, Any],
+    now: dt.datetime | None = None,
+) -> Refund | None:
+    """Refund the unused share of the license's term on its settled payment (pro rata,
+    rounded up to the fen). Returns None when there is nothing to refund."""
+    payment = settled_payment(session, lic.id)
+    if payment is None or lic.starts_at is None or lic.ends_at is None:
+        return None
+    now = now or utcnow()
+    due = prorata_refund(payment.amount_fen, lic.starts_at, lic.ends_at, now)
+    due = min(due, payment.amount_fen - payment.refunded_fen)
+    return refund_payment(session, actor, payment.id, due, reason, config=config, now=now)

@@ -1,0 +1,463 @@
+"""License lifecycle: apply, review, read, expire, suspend, reinstate, revoke.
+
+Every state change goes through :func:`licenses.states.transition` (an illegal one raises
+``IllegalTransition`` → 409) and is audited in the same transaction. Services flush and never
+commit. Payments and settlement live in :mod:`licenses.payments`.
+
+Functions other areas call:
+
+- :func:`active_license_for` — the sandbox and consented lookups: the caller's active license,
+  expired on access, or 403/404.
+- :func:`get_license` — read one license as any role (404 when the caller may not see it).
+- :func:`licenses.blacklist.is_blacklisted` — re-exported here for convenience.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from licenses import blacklist, payment_refunds, payments
+from licenses import permissions as perm
+from licenses.activation import activate
+from licenses.blacklist import is_blacklisted  # noqa: F401  (part of this module's API)
+from licenses.locks import lock_license
+from licenses.models import License, LicenseItem
+from licenses.states import LicenseEvent, LicenseStatus, grants_access, transition
+from market.accounts.actor import Actor
+from market.accounts.models import OrgStatus
+from market.audit import services as audit
+from market.datasets.models import ColumnRole, Dataset, DatasetVersion, OpenGrade, Treatment
+from market.db import iso, utcnow
+from market.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from market.quotes.models import Quote
+
+MAX_STATEMENT = 4000
+MAX_REASON = 2000
+EXPIRY_ACTOR = Actor.system("expiry")
+
+_S = LicenseStatus
+
+
+def _text(value: str | None, field: str, what: str, limit: int = MAX_REASON) -> str:
+    text = (value or "").strip()
+    if not text:
+        raise ValidationFailed(f"The {what} is required.", {field: [f"Give the {what}."]})
+    if len(text) > limit:
+        raise ValidationFailed(
+            f"The {what} is too long.", {field: [f"Use at most {limit} characters."]}
+        )
+    return text
+
+
+def _visible(session: Session, actor: Actor, license_id: int) -> License:
+    lic = session.get(License, license_id)
+    if lic is None or not perm.can_view_license(actor, lic.buyer_org_id):
+        raise NotFound("No such license.")
+    return lic
+
+
+# ------------------------------------------------------------------------------- applying
+
+
+def _columns_for(
+    session: Session, dataset: Dataset, version_no: int, requested: list[str] | None
+) -> list[str]:
+    """The licensed columns: those quoted, or every served column when the quote said "all";
+    the entity key is always included (the sandbox joins on it)."""
+    version = session.scalar(
+        sa.select(DatasetVersion).where(
+            DatasetVersion.dataset_id == dataset.id, DatasetVersion.version == version_no
+        )
+    )
+    columns = list(version.columns) if version is not None else []
+    if requested:
+        names = list(dict.fromkeys(str(c) for c in requested))
+    else:
+        names = [c.name for c in columns if c.treatment != Treatment.suppressed]
+    for column in columns:
+        if column.role == ColumnRole.entity_key and column.name not in names:
+            names.insert(0, column.name)
+    if not names:
+        raise Conflict(
+            f"Dataset {dataset.id} version {version_no} has no columns to license; ask for a "
+            "new quote."
+        )
+    return names
+
+
+def _items_from_quote(session: Session, quote: Quote) -> list[tuple[Dataset, LicenseItem]]:
+    out: list[tuple[Dataset, LicenseItem]] = []
+    for raw in quote.items or []:
+        dataset = session.get(Dataset, int(raw["dataset_id"]))
+        if dataset is None:
+            raise Conflict(f"Dataset {raw['dataset_id']} of the quote no longer exists.")
+        if dataset.open_grade == OpenGrade.restricted:
+            raise Conflict(f"Dataset {dataset.id} is not open (不予开放) and cannot be licensed.")
+        version_no = raw.get("dataset_version")
+        if version_no is None:
+            current = dataset.current_version
+            if current is None:
+                raise Conflict(f"Dataset {dataset.id} has no listed version.")
+            version_no = current.version
+        item = LicenseItem(
+            dataset_id=dataset.id,
+            dataset_version=int(version_no),
+            columns=_columns_for(session, dataset, int(version_no), raw.get("columns")),
+            amount_fen=int(raw.get("amount", 0)),
+        )
+        out.append((dataset, item))
+    if not out:
+        raise Conflict("The quote covers no dataset.")
+    return out
+
+
+def apply_for_license(
+    session: Session,
+    actor: Actor,
+    *,
+    quote_id: int,
+    purpose_statement: str,
+    now: dt.datetime | None = None,
+) -> License:
+    """Apply for a license with a quote of the caller's organization.
+
+    The license starts ``pending_review`` if it includes a ``conditional`` dataset, else
+    ``awaiting_payment``; a free license (total 0, public welfare) that needs no review is
+    active at once, with no ledger entries.
+
+    Raises Forbidden (not a buyer; organization not admitted; blacklisted), ValidationFailed
+    (no purpose statement), NotFound (no such quote, or another buyer's), Conflict (the
+    quote expired or was already used; a quoted dataset is gone or restricted).
+    """
+    now = now or utcnow()
+    if not perm.can_apply_for_license(actor):
+        raise Forbidden("Only buyers apply for licenses.")
+    if actor.org_status != OrgStatus.active:
+        raise Forbidden(
+            "Your organization has not been admitted by the operator yet "
+            f"(status: {actor.org_status}); it can apply for licenses once it is admitted."
+        )
+    blacklist.ensure_not_blacklisted(session, actor, "apply_license")
+    statement = _text(purpose_statement, "purpose_statement", "purpose statement", MAX_STATEMENT)
+
+    quote = session.get(Quote, quote_id)
+    if quote is None or quote.buyer_org_id != actor.org_id:
+        raise NotFound("No such quote.")
+    upgrade_of = getattr(quote, "upgrade_of_license_id", None)
+    if upgrade_of is not None:
+        raise Conflict(
+            f"This quote prices an upgrade of license {upgrade_of}; it cannot open a new license.",
+            {"quote_id": ["An upgrade quote."]},
+        )
+    used = session.scalar(sa.select(License.id).where(License.quote_id == quote.id))
+    if used is not None:
+        raise Conflict(f"This quote was already used for license {used}; ask for a new quote.")
+    if quote.expires_at <= now:
+        raise Conflict(
+            f"The quote expired at {iso(quote.expires_at)}; ask for a new quote.",
+            {"quote_id": ["The quote has expired."]},
+        )
+
+    pairs = _items_from_quote(session, quote)
+    conditional = any(d.open_grade == OpenGrade.conditional for d, _ in pairs)
+    budgets = [d.dp_epsilon_budget for d, _ in pairs if d.dp_epsilon_budget is not None]
+    budget = min(budgets) if budgets else None
+    lic = License(
+        buyer_org_id=actor.org_id,
+        created_by_id=actor.user_id,
+        quote_id=quote.id,
+        status=(_S.PENDING_REVIEW if conditional else _S.AWAITING_PAYMENT).value,
+        purpose=quote.purpose,
+        purpose_statement=statement,
+        duration_months=quote.duration_months,
+        query_quota=quote.query_quota,
+        quota_remaining=quote.query_quota,
+        privacy_budget_total=budget,
+        privacy_budget_remaining=budget,
+        price_total_fen=quote.total_fen,
+        currency=quote.currency or "CNY",
+        created_at=now,
+    )
+    lic.items = [item for _, item in pairs]
+    try:
+        with session.begin_nested():
+            session.add(lic)
+            session.flush()
+    except IntegrityError:
+        # Two applications with one quote at once: the unique quote_id decides.
+        raise Conflict("This quote was already used; ask for a new quote.") from None
+    audit.record(
+        session,
+        "license.applied",
+        actor,
+        ("license", lic.id),
+        {
+            "quote_id": quote.id,
+            "status": lic.status,
+            "price": lic.price_total_fen,
+            "purpose": lic.purpose,
+            "datasets": [d.id for d, _ in pairs],
+        },
+    )
+    if lic.status == _S.AWAITING_PAYMENT and lic.price_total_fen == 0:
+        activate(session, lic, actor, now=now)
+    return lic
+
+
+# ------------------------------------------------------------------------------- reviewing
+
+
+def review_license(
+    session: Session,
+    actor: Actor,
+    license_id: int,
+    *,
+    decision: str,
+    comment: str | None = None,
+    now: dt.datetime | None = None,
+) -> License:
+    """Approve or reject a license pending review (operator). An approved free license is
+    active at once.
+
+    Raises Forbidden, NotFound, ValidationFailed (unknown decision; a rejection without a
+    comment), IllegalTransition (→ 409) if the license is not pending review.
+    """
+    if not perm.can_review_license(actor):
+        raise Forbidden("Only the operator reviews license applications.")
+    if decision not in ("approve", "reject"):
+        raise ValidationFailed("Unknown decision.", {"decision": ["Use 'approve' or 'reject'."]})
+    note = (comment or "").strip()
+    if decision == "reject":
+        note = _text(comment, "comment", "reason for the rejection")
+    elif len(note) > MAX_REASON:
+        raise ValidationFailed("The comment is too long.", {"comment": ["Too long."]})
+    lic = lock_license(session, license_id)
+    if lic is None:
+        raise NotFound("No such license.")
+    event = LicenseEvent.APPROVE if decision == "approve" else LicenseEvent.REJECT
+    lic.status = transition(lic.status, event).value
+    lic.review_comment = note or None
+    lic.reviewed_by_id = actor.user_id
+    lic.reviewed_at = now or utcnow()
+    session.flush()
+    audit.record(
+        session,
+        "license.approved" if decision == "approve" else "license.rejected",
+        actor,
+        ("license", lic.id),
+        {"comment": note, "status": lic.status},
+    )
+    if lic.status == _S.AWAITING_PAYMENT and lic.price_total_fen == 0:
+        activate(session, lic, actor, now=now)
+    return lic
+
+
+# ------------------------------------------------------------------------------- reading
+
+
+def expire_if_due(session: Session, lic: License, now: dt.datetime | None = None) -> bool:
+    """Expire ``lic`` if its term is over (active or suspended, ``ends_at`` ≤ now).
+
+    Called whenever a license is read or used. Returns whether it expired now.
+    """
+    now = now or utcnow()
+    if lic.status not in (_S.ACTIVE, _S.SUSPENDED) or lic.ends_at is None or lic.ends_at > now:
+        return False
+    locked = lock_license(session, lic.id)
+    if locked is None or locked.status not in (_S.ACTIVE, _S.SUSPENDED):
+        return False  # another transaction expired or revoked it meanwhile
+    locked.status = transition(locked.status, LicenseEvent.EXPIRE).value
+    session.flush()
+    audit.record(
+        session,
+        "license.expired",
+        EXPIRY_ACTOR,
+        ("license", locked.id),
+        {"ends_at": iso(locked.ends_at)},
+    )
+    return True
+
+
+def expire_due(
+    session: Session, now: dt.datetime | None = None, buyer_org_id: int | None = None
+) -> int:
+    """Expire every license whose term is over; returns how many expired."""
+    now = now or utcnow()
+    stmt = sa.select(License).where(
+        License.status.in_([_S.ACTIVE.value, _S.SUSPENDED.value]), License.ends_at <= now
+    )
+    if buyer_org_id is not None:
+        stmt = stmt.where(License.buyer_org_id == buyer_org_id)
+    return sum(expire_if_due(session, lic, now) for lic in session.scalars(stmt).all())
+
+
+def get_license(
+    session: Session, actor: Actor, license_id: int, now: dt.datetime | None = None
+) -> License:
+    """One license, for its buyer, the operator or the regulator; expired on access.
+
+    Raises NotFound for anyone else (they may not know it exists).
+    """
+    lic = _visible(session, actor, license_id)
+    expire_if_due(session, lic, now)
+    return lic
+
+
+def list_licenses(
+    session: Session, actor: Actor, status: str | None = None, now: dt.datetime | None = None
+) -> sa.Select:
+    """Licenses the actor may see, newest first: a buyer its own, the operator and regulator
+    all. Expires those that are due first. Raises Forbidden for other roles."""
+    if perm.can_list_all_licenses(actor):
+        buyer = None
+    elif actor.role == "buyer" and actor.is_user:
+        buyer = actor.org_id
+    else:
+        raise Forbidden("Only buyers, the operator and the regulator list licenses.")
+    expire_due(session, now, buyer_org_id=buyer)
+    stmt = sa.select(License).order_by(License.created_at.desc(), License.id.desc())
+    if buyer is not None:
+        stmt = stmt.where(License.buyer_org_id == buyer)
+    if status:
+        stmt = stmt.where(License.status == status)
+    return stmt
+
+
+_NOT_USABLE = {
+    _S.PENDING_REVIEW: "it is waiting for the operator's review",
+    _S.AWAITING_PAYMENT: "it has not been paid yet",
+    _S.EXPIRED: "its term is over; apply for a new license",
+    _S.REVOKED: "it was revoked",
+    _S.SUSPENDED: "the regulator suspended it",
+    _S.REJECTED: "the application was rejected",
+}
+
+
+def active_license_for(
+    session: Session, license_id: int, actor: Actor, now: dt.datetime | None = None
+) -> License:
+    """The caller's license, if it may be used now (sandbox queries, consented lookups).
+
+    Expires it first if its term is over. Quota is not touched here.
+
+    Raises NotFound (no such license, or another buyer's), Forbidden (the caller is not a
+    buyer; its organization is blacklisted; the license is not active — the message says
+    why).
+    """
+    lic = session.get(License, license_id)
+    if lic is None or (actor.role == "buyer" and lic.buyer_org_id != actor.org_id):
+        raise NotFound("No such license.")
+    if actor.role != "buyer" or not actor.is_user:
+        raise Forbidden("Only the buyer that holds a license can use it.")
+    blacklist.ensure_not_blacklisted(session, actor, "use_license")
+    expire_if_due(session, lic, now)
+    if not grants_access(lic.status):
+        why = _NOT_USABLE.get(LicenseStatus(lic.status), lic.status)
+        raise Forbidden(
+            f"License {lic.id} cannot be used: {why}.",
+            {"license_id": [f"The license is {lic.status}."]},
+        )
+    return lic
+
+
+# ------------------------------------------------------------------ suspend, reinstate, revoke
+
+
+def _change(
+    session: Session,
+    actor: Actor,
+    lic: License,
+    event: LicenseEvent,
+    reason: str,
+    type_: str,
+    data: Mapping[str, Any] | None = None,
+) -> License:
+    previous = lic.status
+    lic.status = transition(lic.status, event).value
+    lic.status_reason = reason
+    session.flush()
+    audit.record(
+        session,
+        type_,
+        actor,
+        ("license", lic.id),
+        {"reason": reason, "from": previous, **(data or {})},
+    )
+    return lic
+
+
+def suspend_license(
+    session: Session, actor: Actor, license_id: int, reason: str, now: dt.datetime | None = None
+) -> License:
+    """Suspend an active license (regulator): access stops, the term keeps running.
+
+    Raises Forbidden, NotFound, ValidationFailed (no reason), IllegalTransition (→ 409).
+    """
+    if not perm.can_suspend_license(actor):
+        raise Forbidden("Only the regulator suspends licenses.")
+    text = _text(reason, "reason", "reason")
+    lic = lock_license(session, license_id)
+    if lic is None:
+        raise NotFound("No such license.")
+    if expire_if_due(session, lic, now):
+        raise Conflict("The license has just expired; there is nothing to suspend.")
+    return _change(session, actor, lic, LicenseEvent.SUSPEND, text, "license.suspended")
+
+
+def reinstate_license(
+    session: Session, actor: Actor, license_id: int, reason: str, now: dt.datetime | None = None
+) -> License:
+    """Lift a suspension (regulator). Raises like :func:`suspend_license`."""
+    if not perm.can_reinstate_license(actor):
+        raise Forbidden("Only the regulator reinstates licenses.")
+    text = _text(reason, "reason", "reason")
+    lic = lock_license(session, license_id)
+    if lic is None:
+        raise NotFound("No such license.")
+    if expire_if_due(session, lic, now):
+        raise Conflict("The license has expired meanwhile; it cannot be reinstated.")
+    return _change(session, actor, lic, LicenseEvent.REINSTATE, text, "license.reinstated")
+
+
+def revoke_license(
+    session: Session,
+    actor: Actor,
+    license_id: int,
+    reason: str,
+    *,
+    config: Mapping[str, Any],
+    refund: bool = True,
+    now: dt.datetime | None = None,
+) -> License:
+    """Revoke a license (operator or regulator); access stops at once.
+
+    A paid license is refunded pro rata for the unused term (rounded up to the fen, in the
+    buyer's favour), through the provider it was paid with: a Stripe refund, or a credit note
+    for an invoice; ``refund=False`` (revocation for the buyer's breach) refunds nothing.
+    Pending payments are canceled (an unpaid invoice is voided).
+
+    Raises Forbidden, NotFound, ValidationFailed (no reason), IllegalTransition (→ 409),
+    PaymentProviderError (→ 502) if Stripe refuses the refund (nothing is changed then).
+    """
+    if not perm.can_revoke_license(actor):
+        raise Forbidden("Only the operator or the regulator revokes licenses.")
+    text = _text(reason, "reason", "reason")
+    now = now or utcnow()
+    lic = lock_license(session, license_id)
+    if lic is None:
+        raise NotFound("No such license.")
+    expire_if_due(session, lic, now)
+    transition(lic.status, LicenseEvent.REVOKE)  # refuse before any refund is issued
+    if refund and lic.status in (_S.ACTIVE, _S.SUSPENDED):
+        # The provider first: audit records take the chain's lock, which must not be held
+        # while waiting for Stripe.
+        payment_refunds.refund_unused_term(session, actor, lic, text, config=config, now=now)
+    _change(session, actor, lic, LicenseEvent.REVOKE, text, "license.revoked", {"refund": refund})
+    payments.cancel_open_payments(session, actor, lic, reason="license revoked")
+    return lic

@@ -1,0 +1,248 @@
+"""The operator's and the regulator's pages: review queue, settlements, revenue and payouts,
+blacklist."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import current_app, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from wtforms import SelectChoice
+
+from licenses import blacklist as blacklist_services
+from licenses import ledger, payments
+from licenses import permissions as perm
+from licenses.errors import LicenseError
+from licenses.forms import (
+    BlacklistForm,
+    BlacklistRemoveForm,
+    PayoutForm,
+    ReviewForm,
+    SettleForm,
+)
+from licenses.models import BlacklistEntry, License, Payment, PaymentState
+from licenses.states import LicenseStatus
+from licenses.views import bp
+from licenses.views.common import failed, require
+from market.accounts.models import Organization
+from market.auth import login_required
+from market.db import utcnow
+from market.errors import DomainError, Forbidden
+from market.extensions import db
+
+
+@bp.get("/licenses/review")
+@login_required
+def review_queue():
+    require(perm.can_review_license(g.actor))
+    pending = db.session.scalars(
+        sa.select(License)
+        .where(License.status == LicenseStatus.PENDING_REVIEW.value)
+        .order_by(License.created_at, License.id)
+    ).all()
+    return render_template("licenses/review_queue.html", pending=pending, form=ReviewForm())
+
+
+@bp.route("/payments/settlements", methods=["GET", "POST"])
+@login_required
+def settlements():
+    require(perm.can_settle_payment(g.actor))
+    form = SettleForm()
+    failed_id = None
+    status = 200
+    if form.validate_on_submit():
+        try:
+            payment = payments.settle_invoice(
+                db.session,
+                g.actor,
+                int(form.payment_id.data),
+                form.bank_reference.data,
+                config=current_app.config,
+            )
+        except (DomainError, LicenseError, ValueError) as exc:
+            failed_id = form.payment_id.data
+            status = failed(exc, form) if not isinstance(exc, ValueError) else 422
+        else:
+            flash(
+                _(
+                    "Invoice %(number)s settled: license %(id)s is active.",
+                    number=payment.invoice_number,
+                    id=payment.license_id,
+                ),
+                "success",
+            )
+            return redirect(url_for("licenses.settlements"))
+    elif request.method == "POST":
+        failed_id = form.payment_id.data
+        status = 422
+    pending = db.session.scalars(
+        sa.select(Payment)
+        .where(Payment.provider == "invoice", Payment.status == PaymentState.pending.value)
+        .order_by(Payment.created_at, Payment.id)
+    ).all()
+    recent = db.session.scalars(
+        sa.select(Payment)
+        .where(Payment.status == PaymentState.settled.value)
+        .order_by(Payment.settled_at.desc(), Payment.id.desc())
+        .limit(20)
+    ).all()
+    return render_template(
+        "licenses/settlements.html",
+        pending=pending,
+        recent=recent,
+        form=form,
+        failed_id=str(failed_id) if failed_id else None,
+    ), status
+
+
+# ------------------------------------------------------------------------------------ revenue
+
+
+def _departments() -> list[Organization]:
+    return list(
+        db.session.scalars(
+            sa.select(Organization)
+            .where(Organization.kind == "department")
+            .order_by(Organization.name)
+        )
+    )
+
+
+@bp.route("/revenue", methods=["GET", "POST"])
+@login_required
+def revenue():
+    actor = g.actor
+    period = request.args.get("period") or ledger.period_of(utcnow())
+    try:
+        ledger.parse_period(period)
+    except DomainError:
+        flash(_("The period must look like 2025-03; showing this month."), "warning")
+        period = ledger.period_of(utcnow())
+    departments = _departments() if actor.role in ("operator", "regulator") else []
+    if actor.role == "department":
+        department = db.session.get(Organization, actor.org_id)
+    elif actor.role in ("operator", "regulator"):
+        wanted = request.args.get("department_id", type=int)
+        department = next((d for d in departments if d.id == wanted), None) or (
+            departments[0] if departments else None
+        )
+    else:
+        raise Forbidden(_("Only departments, the operator and the regulator see revenue."))
+
+    payout_form = None
+    status = 200
+    if perm.can_record_payout(actor):
+        payout_form = PayoutForm()
+        payout_form.department_id.choices = [SelectChoice(d.id, d.name) for d in departments]
+        if department is not None and request.method == "GET":
+            payout_form.department_id.data = department.id
+        if request.method == "POST":
+            if payout_form.validate_on_submit():
+                try:
+                    ledger.record_payout(
+                        db.session,
+                        actor,
+                        payout_form.department_id.data,
+                        payout_form.amount_fen,
+                        payout_form.reference.data,
+                    )
+                except DomainError as exc:
+                    status = failed(exc, payout_form)
+                else:
+                    flash(_("Payout recorded."), "success")
+                    return redirect(
+                        url_for(
+                            "licenses.revenue",
+                            period=period,
+                            department_id=payout_form.department_id.data,
+                        )
+                    )
+            else:
+                status = 422
+    elif request.method == "POST":
+        raise Forbidden(_("Only the operator records payouts."))
+
+    statement = ledger.statement(db.session, department, period) if department else None
+    chart = ledger.monthly_revenue(db.session, department.id, period, 12) if department else []
+    summary = []
+    if actor.role in ("operator", "regulator"):
+        summary = [(d, ledger.statement(db.session, d, period)) for d in departments]
+    return render_template(
+        "licenses/revenue.html",
+        period=period,
+        prev_period=ledger.shift_period(period, -1),
+        next_period=ledger.shift_period(period, 1),
+        department=department,
+        departments=departments,
+        statement=statement,
+        payable=ledger.department_payable(db.session, department.id) if department else 0,
+        chart={
+            "labels": [p for p, _v in chart],
+            "values": [v for _p, v in chart],
+            "label": _("Revenue (yuan)"),
+        },
+        summary=summary,
+        payout_form=payout_form,
+    ), status
+
+
+# ---------------------------------------------------------------------------------- blacklist
+
+
+@bp.route("/blacklist", methods=["GET", "POST"])
+@login_required
+def blacklist():
+    require(perm.can_read_blacklist(g.actor))
+    can_change = perm.can_change_blacklist(g.actor)
+    form = BlacklistForm()
+    listed = sa.select(BlacklistEntry.organization_id)
+    candidates = db.session.scalars(
+        sa.select(Organization)
+        .where(
+            Organization.kind.in_(["buyer", "department", "subject"]),
+            Organization.id.not_in(listed),
+        )
+        .order_by(Organization.kind, Organization.name)
+    ).all()
+    form.organization_id.choices = [
+        SelectChoice(o.id, f"{o.name} ({o.credit_code})") for o in candidates
+    ]
+    status = 200
+    if request.method == "POST":
+        require(can_change)
+        if form.validate_on_submit():
+            try:
+                entry = blacklist_services.add(
+                    db.session, g.actor, form.organization_id.data, form.reason.data
+                )
+            except DomainError as exc:
+                status = failed(exc, form)
+            else:
+                flash(_("%(name)s is on the blacklist.", name=entry.organization.name), "success")
+                return redirect(url_for("licenses.blacklist"))
+        else:
+            status = 422
+    entries = db.session.scalars(blacklist_services.list_entries()).all()
+    return render_template(
+        "licenses/blacklist.html",
+        entries=entries,
+        form=form,
+        can_change=can_change,
+        remove_form=BlacklistRemoveForm(),
+    ), status
+
+
+@bp.post("/blacklist/<int:organization_id>/remove")
+@login_required
+def blacklist_remove(organization_id: int):
+    require(perm.can_change_blacklist(g.actor))
+    form = BlacklistRemoveForm()
+    if not form.validate_on_submit():
+        flash(_("Give the reason for the removal."), "error")
+        return redirect(url_for("licenses.blacklist"))
+    try:
+        blacklist_services.remove(db.session, g.actor, organization_id, form.reason.data)
+    except DomainError as exc:
+        failed(exc)
+    else:
+        flash(_("Removed from the blacklist."), "success")
+    return redirect(url_for("licenses.blacklist"))

@@ -1,0 +1,1 @@
+"""Organizations, users, API tokens and the permission checks built on them."""

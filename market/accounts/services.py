@@ -1,0 +1,291 @@
+"""Operations on organizations, users and tokens. Services flush; the caller commits."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import re
+import secrets
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy.orm import Session
+
+from market.accounts import permissions as perm
+from market.accounts.actor import Actor
+from market.accounts.models import ApiToken, Organization, OrgKind, OrgStatus, User
+from market.audit import services as audit
+from market.db import iso, utcnow
+from market.errors import Conflict, NotFound, Unauthenticated, ValidationFailed
+from market.idcodes import is_valid_uscc
+
+_hasher = PasswordHasher()
+#: Verified against when the e-mail is unknown, so both paths cost one argon2 verification
+#: and response time does not reveal which accounts exist.
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+MIN_PASSWORD = 10
+TOKEN_PREFIX = "mk_"
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise ValidationFailed(
+            "The password is too short.",
+            {"password": [f"Use at least {MIN_PASSWORD} characters."]},
+        )
+
+
+def normalize_email(email: str) -> str:
+    email = (email or "").strip().lower()
+    if not _EMAIL.match(email) or len(email) > 254:
+        raise ValidationFailed("The e-mail address is not valid.", {"email": ["Not a valid e-mail address."]})
+    return email
+
+
+def validate_credit_code(code: str) -> str:
+    code = (code or "").strip().upper()
+    if not is_valid_uscc(code):
+        raise ValidationFailed(
+            "The Unified Social Credit Code is not valid.",
+            {"credit_code": ["Not a valid 18-character code: check the characters and the check digit."]},
+        )
+    return code
+
+
+def create_organization(
+    session: Session,
+    actor: Actor,
+    *,
+    name: str,
+    kind: str,
+    credit_code: str,
+    status: str = OrgStatus.active,
+    check: bool = True,
+) -> Organization:
+    """Create an organization. Raises Forbidden, ValidationFailed, or Conflict if the name or
+    credit code is taken. ``check=False`` is for the CLI and self-registration paths."""
+    if check:
+        perm.require(perm.can_create_organization(actor), "Only the operator can create organizations.")
+    name = (name or "").strip()
+    if not name or len(name) > 200:
+        raise ValidationFailed("The name is required.", {"name": ["Give a name of 1 to 200 characters."]})
+    if kind not in OrgKind.__members__:
+        raise ValidationFailed(
+            "Unknown organization kind.", {"kind": [f"Use one of: {', '.join(OrgKind)}."]}
+        )
+    credit_code = validate_credit_code(credit_code)
+    clash = session.scalar(
+        sa.select(Organization).where(
+            sa.or_(Organization.name == name, Organization.credit_code == credit_code)
+        )
+    )
+    if clash is not None:
+        field = "name" if clash.name == name else "credit_code"
+        raise Conflict("An organization with this name or credit code exists.", {field: ["Already registered."]})
+    org = Organization(name=name, kind=kind, credit_code=credit_code, status=status)
+    session.add(org)
+    session.flush()
+    audit.record(
+        session,
+        "organization.created",
+        actor,
+        ("organization", org.id),
+        {"name": name, "kind": kind, "status": status},
+    )
+    return org
+
+
+def get_organization(session: Session, org_id: int) -> Organization:
+    org = session.get(Organization, org_id)
+    if org is None:
+        raise NotFound("No such organization.")
+    return org
+
+
+def create_user(
+    session: Session,
+    actor: Actor,
+    *,
+    email: str,
+    password: str,
+    organization_id: int,
+    check: bool = True,
+) -> User:
+    """Create a user in an existing organization. Raises Forbidden, NotFound,
+    ValidationFailed, or Conflict if the e-mail is taken."""
+    if check:
+        perm.require(perm.can_create_user(actor, organization_id), "Only the operator can create users.")
+    email = normalize_email(email)
+    _check_password(password)
+    org = session.get(Organization, organization_id)
+    if org is None:
+        raise ValidationFailed("No such organization.", {"organization_id": ["Unknown organization."]})
+    if session.scalar(sa.select(User.id).where(User.email == email)) is not None:
+        raise Conflict("This e-mail address is already registered.", {"email": ["Already registered."]})
+    user = User(email=email, password_hash=hash_password(password), organization=org)
+    session.add(user)
+    session.flush()
+    audit.record(
+        session,
+        "user.created",
+        actor,
+        ("user", user.id),
+        {"organization_id": org.id, "role": org.kind},
+    )
+    return user
+
+
+def _email_fingerprint(email: str, key: bytes) -> str:
+    """A keyed fingerprint of an attempted login name: correlatable, not readable."""
+    return hmac.new(key, email.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+
+
+def authenticate(session: Session, email: str, password: str, *, key: bytes) -> User:
+    """Check credentials and record the login. Raises Unauthenticated (carrying an
+    ``auth.login_failed`` audit event) for any wrong e-mail, password or inactive account."""
+    email_n = (email or "").strip().lower()
+    user = session.scalar(sa.select(User).where(User.email == email_n)) if email_n else None
+    ok = False
+    try:
+        ok = _hasher.verify(user.password_hash if user else _DUMMY_HASH, password or "")
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        ok = False
+    if not ok or user is None or not user.is_active:
+        reason = "unknown_user" if user is None else ("inactive" if ok else "bad_password")
+        raise Unauthenticated(
+            "The e-mail or password is wrong.",
+            audit=(
+                "auth.login_failed",
+                ("user", user.id) if user else None,
+                {"reason": reason, "login": _email_fingerprint(email_n, key)},
+            ),
+        )
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.last_login_at = utcnow()
+    audit.record(session, "auth.login", Actor.from_user(user), ("user", user.id), {})
+    return user
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def issue_token(session: Session, user: User, ttl: dt.timedelta, actor: Actor | None = None) -> tuple[str, ApiToken]:
+    """Create an API token; the plaintext is returned once and never stored."""
+    plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        user_id=user.id,
+        token_hash=_token_hash(plaintext),
+        prefix=plaintext[:10],
+        expires_at=utcnow() + ttl,
+    )
+    session.add(token)
+    session.flush()
+    audit.record(
+        session,
+        "auth.token_issued",
+        actor or Actor.from_user(user),
+        ("user", user.id),
+        {"token_id": token.id, "expires_at": iso(token.expires_at)},
+    )
+    return plaintext, token
+
+
+def resolve_token(session: Session, plaintext: str) -> ApiToken | None:
+    """The live token for ``plaintext``, or None if unknown, expired or revoked."""
+    if not plaintext.startswith(TOKEN_PREFIX):
+        return None
+    token = session.scalar(sa.select(ApiToken).where(ApiToken.token_hash == _token_hash(plaintext)))
+    if token is None or token.revoked_at is not None or token.expires_at <= utcnow():
+        return None
+    if not token.user.is_active:
+        return None
+    return token
+
+
+def revoke_token(session: Session, token: ApiToken, actor: Actor) -> None:
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        audit.record(session, "auth.token_revoked", actor, ("user", token.user_id), {"token_id": token.id})
+
+
+def logout(session: Session, user: User) -> None:
+    audit.record(session, "auth.logout", Actor.from_user(user), ("user", user.id), {})
+
+
+def list_organizations(kind: str | None = None, status: str | None = None) -> sa.Select:
+    stmt = sa.select(Organization).order_by(Organization.id)
+    if kind:
+        stmt = stmt.where(Organization.kind == kind)
+    if status:
+        stmt = stmt.where(Organization.status == status)
+    return stmt
+
+
+def list_users(org_id: int | None = None) -> sa.Select:
+    stmt = sa.select(User).order_by(User.id)
+    if org_id is not None:
+        stmt = stmt.where(User.organization_id == org_id)
+    return stmt
+
+
+SELF_REGISTER_KINDS = ("buyer", "subject")
+
+
+def register(
+    session: Session,
+    *,
+    organization_name: str,
+    credit_code: str,
+    kind: str,
+    email: str,
+    password: str,
+) -> tuple[Organization, User]:
+    """Self-registration of a buyer (bank, enterprise) or a data subject. The organization
+    starts ``pending``: its user can sign in but not apply for licenses or decide consents
+    until the operator admits it. Raises ValidationFailed or Conflict."""
+    if kind not in SELF_REGISTER_KINDS:
+        raise ValidationFailed("Only buyers and data subjects register themselves.", {"kind": ["Use buyer or subject."]})
+    # Validate the user part first so that a bad e-mail does not leave an orphan organization.
+    normalize_email(email)
+    _check_password(password)
+    anonymous = Actor.system("self-registration")
+    org = create_organization(
+        session, anonymous, name=organization_name, kind=kind, credit_code=credit_code,
+        status=OrgStatus.pending, check=False,
+    )
+    user = create_user(session, anonymous, email=email, password=password, organization_id=org.id, check=False)
+    audit.record(session, "organization.registered", Actor(user.id, org.id, kind, org.status), ("organization", org.id), {"kind": kind})
+    return org, user
+
+
+def decide_admission(session: Session, actor: Actor, org_id: int, *, decision: str, reason: str) -> Organization:
+    """Admit or refuse a pending organization (operator). Raises Forbidden, NotFound,
+    ValidationFailed, or Conflict if it is not pending."""
+    perm.require(perm.can_admit_organization(actor), "Only the operator decides admissions.")
+    org = get_organization(session, org_id)
+    if decision not in ("admit", "refuse"):
+        raise ValidationFailed("Unknown decision.", {"decision": ["Use admit or refuse."]})
+    reason = (reason or "").strip()
+    if decision == "refuse" and not reason:
+        raise ValidationFailed("Give the reason for a refusal.", {"reason": ["Required when refusing."]})
+    if org.status != OrgStatus.pending:
+        raise Conflict(f"The organization is {org.status}, not pending.")
+    org.status = OrgStatus.active if decision == "admit" else OrgStatus.refused
+    audit.record(
+        session,
+        "organization.admitted" if decision == "admit" else "organization.refused",
+        actor,
+        ("organization", org.id),
+        {"reason": reason},
+    )
+    session.flush()
+    return org

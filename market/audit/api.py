@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import json
+
+from flask import Response, stream_with_context
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from market.accounts import permissions as perm
+from market.api_base import page_of, paginate
+from market.audit import services
+from market.audit.models import AuditEvent
+from market.audit.schemas import EventFilterSchema, EventSchema, VerifySchema
+from market.auth import current_actor
+from market.csvutil import stream_csv
+from market.extensions import db
+from market.keys import public_keys
+
+blp = Blueprint("audit_api", __name__, url_prefix="/api/v1/audit", description="The audit chain")
+
+
+def _filtered(args) -> object:
+    return services.event_filters(
+        type_=args.get("type"),
+        actor_org=args.get("actor_org"),
+        since=args.get("since"),
+        until=args.get("until"),
+    )
+
+
+@blp.route("/events")
+class Events(MethodView):
+    @blp.arguments(EventFilterSchema, location="query")
+    @blp.response(200, page_of(EventSchema))
+    def get(self, args):
+        """Audit events, newest first, filtered by type prefix, actor organization and time."""
+        perm.require(perm.can_read_audit(current_actor()), "Only the operator and the regulator read the audit log.")
+        stmt = _filtered(args).order_by(AuditEvent.seq.desc())
+        page = paginate(db.session, stmt, args["page"], args["per_page"])
+        page["items"] = [services.event_dict(e) for e in page["items"]]
+        return page
+
+
+@blp.route("/verify")
+class Verify(MethodView):
+    @blp.response(200, VerifySchema)
+    def get(self):
+        """Recompute the whole chain and check the signed checkpoints."""
+        perm.require(perm.can_read_audit(current_actor()), "Only the operator and the regulator verify the chain.")
+        return services.verify_chain(db.session, public_keys()).to_dict()
+
+
+@blp.route("/export.csv")
+class Export(MethodView):
+    @blp.arguments(EventFilterSchema, location="query")
+    @blp.response(200, content_type="text/csv")
+    def get(self, args):
+        """The (filtered) audit log as CSV, oldest first (regulator)."""
+        perm.require(perm.can_export_audit(current_actor()), "Only the regulator exports the audit log.")
+        stmt = _filtered(args).order_by(AuditEvent.seq).execution_options(yield_per=1000)
+        events = db.session.scalars(stmt)
+        header = ["seq", "at", "type", "actor", "subject_type", "subject_id", "data", "prev_hash", "hash"]
+
+        def rows():
+            for e in events:
+                d = services.event_dict(e)
+                yield [
+                    d["seq"], d["at"], d["type"], json.dumps(d["actor"], ensure_ascii=False, sort_keys=True),
+                    e.subject_type or "", e.subject_id or "",
+                    json.dumps(d["data"], ensure_ascii=False, sort_keys=True), d["prev_hash"], d["hash"],
+                ]
+
+        return Response(
+            stream_with_context(stream_csv(header, rows())),
+            mimetype="text/csv",
+            headers={"Content-Disposition": "attachment; filename=audit-events.csv"},
+        )

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import marshmallow as ma
+
+
+class EventFilterSchema(ma.Schema):
+    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1))
+    per_page = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=500))
+    type = ma.fields.String(validate=ma.validate.Length(max=64))
+    actor_org = ma.fields.Integer()
+    since = ma.fields.AwareDateTime(default_timezone=dt.UTC)
+    until = ma.fields.AwareDateTime(default_timezone=dt.UTC)
+
+
+class SubjectSchema(ma.Schema):
+    type = ma.fields.String()
+    id = ma.fields.String()
+
+
+class EventSchema(ma.Schema):
+    seq = ma.fields.Integer()
+    at = ma.fields.String()
+    type = ma.fields.String()
+    actor = ma.fields.Dict()
+    subject = ma.fields.Nested(SubjectSchema, allow_none=True)
+    data = ma.fields.Dict()
+    prev_hash = ma.fields.String()
+    hash = ma.fields.String()
+
+
+class VerifySchema(ma.Schema):
+    valid = ma.fields.Boolean(required=True)
+    events = ma.fields.Integer(required=True)
+    head = ma.fields.String(required=True)
+    checkpoints = ma.fields.Integer()
+    first_invalid_seq = ma.fields.Integer()
+    reason = ma.fields.String()

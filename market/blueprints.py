@@ -1,0 +1,27 @@
+"""Every blueprint the app registers, in one list per kind. Add a line per new module.
+
+API modules expose a flask-smorest ``blp``; web modules expose a Flask ``bp``.
+"""
+
+API_MODULES = [
+    "market.api_base",
+    "market.accounts.api",
+    "market.audit.api",
+    "licenses.api",
+    "market.quotes.api",
+    "market.consents.api",
+    "market.datasets.api",
+    "market.datasets.catalog_api",
+    "sandbox.api",
+]
+
+WEB_MODULES = [
+    "market.web.views",
+    "licenses.views",
+    "market.quotes.views",
+    "market.accounts.views",
+    "market.audit.views",
+    "market.consents.views",
+    "market.datasets.views",
+    "sandbox.views",
+]

@@ -1,0 +1,1 @@
+"""Dataset publication (upload → pipeline → review → listing) and the catalogue."""

@@ -1,0 +1,805 @@
+"""Publishing datasets: upload → background pipeline → operator review → listing.
+
+Front ends (API, CLI, demo seeding, web pages) call these functions in the same order:
+
+1. stage the upload under the data folder (:func:`new_staging_file` / :func:`stage_file`) —
+   or not at all when the metadata alone refuses it (:func:`refusal_reasons`);
+2. :func:`precheck_upload` (column cap, treatment overrides against the file's header);
+3. :func:`create_dataset` or :func:`create_version` (flush, never commit);
+4. the caller commits, then :func:`start_processing` hands the staged file to the job
+   (``market.datasets.processing.process_version``), which deletes it when done;
+5. :func:`review` (operator) lists or rejects the processed version.
+
+Raw uploads live only as ``.partial-…`` files under ``MARKET_DATA_DIR/uploads`` while they
+are processed; whatever happens, the job (or the caller, if the job is never started)
+deletes them. Only the desensitized Parquet is kept.
+
+Treatment overrides are chosen at upload (``metadata.treatments``). After processing the raw
+file is gone, so :func:`change_treatments` can only make the published output *stricter* by
+rewriting it: today that means suppressing (dropping) a column. Anything that would need the
+raw values — loosening a treatment, or moving e.g. ``none`` to ``masked`` — is refused with
+422 and needs a new upload (a new version).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import shutil
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.orm import Session
+
+from market import jobs
+from market.accounts.actor import Actor
+from market.accounts.permissions import require
+from market.audit.services import record
+from market.datasets import permissions as perms
+from market.datasets.models import (
+    Dataset,
+    DatasetContributor,
+    DatasetVersion,
+    OpenGrade,
+    Treatment,
+    VersionStatus,
+)
+from market.db import utcnow
+from market.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from market.pipeline import InvalidEntityKey, PipelineError, validate_overrides
+from market.pipeline.detect import Detection
+from market.pipeline.schema import TypeInfo
+from market.storage import storage
+
+log = logging.getLogger(__name__)
+
+#: Where raw uploads are staged while they are processed (relative to MARKET_DATA_DIR).
+UPLOAD_KEY = "uploads/upload"
+DEFAULT_MAX_COLUMNS = 2000
+#: Longest physical CSV line accepted (MARKET_MAX_LINE_BYTES): a single huge cell would make
+#: PII detection crawl, so it is refused up front.
+DEFAULT_MAX_LINE_BYTES = 64 * 1024
+#: Bytes of a CSV read to find its header line for the column cap.
+HEADER_PROBE_BYTES = 4 << 20
+_COPY_BLOCK = 1 << 20
+_KNOWN_EXTENSIONS = (".csv", ".txt", ".tsv", ".xlsx", ".xlsm", ".parquet", ".pq")
+
+#: Job that processes a staged upload: ``process_version(version_id, staging_path)``.
+PROCESS_JOB = "market.datasets.processing.process_version"
+
+#: Stricter-only order of treatments on already published output (see change_treatments).
+_STRICTNESS = {
+    Treatment.none: 0,
+    Treatment.generalized: 1,
+    Treatment.masked: 2,
+    Treatment.pseudonymized: 3,
+    Treatment.suppressed: 4,
+}
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Cost basis in integer fen."""
+
+    collection: int
+    processing: int
+    storage_monthly: int
+
+
+@dataclass(frozen=True)
+class PublishMeta:
+    """Validated upload metadata (see ``schemas.PublishMetadataSchema``)."""
+
+    title: str
+    category: str
+    open_grade: str
+    confidential: bool
+    entity_key: str
+    update_frequency: str
+    costs: Costs
+    description: str = ""
+    k_min: int | None = None
+    treatments: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PublishMeta:
+        costs = data["costs"]
+        return cls(
+            title=data["title"].strip(),
+            description=data.get("description") or "",
+            category=data["category"],
+            open_grade=data["open_grade"],
+            confidential=bool(data["confidential"]),
+            entity_key=data["entity_key"],
+            update_frequency=data["update_frequency"],
+            costs=Costs(costs["collection"], costs["processing"], costs["storage_monthly"]),
+            k_min=data.get("k_min"),
+            treatments=dict(data.get("treatments") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class VersionMeta:
+    """Optional metadata of a new version: treatments, updated costs, k_min."""
+
+    treatments: Mapping[str, str] = field(default_factory=dict)
+    costs: Costs | None = None
+    k_min: int | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> VersionMeta:
+        data = data or {}
+        costs = data.get("costs")
+        return cls(
+            treatments=dict(data.get("treatments") or {}),
+            costs=Costs(costs["collection"], costs["processing"], costs["storage_monthly"])
+            if costs
+            else None,
+            k_min=data.get("k_min"),
+        )
+
+
+@dataclass
+class StagedUpload:
+    """A raw upload written under the data folder (a ``.partial-…`` file)."""
+
+    path: Path
+    #: The sanitized original name; only its extension matters (format detection).
+    filename: str
+    size_bytes: int = 0
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+_UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"|?*]')
+
+
+def safe_filename(raw: str | None, *, max_length: int = 200) -> str:
+    """The last path component of ``raw``, without control or shell-special characters.
+
+    The result is only ever stored and displayed, never used as a path: ``../../etc/passwd``
+    becomes ``passwd``. Chinese names are kept. Returns ``upload`` if nothing is left.
+    """
+    name = unicodedata.normalize("NFC", raw or "")
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = _UNSAFE_CHARS.sub("", name)
+    name = "".join(ch for ch in name if ch.isprintable()).strip().lstrip(".").strip()
+    if not name:
+        return "upload"
+    if len(name) > max_length:
+        stem, ext = os.path.splitext(name)
+        ext = ext[:16]
+        name = stem[: max_length - len(ext)] + ext
+    return name
+
+
+def refusal_reasons(open_grade: str, confidential: bool) -> list[str]:
+    """Why metadata alone refuses an upload (empty list: admissible)."""
+    reasons = []
+    if open_grade == OpenGrade.restricted:
+        reasons.append(
+            "open grade 'restricted' (不予开放): restricted data is never listed on the market"
+        )
+    if confidential:
+        reasons.append(
+            "the data is declared confidential (涉密): only non-confidential data may be opened"
+        )
+    return reasons
+
+
+def make_slug(dataset_id: int, category: str) -> str:
+    """Stable ASCII table name for the sandbox, e.g. ``d7_tax``."""
+    clean = re.sub(r"[^a-z0-9_]+", "_", category.lower()).strip("_")[:50]
+    return f"d{dataset_id}_{clean}" if clean else f"d{dataset_id}"
+
+
+def parquet_key(dataset_id: int, version: int) -> str:
+    return f"datasets/{dataset_id}/v{version}.parquet"
+
+
+def max_columns() -> int:
+    return int(current_app.config.get("MARKET_MAX_COLUMNS", DEFAULT_MAX_COLUMNS))
+
+
+def sync_dataset_status(dataset: Dataset) -> None:
+    """``listed`` while a version is listed, otherwise the latest version's status."""
+    if any(v.status == VersionStatus.listed for v in dataset.versions):
+        dataset.status = VersionStatus.listed
+    elif dataset.versions:
+        dataset.status = dataset.versions[-1].status
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(_COPY_BLOCK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ----------------------------------------------------------------------------- staging
+
+
+def new_staging_file(filename: str | None) -> StagedUpload:
+    """An empty staging file for an upload about to be streamed (``.partial-…``).
+
+    Never the system temp dir: the data folder is the one place raw data may sit, and the
+    job deletes it when done.
+    """
+    name = safe_filename(filename)
+    # Keep a known extension: some readers (openpyxl) check the file's own name.
+    ext = Path(name).suffix.lower()
+    path = storage().staging_path(UPLOAD_KEY + (ext if ext in _KNOWN_EXTENSIONS else ""))
+    path.touch(mode=0o600, exist_ok=False)
+    return StagedUpload(path, name)
+
+
+def stage_file(source: str | os.PathLike[str], filename: str | None = None) -> StagedUpload:
+    """Copy a local file (CLI, demo) into a staging file; the original is left untouched."""
+    src = Path(source)
+    staged = new_staging_file(filename or src.name)
+    try:
+        with open(src, "rb") as fin, open(staged.path, "wb") as fout:
+            shutil.copyfileobj(fin, fout, _COPY_BLOCK)
+        staged.size_bytes = staged.path.stat().st_size
+    except BaseException:
+        staged.discard()
+        raise
+    return staged
+
+
+def write_chunks(staged: StagedUpload, chunks: Iterable[bytes]) -> StagedUpload:
+    """Append ``chunks`` to the staging file (used by the streaming multipart reader)."""
+    with open(staged.path, "ab") as fh:
+        for chunk in chunks:
+            fh.write(chunk)
+            staged.size_bytes += len(chunk)
+    return staged
+
+
+# ----------------------------------------------------------------------------- prechecks
+
+
+def first_long_line(path: Path, limit: int, *, skip: int = 0) -> int | None:
+    """Number of the first physical line longer than ``limit`` bytes, or None.
+
+    The first ``skip`` lines are not checked.
+    Splits 1 MiB blocks at C speed rather than reading line by line.
+    """
+    carry = 0  # length of the line still open at the end of the previous block
+    lines_before = 0
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(_COPY_BLOCK), b""):
+            lengths = list(map(len, block.split(b"\n")))
+            lengths[0] += carry
+            if max(lengths) > limit:
+                for index, n in enumerate(lengths):
+                    if n > limit and lines_before + index + 1 > skip:
+                        return lines_before + index + 1
+            lines_before += len(lengths) - 1
+            carry = lengths[-1]
+    return None
+
+
+def _csv_header_columns(path: Path) -> int | None:
+    with open(path, "rb") as fh:
+        head = fh.read(HEADER_PROBE_BYTES)
+    if not head:
+        return None
+    line = head.split(b"\n", 1)[0]
+    # Comma, tab, semicolon and pipe are ASCII and never GBK/UTF-8 continuation bytes, so
+    # counting bytes is safe without decoding. Quoted separators only over-count.
+    return max(line.count(sep) for sep in (b",", b"\t", b";", b"|")) + 1
+
+
+def count_columns(path: Path, filename: str) -> int | None:
+    """Columns in the upload if cheaply knowable from its header, else None."""
+    ext = Path(filename).suffix.lower()
+    try:
+        if ext in (".csv", ".txt", ".tsv"):
+            return _csv_header_columns(path)
+        if ext in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            return pq.read_metadata(path).num_columns
+        if ext in (".xlsx", ".xlsm"):
+            import warnings
+
+            from openpyxl import load_workbook
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                wb = load_workbook(path, read_only=True)
+                try:
+                    return wb.worksheets[0].max_column if wb.worksheets else None
+                finally:
+                    wb.close()
+    except Exception:  # noqa: BLE001 - a broken file is the pipeline's to report, by row
+        return None
+    return None
+
+
+def _detections_from(columns: Iterable[Mapping[str, Any]]) -> list[Detection]:
+    """Detections rebuilt from a report's column descriptions (they hold no values)."""
+    out = []
+    for c in columns:
+        out.append(
+            Detection(
+                name=c["name"],
+                type_info=TypeInfo(c.get("source_type") or c["type"]),
+                pii_kind=c.get("pii_kind"),
+                share=float(c.get("detection_share") or 0.0),
+                embedded=bool(c.get("embedded")),
+                hint=c.get("header_hint"),
+                sampled=0,
+            )
+        )
+    return out
+
+
+def _override_error(exc: PipelineError, prefix: str) -> ValidationFailed:
+    name = f"{prefix}{exc.column}" if exc.column else prefix.rstrip(".") or "treatments"
+    return ValidationFailed(exc.message, {name: [exc.message]})
+
+
+def precheck_upload(
+    upload: StagedUpload, *, entity_key: str, treatments: Mapping[str, str]
+) -> None:
+    """Cheap checks before anything is recorded.
+
+    Raises ValidationFailed (422) when the header has more columns than MARKET_MAX_COLUMNS,
+    when a CSV data line is longer than MARKET_MAX_LINE_BYTES, or when a treatment override
+    is not allowed for its column (``never none for a direct identifier``), naming the
+    column under ``treatments.<column>``. Other problems of the
+    file are left to the job, which records them on the version with the row or column.
+    """
+    cap = max_columns()
+    ncols = count_columns(upload.path, upload.filename)
+    if ncols is not None and ncols > cap:
+        raise ValidationFailed(
+            f"The file has {ncols} columns; at most {cap} are accepted.",
+            {"file": [f"the file has {ncols} columns; at most {cap} are accepted"]},
+        )
+    if Path(upload.filename).suffix.lower() in (".csv", ".txt", ".tsv"):
+        # The header is bounded by the column cap; the data lines by the line cap.
+        limit = int(current_app.config.get("MARKET_MAX_LINE_BYTES", DEFAULT_MAX_LINE_BYTES))
+        long_line = first_long_line(upload.path, limit, skip=1)
+        if long_line is not None:
+            message = (
+                f"line {long_line} is longer than {limit} bytes; cells this large are not "
+                "accepted (split the text or leave it out)"
+            )
+            raise ValidationFailed(message, {"file": [message]})
+    if not treatments:
+        return
+    from market.pipeline import inspect
+
+    try:
+        report = inspect(upload.path, upload.filename, entity_key=entity_key)
+    except InvalidEntityKey as exc:
+        raise ValidationFailed(exc.message, {"entity_key": [exc.message]}) from None
+    except PipelineError:
+        return  # the job will fail with the row or column; the record explains it
+    detections = _detections_from(c.to_dict() for c in report.columns)
+    try:
+        validate_overrides(detections, treatments, entity_key)
+    except PipelineError as exc:
+        raise _override_error(exc, "treatments.") from None
+
+
+# ----------------------------------------------------------------------------- creation
+
+
+def _new_version(
+    dataset: Dataset, actor: Actor, number: int, upload: StagedUpload | None, filename: str
+) -> DatasetVersion:
+    version = DatasetVersion(
+        dataset=dataset,
+        version=number,
+        status=VersionStatus.processing,
+        filename=upload.filename if upload else safe_filename(filename),
+        size_bytes=upload.size_bytes if upload else 0,
+        progress_done=0,
+        progress_total=upload.size_bytes if upload else 0,
+        created_by_id=actor.user_id,
+    )
+    return version
+
+
+def create_dataset(
+    session: Session,
+    actor: Actor,
+    meta: PublishMeta,
+    upload: StagedUpload | None,
+    *,
+    filename: str | None = None,
+) -> DatasetVersion:
+    """Record a new dataset and its version 1; returns the version.
+
+    A ``restricted`` or confidential upload is recorded as ``refused`` with reasons (the
+    staged file, if any, is deleted at once: nothing of it is kept), audited
+    ``dataset.refused``. Otherwise the version is ``processing``, audited ``dataset.uploaded``;
+    the caller commits and then calls :func:`start_processing`.
+
+    Raises Forbidden if ``actor`` may not publish, ValidationFailed if there is no file.
+    """
+    require(perms.can_upload(actor), "Only an active department can publish datasets.")
+    reasons = refusal_reasons(meta.open_grade, meta.confidential)
+    if reasons and upload is not None:
+        upload.discard()
+        upload = None
+    if not reasons and upload is None:
+        raise ValidationFailed("Attach the data file.", {"file": ["missing"]})
+    dataset = Dataset(
+        slug=f"pending-{os.urandom(8).hex()}",
+        department_id=actor.org_id,
+        title=meta.title,
+        description=meta.description,
+        category=meta.category,
+        open_grade=meta.open_grade,
+        confidential=meta.confidential,
+        update_frequency=meta.update_frequency,
+        entity_key=meta.entity_key,
+        status=VersionStatus.refused if reasons else VersionStatus.processing,
+        cost_collection_fen=meta.costs.collection,
+        cost_processing_fen=meta.costs.processing,
+        cost_storage_monthly_fen=meta.costs.storage_monthly,
+    )
+    if meta.k_min is not None:
+        dataset.k_min = meta.k_min
+    session.add(dataset)
+    session.flush()
+    dataset.slug = make_slug(dataset.id, meta.category)
+    dataset.contributors.append(DatasetContributor(department_id=actor.org_id, weight=1))
+    version = _new_version(dataset, actor, 1, upload, filename or "")
+    version.treatment_overrides = dict(meta.treatments) or None
+    session.add(version)
+    if reasons:
+        version.status = VersionStatus.refused
+        version.refusal_reasons = reasons
+        version.processed_at = utcnow()
+        session.flush()
+        record(
+            session,
+            "dataset.refused",
+            actor,
+            ("dataset", dataset.id),
+            {
+                "version": 1,
+                "open_grade": meta.open_grade,
+                "confidential": meta.confidential,
+                "reasons": reasons,
+            },
+        )
+        return version
+    session.flush()
+    record(
+        session,
+        "dataset.uploaded",
+        actor,
+        ("dataset", dataset.id),
+        {
+            "version": 1,
+            "version_id": version.id,
+            "size_bytes": version.size_bytes,
+            "category": meta.category,
+            "open_grade": meta.open_grade,
+            "overrides": sorted(meta.treatments),
+        },
+    )
+    return version
+
+
+def create_version(
+    session: Session,
+    actor: Actor,
+    dataset: Dataset,
+    meta: VersionMeta,
+    upload: StagedUpload,
+) -> DatasetVersion:
+    """Record a new version of ``dataset`` (``processing``), audited ``dataset.uploaded``.
+
+    Updated costs and k_min apply to the dataset at once. Raises NotFound/Forbidden for
+    callers other than the owning department, Conflict if the dataset was refused or another
+    version is still being processed or reviewed.
+    """
+    _require_manage(actor, dataset)
+    if dataset.status == VersionStatus.refused or dataset.confidential or (
+        dataset.open_grade == OpenGrade.restricted
+    ):
+        raise Conflict("A refused dataset cannot get new versions; publish a new dataset.")
+    busy = [
+        v.version
+        for v in dataset.versions
+        if v.status in (VersionStatus.processing, VersionStatus.pending_review)
+    ]
+    if busy:
+        raise Conflict(
+            f"Version {busy[-1]} is still being processed or reviewed; wait for its review.",
+            {"version": [f"version {busy[-1]} is not reviewed yet"]},
+        )
+    number = max((v.version for v in dataset.versions), default=0) + 1
+    version = _new_version(dataset, actor, number, upload, upload.filename)
+    version.treatment_overrides = dict(meta.treatments) or None
+    session.add(version)
+    changed: dict[str, Any] = {}
+    if meta.costs is not None:
+        dataset.cost_collection_fen = meta.costs.collection
+        dataset.cost_processing_fen = meta.costs.processing
+        dataset.cost_storage_monthly_fen = meta.costs.storage_monthly
+        changed["costs"] = {
+            "collection": meta.costs.collection,
+            "processing": meta.costs.processing,
+            "storage_monthly": meta.costs.storage_monthly,
+        }
+    if meta.k_min is not None:
+        dataset.k_min = meta.k_min
+        changed["k_min"] = meta.k_min
+    session.flush()
+    sync_dataset_status(dataset)
+    record(
+        session,
+        "dataset.uploaded",
+        actor,
+        ("dataset", dataset.id),
+        {
+            "version": number,
+            "version_id": version.id,
+            "size_bytes": version.size_bytes,
+            "overrides": sorted(meta.treatments),
+            **changed,
+        },
+    )
+    return version
+
+
+def start_processing(version: DatasetVersion, upload: StagedUpload) -> None:
+    """Hand the staged upload to the background job (call after the commit).
+
+    From here on the job owns the staged file and deletes it whatever happens.
+    """
+    jobs.submit(PROCESS_JOB, version.id, str(upload.path))
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def get_dataset(session: Session, actor: Actor, dataset_id: int) -> Dataset:
+    """The dataset if ``actor`` may read it. Raises NotFound otherwise (unlisted = unknown)."""
+    dataset = session.get(Dataset, dataset_id)
+    if dataset is None or not perms.can_read_dataset(actor, dataset):
+        raise NotFound(f"Dataset {dataset_id} does not exist.")
+    return dataset
+
+
+def dataset_for_versions(session: Session, actor: Actor, dataset_id: int) -> Dataset:
+    """The dataset whose version history ``actor`` asks for.
+
+    Raises NotFound if the caller may not know the dataset exists (unlisted, not its own), and
+    Forbidden if it may read the listed dataset but not its history (buyers, other departments).
+    """
+    dataset = session.get(Dataset, dataset_id)
+    if dataset is None or not perms.can_read_dataset(actor, dataset):
+        raise NotFound(f"Dataset {dataset_id} does not exist.")
+    if not perms.can_view_versions(actor, dataset):
+        raise Forbidden("Only the owning department, the operator and the regulator see versions.")
+    return dataset
+
+
+def get_version(session: Session, actor: Actor, dataset_id: int, number: int) -> DatasetVersion:
+    """Version ``number`` of a dataset, for its owner, the operator or the regulator.
+
+    Raises NotFound or Forbidden (see ``dataset_for_versions``), or NotFound if there is no
+    such version.
+    """
+    dataset_for_versions(session, actor, dataset_id)
+    version = session.scalar(
+        sa.select(DatasetVersion).where(
+            DatasetVersion.dataset_id == dataset_id, DatasetVersion.version == number
+        )
+    )
+    if version is None:
+        raise NotFound(f"Dataset {dataset_id} has no version {number}.")
+    return version
+
+
+def version_status(version: DatasetVersion) -> dict[str, Any]:
+    """``{status, progress: {done, total, percent}, refusal_reasons}`` for polling."""
+    from market.datasets.schemas import progress_of
+
+    return {
+        "status": version.status,
+        "progress": progress_of(version),
+        "refusal_reasons": list(version.refusal_reasons or []),
+    }
+
+
+def _require_manage(actor: Actor, dataset: Dataset) -> None:
+    if not perms.can_read_dataset(actor, dataset):
+        raise NotFound(f"Dataset {dataset.id} does not exist.")
+    require(
+        perms.can_manage_versions(actor, dataset),
+        "Only the department that owns this dataset can change it.",
+    )
+
+
+# ----------------------------------------------------------------------------- review
+
+
+def review(
+    session: Session, actor: Actor, dataset: Dataset, decision: str, comment: str = ""
+) -> DatasetVersion:
+    """Approve or reject the version awaiting review; returns it.
+
+    Approve: the version is ``listed`` and becomes the current one, the previously listed
+    version is ``superseded``; audited ``dataset.reviewed`` and ``dataset.listed``. Reject:
+    ``rejected`` with the comment, its output file deleted; audited ``dataset.reviewed``.
+
+    Raises Forbidden unless ``actor`` is an active operator, ValidationFailed for an unknown
+    decision, Conflict if no version is pending review.
+    """
+    require(perms.can_review(actor), "Only the operator reviews publications.")
+    if decision not in ("approve", "reject"):
+        raise ValidationFailed("Decide approve or reject.", {"decision": ["approve or reject"]})
+    pending = [v for v in dataset.versions if v.status == VersionStatus.pending_review]
+    if not pending:
+        latest = dataset.versions[-1].status if dataset.versions else "none"
+        raise Conflict(
+            f"Dataset {dataset.id} has no version pending review (latest: {latest}).",
+            {"status": [f"review is only allowed from pending_review, not {latest}"]},
+        )
+    version = pending[-1]
+    now = utcnow()
+    version.reviewed_by_id = actor.user_id
+    version.reviewed_at = now
+    version.review_comment = comment or None
+    previous = dataset.current_version
+    if decision == "approve":
+        version.status = VersionStatus.listed
+        if previous is not None and previous.id != version.id and (
+            previous.status == VersionStatus.listed
+        ):
+            previous.status = VersionStatus.superseded
+        dataset.current_version = version
+        dataset.listed_at = now
+    else:
+        version.status = VersionStatus.rejected
+        if version.parquet_path:
+            storage().delete(version.parquet_path)
+            version.parquet_path = None
+    sync_dataset_status(dataset)
+    session.flush()
+    record(
+        session,
+        "dataset.reviewed",
+        actor,
+        ("dataset", dataset.id),
+        {"version": version.version, "decision": decision, "comment": comment or ""},
+    )
+    if decision == "approve":
+        record(
+            session,
+            "dataset.listed",
+            actor,
+            ("dataset", dataset.id),
+            {
+                "version": version.version,
+                "superseded": previous.version
+                if previous is not None and previous.id != version.id
+                else None,
+                "quality_score": version.quality_score,
+            },
+        )
+    return version
+
+
+# ----------------------------------------------------------------------------- treatments
+
+
+def change_treatments(
+    session: Session,
+    actor: Actor,
+    dataset: Dataset,
+    number: int,
+    changes: Mapping[str, str],
+) -> DatasetVersion:
+    """Make a processed version's treatments stricter before review; returns the version.
+
+    Every change is first validated as an override would be (``validate_overrides``: never
+    ``none`` for a direct identifier, the entity key stays pseudonymized). Then, since the raw
+    upload no longer exists, only changes that can be applied to the published output are
+    accepted: the same treatment (no-op) or ``suppressed`` (the column is dropped from the
+    Parquet). Loosening, or any other stricter treatment, is refused: upload a new version
+    with ``metadata.treatments`` instead. Audited ``dataset.treatments_changed``.
+
+    Raises NotFound/Forbidden (not the owner), Conflict unless the version is
+    ``pending_review``, ValidationFailed naming the column.
+    """
+    _require_manage(actor, dataset)
+    version = next((v for v in dataset.versions if v.version == number), None)
+    if version is None:
+        raise NotFound(f"Dataset {dataset.id} has no version {number}.")
+    if version.status != VersionStatus.pending_review:
+        raise Conflict(
+            "Treatments can only change while the version awaits review.",
+            {"status": [f"version {number} is {version.status}"]},
+        )
+    report_columns = list((version.report or {}).get("columns") or [])
+    current = {c["name"]: c["treatment"] for c in report_columns}
+    try:
+        validate_overrides(
+            _detections_from(report_columns), {**current, **changes}, dataset.entity_key
+        )
+    except PipelineError as exc:
+        raise _override_error(exc, "") from None
+    drop: list[str] = []
+    for column, wanted in changes.items():
+        have = current[column]
+        if wanted == have:
+            continue
+        if _STRICTNESS[Treatment(wanted)] < _STRICTNESS[Treatment(have)]:
+            message = (
+                f"column {column!r} is {have}; {wanted} would loosen it, which needs the raw "
+                "file: upload a new version with metadata.treatments"
+            )
+            raise ValidationFailed(message, {column: [message]})
+        if wanted != Treatment.suppressed:
+            message = (
+                f"column {column!r}: {have} → {wanted} needs the raw file, which is not kept; "
+                "after processing a column can only be suppressed (upload a new version with "
+                "metadata.treatments to choose another treatment)"
+            )
+            raise ValidationFailed(message, {column: [message]})
+        drop.append(column)
+    if drop:
+        from market.datasets.processing import suppress_columns
+
+        suppress_columns(session, version, drop)
+        record(
+            session,
+            "dataset.treatments_changed",
+            actor,
+            ("dataset", dataset.id),
+            {"version": number, "suppressed": sorted(drop)},
+        )
+    return version
+
+
+__all__ = [
+    "Costs",
+    "PublishMeta",
+    "StagedUpload",
+    "VersionMeta",
+    "change_treatments",
+    "count_columns",
+    "create_dataset",
+    "create_version",
+    "get_dataset",
+    "get_version",
+    "make_slug",
+    "new_staging_file",
+    "parquet_key",
+    "precheck_upload",
+    "refusal_reasons",
+    "review",
+    "safe_filename",
+    "sha256_file",
+    "stage_file",
+    "start_processing",
+    "sync_dataset_status",
+    "version_status",
+    "write_chunks",
+]

@@ -1,0 +1,241 @@
+"""Domain errors and the one error envelope.
+
+Services raise the typed errors below; this module maps them to HTTP in one table and renders
+every error (4xx, 5xx, raised in a view or outside one) as
+``{"code", "status", "message", "errors"}`` for API clients, or an HTML page for browsers.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from flask import Flask, g, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    """Base class; ``status`` is the HTTP code the API answers with."""
+
+    status = 400
+
+    def __init__(
+        self,
+        message: str,
+        errors: dict[str, Any] | None = None,
+        *,
+        audit: tuple[str, tuple[str, Any] | None, dict[str, Any]] | None = None,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.errors = errors or {}
+        #: ``(type, subject, data)`` of an event that must be recorded even though the
+        #: request fails (a failed login, a refused query). Written after the rollback.
+        self.audit = audit
+
+
+class ValidationFailed(DomainError):
+    status = 422
+
+
+class Unauthenticated(DomainError):
+    status = 401
+
+
+class Forbidden(DomainError):
+    status = 403
+
+
+class NotFound(DomainError):
+    status = 404
+
+
+class Conflict(DomainError):
+    status = 409
+
+
+class TooLarge(DomainError):
+    status = 413
+
+
+class RateLimited(DomainError):
+    status = 429
+
+
+#: The pure packages raise their own typed errors; this table is the one place that maps
+#: them to HTTP. Subclasses match their nearest listed base. ``(dotted class path, status)``.
+EXTERNAL_ERRORS: list[tuple[str, int]] = [
+    ("pricing.errors.InvalidScope", 422),
+    ("pricing.errors.InvalidParameters", 422),
+    ("pricing.errors.NotPriceable", 422),
+    ("pricing.errors.InvalidRevenueInput", 422),
+    ("pricing.errors.PricingError", 422),
+    ("licenses.errors.IllegalTransition", 409),
+    ("licenses.errors.InvalidPolicy", 422),
+    ("licenses.errors.InvalidSplit", 422),
+    ("licenses.errors.InvalidRefund", 422),
+    ("licenses.errors.InvalidPaymentRequest", 422),
+    ("licenses.errors.InvalidWebhook", 400),
+    ("licenses.errors.PaymentProviderError", 502),
+    ("sandbox.errors.PolicyViolation", 422),
+    ("sandbox.errors.QueryTimeout", 422),
+    ("sandbox.errors.ResourceLimit", 422),
+    ("market.pipeline.errors.PipelineError", 422),
+]
+
+
+def _resolve_external() -> list[tuple[type[BaseException], int]]:
+    from importlib import import_module
+
+    resolved = []
+    for path, status in EXTERNAL_ERRORS:
+        module, _, name = path.rpartition(".")
+        try:
+            resolved.append((getattr(import_module(module), name), status))
+        except (ImportError, AttributeError):
+            continue
+    return resolved
+
+
+def external_status(exc: BaseException) -> int | None:
+    for cls, status in _resolve_external():
+        if isinstance(exc, cls):
+            return status
+    return None
+
+
+def external_errors(exc: BaseException) -> dict | None:
+    """Field errors of a pure-package exception, if it offers them."""
+    for attr in ("to_errors",):
+        fn = getattr(exc, attr, None)
+        if callable(fn):
+            return fn()
+    rule = getattr(exc, "rule", None)
+    return {"rule": rule} if rule else None
+
+
+def envelope(code: int, message: str | None = None, errors: dict | None = None) -> dict:
+    body: dict[str, Any] = {
+        "code": code,
+        "status": HTTPStatus(code).phrase,
+        "message": message or HTTPStatus(code).description or HTTPStatus(code).phrase,
+    }
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def wants_json() -> bool:
+    """API paths always get JSON; elsewhere, whatever the client prefers."""
+    if request.path.startswith("/api/"):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes[
+        "text/html"
+    ]
+
+
+def _render(code: int, message: str | None, errors: dict | None = None):
+    if wants_json():
+        response = jsonify(envelope(code, message, errors))
+        response.status_code = code
+        return response
+    return render_template("error.html", code=code, message=message, errors=errors or {}), code
+
+
+def _after_error(code: int, message: str, event: tuple | None = None) -> None:
+    """Roll back the failed request's work, then record security-relevant refusals.
+
+    The denial event goes in a transaction of its own: the request's transaction is being
+    rolled back, and a regulator must still see that someone was refused.
+    """
+    from market.extensions import db
+
+    db.session.rollback()
+    if event is None and code not in (401, 403, 429):
+        return
+    from market.accounts.actor import ANONYMOUS
+    from market.audit import services as audit
+
+    try:
+        if event is not None:
+            type_, subject, data = event
+            audit.record(db.session, type_, g.get("actor") or ANONYMOUS, subject, data)
+        elif code == 429:
+            audit.record(
+                db.session, "access.rate_limited", g.get("actor") or ANONYMOUS, None,
+                {"method": request.method, "path": request.path},
+            )
+        else:
+            audit.record_denial(code=code, message=message)
+        db.session.commit()
+    except Exception:  # pragma: no cover - a broken DB must not mask the original error
+        log.exception("could not record the refusal event")
+        db.session.rollback()
+
+
+OUT_OF_RANGE = "A number or date in the request is out of range."
+
+
+def _out_of_range(exc: BaseException) -> bool:
+    """Errors that only a too-large or impossible value in the request can cause."""
+    if isinstance(exc, OverflowError):
+        return True
+    try:
+        from sqlalchemy.exc import DataError
+    except ImportError:  # pragma: no cover - SQLAlchemy is a dependency
+        return False
+    # PostgreSQL: numeric_value_out_of_range (22003), datetime_field_overflow (22008).
+    return isinstance(exc, DataError) and getattr(exc.orig, "sqlstate", None) in {"22003", "22008"}
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(DomainError)
+    def handle_domain(exc: DomainError):
+        _after_error(exc.status, exc.message, exc.audit)
+        return _render(exc.status, exc.message, exc.errors)
+
+    @app.errorhandler(HTTPException)
+    def handle_http(exc: HTTPException):
+        code = exc.code or 500
+        errors = None
+        message = exc.description
+        # flask-smorest / webargs put field errors in exc.data["messages"].
+        data = getattr(exc, "data", None)
+        if isinstance(data, dict) and "messages" in data:
+            messages = data["messages"]
+            # webargs nests by location ("json", "query", "form"); flatten one level.
+            if isinstance(messages, dict) and len(messages) == 1:
+                (only,) = messages.values()
+                errors = only if isinstance(only, dict) else messages
+            else:
+                errors = messages
+            message = "The request is not valid; see errors for each field."
+        if code == 429:
+            message = "Too many requests; slow down and try again later."
+        _after_error(code, message or HTTPStatus(code).phrase)
+        response = _render(code, message, errors)
+        return response
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(exc: Exception):
+        status = external_status(exc)
+        if status is not None:
+            message = getattr(exc, "message", None) or str(exc)
+            _after_error(status, message, getattr(exc, "audit", None))
+            return _render(status, message, external_errors(exc))
+        if _out_of_range(exc):
+            # A number the schema let through but no column or date can hold (an id past
+            # 2**63 on SQLite, past 2**31 in a PostgreSQL integer, a year past 9999): the
+            # client's mistake, not ours. The value itself stays out of the message.
+            log.info("out-of-range value on %s %s: %s", request.method, request.path,
+                     type(exc).__name__)
+            _after_error(422, OUT_OF_RANGE)
+            return _render(422, OUT_OF_RANGE)
+        # The message is generic on purpose: engine errors and data values stay in the log.
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        _after_error(500, "internal error")
+        return _render(500, "Something went wrong on our side. The error has been logged.")

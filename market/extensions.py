@@ -1,0 +1,39 @@
+"""Flask extensions, created unbound at import time and bound in ``create_app``."""
+
+from __future__ import annotations
+
+from flask import request
+from flask_babel import Babel
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_migrate import Migrate
+from flask_smorest import Api
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf import CSRFProtect
+
+from market.db import Base
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+babel = Babel()
+csrf = CSRFProtect()
+api = Api()
+limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
+def per_user_key() -> str:
+    """Rate-limit key: the signed-in user, else the client address."""
+    from flask import g
+
+    user = g.get("user")
+    return f"user:{user.id}" if user is not None else get_remote_address()
+
+SUPPORTED_LOCALES = ("zh", "en")
+
+
+def select_locale() -> str:
+    """Chinese by default; a ``lang`` cookie (set by the switcher) or ``?lang=`` wins."""
+    wanted = request.args.get("lang") or request.cookies.get("lang")
+    if wanted in SUPPORTED_LOCALES:
+        return wanted
+    return "zh"

@@ -1,0 +1,73 @@
+"""Background jobs behind one small interface.
+
+``MARKET_JOB_RUNNER``:
+- ``thread`` (default): a small in-process thread pool — right for the embedded, one-machine
+  setup;
+- ``inline``: run at once in the caller's thread (tests, CLI);
+- a queue (RQ or Celery on Redis) is the scale-out path (docs/scaling.md): jobs are plain
+  functions called by dotted path with JSON-able arguments, so they can be enqueued as they are.
+
+A job runs in its own app context and its own session, and commits its own work.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from importlib import import_module
+from typing import Any
+
+from flask import Flask, current_app
+
+log = logging.getLogger(__name__)
+
+
+def _resolve(path: str) -> Callable[..., Any]:
+    module, _, name = path.rpartition(".")
+    return getattr(import_module(module), name)
+
+
+def _run(app: Flask, path: str, args: tuple[Any, ...]) -> None:
+    from market.extensions import db
+
+    with app.app_context():
+        try:
+            _resolve(path)(*args)
+        except Exception:
+            log.exception("background job %s failed", path)
+            db.session.rollback()
+            raise
+        finally:
+            db.session.remove()
+
+
+class InlineRunner:
+    def submit(self, path: str, *args: Any) -> None:
+        _resolve(path)(*args)
+
+
+class ThreadRunner:
+    def __init__(self, app: Flask, workers: int = 2):
+        self.app = app
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="market-job")
+
+    def submit(self, path: str, *args: Any) -> Future:
+        return self.pool.submit(_run, self.app, path, args)
+
+
+def runner() -> InlineRunner | ThreadRunner:
+    ext = current_app.extensions
+    if "market.jobs" not in ext:
+        kind = current_app.config.get("MARKET_JOB_RUNNER", "thread")
+        if kind == "inline":
+            ext["market.jobs"] = InlineRunner()
+        else:
+            workers = int(current_app.config.get("MARKET_JOB_WORKERS", 2))
+            ext["market.jobs"] = ThreadRunner(current_app._get_current_object(), workers)
+    return ext["market.jobs"]
+
+
+def submit(path: str, *args: Any) -> None:
+    """Run ``path(*args)`` in the background (or inline, per configuration)."""
+    runner().submit(path, *args)

@@ -1,0 +1,199 @@
+"""One column of one chunk: analysed (normalized, validated, parsed), then treated.
+
+These functions touch one column each and only call Arrow, numpy and DuckDB kernels, which
+release the GIL, so the runner processes the columns of a chunk on several threads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import dates as vd
+from . import kinds
+from . import vectorized as vz
+from .desensitize import Pseudonymizer, generalize_ages, generalize_dates, mask, mask_embedded
+from .detect import Detection
+from .schema import TypeInfo, parse
+
+_BIRTH_TYPE = TypeInfo(kinds.DATE, compact=True)
+_EARLIEST = np.datetime64("1900-01-01", "D")
+
+
+@dataclass
+class Plan:
+    """What happens to one column: its detection and the treatment chosen for it."""
+
+    det: Detection
+    treatment: str
+    is_key: bool
+
+    @property
+    def name(self) -> str:
+        return self.det.name
+
+    @property
+    def kind(self) -> str | None:
+        return self.det.pii_kind
+
+    @property
+    def published(self) -> bool:
+        return self.treatment != kinds.SUPPRESSED
+
+    @property
+    def quasi_identifier(self) -> bool:
+        return (
+            self.kind in kinds.QUASI_IDENTIFIER_KINDS and not self.det.embedded and self.published
+        )
+
+    @property
+    def coarsenable(self) -> bool:
+        return self.quasi_identifier and self.treatment == kinds.GENERALIZED
+
+    @property
+    def out_type(self) -> TypeInfo:
+        """The logical type of the published values."""
+        if self.treatment != kinds.NONE:
+            return TypeInfo(kinds.STRING)
+        if self.kind == kinds.BIRTH_DATE:
+            return _BIRTH_TYPE
+        if self.kind == kinds.AGE:
+            return TypeInfo(kinds.INTEGER)
+        if self.kind is not None:
+            return TypeInfo(kinds.STRING)
+        return self.det.type_info
+
+
+@dataclass
+class ColumnChunk:
+    """One column of one chunk, analysed. Lives only while its chunk is processed."""
+
+    #: Trimmed text ('' is null).
+    text: pa.Array
+    #: The kind's normal form (what is validated and pseudonymized).
+    norm: pa.Array
+    #: Which rows passed the kind's validator or parsed as the column's type.
+    valid: np.ndarray
+    #: Whether ``valid`` is a real check (False for free text).
+    checked: bool
+    dates: np.ndarray | None = None
+    ages: np.ndarray | None = None
+    typed: pa.Array | None = None
+    region: pa.Array | None = None
+    #: Non-null values that did not parse as the column's type.
+    failed: int = 0
+    truncated: int = 0
+
+    @property
+    def present(self) -> int:
+        return len(self.text) - self.text.null_count
+
+
+def analyse(plan: Plan, raw: pa.Array | pa.ChunkedArray, today: dt.date) -> ColumnChunk:
+    kind = plan.kind
+    raw = raw.combine_chunks() if isinstance(raw, pa.ChunkedArray) else raw
+    text = vz.trim(vz.as_string(raw))
+    if plan.det.embedded:
+        return ColumnChunk(text, text, np.zeros(len(text), dtype=bool), checked=False)
+    if kind is None:
+        parsed = parse(plan.det.type_info, text, raw)
+        checked = plan.det.type != kinds.STRING
+        present = vz.to_bool(pc.is_valid(text))
+        norm = vz.normalize(None, text) if plan.treatment == kinds.PSEUDONYMIZED else text
+        return ColumnChunk(
+            text,
+            norm,
+            parsed.ok,
+            checked,
+            dates=parsed.dates,
+            typed=parsed.values,
+            failed=int((present & ~parsed.ok).sum()) if checked else 0,
+            truncated=parsed.truncated,
+        )
+    norm = vz.normalize(kind, text)
+    latest = np.datetime64(today, "D")
+    if kind == kinds.RESIDENT_ID:
+        ok, born = vz.resident_id_birth(norm)
+        return ColumnChunk(
+            text, norm, ok & (born >= _EARLIEST) & (born <= latest), True, dates=born
+        )
+    if kind == kinds.CREDIT_CODE:
+        return ColumnChunk(text, norm, vz.credit_code_valid(norm), True)
+    if kind == kinds.BANK_CARD:
+        return ColumnChunk(text, norm, vz.bank_card_valid(norm), True)
+    if kind == kinds.MOBILE:
+        return ColumnChunk(text, norm, vz.mobile_valid(norm), True)
+    if kind == kinds.EMAIL:
+        return ColumnChunk(text, norm, vz.email_valid(norm), True)
+    if kind == kinds.PERSON_NAME:
+        return ColumnChunk(text, norm, vz.chinese_name_like(norm) | vz.latin_name_like(norm), True)
+    if kind == kinds.ADDRESS:
+        region = vz.region(norm)
+        valid = vz.detailed_address_like(norm) | vz.to_bool(pc.is_valid(region))
+        return ColumnChunk(text, norm, valid, True, region=region)
+    if kind == kinds.BIRTH_DATE:
+        ok, dates = vd.parse_dates(norm, compact=True)
+        valid = ok & (dates >= _EARLIEST) & (dates <= latest)
+        return ColumnChunk(text, norm, valid, True, dates=dates)
+    if kind == kinds.GENDER:
+        return ColumnChunk(text, norm, vz.gender_word(norm), True)
+    # AGE
+    shaped = vz.matches(norm, r"^[0-9]{1,3}$")
+    ages = pc.fill_null(
+        pc.if_else(pa.array(shaped), norm, pa.scalar("0")).cast(pa.int64()), 0
+    ).to_numpy(zero_copy_only=False)
+    return ColumnChunk(text, norm, shaped & (ages <= 150), True, ages=ages)
+
+
+def treat(plan: Plan, col: ColumnChunk, pseudonyms: Pseudonymizer) -> pa.Array:
+    """The published values of an analysed column (not called for suppressed columns)."""
+    t = plan.treatment
+    if t == kinds.PSEUDONYMIZED:
+        return pseudonyms.column(plan.kind, col.norm, plan.name)
+    if t == kinds.MASKED:
+        if plan.det.embedded:
+            return mask_embedded(col.text)
+        if plan.kind is None:
+            return mask(None, col.text, np.zeros(len(col.text), dtype=bool))
+        return mask(plan.kind, col.norm, col.valid, col.dates)
+    if t == kinds.GENERALIZED:
+        if plan.kind == kinds.ADDRESS:
+            return col.region
+        if plan.kind == kinds.AGE:
+            return generalize_ages(col.valid, col.ages, 0)
+        return generalize_dates(col.valid, col.dates, 0)
+    if plan.kind is None:
+        return col.typed
+    if plan.kind == kinds.BIRTH_DATE:
+        return vd.date_array(col.valid, col.dates)
+    if plan.kind == kinds.AGE:
+        return pa.array(col.ages, type=pa.int64(), mask=~col.valid)
+    return col.text
+
+
+def consistency_checks(
+    plans: list[Plan], cols: dict[str, ColumnChunk]
+) -> dict[str, tuple[int, int]]:
+    """Row-wise agreement between a resident-ID column and the birth-date and gender columns:
+    {rule: (checks made, checks passed)}."""
+    rid = next((p for p in plans if p.kind == kinds.RESIDENT_ID and not p.det.embedded), None)
+    if rid is None:
+        return {}
+    r = cols[rid.name]
+    out: dict[str, tuple[int, int]] = {}
+    birth = next((p for p in plans if p.kind == kinds.BIRTH_DATE), None)
+    if birth is not None:
+        b = cols[birth.name]
+        both = r.valid & b.valid
+        out["resident_id_birth_date"] = (int(both.sum()), int((both & (r.dates == b.dates)).sum()))
+    gender = next((p for p in plans if p.kind == kinds.GENDER), None)
+    if gender is not None:
+        codes = vz.gender_codes(cols[gender.name].norm)
+        from_id = vz.resident_id_gender(r.norm)
+        both = r.valid & (codes > 0) & (from_id > 0)
+        out["resident_id_gender"] = (int(both.sum()), int((both & (codes == from_id)).sum()))
+    return out

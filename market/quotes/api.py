@@ -1,0 +1,164 @@
+"""Pricing API: quotes, upgrade quotes, pricing parameters and the revenue-cap report."""
+
+from __future__ import annotations
+
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from market.accounts import permissions as account_perm
+from market.api_base import PageArgs, page_of, paginate
+from market.auth import current_actor
+from market.extensions import db, limiter, per_user_key
+from market.quotes import parameters, revenue, services
+from market.quotes import permissions as perm
+from market.quotes.schemas import (
+    ParametersSchema,
+    ParametersUpdateSchema,
+    QuoteBriefSchema,
+    QuoteCreateSchema,
+    QuoteSchema,
+    RevenueCapArgsSchema,
+    RevenueCapReportSchema,
+    UpgradeQuoteArgsSchema,
+)
+
+blp = Blueprint(
+    "pricing", __name__, url_prefix="/api/v1", description="Quotes and pricing administration"
+)
+
+
+def _quote_limit() -> str:
+    return current_app.config.get("MARKET_QUOTE_RATE_LIMIT", services.DEFAULT_RATE_LIMIT)
+
+
+quote_rate_limit = limiter.limit(_quote_limit, key_func=per_user_key, methods=["POST"])
+
+
+def quote_request(body: dict) -> services.QuoteRequest:
+    """The service request from a validated ``QuoteCreateSchema`` body (also used by views)."""
+    return services.QuoteRequest(
+        items=tuple(
+            services.ItemRequest(
+                item["dataset_id"], None if item["columns"] is None else tuple(item["columns"])
+            )
+            for item in body["items"]
+        ),
+        duration_months=body["duration_months"],
+        purpose=body["purpose"],
+        query_quota=body["query_quota"],
+    )
+
+
+@blp.route("/quotes")
+class Quotes(MethodView):
+    decorators = [quote_rate_limit]
+
+    @blp.arguments(QuoteCreateSchema)
+    @blp.response(201, QuoteSchema)
+    def post(self, body):
+        """Ask for a signed price quote (buyer)."""
+        return services.create_quote(db.session, current_actor(), quote_request(body))
+
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, page_of(QuoteBriefSchema))
+    def get(self, args):
+        """The caller's organization's quotes, newest first (buyer)."""
+        stmt = services.list_quotes(current_actor())
+        return paginate(db.session, stmt, args["page"], args["per_page"])
+
+
+@blp.route("/quotes/<int:quote_id>")
+class QuoteItem(MethodView):
+    @blp.response(200, QuoteSchema)
+    def get(self, quote_id):
+        """One quote, for the buyer organization that asked for it (others get 404)."""
+        return services.get_quote(db.session, current_actor(), quote_id)
+
+
+@blp.route("/licenses/<int:license_id>/upgrade-quotes")
+class UpgradeQuotes(MethodView):
+    decorators = [quote_rate_limit]
+
+    @blp.arguments(UpgradeQuoteArgsSchema)
+    @blp.response(201, QuoteSchema)
+    def post(self, body, license_id):
+        """Quote widening an active license: the difference P(new) − P(old) ≥ 0 (owning buyer)."""
+        request = services.UpgradeRequest(
+            duration_months=body.get("duration_months"),
+            query_quota=body.get("query_quota"),
+            columns=body.get("columns", services.KEEP),
+        )
+        return services.create_upgrade_quote(db.session, current_actor(), license_id, request)
+
+
+@blp.route("/pricing/parameters")
+class Parameters(MethodView):
+    @blp.response(200, ParametersSchema)
+    def get(self):
+        """The current pricing parameters and their version (anyone)."""
+        return parameters.current_parameter_set(db.session)
+
+    @blp.arguments(ParametersUpdateSchema)
+    @blp.response(200, ParametersSchema)
+    def put(self, body):
+        """Save a new parameter version (operator). Quotes already issued keep theirs."""
+        return parameters.save_parameters(
+            db.session,
+            current_actor(),
+            body["parameters"],
+            note=body.get("note"),
+            base_version=body.get("base_version"),
+        )
+
+
+@blp.route("/pricing/parameters/versions")
+class ParameterVersions(MethodView):
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, page_of(ParametersSchema))
+    def get(self, args):
+        """Every parameter version, newest first (anyone), to check an old quote's price."""
+        parameters.current_parameter_set(db.session)
+        return paginate(db.session, parameters.parameter_history(), args["page"], args["per_page"])
+
+
+@blp.route("/pricing/parameters/versions/<int:version>")
+class ParameterVersion(MethodView):
+    @blp.response(200, ParametersSchema)
+    def get(self, version):
+        """One parameter version (anyone)."""
+        return parameters.parameter_set(db.session, version)
+
+
+def cap_report_body(report: revenue.CapReport, names: dict[str, str | None]) -> dict:
+    return {
+        "period": report.period,
+        "next_period": report.next_period,
+        "params_version": report.params_version,
+        "basis": report.basis,
+        "carried_from": report.carried_from,
+        "currency": "CNY",
+        "totals": {
+            "revenue": report.total_revenue,
+            "excess_to_deduct_next_period": report.total_excess,
+        },
+        "rows": [{**row.to_dict(), "party_name": names.get(row.party)} for row in report.rows],
+    }
+
+
+@blp.route("/pricing/revenue-caps")
+class RevenueCaps(MethodView):
+    @blp.arguments(RevenueCapArgsSchema, location="query")
+    @blp.response(200, RevenueCapReportSchema)
+    def get(self, args):
+        """Revenue per category against its cap, and the excess to deduct next period
+        (operator, regulator). Counts activated licenses in the month they start."""
+        account_perm.require(
+            perm.can_view_revenue_caps(current_actor()),
+            "Only the operator and the regulator see the revenue caps.",
+        )
+        report = revenue.revenue_cap_report(
+            db.session, args.get("period") or revenue.current_period()
+        )
+        names = revenue.party_names(db.session, {row.party for row in report.rows})
+        return cap_report_body(report, names)

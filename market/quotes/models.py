@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from market.db import Base, UTCDateTime, utcnow
+
+
+class PricingParameterSet(Base):
+    """One saved version of the pricing parameters. The newest version is current;
+    quotes record the version they used and keep it."""
+
+    __tablename__ = "pricing_parameter_sets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(unique=True)
+    #: ``pricing.PricingParameters.to_dict()``: JSON-safe, Decimals as strings.
+    params: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    note: Mapped[str | None] = mapped_column(sa.Text)
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Quote(Base):
+    """A signed price offer, honoured until ``expires_at``.
+
+    An *upgrade quote* (``upgrade_of_license_id`` set) prices widening an active license: its
+    total is ``P(new) - P(old)`` under the license's original parameter version, and it can
+    only be used to upgrade that license, never to open a new one.
+    """
+
+    __tablename__ = "quotes"
+    __table_args__ = (
+        sa.CheckConstraint("total_fen >= 0", name="total_non_negative"),
+        sa.CheckConstraint(
+            "purpose IN ('public_welfare','research','internal_risk_control','commercial_product')",
+            name="purpose",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    buyer_org_id: Mapped[int] = mapped_column(sa.ForeignKey("organizations.id"), index=True)
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    params_version: Mapped[int] = mapped_column()
+    model_version: Mapped[str] = mapped_column(sa.String(32))
+    purpose: Mapped[str] = mapped_column(sa.String(32))
+    duration_months: Mapped[int] = mapped_column()
+    query_quota: Mapped[int] = mapped_column()
+    total_fen: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3), default="CNY")
+    #: ``[{dataset_id, dataset_version, columns, amount, factors: {name: "decimal"}}]``
+    items: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON)
+    #: The canonical document that was signed (what a verifier recomputes).
+    document: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    signature: Mapped[str] = mapped_column(sa.String(128))
+    key_id: Mapped[str] = mapped_column(sa.String(16))
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    upgrade_of_license_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("licenses.id", use_alter=True), index=True
+    )
+
+    @property
+    def is_upgrade(self) -> bool:
+        return self.upgrade_of_license_id is not None
+
+    def is_expired(self, now: dt.datetime) -> bool:
+        return now >= self.expires_at

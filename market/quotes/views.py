@@ -1,0 +1,245 @@
+"""Pages: the price calculator, the buyer's quotes, the operator's pricing parameters and the
+revenue-cap report. They call the same services as the API."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+import pricing
+from market.accounts.models import User
+from market.auth import login_required
+from market.datasets.models import Dataset, VersionStatus
+from market.db import utcnow
+from market.errors import DomainError, Forbidden, NotFound
+from market.extensions import db
+from market.quotes import parameters as versions
+from market.quotes import permissions as perm
+from market.quotes import revenue, services
+from market.quotes.forms import GROUPS, PURPOSES, ParameterFormState, ParametersForm
+from market.quotes.models import Quote
+from market.web import registry
+
+bp = Blueprint("quotes", __name__)
+
+registry.nav_link("quotes.index", _l("My quotes"), roles={"buyer"}, order=40)
+registry.nav_link("quotes.parameters", _l("Pricing"), roles={"operator", "regulator"}, order=60)
+registry.nav_link(
+    "quotes.revenue_caps", _l("Revenue caps"), roles={"operator", "regulator"}, order=61
+)
+
+PER_PAGE = 20
+HISTORY = 50
+
+
+def factor_labels() -> dict[str, str]:
+    """Translated names of the pricing factors, in the model's order."""
+    labels = {
+        "base_fen": _("Cost basis (amortized, fen)"),
+        "quality": _("Quality"),
+        "category": _("Category"),
+        "scarcity": _("Scarcity"),
+        "freshness": _("Freshness"),
+        "columns": _("Columns"),
+        "duration": _("Duration"),
+        "quota": _("Query quota"),
+        "purpose": _("Purpose"),
+        "cap": _("Price ceiling"),
+    }
+    return {name: labels[name] for name in pricing.FACTOR_ORDER}
+
+
+def purpose_labels() -> dict[str, str]:
+    return {
+        "public_welfare": _("Public welfare (free)"),
+        "research": _("Research"),
+        "internal_risk_control": _("Internal risk control"),
+        "commercial_product": _("Commercial product"),
+    }
+
+
+@bp.app_context_processor
+def _pricing_labels():
+    return {"factor_labels": factor_labels, "purpose_labels": purpose_labels}
+
+
+@registry.panel("pricing", roles={"operator"}, title=_l("Pricing"), order=40)
+def _pricing_panel(user):
+    row = versions.current_parameter_set(db.session)
+    return {"version": row.version, "created_at": row.created_at, "note": row.note}
+
+
+@registry.panel("my_quotes", roles={"buyer"}, title=_l("My quotes"), order=40)
+def _my_quotes_panel(user):
+    quotes = db.session.scalars(
+        sa.select(Quote)
+        .where(Quote.buyer_org_id == user.organization_id)
+        .order_by(Quote.created_at.desc(), Quote.id.desc())
+        .limit(5)
+    ).all()
+    return {"quotes": quotes, "now": utcnow()}
+
+
+def _require(allowed: bool, message: str) -> None:
+    if not allowed:
+        raise Forbidden(message)
+
+
+# -- buyers ----------------------------------------------------------------------------------
+
+
+@bp.get("/quotes")
+@login_required
+def index():
+    stmt = services.list_quotes(g.actor)
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    total = db.session.scalar(
+        sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())
+    )
+    quotes = db.session.scalars(stmt.limit(PER_PAGE).offset((page - 1) * PER_PAGE)).all()
+    return render_template(
+        "quotes/index.html",
+        quotes=quotes,
+        page=page,
+        pages=max(1, -(-total // PER_PAGE)),
+        now=utcnow(),
+    )
+
+
+@bp.get("/quotes/new")
+@login_required
+def new():
+    """The price calculator for one dataset; without ``dataset_id``, a dataset picker."""
+    _require(perm.can_request_quote(g.actor), _("Only buyers ask for quotes."))
+    dataset_id = request.args.get("dataset_id", type=int)
+    if dataset_id is None:
+        listed = db.session.scalars(
+            sa.select(Dataset).where(Dataset.status == VersionStatus.listed).order_by(Dataset.title)
+        ).all()
+        return render_template("quotes/pick.html", datasets=listed)
+    dataset = db.session.get(Dataset, dataset_id)
+    if dataset is None or dataset.status != VersionStatus.listed:
+        raise NotFound(_("No such listed dataset."))
+    return render_template("quotes/new.html", dataset=dataset)
+
+
+@bp.get("/quotes/<int:quote_id>")
+@login_required
+def detail(quote_id: int):
+    quote = services.get_quote(db.session, g.actor, quote_id)
+    now = utcnow()
+    can_apply = (
+        "licenses.apply" in current_app.view_functions
+        and not quote.is_upgrade
+        and not quote.is_expired(now)
+    )
+    return render_template(
+        "quotes/detail.html",
+        quote=quote,
+        expired=quote.is_expired(now),
+        apply_url=url_for("licenses.apply", quote_id=quote.id) if can_apply else None,
+        verified=services.verify_quote(quote),
+    )
+
+
+# -- operator and regulator --------------------------------------------------------------------
+
+
+def _history() -> list[tuple[object, list[str], str | None]]:
+    """(version row, changed fields, author e-mail), newest first."""
+    rows = db.session.scalars(versions.parameter_history().limit(HISTORY + 1)).all()
+    author_ids = {r.created_by_id for r in rows if r.created_by_id}
+    authors = {
+        user_id: email
+        for user_id, email in db.session.execute(
+            sa.select(User.id, User.email).where(User.id.in_(author_ids))
+        )
+    }
+    out = []
+    for i, row in enumerate(rows[:HISTORY]):
+        before = rows[i + 1].params if i + 1 < len(rows) else None
+        changed = (
+            sorted(k for k in row.params if k != "version" and row.params[k] != before.get(k))
+            if before is not None
+            else []
+        )
+        out.append((row, changed, authors.get(row.created_by_id)))
+    return out
+
+
+@bp.route("/pricing/parameters", methods=["GET", "POST"])
+@login_required
+def parameters():
+    _require(
+        perm.can_view_pricing_admin(g.actor),
+        _("Only the operator and the regulator see the pricing administration."),
+    )
+    current = versions.current_parameter_set(db.session)
+    can_edit = perm.can_edit_pricing_parameters(g.actor)
+    form = ParametersForm()
+    state = ParameterFormState.from_params(current.params)
+    status = 200
+    if request.method == "POST":
+        _require(can_edit, _("Only the operator sets pricing parameters."))
+        state = ParameterFormState.from_form(request.form)
+        if form.validate_on_submit():
+            changes = state.to_changes()
+            if not state.errors:
+                try:
+                    row = versions.save_parameters(
+                        db.session,
+                        g.actor,
+                        changes,
+                        note=form.note.data,
+                        base_version=int(form.base_version.data)
+                        if (form.base_version.data or "").isdigit()
+                        else None,
+                    )
+                except DomainError as exc:
+                    db.session.rollback()
+                    state.add_errors(
+                        exc.errors or {"form": [exc.message]},
+                        wrap=lambda m: _("Not accepted: %(reason)s", reason=m),
+                    )
+                else:
+                    db.session.commit()
+                    flash(_("Saved as version %(version)s.", version=row.version), "success")
+                    return redirect(url_for("quotes.parameters"))
+        state.with_blank_rows()
+        status = 422
+    form.base_version.data = str(current.version)
+    return render_template(
+        "quotes/parameters.html",
+        current=current,
+        history=_history(),
+        form=form,
+        state=state,
+        groups=GROUPS,
+        purposes=PURPOSES,
+        can_edit=can_edit,
+    ), status
+
+
+@bp.get("/pricing/revenue-caps")
+@login_required
+def revenue_caps():
+    _require(
+        perm.can_view_revenue_caps(g.actor),
+        _("Only the operator and the regulator see the revenue caps."),
+    )
+    period = request.args.get("period") or revenue.current_period()
+    try:
+        report = revenue.revenue_cap_report(db.session, period)
+    except pricing.InvalidRevenueInput:
+        flash(_("Choose a month written YYYY-MM."), "error")
+        return redirect(url_for("quotes.revenue_caps"))
+    names = revenue.party_names(db.session, {r.party for r in report.rows})
+    chart = {
+        "labels": [f"{names.get(r.party) or _('Operator')} · {r.category}" for r in report.rows],
+        "counted": [r.counted_fen for r in report.rows],
+        "caps": [r.cap_fen for r in report.rows],
+        "names": {"counted": _("Counted this period (¥)"), "cap": _("Cap (¥)")},
+    }
+    return render_template("quotes/revenue_caps.html", report=report, names=names, chart=chart)

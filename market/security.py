@@ -1,0 +1,130 @@
+"""Security headers for every response, and guards on what a request may carry.
+
+Guards (before the view): an id in the URL that no row can hold is a 404; a JSON body is
+capped at ``MARKET_MAX_JSON_BYTES`` (413) and refused (400) when nested or numbered past what
+the parser survives.
+
+The CSP allows scripts and styles only from this origin: no inline scripts, no ``on*=``
+handlers, no CDNs (every asset is vendored under /static). Pages pass data to scripts through
+``data-*`` attributes or ``<script type="application/json">`` blocks, which are not executed.
+"""
+
+from __future__ import annotations
+
+import re
+
+from flask import Flask, current_app, request
+
+CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+#: Swagger UI sets inline styles from its bundle; the docs page alone gets them.
+DOCS_CSP = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+
+
+def _headers(response):
+    response.headers.setdefault(
+        "Content-Security-Policy", DOCS_CSP if request.path == "/api/v1/docs" else CSP
+    )
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    if request.is_secure:
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+    if request.path.startswith("/api/") or getattr(request, "_market_no_store", False):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+DEFAULT_MAX_JSON_BYTES = 1024 * 1024
+
+#: The largest id any table can hold on every backend (PostgreSQL ``integer``).
+MAX_PATH_ID = 2**31 - 1
+
+
+def _bounded_path_ids() -> None:
+    """An id in the URL that no row can have is simply not found (not a database error)."""
+    for value in (request.view_args or {}).values():
+        if isinstance(value, int) and not 0 <= value <= MAX_PATH_ID:
+            from market.errors import NotFound
+
+            raise NotFound("No such object.")
+
+
+def _json_body_guard() -> None:
+    """Check a JSON body before anyone parses it: at most ``MARKET_MAX_JSON_BYTES`` (413; a
+    JSON document is held in memory whole, unlike a streamed upload), and no shape that makes
+    the parser itself fail (400): nesting past ``MAX_JSON_DEPTH`` (RecursionError) or a number
+    past Python's integer-string limit (ValueError)."""
+    if not request.is_json or request.method not in _BODY_METHODS:
+        return
+    limit = current_app.config.get("MARKET_MAX_JSON_BYTES", DEFAULT_MAX_JSON_BYTES)
+    length = request.content_length
+    if limit and length is not None and length > limit:
+        _too_large(limit)
+    if length is None:
+        # Chunked: read at most one byte more than allowed; what was read stays cached.
+        data = request.stream.read(limit + 1) if limit else request.stream.read()
+        if limit and len(data) > limit:
+            _too_large(limit)
+        request._cached_data = data  # type: ignore[attr-defined]
+    problem = json_shape_problem(request.get_data(cache=True))
+    if problem:
+        from werkzeug.exceptions import BadRequest
+
+        raise BadRequest(problem)
+
+
+MAX_JSON_DEPTH = 64
+MAX_JSON_NUMBER_DIGITS = 1000
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+_JSON_BRACKET = re.compile(rb"[\[\]{}]")
+_LONG_DIGITS = re.compile(rb"\d{%d,}" % (MAX_JSON_NUMBER_DIGITS + 1))
+
+
+def json_shape_problem(data: bytes) -> str | None:
+    """Why ``data`` would break the JSON parser rather than fail validation, or None.
+
+    It does not validate JSON (the parser does that); it only looks for what the parser
+    cannot survive. Cheap for ordinary bodies: the scan runs only when there are more
+    brackets than the depth limit or a long run of digits somewhere.
+    """
+    if data.count(b"[") + data.count(b"{") <= MAX_JSON_DEPTH and not _LONG_DIGITS.search(data):
+        return None
+    bare = _JSON_STRING.sub(b'""', data)  # brackets and digits inside strings are text
+    depth = 0
+    for match in _JSON_BRACKET.finditer(bare):
+        depth += 1 if match.group() in (b"[", b"{") else -1
+        if depth > MAX_JSON_DEPTH:
+            return f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep."
+    if _LONG_DIGITS.search(bare):
+        return f"The JSON body has a number with more than {MAX_JSON_NUMBER_DIGITS} digits."
+    return None
+
+
+def _too_large(limit: int) -> None:
+    from market.errors import TooLarge
+
+    raise TooLarge(f"The JSON body is larger than {limit} bytes.")
+
+
+_BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def init_security(app: Flask) -> None:
+    app.before_request(_bounded_path_ids)
+    app.before_request(_json_body_guard)
+    app.after_request(_headers)

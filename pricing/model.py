@@ -1,0 +1,537 @@
+"""The valuation model: dataset + scope + parameters -> explained price in integer fen.
+
+Price of one item (one dataset under one scope)::
+
+    base_fen  = ceil_0.01((collection + processing + storage_monthly * horizon
+                           + desensitization) * (1 + reasonable_return) / expected_licenses)
+    raw       = base_fen * quality * category * scarcity * freshness
+                         * columns * duration * quota * purpose
+    amount    = ceil(min(raw, category ceiling))           # integer fen
+
+Why this shape is arbitrage-free: ``columns`` is additive in column weights plus the entity
+key, which every license carries, so splitting columns only adds key weight; ``duration`` and
+``quota`` are ``(x / reference) ** e`` with ``0 < e < 1`` (quota clipped at a cap), so
+``g(x) / x`` never rises and a set of licenses whose union covers a wider one always sums to at
+least its price; ``min(·, ceiling)`` and the final ceiling to a fen keep both properties.
+
+Every factor is quantized to 10 decimal places *before* it is multiplied, and the product is
+exact, so ``ceil(product of factors) == amount`` holds exactly, including the ``cap`` factor
+added when the ceiling binds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_FLOOR, Context, Decimal
+from fractions import Fraction
+from functools import cached_property
+from math import ceil
+from types import MappingProxyType
+from typing import Any
+
+from ._num import (
+    BASE_QUANTUM,
+    CURVE,
+    EXACT,
+    ONE,
+    ZERO,
+    ceil_int,
+    floor_int,
+    plain,
+    power_ratio,
+    quantize_factor,
+    to_decimal,
+    to_int,
+)
+from .errors import InvalidScope, NotPriceable
+from .params import MAX_DURATION_MONTHS, MAX_QUERY_QUOTA, PricingParameters, Purpose
+
+#: Bumped whenever the formula (not the parameters) changes; part of ``model_version``.
+MODEL_REV = 1
+CURRENCY = "CNY"
+MAX_ITEMS_PER_QUOTE = 200
+
+#: Order in which factors are listed (and multiplied) in an explanation.
+FACTOR_ORDER: tuple[str, ...] = (
+    "base_fen",
+    "quality",
+    "category",
+    "scarcity",
+    "freshness",
+    "columns",
+    "duration",
+    "quota",
+    "purpose",
+    "cap",
+)
+
+
+# -- inputs ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Costs:
+    """A dataset's cost figures in integer fen (all >= 0)."""
+
+    collection: int = 0
+    processing: int = 0
+    storage_monthly: int = 0
+    desensitization: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("collection", "processing", "storage_monthly", "desensitization"):
+            value = to_int(getattr(self, name), f"costs.{name}", NotPriceable)
+            if value < 0:
+                raise NotPriceable(f"costs.{name}", "must be >= 0 fen")
+
+    def basis_fen(self, horizon_months: int) -> int:
+        """The cost basis before return and amortization."""
+        return (
+            self.collection
+            + self.processing
+            + self.storage_monthly * horizon_months
+            + self.desensitization
+        )
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What the model needs to know about one dataset version.
+
+    ``columns`` maps column name to weight (use 1 when unsure); it must contain
+    ``entity_key``. ``scarcity`` and ``freshness`` are raw scores the parameters clamp.
+    Raises ``NotPriceable`` naming the field when the description is invalid.
+    """
+
+    dataset_id: int
+    category: str
+    quality_score: Decimal | int
+    costs: Costs
+    columns: Mapping[str, Decimal | int]
+    entity_key: str
+    scarcity: Decimal = ONE
+    freshness: Decimal = ONE
+
+    @cached_property
+    def total_weight(self) -> Decimal:
+        # Summed in sorted order (columns are stored sorted), so never input-order dependent.
+        total = ZERO
+        for weight in self.columns.values():
+            total = EXACT.add(total, weight)
+        return total
+
+    def __post_init__(self) -> None:
+        to_int(self.dataset_id, "dataset_id", NotPriceable)
+        if not isinstance(self.category, str) or not self.category:
+            raise NotPriceable("category", "must be a non-empty string")
+        score = to_decimal(self.quality_score, "quality_score", NotPriceable)
+        if not ZERO <= score <= 100:
+            raise NotPriceable("quality_score", "must be between 0 and 100")
+        object.__setattr__(self, "quality_score", score)
+        if not isinstance(self.costs, Costs):
+            raise NotPriceable("costs", "must be a Costs instance")
+        if not isinstance(self.columns, Mapping) or not self.columns:
+            raise NotPriceable("columns", "must map at least one column name to a weight")
+        weights: dict[str, Decimal] = {}
+        for name in sorted(self.columns):
+            if not isinstance(name, str) or not name:
+                raise NotPriceable("columns", "column names must be non-empty strings")
+            weight = to_decimal(self.columns[name], f"columns.{name}", NotPriceable)
+            if weight <= 0:
+                raise NotPriceable(f"columns.{name}", "weight must be > 0")
+            weights[name] = weight
+        object.__setattr__(self, "columns", MappingProxyType(weights))
+        if self.entity_key not in weights:
+            raise NotPriceable("entity_key", "must be one of the dataset's columns")
+        for name in ("scarcity", "freshness"):
+            value = to_decimal(getattr(self, name), name, NotPriceable)
+            if value <= 0:
+                raise NotPriceable(name, "must be > 0")
+            object.__setattr__(self, name, value)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The license scope for one item. There is deliberately no exclusivity option.
+
+    ``columns=None`` means all columns; the entity key is always included. Iterables are
+    normalized to a frozenset; strings are coerced to :class:`Purpose`.
+    Raises ``InvalidScope`` naming the field.
+    """
+
+    columns: frozenset[str] | None
+    duration_months: int
+    purpose: Purpose
+    query_quota: int
+
+    def __post_init__(self) -> None:
+        cols = self.columns
+        if cols is not None:
+            if isinstance(cols, (str, bytes)) or not isinstance(cols, Iterable):
+                raise InvalidScope("columns", "must be a list of column names or null for all")
+            cols = frozenset(cols)
+            if not cols:
+                raise InvalidScope("columns", "must name at least one column, or be null for all")
+            if not all(isinstance(c, str) and c for c in cols):
+                raise InvalidScope("columns", "column names must be non-empty strings")
+            object.__setattr__(self, "columns", cols)
+        months = to_int(self.duration_months, "duration_months", InvalidScope)
+        if not 1 <= months <= MAX_DURATION_MONTHS:
+            raise InvalidScope("duration_months", f"must be between 1 and {MAX_DURATION_MONTHS}")
+        quota = to_int(self.query_quota, "query_quota", InvalidScope)
+        if not 1 <= quota <= MAX_QUERY_QUOTA:
+            raise InvalidScope("query_quota", f"must be between 1 and {MAX_QUERY_QUOTA}")
+        object.__setattr__(self, "purpose", parse_purpose(self.purpose))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Scope:
+        """Build from a request body; asking for exclusivity is refused.
+
+        Raises ``InvalidScope`` for exclusivity, unknown or missing fields and bad values.
+        """
+        for key in ("exclusive", "exclusivity"):
+            if key in data and data[key] not in (None, False):
+                raise InvalidScope(
+                    key, "public data is never licensed exclusively; remove this field"
+                )
+        known = {"columns", "duration_months", "purpose", "query_quota"}
+        for key in sorted(set(data) - known - {"exclusive", "exclusivity"}):
+            raise InvalidScope(str(key), "unknown field")
+        for key in ("duration_months", "purpose", "query_quota"):
+            if key not in data:
+                raise InvalidScope(key, "is required")
+        return cls(
+            columns=data.get("columns"),
+            duration_months=data["duration_months"],
+            purpose=data["purpose"],
+            query_quota=data["query_quota"],
+        )
+
+    def licensed_columns(self, dataset: DatasetInfo) -> frozenset[str]:
+        """The columns this scope grants on ``dataset``, entity key included."""
+        if self.columns is None:
+            return frozenset(dataset.columns)
+        return self.columns | {dataset.entity_key}
+
+    def covers(self, other: Scope, dataset: DatasetInfo) -> bool:
+        """True when this scope grants at least everything ``other`` grants on ``dataset``."""
+        return (
+            other.licensed_columns(dataset) <= self.licensed_columns(dataset)
+            and self.duration_months >= other.duration_months
+            and self.query_quota >= other.query_quota
+            and self.purpose.rank >= other.purpose.rank
+        )
+
+
+def parse_purpose(value: Any) -> Purpose:
+    """Coerce a string to :class:`Purpose`; raises ``InvalidScope`` listing the options."""
+    if isinstance(value, Purpose):
+        return value
+    try:
+        return Purpose(value)
+    except ValueError:
+        options = ", ".join(str(p) for p in Purpose)
+        raise InvalidScope("purpose", f"must be one of {options}") from None
+
+
+# -- outputs ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ItemPrice:
+    """One dataset's price with its explanation.
+
+    ``factors`` (in :data:`FACTOR_ORDER`, ``base_fen`` first) multiply to a value whose ceiling
+    is exactly ``amount``. ``cap`` is present only when the category ceiling binds.
+    """
+
+    dataset_id: int
+    amount: int
+    factors: Mapping[str, Decimal]
+    base_fen: Decimal
+    #: Amount before the ceiling, in (fractional) fen.
+    uncapped_fen: Decimal
+    ceiling_fen: int | None
+    capped: bool
+    #: Licensed columns, sorted, entity key included.
+    columns: tuple[str, ...]
+    scope: Scope = field(compare=False)
+
+    def factor_product(self) -> Decimal:
+        """The exact product of the listed factors (``ceil`` of it equals ``amount``)."""
+        product = ONE
+        for value in self.factors.values():
+            product = EXACT.multiply(product, value)
+        return product
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: ``{dataset_id, amount, currency, factors: {name: "decimal"}, ...}``."""
+        return {
+            "dataset_id": self.dataset_id,
+            "amount": self.amount,
+            "currency": CURRENCY,
+            "factors": {name: plain(value) for name, value in self.factors.items()},
+            "capped": self.capped,
+            "ceiling_fen": self.ceiling_fen,
+            "columns": list(self.columns),
+        }
+
+
+@dataclass(frozen=True)
+class Quote:
+    """A priced bundle. ``total = subtotal - bundle_discount``; items are sorted by id."""
+
+    items: tuple[ItemPrice, ...]
+    subtotal: int
+    bundle_discount: int
+    total: int
+    model_version: str
+    params_version: int
+    currency: str = CURRENCY
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "subtotal": self.subtotal,
+            "bundle_discount": self.bundle_discount,
+            "currency": self.currency,
+            "model_version": self.model_version,
+            "items": [item.to_dict() for item in self.items],
+        }
+
+
+@dataclass(frozen=True)
+class UpgradeItem:
+    dataset_id: int
+    old_amount: int
+    new_amount: int
+
+
+@dataclass(frozen=True)
+class Upgrade:
+    """The price of moving from ``old`` to ``new``: ``amount = new.total - old.total >= 0``."""
+
+    amount: int
+    old: Quote
+    new: Quote
+    items: tuple[UpgradeItem, ...]
+    model_version: str
+
+
+# -- the model -------------------------------------------------------------------------------
+
+
+def model_version(params: PricingParameters) -> str:
+    return f"v{MODEL_REV}-p{params.version}"
+
+
+def base_fen(dataset: DatasetInfo, params: PricingParameters) -> Decimal:
+    """Amortized cost basis with return, in fen, rounded *up* to 0.01 fen.
+
+    Computed in Fractions and rounded up so that
+    ``expected_licenses * base >= cost * (1 + return)`` holds exactly.
+    """
+    basis = dataset.costs.basis_fen(params.horizon_months)
+    exact = Fraction(basis) * (1 + Fraction(params.reasonable_return)) / params.expected_licenses
+    hundredths = ceil(exact * 100)
+    return Decimal(hundredths).scaleb(-2, context=EXACT).quantize(BASE_QUANTUM, context=EXACT)
+
+
+def quality_coefficient(score: Decimal, params: PricingParameters) -> Decimal:
+    """Rises from ``quality_coefficient_at_floor`` (score = floor) to ``..._at_max`` (100).
+
+    Raises ``NotPriceable`` when the score is below the floor.
+    """
+    floor = params.quality_floor
+    if score < floor:
+        raise NotPriceable(
+            "quality_score",
+            f"is below the quality floor {plain(floor)}; the dataset cannot be priced",
+        )
+    lo, hi = params.quality_coefficient_at_floor, params.quality_coefficient_at_max
+    if lo == hi:
+        return quantize_factor(lo)
+    position = CURVE.divide(CURVE.subtract(score, floor), CURVE.subtract(Decimal(100), floor))
+    if params.quality_exponent != ONE and position != ZERO:
+        position = CURVE.power(position, params.quality_exponent)
+    return quantize_factor(CURVE.add(lo, CURVE.multiply(CURVE.subtract(hi, lo), position)))
+
+
+def _clamp(value: Decimal, lo: Decimal, hi: Decimal) -> Decimal:
+    return min(max(value, lo), hi)
+
+
+def _columns(dataset: DatasetInfo, scope: Scope) -> tuple[tuple[str, ...], Decimal]:
+    if scope.columns is None:
+        return tuple(sorted(dataset.columns)), quantize_factor(ONE)
+    unknown = sorted(scope.columns - dataset.columns.keys())
+    if unknown:
+        raise InvalidScope("columns", f"unknown column(s) for this dataset: {', '.join(unknown)}")
+    chosen = tuple(sorted(scope.columns | {dataset.entity_key}))
+    selected = ZERO
+    for name in chosen:
+        selected = EXACT.add(selected, dataset.columns[name])
+    return chosen, quantize_factor(CURVE.divide(selected, dataset.total_weight))
+
+
+def price_item(dataset: DatasetInfo, scope: Scope, params: PricingParameters) -> ItemPrice:
+    """Price one dataset under one scope.
+
+    Raises ``NotPriceable`` (quality below the floor) and ``InvalidScope`` (unknown columns).
+    """
+    columns, column_factor = _columns(dataset, scope)
+    quality = quality_coefficient(dataset.quality_score, params)
+    base = base_fen(dataset, params)
+    quota = min(scope.query_quota, params.quota_cap)
+    factors: dict[str, Decimal] = {
+        "base_fen": base,
+        "quality": quality,
+        "category": quantize_factor(params.category_coefficient(dataset.category)),
+        "scarcity": quantize_factor(
+            _clamp(dataset.scarcity, params.scarcity_min, params.scarcity_max)
+        ),
+        "freshness": quantize_factor(
+            _clamp(dataset.freshness, params.freshness_min, params.freshness_max)
+        ),
+        "columns": column_factor,
+        "duration": power_ratio(
+            scope.duration_months, params.duration_reference_months, params.duration_exponent
+        ),
+        "quota": power_ratio(quota, params.quota_reference, params.quota_exponent),
+        "purpose": quantize_factor(params.purpose_coefficients[scope.purpose]),
+    }
+    raw = ONE
+    for value in factors.values():
+        raw = EXACT.multiply(raw, value)
+    ceiling = params.ceiling_fen(dataset.category)
+    capped = ceiling is not None and raw > ceiling
+    if capped:
+        assert ceiling is not None
+        # Rounded down with enough digits that raw * cap lies in (ceiling - 1, ceiling], so
+        # ceil() of the explained product is exactly the ceiling.
+        digits = len(str(ceiling)) + 12
+        factors["cap"] = Context(prec=digits, rounding=ROUND_FLOOR).divide(Decimal(ceiling), raw)
+        amount = ceiling
+    else:
+        amount = ceil_int(raw)
+    return ItemPrice(
+        dataset_id=dataset.dataset_id,
+        amount=amount,
+        factors=MappingProxyType(factors),
+        base_fen=base,
+        uncapped_fen=raw,
+        ceiling_fen=ceiling,
+        capped=capped,
+        columns=columns,
+        scope=scope,
+    )
+
+
+def bundle_discount(subtotal: int, params: PricingParameters) -> int:
+    """Graduated discount on a subtotal, rounded *down* to a fen (so the total rounds up).
+
+    Each bracket's rate applies only to the part of the subtotal inside that bracket, so the
+    total ``subtotal - discount`` rises with the subtotal and is concave in it.
+    """
+    brackets = params.bundle_discount_brackets
+    discount = ZERO
+    for i, bracket in enumerate(brackets):
+        if subtotal <= bracket.from_fen:
+            break
+        upper = brackets[i + 1].from_fen if i + 1 < len(brackets) else subtotal
+        portion = min(subtotal, upper) - bracket.from_fen
+        discount = EXACT.add(discount, EXACT.multiply(bracket.rate, Decimal(portion)))
+    return floor_int(discount)
+
+
+def quote(items: Sequence[tuple[DatasetInfo, Scope]], params: PricingParameters) -> Quote:
+    """Price a bundle: items are priced alone, summed, then the graduated discount applies.
+
+    The result does not depend on item order (items come back sorted by dataset id).
+    Raises ``InvalidScope`` (no items, too many, a dataset twice, bad scope) and
+    ``NotPriceable``.
+    """
+    if not items:
+        raise InvalidScope("items", "must contain at least one dataset")
+    if len(items) > MAX_ITEMS_PER_QUOTE:
+        raise InvalidScope("items", f"at most {MAX_ITEMS_PER_QUOTE} datasets per quote")
+    seen: set[int] = set()
+    for dataset, _scope in items:
+        if dataset.dataset_id in seen:
+            raise InvalidScope(
+                "items",
+                f"dataset {dataset.dataset_id} appears twice; list its columns in one item",
+            )
+        seen.add(dataset.dataset_id)
+    ordered = sorted(items, key=lambda pair: pair[0].dataset_id)
+    priced = tuple(price_item(dataset, scope, params) for dataset, scope in ordered)
+    subtotal = sum(item.amount for item in priced)
+    discount = bundle_discount(subtotal, params)
+    return Quote(
+        items=priced,
+        subtotal=subtotal,
+        bundle_discount=discount,
+        total=subtotal - discount,
+        model_version=model_version(params),
+        params_version=params.version,
+    )
+
+
+def upgrade_quote(
+    old_items: Sequence[tuple[DatasetInfo, Scope]],
+    new_items: Sequence[tuple[DatasetInfo, Scope]],
+    params: PricingParameters,
+) -> Upgrade:
+    """Price moving a license from ``old_items`` to ``new_items``: ``P(new) - P(old)``.
+
+    New datasets may be added; every old item must be covered by the new item for the same
+    dataset (columns ⊇, duration ≥, quota ≥, purpose not lower). Raises ``InvalidScope``
+    otherwise, and whatever :func:`quote` raises.
+    """
+    new_by_id = {dataset.dataset_id: (dataset, scope) for dataset, scope in new_items}
+    for dataset, old_scope in old_items:
+        if dataset.dataset_id not in new_by_id:
+            raise InvalidScope(
+                "items", f"dataset {dataset.dataset_id} cannot be dropped in an upgrade"
+            )
+        new_dataset, new_scope = new_by_id[dataset.dataset_id]
+        if not new_scope.covers(old_scope, new_dataset):
+            raise InvalidScope(
+                _narrowed_field(old_scope, new_scope, new_dataset),
+                f"an upgrade of dataset {dataset.dataset_id} cannot narrow the license",
+            )
+    old = quote(old_items, params)
+    new = quote(new_items, params)
+    old_amounts = {item.dataset_id: item.amount for item in old.items}
+    return Upgrade(
+        # Monotonicity makes this non-negative already; max() guards against a caller passing
+        # a different dataset description for old and new.
+        amount=max(0, new.total - old.total),
+        old=old,
+        new=new,
+        items=tuple(
+            UpgradeItem(item.dataset_id, old_amounts.get(item.dataset_id, 0), item.amount)
+            for item in new.items
+        ),
+        model_version=model_version(params),
+    )
+
+
+def upgrade_price(
+    old_items: Sequence[tuple[DatasetInfo, Scope]],
+    new_items: Sequence[tuple[DatasetInfo, Scope]],
+    params: PricingParameters,
+) -> int:
+    """``P(new) - P(old)`` in fen, never negative. Raises as :func:`upgrade_quote`."""
+    return upgrade_quote(old_items, new_items, params).amount
+
+
+def _narrowed_field(old: Scope, new: Scope, dataset: DatasetInfo) -> str:
+    if not old.licensed_columns(dataset) <= new.licensed_columns(dataset):
+        return "columns"
+    if new.duration_months < old.duration_months:
+        return "duration_months"
+    if new.query_quota < old.query_quota:
+        return "query_quota"
+    return "purpose"

@@ -1,0 +1,304 @@
+"""The body of a sandbox worker process (started by `sandbox.engine.DuckDBEngine`).
+
+Each query gets a fresh DuckDB database instance, opened read-only on an empty database file
+(an in-memory database cannot be read-only). Before the query runs:
+  1. `allowed_paths` is set to exactly the Parquet files of the tables used,
+  2. a TEMP VIEW per table exposes only the licensed columns,
+  3. external access is switched off and the configuration is locked.
+So even SQL that bypassed the policy can read no other file, load no extension and change no
+limit. The instance is closed after the query; nothing (temp tables, variables) survives.
+
+Instances are opened ahead by a background thread (two spares, opened between queries) and
+closed after the reply is sent, so their start-up and shutdown cost (~12-20 ms together) is off
+the query path. Replies carry an error *category* only, never DuckDB's message, which can
+quote data.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from typing import Any
+
+import duckdb
+
+ENTITY_HASH = "__sbx_eh"  # also sandbox.query.ENTITY_HASH_COLUMN (no import: keep this light)
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _config(settings: dict[str, Any], spill_dir: str) -> dict[str, Any]:
+    return {
+        "threads": int(settings["threads"]),
+        "memory_limit": str(settings["memory_limit"]),
+        "temp_directory": spill_dir,
+        "max_temp_directory_size": str(settings["max_temp_size"]),
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+        "allow_community_extensions": False,
+        "allow_unsigned_extensions": False,
+        "allow_extension_repositories": "forbidden",
+        "allow_persistent_secrets": False,
+        "python_enable_replacements": False,
+    }
+
+
+def _close(con: duckdb.DuckDBPyConnection) -> None:
+    try:
+        con.close()
+    except Exception:  # noqa: BLE001, S110 - closing is best effort
+        pass
+
+
+def classify(exc: BaseException) -> str:
+    """An error category for the parent; DuckDB's text stays in this process."""
+    if isinstance(exc, duckdb.InterruptException):
+        return "timeout"
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return "resource"
+    if isinstance(exc, duckdb.IOException) and "temp" in str(exc).lower():
+        return "resource"
+    if isinstance(exc, duckdb.PermissionException):
+        return "permission"
+    if isinstance(exc, MemoryError):
+        return "resource"
+    return "engine"
+
+
+class _Runner:
+    def __init__(self, workdir: str, settings: dict[str, Any], spares: int = 2) -> None:
+        self.settings = settings
+        self.spill = os.path.join(workdir, "spill")
+        os.makedirs(self.spill, mode=0o700, exist_ok=True)
+        # DuckDB's Python client shares one instance among open connections to the same file,
+        # so every live instance needs its own (empty) file: spares, the one in use, the ones
+        # being closed.
+        self._files: queue.Queue[str] = queue.Queue()
+        for i in range(spares + 3):
+            path = os.path.join(workdir, f"{i}.duckdb")
+            duckdb.connect(path).close()
+            self._files.put(path)
+        self._owner: dict[int, str] = {}
+        self._target = spares
+        self._spares: queue.Queue[duckdb.DuckDBPyConnection] = queue.Queue()
+        self._retire: queue.Queue[duckdb.DuckDBPyConnection | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._idle = threading.Event()  # set while no query runs: spares open only then
+        self._idle.set()
+        self._filler: threading.Thread | None = None
+        if spares:
+            self._filler = threading.Thread(target=self._fill, name="sbx-spares", daemon=True)
+            self._filler.start()
+
+    def _open(self, path: str | None = None) -> duckdb.DuckDBPyConnection:
+        if path is None:
+            path = self._files.get(timeout=30)
+        try:
+            con = duckdb.connect(path, read_only=True, config=_config(self.settings, self.spill))
+        except BaseException:
+            self._files.put(path)
+            raise
+        self._owner[id(con)] = path
+        return con
+
+    def _close(self, con: duckdb.DuckDBPyConnection) -> None:
+        _close(con)
+        path = self._owner.pop(id(con), None)
+        if path is not None:
+            self._files.put(path)
+
+    def shutdown(self) -> None:
+        """Stop the background thread and close every instance (a clean process exit)."""
+        self._stop.set()
+        if self._filler is not None:
+            self._filler.join(timeout=5)
+        for q in (self._spares, self._retire):
+            while True:
+                try:
+                    con = q.get_nowait()
+                except queue.Empty:
+                    break
+                if con is not None:
+                    self._close(con)
+
+    def _fill(self) -> None:
+        """Background: close finished instances and keep `spares` fresh ones open."""
+        while not self._stop.is_set():
+            try:
+                self._close(self._retire.get_nowait())
+                continue  # closing first frees the files that new instances need
+            except queue.Empty:
+                pass
+            have = self._spares.qsize()
+            # Opening an instance costs ~15 ms of CPU; do it between queries unless the pool
+            # is empty, so it does not compete with a running query for the cores.
+            if have < self._target and (have == 0 or self._idle.is_set()):
+                try:
+                    path = self._files.get_nowait()
+                except queue.Empty:
+                    path = None
+                if path is not None:
+                    try:
+                        self._spares.put(self._open(path))
+                    except Exception:  # noqa: BLE001 - the query path opens its own instance
+                        time.sleep(0.5)
+                    continue
+            try:
+                self._close(self._retire.get(timeout=0.05))
+            except queue.Empty:
+                pass
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        if self._target:
+            try:
+                return self._spares.get(timeout=1.0)
+            except queue.Empty:
+                pass
+        return self._open()
+
+    def retire(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Close a used instance off the query path."""
+        self._idle.set()
+        if self._target:
+            self._retire.put(con)
+        else:
+            self._close(con)
+
+    def query(self, job: dict[str, Any]) -> tuple[tuple, duckdb.DuckDBPyConnection]:
+        """Run one job on a fresh instance; returns the reply and the instance to retire."""
+        con = self._connect()
+        self._idle.clear()
+        try:
+            views = job["views"]
+            paths = sorted({view[1] for view in views})
+            con.execute("SET allowed_paths = [" + ", ".join(_lit(p) for p in paths) + "]")
+            for slug, path, columns, entity_key, stored_hash in views:
+                cols = [_q(c) for c in columns]
+                if entity_key:
+                    # The k-threshold counts distinct entity-key hashes: 8 bytes instead of a
+                    # long pseudonym string. A collision can only lower the count (safe side).
+                    cols.append(
+                        _q(ENTITY_HASH)
+                        if stored_hash
+                        else f"hash({_q(entity_key)}) AS {_q(ENTITY_HASH)}"
+                    )
+                con.execute(
+                    f"CREATE TEMP VIEW {_q(slug)} AS SELECT {', '.join(cols)} "
+                    f"FROM read_parquet({_lit(path)})"
+                )
+            stats = job.get("entity_rows") or []
+            values = (
+                ", ".join(
+                    f"({_lit(slug)}, {int(rows) if rows is not None else 'NULL'}::BIGINT)"
+                    for slug, rows in stats
+                )
+                or "(NULL, NULL::BIGINT)"
+            )
+            con.execute(
+                f"CREATE TEMP VIEW {_q('__sbx_entity_rows')} AS SELECT * FROM (VALUES {values}) "
+                f"AS v(slug, max_rows) WHERE slug IS NOT NULL"
+            )
+            timeout_ms = job.get("timeout_ms")
+            if timeout_ms:
+                con.execute(f"SET max_execution_time = {int(timeout_ms)}")
+            con.execute("SET enable_progress_bar = false")  # a per-connection setting
+            con.execute("SET enable_external_access = false")
+            con.execute("SET lock_configuration = true")
+            cur = con.execute(job["sql"])
+            columns = tuple(d[0] for d in cur.description or ())
+            rows = cur.fetchmany(int(job["row_cap"]) + 1)
+            return ("ok", columns, rows), con
+        except BaseException as exc:  # noqa: BLE001 - everything becomes a category
+            return ("error", classify(exc), type(exc).__name__), con
+
+    def prepare(self, job: dict[str, Any]) -> tuple:
+        """Trusted set-up for one data file: optional column projection, max rows per entity.
+
+        Runs only SQL built here from paths and column names, never a caller's query.
+        """
+        source, target = job["path"], job.get("target")
+        columns, entity_key = list(job["columns"]), job["entity_key"]
+        con = duckdb.connect(
+            ":memory:",
+            config={
+                "threads": int(self.settings["threads"]),
+                "memory_limit": str(self.settings["memory_limit"]),
+                "temp_directory": self.spill,
+                "autoinstall_known_extensions": False,
+                "autoload_known_extensions": False,
+            },
+        )
+        con.execute("SET enable_progress_bar = false")
+        try:
+            scan = f"read_parquet({_lit(source)})"
+            present = {
+                row[0].lower(): row[0]
+                for row in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
+            }
+            missing = [c for c in columns if c.lower() not in present]
+            if missing:
+                return ("error", "schema", "missing column")
+            path = source
+            ek = _q(present[entity_key.lower()])
+            if target:
+                tmp = f"{target}.{os.getpid()}.{threading.get_ident()}.tmp"
+                cols = ", ".join(_q(present[c.lower()]) for c in columns)
+                try:
+                    con.execute(
+                        f"COPY (SELECT {cols}, hash({ek}) AS {_q(ENTITY_HASH)} FROM {scan}) "
+                        f"TO {_lit(tmp)} (FORMAT parquet)"
+                    )
+                    os.replace(tmp, target)
+                finally:
+                    if os.path.exists(tmp):
+                        os.remove(tmp)
+                path = target
+            (max_rows,) = con.execute(
+                f"SELECT MAX(n) FROM (SELECT COUNT(*) AS n FROM {scan} GROUP BY {ek})"
+            ).fetchone()
+            return ("ok", path, max_rows)
+        finally:
+            con.close()
+
+
+def main(conn: Any, workdir: str, settings: dict[str, Any]) -> None:
+    """Serve jobs from `conn` until it closes or a None job arrives."""
+    runner = _Runner(workdir, settings)
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            job = None
+        if job is None:
+            runner.shutdown()
+            return
+        used = None
+        try:
+            if job["op"] == "query":
+                reply, used = runner.query(job)
+            elif job["op"] == "prepare":
+                reply = runner.prepare(job)
+            else:
+                reply = ("error", "engine", "unknown job")
+        except BaseException as exc:  # noqa: BLE001 - everything becomes a category
+            reply = ("error", classify(exc), type(exc).__name__)
+        try:
+            conn.send(reply)
+        except Exception:  # noqa: BLE001 - e.g. a value that cannot be pickled
+            try:
+                conn.send(("error", "engine", "unsendable result"))
+            except Exception:  # noqa: BLE001 - the parent is gone
+                if used is not None:
+                    runner.retire(used)
+                runner.shutdown()
+                return
+        if used is not None:
+            runner.retire(used)

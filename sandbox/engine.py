@@ -1,0 +1,420 @@
+"""Query engines behind a small interface; DuckDB is the one implemented.
+
+The engine is the second line of defence: it assumes the SQL it runs may be hostile (a policy
+bug) and still allows reading only the licensed columns of the given files, within memory,
+temp-space and time limits. Another engine (Trino, Spark SQL through sqlglot transpilation)
+implements `Engine.run` for a `CheckedQuery` without touching the policy.
+
+`DuckDBEngine` runs queries in a small pool of worker processes (forkserver, never a fork of a
+threaded web process). DuckDB's own `max_execution_time` stops most slow queries; a worker
+that does not answer within the timeout plus a grace period is killed (SIGKILL) and replaced,
+because some DuckDB operations cannot be interrupted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+import tempfile
+import threading
+import time
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from .errors import EngineError, QueryTimeout, ResourceLimit
+from .query import CheckedQuery
+
+
+@dataclass(frozen=True)
+class EngineResult:
+    """Engine output: `columns` as the engine named them (hidden ones included), at most
+    `row_cap` rows, and whether more rows existed."""
+
+    columns: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+    truncated: bool = False
+    elapsed_ms: float = 0.0
+
+
+class Engine(Protocol):
+    def run(
+        self,
+        query: CheckedQuery,
+        tables: Mapping[str, str],
+        *,
+        timeout_s: float,
+        row_cap: int | None = None,
+    ) -> EngineResult:
+        """Run `query` with `tables` mapping each slug to its Parquet file.
+
+        Raises QueryTimeout, ResourceLimit or EngineError (generic messages only).
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class PreparedFile:
+    """A data file made ready for queries (see DuckDBEngine.prepare)."""
+
+    path: str  # the file the view reads (a projection, or the original)
+    max_rows: int | None  # most rows any one entity has in the file
+    stored_hash: bool  # the file has the entity-hash column (projections do)
+
+
+class _Worker:
+    def __init__(self, ctx: Any, temp_root: str, settings: dict[str, Any]) -> None:
+        from . import _worker
+
+        self.workdir = tempfile.mkdtemp(prefix="sbx-worker-", dir=temp_root)
+        self.conn, child = ctx.Pipe(duplex=True)
+        self.proc = ctx.Process(
+            target=_worker.main,
+            args=(child, self.workdir, settings),
+            daemon=True,
+            name="sandbox-duckdb",
+        )
+        self.proc.start()
+        child.close()
+
+    def alive(self) -> bool:
+        return self.proc.is_alive()
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid
+
+    def call(self, job: dict[str, Any], wait_s: float) -> tuple:
+        """Send one job and wait for its reply. Raises QueryTimeout, EngineError."""
+        try:
+            self.conn.send(job)
+            if not self.conn.poll(wait_s):
+                raise QueryTimeout()
+            return self.conn.recv()
+        except (EOFError, OSError) as exc:
+            raise EngineError("the query engine stopped unexpectedly", kind="crash") from exc
+
+    def stop(self, *, kill: bool) -> None:
+        if not kill and self.proc.is_alive():
+            try:
+                self.conn.send(None)
+                self.proc.join(timeout=2)
+            except (OSError, ValueError):
+                pass
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(timeout=5)
+        self.conn.close()
+        self.proc.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _stop_all(workers: set[_Worker]) -> None:
+    for w in list(workers):
+        try:
+            w.stop(kill=True)
+        except Exception:  # noqa: BLE001, S110 - best effort at shutdown
+            pass
+    workers.clear()
+
+
+class DuckDBEngine:
+    """Hardened DuckDB in a pool of `workers` processes.
+
+    - `threads`, `memory_limit`, `max_temp_size`: per-query DuckDB limits.
+    - `temp_dir`: where worker directories (empty database file, spill space) are created.
+    - `projection_dir`: if set (recommended), each data file is copied once per licensed
+      column set into a file holding only those columns, the entity key and a 64-bit hash of
+      it. Then even a policy bypass cannot read unlicensed columns, and the exact k-threshold
+      reads 8-byte hashes instead of pseudonym strings. Without it the views still expose
+      only licensed columns, but a raw read_parquet() of the allowed file would see all of
+      them, and the hash is computed per query.
+    - `kill_grace_s`: how long after the timeout a silent worker is killed.
+    - `soft_timeout`: also set DuckDB's max_execution_time (stops most queries without a
+      kill); False relies on the kill alone.
+    """
+
+    def __init__(
+        self,
+        *,
+        threads: int = 2,
+        memory_limit: str = "1GB",
+        temp_dir: str | os.PathLike[str] | None = None,
+        max_temp_size: str = "2GB",
+        workers: int = 1,
+        projection_dir: str | os.PathLike[str] | None = None,
+        kill_grace_s: float = 0.5,
+        prepare_timeout_s: float = 600.0,
+        soft_timeout: bool = True,
+        start_method: str = "forkserver",
+    ) -> None:
+        if workers < 1 or threads < 1:
+            raise ValueError("workers and threads must be >= 1")
+        self._settings = {
+            "threads": threads,
+            "memory_limit": memory_limit,
+            "max_temp_size": max_temp_size,
+        }
+        self._temp_root = str(temp_dir) if temp_dir is not None else tempfile.gettempdir()
+        self._projection_dir = Path(projection_dir) if projection_dir is not None else None
+        self._kill_grace_s = kill_grace_s
+        self._soft_timeout = soft_timeout
+        self._prepare_timeout_s = prepare_timeout_s
+        self._ctx = multiprocessing.get_context(start_method)
+        if start_method == "forkserver":
+            # Workers fork from a server that has imported DuckDB once: fast replacement.
+            self._ctx.set_forkserver_preload(["sandbox._worker"])
+        self._slots = threading.BoundedSemaphore(workers)
+        self._size = workers
+        self._lock = threading.Lock()
+        self._idle: list[_Worker] = []
+        self._all: set[_Worker] = set()
+        self._prepared: dict[tuple, PreparedFile] = {}
+        self._prepare_locks: dict[tuple, threading.Lock] = {}
+        self._closed = False
+        self._finalizer = weakref.finalize(self, _stop_all, self._all)
+
+    # -- pool -------------------------------------------------------------------------------
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the live workers (for monitoring and tests)."""
+        with self._lock:
+            return sorted(w.pid for w in self._all if w.pid is not None)
+
+    def start(self) -> DuckDBEngine:
+        """Start every worker now instead of on first use."""
+        with self._lock:
+            while len(self._all) < self._size:
+                self._spawn_locked()
+        return self
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            workers, self._idle = list(self._all), []
+            self._all.clear()
+        for w in workers:
+            w.stop(kill=False)
+
+    def __enter__(self) -> DuckDBEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _spawn_locked(self) -> _Worker:
+        w = _Worker(self._ctx, self._temp_root, self._settings)
+        self._all.add(w)
+        self._idle.append(w)
+        return w
+
+    def _acquire(self, wait_s: float) -> _Worker:
+        if self._closed:
+            raise EngineError("the query engine is closed", kind="closed")
+        if not self._slots.acquire(timeout=wait_s):
+            raise ResourceLimit("the sandbox is busy; try again shortly")
+        try:
+            with self._lock:
+                while self._idle:
+                    w = self._idle.pop()
+                    if w.alive():
+                        return w
+                    self._all.discard(w)
+                    w.stop(kill=True)
+                w = self._spawn_locked()
+                self._idle.remove(w)
+                return w
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def _release(self, w: _Worker, *, broken: bool) -> None:
+        with self._lock:
+            if broken or self._closed:
+                self._all.discard(w)
+            else:
+                self._idle.append(w)
+        if broken:
+            w.stop(kill=True)
+            with self._lock:
+                if not self._closed:
+                    self._spawn_locked()  # replace at once so the next query finds a worker
+        self._slots.release()
+
+    def _call(self, job: dict[str, Any], timeout_s: float) -> tuple:
+        w = self._acquire(timeout_s)
+        broken = True
+        try:
+            reply = w.call(job, timeout_s + self._kill_grace_s)
+            broken = False
+            return reply
+        finally:
+            self._release(w, broken=broken)
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def run(
+        self,
+        query: CheckedQuery,
+        tables: Mapping[str, str],
+        *,
+        timeout_s: float = 10.0,
+        row_cap: int | None = None,
+    ) -> EngineResult:
+        """Run a checked query. `tables` maps each slug the query uses to its Parquet file.
+
+        Raises QueryTimeout, ResourceLimit, EngineError.
+        """
+        views: list[tuple[str, str, list[str], str, bool]] = []
+        entity_rows: dict[str, int | None] = {}
+        for view in query.views:
+            path = tables.get(view.slug)
+            if path is None:
+                raise EngineError("a table of the query has no data file", kind="config")
+            prepared = self.prepare(path, view.columns, view.entity_key)
+            views.append(
+                (
+                    view.slug,
+                    prepared.path,
+                    list(view.columns),
+                    view.entity_key,
+                    prepared.stored_hash,
+                )
+            )
+            entity_rows[view.slug] = prepared.max_rows
+        cap = query.row_cap if row_cap is None else min(row_cap, query.row_cap)
+        return self._run(query.engine_sql, views, entity_rows, timeout_s, cap)
+
+    def run_sql(
+        self,
+        sql: str,
+        views: Mapping[str, tuple[str, Sequence[str]]],
+        *,
+        timeout_s: float = 10.0,
+        row_cap: int = 1000,
+        entity_rows: Mapping[str, int | None] | None = None,
+    ) -> EngineResult:
+        """Run raw SQL in the locked-down engine; `views` maps slug -> (file, columns).
+
+        No policy is applied: this is the engine's own defence, used by `run`, tests and
+        benchmarks. Raises QueryTimeout, ResourceLimit, EngineError.
+        """
+        specs = [
+            (slug, os.path.realpath(path), list(cols), "", False)
+            for slug, (path, cols) in views.items()
+        ]
+        return self._run(sql, specs, entity_rows or {}, timeout_s, row_cap)
+
+    def _run(
+        self,
+        sql: str,
+        views: list[tuple[str, str, list[str], str, bool]],
+        entity_rows: Mapping[str, int | None],
+        timeout_s: float,
+        row_cap: int,
+    ) -> EngineResult:
+        if timeout_s <= 0:
+            raise ValueError("timeout_s must be positive")
+        job = {
+            "op": "query",
+            "sql": sql,
+            "views": views,
+            "entity_rows": list(entity_rows.items()),
+            "row_cap": int(row_cap),
+            "timeout_ms": max(1, int(timeout_s * 1000)) if self._soft_timeout else None,
+        }
+        started = time.perf_counter()
+        reply = self._call(job, timeout_s)
+        elapsed = (time.perf_counter() - started) * 1000
+        if reply[0] != "ok":
+            _raise(reply)
+        _, columns, rows = reply
+        truncated = len(rows) > row_cap
+        return EngineResult(tuple(columns), list(rows[:row_cap]), truncated, elapsed)
+
+    # -- data files -------------------------------------------------------------------------
+
+    def prepare(self, path: str, columns: Sequence[str], entity_key: str) -> PreparedFile:
+        """Make `path` ready: its column projection (if configured) and max rows per entity.
+
+        Done once per file version and column set; cached in memory and, with a projection
+        directory, on disk. Raises EngineError if the file lacks a licensed column.
+        """
+        real = os.path.realpath(path)
+        try:
+            st = os.stat(real)
+        except OSError as exc:
+            raise EngineError("a data file is missing", kind="config") from exc
+        wanted = tuple(dict.fromkeys([*columns, entity_key]))
+        key = (real, st.st_mtime_ns, st.st_size, wanted, entity_key)
+        with self._lock:
+            done = self._prepared.get(key)
+            if done is not None:
+                return done
+            lock = self._prepare_locks.setdefault(key, threading.Lock())
+        with lock:
+            with self._lock:
+                done = self._prepared.get(key)
+            if done is None:
+                done = self._prepare_uncached(key, real, wanted, entity_key)
+                with self._lock:
+                    self._prepared[key] = done
+        return done
+
+    def _prepare_uncached(
+        self, key: tuple, real: str, columns: tuple[str, ...], entity_key: str
+    ) -> PreparedFile:
+        target = None
+        sidecar = None
+        if self._projection_dir is not None:
+            self._projection_dir.mkdir(parents=True, exist_ok=True)
+            digest = hashlib.sha256(repr(key).encode("utf-8")).hexdigest()[:32]
+            target = self._projection_dir / f"{digest}.parquet"
+            sidecar = self._projection_dir / f"{digest}.json"
+            if sidecar.exists():
+                info = json.loads(sidecar.read_text(encoding="utf-8"))
+                if Path(info["path"]).exists():
+                    return PreparedFile(info["path"], info["max_rows"], True)
+        job = {
+            "op": "prepare",
+            "path": real,
+            "target": str(target) if target is not None else None,
+            "columns": list(columns),
+            "entity_key": entity_key,
+        }
+        reply = self._call(job, self._prepare_timeout_s)
+        if reply[0] != "ok":
+            if reply[1] == "schema":
+                raise EngineError("a data file lacks a licensed column", kind="config")
+            _raise(reply)
+        _, read_path, max_rows = reply
+        prepared = PreparedFile(
+            str(read_path), int(max_rows) if max_rows is not None else None, target is not None
+        )
+        if sidecar is not None:
+            tmp = sidecar.with_name(f"{sidecar.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_text(
+                json.dumps({"path": prepared.path, "max_rows": prepared.max_rows}),
+                encoding="utf-8",
+            )
+            os.replace(tmp, sidecar)
+        return prepared
+
+
+def _raise(reply: tuple) -> None:
+    kind = str(reply[1])
+    detail = str(reply[2])[:64] if len(reply) > 2 else ""
+    if kind == "timeout":
+        raise QueryTimeout()
+    if kind == "resource":
+        raise ResourceLimit()
+    if kind == "permission":
+        raise EngineError(
+            "the query tried to access something outside the sandbox", kind=kind, detail=detail
+        )
+    raise EngineError("the query could not be executed", kind=kind, detail=detail)

@@ -1,0 +1,187 @@
+"""Why the sandbox did not answer a query: stable rule codes, the typed refusal and the audit
+payload of every query (shared by the services and the API).
+
+Rule codes beyond the SQL policy's own (``sandbox.errors.RULES``) are listed here; API clients
+key on them (``errors.rule``), so never rename one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from market.errors import DomainError
+
+from .errors import EngineError, QueryTimeout, ResourceLimit
+from .models import QueryStatus
+from .query import CheckedQuery
+from .results import SandboxResult
+
+log = logging.getLogger(__name__)
+
+AUDIT_TYPE = "sandbox.query"
+MAX_LOGGED_SQL = 4000
+
+# Rule codes of refusals outside the SQL policy (the policy's own are sandbox.errors.RULES).
+NOT_FOUND = "not_found"
+NOT_BUYER = "not_buyer"
+BLACKLISTED = "blacklisted"
+LICENSE_NOT_ACTIVE = "license_not_active"
+QUOTA_EXHAUSTED = "quota_exhausted"
+PRIVACY_BUDGET_EXHAUSTED = "privacy_budget_exhausted"
+TIMEOUT = "timeout"
+RESOURCE_LIMIT = "resource_limit"
+EXECUTION_ERROR = "execution_error"
+FORBIDDEN_ACCESS = "forbidden_access"
+ENGINE_UNAVAILABLE = "engine_unavailable"
+NO_TABLES = "no_tables"
+
+
+class QueryRefused(DomainError):
+    """A query the sandbox did not answer. ``status`` is the HTTP code, ``errors["rule"]`` the
+    stable rule code; ``audit`` is its ``sandbox.query`` event (so that even a caller that
+    forgets :func:`sandbox.services.record_refusal` leaves a trace)."""
+
+    def __init__(
+        self,
+        status: int,
+        rule: str,
+        message: str,
+        *,
+        attempt: Attempt,
+        query_status: str = QueryStatus.refused,
+        charge_quota: bool = False,
+        extra_audit: tuple[str, Any, dict[str, Any]] | None = None,
+    ) -> None:
+        self.status = status
+        self.rule = rule
+        self.query_status = query_status
+        self.attempt = attempt
+        self.charge_quota = charge_quota
+        self.extra_audit = extra_audit
+        self.elapsed_ms = attempt.elapsed_ms()
+        super().__init__(
+            message,
+            {"rule": rule},
+            audit=(
+                AUDIT_TYPE,
+                ("license", attempt.license_id),
+                audit_data(attempt, query_status, rule, None, self.elapsed_ms, Decimal(0)),
+            ),
+        )
+
+
+@dataclass
+class Attempt:
+    """What is known about a query as it goes through the steps (for the log and audit)."""
+
+    license_id: int
+    sql: str
+    started: float = field(default_factory=time.perf_counter)
+    #: The license's buyer, once we know the caller is that buyer (only then is it logged).
+    buyer_org_id: int | None = None
+    checked: CheckedQuery | None = None
+    #: ``slug@version`` of every table in the workspace (see Workspace.data_versions).
+    data_versions: str = ""
+    quota_charged: bool = False
+    epsilon_spent: Decimal = Decimal(0)
+
+    def elapsed_ms(self) -> int:
+        return max(0, math.ceil((time.perf_counter() - self.started) * 1000))
+
+    @property
+    def sql_hash(self) -> str:
+        return hashlib.sha256(self.sql.encode("utf-8", "surrogatepass")).hexdigest()
+
+    @property
+    def canonical_hash(self) -> str | None:
+        """The question's identity: its canonical form over these data versions."""
+        if self.checked is None:
+            return None
+        text = f"{self.data_versions}\n{self.checked.canonical}"
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def audit_data(
+    attempt: Attempt,
+    decision: str,
+    rule: str | None,
+    result: SandboxResult | None,
+    elapsed_ms: int,
+    epsilon: Decimal,
+) -> dict[str, Any]:
+    return {
+        "license": attempt.license_id,
+        "sql_hash": attempt.sql_hash,
+        "sql": attempt.sql[:MAX_LOGGED_SQL],
+        "decision": QueryStatus.error.value if decision == QueryStatus.timeout else str(decision),
+        "rule": rule,
+        "rows": len(result.rows) if result is not None else 0,
+        "suppressed_groups": result.suppressed_groups if result is not None else 0,
+        "elapsed_ms": elapsed_ms,
+        "epsilon": format(epsilon.normalize(), "f") if epsilon else "0",
+    }
+
+
+# --------------------------------------------------------------------------- the license
+
+
+def engine_refusal(exc: EngineError, attempt: Attempt) -> QueryRefused:
+    if isinstance(exc, QueryTimeout):
+        return QueryRefused(
+            422,
+            TIMEOUT,
+            "The query ran too long and was stopped; narrow it down and try again.",
+            attempt=attempt,
+            query_status=QueryStatus.timeout,
+            charge_quota=True,
+        )
+    if isinstance(exc, ResourceLimit):
+        return QueryRefused(
+            422,
+            RESOURCE_LIMIT,
+            "The query needed more memory or temporary space than allowed, "
+            "or the sandbox is busy; simplify it or try again shortly.",
+            attempt=attempt,
+            query_status=QueryStatus.error,
+        )
+    if exc.kind == "permission":
+        log.warning(
+            "sandbox engine refused access for license %s (query %s)",
+            attempt.license_id,
+            attempt.sql_hash[:16],
+        )
+        return QueryRefused(
+            422,
+            FORBIDDEN_ACCESS,
+            "The query tried to access something outside the sandbox.",
+            attempt=attempt,
+        )
+    if exc.kind == "engine":
+        return QueryRefused(
+            422,
+            EXECUTION_ERROR,
+            "The query could not be executed (for example a value that "
+            "cannot be converted); check the expressions and try again.",
+            attempt=attempt,
+            query_status=QueryStatus.error,
+        )
+    log.error(
+        "sandbox engine unavailable (%s %s) for license %s",
+        exc.kind,
+        exc.detail,
+        attempt.license_id,
+    )
+    return QueryRefused(
+        503,
+        ENGINE_UNAVAILABLE,
+        "The sandbox could not run this query right now; the incident "
+        "has been logged. Try again later.",
+        attempt=attempt,
+        query_status=QueryStatus.error,
+    )

@@ -1,0 +1,104 @@
+"""Headless Chromium (Debian's package) driven by Playwright, against a live server.
+
+Without Chromium the browser suite is skipped with a plain message, unless
+``REQUIRE_BROWSER=1`` (CI), under which a missing browser fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from tests.conftest import _new_database_url, make_test_app, migrate_to_head
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _require_browser() -> None:
+    if Path(CHROMIUM).exists() or shutil.which("chromium"):
+        return
+    message = f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
+    if os.environ.get("REQUIRE_BROWSER") == "1":
+        pytest.fail(f"REQUIRE_BROWSER=1 but {message}")
+    pytest.skip(f"browser suite skipped: {message}")
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory):
+    """The app served on a free loopback port, seeded with the demo accounts."""
+    _require_browser()
+    url, cleanup = _new_database_url(tmp_path_factory, "browserdb")
+    instance = tmp_path_factory.mktemp("browser-instance")
+    app = make_test_app(url, instance)
+    migrate_to_head(app)
+    with app.app_context():
+        from market.demo_seed import seed_demo
+        from market.extensions import db
+
+        accounts = seed_demo(rows=200).accounts
+        db.session.remove()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield {"url": f"http://127.0.0.1:{server.server_port}", "accounts": accounts, "app": app}
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        with app.app_context():
+            from market.extensions import db
+
+            db.engine.dispose()
+        cleanup()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    _require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser, output_dir):
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="zh-CN")
+    pg = context.new_page()
+    pg.set_default_timeout(15_000)
+    try:
+        yield pg
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def shot(output_dir):
+    """``shot(page, name)`` saves a screenshot under test-output/screenshots/."""
+    folder = output_dir / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def take(pg, name: str) -> Path:
+        path = folder / f"{name}.png"
+        pg.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take

@@ -1,0 +1,299 @@
+"""Fixtures: ``app``, ``client``, ``runner`` and factories, on SQLite or PostgreSQL.
+
+The backend is chosen by ``MARKET_TEST_DB`` (``sqlite`` by default, or ``postgres``). Each
+test runs inside an outer transaction that is rolled back; the app's session joins it with
+``join_transaction_mode="create_savepoint"``, so the request boundary's commits stay inside.
+Tests that need real commits across threads use ``live_app``, which gets its own database.
+
+In the PostgreSQL run, tests that never touch the database are deselected: they already ran
+in the SQLite run and would prove nothing new.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from flask import g, has_app_context
+from flask.testing import FlaskClient
+from sqlalchemy.orm import scoped_session, sessionmaker
+
+from tests import pg
+
+BACKEND = os.environ.get("MARKET_TEST_DB", "sqlite")
+DB_FIXTURES = {"app", "live_app", "database_url", "client", "runner"}
+
+#: Fixed test secrets so that failures are reproducible; never used outside tests.
+TEST_SECRETS = {
+    "MARKET_SECRET_KEY": "test-secret-key-not-for-production",
+    "MARKET_PSEUDONYM_KEY": "test-pseudonym-key-not-for-production",
+    "MARKET_SIGNING_KEY": "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A",
+}
+
+
+def pytest_configure(config):
+    from market.translations.sync import MO, compile_mo
+
+    if not MO.exists():  # `make test` compiles it; a bare `pytest` should work too
+        compile_mo()
+
+
+def pytest_report_header(config):
+    return f"market: database backend = {BACKEND}"
+
+
+def pytest_collection_modifyitems(config, items):
+    if BACKEND != "postgres":
+        return
+    keep, drop = [], []
+    for item in items:
+        (keep if DB_FIXTURES & set(getattr(item, "fixturenames", ())) else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def _new_database_url(tmp_path_factory, label: str) -> tuple[str, Callable[[], None]]:
+    if BACKEND == "postgres":
+        if not pg.available():
+            pytest.fail(f"PostgreSQL is not reachable at {pg.base_url()} (MARKET_TEST_DB=postgres)")
+        url = pg.create_database()
+        return url, lambda: pg.drop_database(url)
+    path = tmp_path_factory.mktemp(label) / "market.db"
+    return f"sqlite:///{path}", lambda: None
+
+
+def make_test_app(database_url: str, instance: Path, **extra):
+    from market import create_app
+
+    config = {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "INSTANCE_PATH": str(instance),
+        "MARKET_DATA_DIR": str(instance / "data"),
+        # Initialized (so a test can switch it on with `rate_limits`), then switched off.
+        "RATELIMIT_ENABLED": True,
+        "SESSION_COOKIE_SECURE": False,
+        "SERVER_NAME": None,
+        # Background jobs run inline so that a test sees their result deterministically.
+        "MARKET_JOB_RUNNER": "inline",
+        **TEST_SECRETS,
+        **extra,
+    }
+    app = create_app(config)
+    from market.extensions import limiter
+
+    limiter.enabled = False
+    return app
+
+
+def migrate_to_head(app) -> None:
+    from flask_migrate import upgrade
+
+    with app.app_context():
+        upgrade()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> Iterator[str]:
+    url, cleanup = _new_database_url(tmp_path_factory, "db")
+    yield url
+    cleanup()
+
+
+@pytest.fixture(scope="session")
+def _session_app(database_url, tmp_path_factory):
+    app = make_test_app(database_url, tmp_path_factory.mktemp("instance"))
+    migrate_to_head(app)
+    yield app
+    from market.extensions import db
+
+    with app.app_context():
+        db.engine.dispose()
+
+
+class FreshRequestClient(FlaskClient):
+    """Each request starts with an empty ``g``, as it would in production.
+
+    The ``app`` fixture keeps one app context pushed for the whole test (so that tests can use
+    the session directly), and Flask reuses a pushed context for requests; without this, one
+    request's ``g`` (the caller, the cached CSRF token) would leak into the next.
+    """
+
+    def open(self, *args, **kwargs):
+        if has_app_context():
+            g.__dict__.clear()
+        return super().open(*args, **kwargs)
+
+
+@pytest.fixture
+def app(_session_app):
+    """The app, inside an app context, with every database change rolled back after the test."""
+    from market.extensions import db
+
+    app = _session_app
+    app.test_client_class = FreshRequestClient
+    with app.app_context():
+        conn = db.engine.connect()
+        outer = conn.begin()
+        original = db.session
+        db.session = scoped_session(
+            sessionmaker(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=True)
+        )
+        try:
+            yield app
+        finally:
+            db.session.remove()
+            db.session = original
+            outer.rollback()
+            conn.close()
+
+
+@pytest.fixture
+def live_app(tmp_path_factory, tmp_path):
+    """An app on a database of its own, with real commits: for concurrency tests."""
+    url, cleanup = _new_database_url(tmp_path_factory, "livedb")
+    app = make_test_app(url, tmp_path / "instance")
+    migrate_to_head(app)
+    yield app
+    from market.extensions import db
+
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+    cleanup()
+
+
+@pytest.fixture
+def rate_limits(app):
+    """Switch the rate limiter on for one test, with empty counters before and after."""
+    from market.extensions import limiter
+
+    limiter.reset()
+    limiter.enabled = True
+    try:
+        yield limiter
+    finally:
+        limiter.enabled = False
+        limiter.reset()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def db_session(app):
+    from market.extensions import db
+
+    return db.session
+
+
+# ---------------------------------------------------------------- factories
+
+_counter = {"n": 0}
+
+
+def _next() -> int:
+    _counter["n"] += 1
+    return _counter["n"]
+
+
+def valid_uscc(n: int, prefix: str = "91310000") -> str:
+    from market.idcodes import uscc_check_char
+
+    body = (prefix + f"{n:09d}")[:17]
+    return body + uscc_check_char(body)
+
+
+@pytest.fixture
+def make_org(app) -> Callable:
+    """``make_org(kind, name=None, status="active")`` → Organization."""
+    from market.accounts import services
+    from market.accounts.actor import Actor
+    from market.extensions import db
+
+    def make(kind: str, name: str | None = None, status: str = "active"):
+        n = _next()
+        org = services.create_organization(
+            db.session,
+            Actor.system("test"),
+            name=name or f"{kind}-org-{n}",
+            kind=kind,
+            credit_code=valid_uscc(n + 1000),
+            status=status,
+            check=False,
+        )
+        db.session.commit()
+        return org
+
+    return make
+
+
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture
+def make_user(app, make_org) -> Callable:
+    """``make_user(kind="buyer", org=None, email=None)`` → User (password ``PASSWORD``)."""
+    from market.accounts import services
+    from market.accounts.actor import Actor
+    from market.extensions import db
+
+    def make(kind: str = "buyer", org=None, email: str | None = None, status: str = "active"):
+        org = org or make_org(kind, status=status)
+        user = services.create_user(
+            db.session,
+            Actor.system("test"),
+            email=email or f"user{_next()}@{org.kind}.example.cn",
+            password=PASSWORD,
+            organization_id=org.id,
+            check=False,
+        )
+        db.session.commit()
+        return user
+
+    return make
+
+
+@pytest.fixture
+def auth_header(app) -> Callable:
+    """``auth_header(user)`` → ``{"Authorization": "Bearer …"}`` with a fresh token."""
+    import datetime as dt
+
+    from market.accounts import services
+    from market.extensions import db
+
+    def make(user) -> dict[str, str]:
+        token, _ = services.issue_token(db.session, user, dt.timedelta(hours=1))
+        db.session.commit()
+        return {"Authorization": f"Bearer {token}"}
+
+    return make
+
+
+@pytest.fixture
+def as_role(make_user, auth_header) -> Callable:
+    """``as_role("operator")`` → (user, headers)."""
+
+    def make(kind: str, **kw):
+        user = make_user(kind, **kw)
+        return user, auth_header(user)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def output_dir() -> Path:
+    """Where tests leave artefacts for review (screenshots): ``test-output/``."""
+    path = Path(os.environ.get("MARKET_TEST_OUTPUT", Path(__file__).resolve().parent.parent / "test-output"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path

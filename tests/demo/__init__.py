@@ -1,0 +1,1 @@
+"""Tests of the Shanghai demo-data generator (market.demo)."""

@@ -1,0 +1,170 @@
+"""Revenue per category against its cap: activated licenses, per party, with carried excess."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+import pricing
+from tests.accounts.test_api import assert_envelope
+
+UTC = dt.UTC
+
+
+def at(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+@pytest.fixture
+def sell(client, as_role, make_license, quote_body):
+    """``sell([(dataset, amount), ...], price, starts_at, status)`` → a license whose items
+    have exactly those amounts (quoted first, as the licensing area does)."""
+    from market.extensions import db
+    from market.quotes.models import Quote
+
+    _, h = as_role("buyer")
+
+    def make(items, price, starts_at, status="active"):
+        body = quote_body(*[d for d, _ in items])
+        quote = db.session.get(
+            Quote, client.post("/api/v1/quotes", headers=h, json=body).get_json()["id"]
+        )
+        lic = make_license(quote, status=status, starts_at=starts_at, price=price)
+        amounts = {d.id: amount for d, amount in items}
+        for item in lic.items:
+            item.amount_fen = amounts[item.dataset_id]
+        db.session.commit()
+        return lic
+
+    return make
+
+
+@pytest.fixture
+def set_caps(app):
+    """Store a parameter version with these monthly caps, in force since 2020."""
+    from market.extensions import db
+    from market.quotes import parameters
+    from market.quotes.models import PricingParameterSet
+
+    def make(caps: dict[str, int], default: int | None = None):
+        current = parameters.current_parameter_set(db.session)
+        params = pricing.PricingParameters.from_dict(
+            {
+                **current.params,
+                "version": current.version + 1,
+                "revenue_caps_fen": caps,
+                "default_revenue_cap_fen": default,
+            }
+        )
+        row = PricingParameterSet(
+            version=params.version, params=params.to_dict(), created_at=at("2020-01-01T00:00:00")
+        )
+        db.session.add(row)
+        db.session.commit()
+        return row
+
+    return make
+
+
+def test_revenue_by_category_counts_activated_licenses_in_their_start_month(
+    app, make_org, make_dataset, sell
+):
+    from market.datasets.models import DatasetContributor
+    from market.extensions import db
+    from market.quotes.revenue import revenue_by_category
+
+    samr, tax, court = make_org("department"), make_org("department"), make_org("department")
+    a = make_dataset(category="market_supervision", department=samr)
+    b = make_dataset(category="tax", department=tax)
+    # Dataset b is shared: tax 3 parts, the court 1 part.
+    db.session.add_all(
+        [
+            DatasetContributor(dataset_id=b.id, department_id=tax.id, weight=3),
+            DatasetContributor(dataset_id=b.id, department_id=court.id, weight=1),
+        ]
+    )
+    db.session.commit()
+
+    # 2026-10-31 17:30 UTC is 2026-11-01 01:30 in Shanghai: November.
+    sell([(a, 60_000), (b, 40_000)], 90_001, at("2026-10-31T17:30:00"))  # a bundle discount
+    sell([(a, 10_000)], 10_000, at("2026-11-15T08:00:00"), status="expired")
+    sell([(b, 20_000)], 20_000, at("2026-11-20T08:00:00"), status="suspended")
+    # Not counted: revoked, not yet active, or another month (Shanghai time).
+    sell([(a, 99_999)], 99_999, at("2026-11-10T08:00:00"), status="revoked")
+    sell([(a, 99_999)], 99_999, at("2026-11-10T08:00:00"), status="awaiting_payment")
+    sell([(a, 99_999)], 99_999, at("2026-11-30T16:00:00"))  # 2026-12-01 00:00 Shanghai
+
+    entries = {
+        (e.party, e.category): e.amount_fen for e in revenue_by_category(db.session, "2026-11")
+    }
+    # 90_001 split 60:40 by largest remainder -> 54_001 / 36_000 (sum exact).
+    assert entries[("operator", "market_supervision")] == 54_001 + 10_000
+    assert entries[("operator", "tax")] == 36_000 + 20_000
+    assert entries[(f"department:{samr.id}", "market_supervision")] == 64_001
+    assert entries[(f"department:{tax.id}", "tax")] == 27_000 + 15_000
+    assert entries[(f"department:{court.id}", "tax")] == 9_000 + 5_000
+    operator_total = sum(v for (p, _), v in entries.items() if p == "operator")
+    assert operator_total == 90_001 + 10_000 + 20_000
+    assert revenue_by_category(db.session, "2026-09") == []
+    with pytest.raises(pricing.InvalidRevenueInput):
+        revenue_by_category(db.session, "2026-13")
+
+
+def test_cap_report_deducts_excess_next_period(
+    app, client, as_role, make_org, make_dataset, sell, set_caps
+):
+    samr = make_org("department", name="上海市市场监督管理局-test")
+    a = make_dataset(category="market_supervision", department=samr)
+    set_caps({"market_supervision": 100_000})
+    sell([(a, 150_000)], 150_000, at("2026-09-10T08:00:00"))
+    sell([(a, 30_000)], 30_000, at("2026-10-10T08:00:00"))
+
+    _, h = as_role("operator")
+    sep = client.get("/api/v1/pricing/revenue-caps?period=2026-09", headers=h).get_json()
+    op = next(r for r in sep["rows"] if r["party"] == "operator")
+    assert (op["revenue"], op["cap"], op["within_cap"], op["excess_to_deduct_next_period"]) == (
+        150_000,
+        100_000,
+        100_000,
+        50_000,
+    )
+    assert sep["totals"] == {"revenue": 150_000, "excess_to_deduct_next_period": 50_000}
+    assert sep["basis"] == "activated_licenses" and sep["next_period"] == "2026-10"
+    dept = next(r for r in sep["rows"] if r["party"] == f"department:{samr.id}")
+    assert dept["party_name"] == "上海市市场监督管理局-test"
+
+    octo = client.get("/api/v1/pricing/revenue-caps?period=2026-10", headers=h).get_json()
+    op = next(r for r in octo["rows"] if r["party"] == "operator")
+    # September's 50_000 excess counts first against October's cap.
+    assert (
+        op["revenue"],
+        op["prior_excess"],
+        op["counted"],
+        op["excess_to_deduct_next_period"],
+    ) == (30_000, 50_000, 80_000, 0)
+    assert op["headroom"] == 20_000 and op["utilization"] == "0.8"
+    assert octo["carried_from"] == "2026-09"
+
+    # The regulator reads it too; an empty month has no rows.
+    _, reg = as_role("regulator")
+    empty = client.get("/api/v1/pricing/revenue-caps?period=2025-01", headers=reg).get_json()
+    assert empty["rows"] == [] and empty["totals"]["revenue"] == 0
+
+
+def test_revenue_caps_permissions_and_validation(client, as_role):
+    for role in ("buyer", "department", "subject"):
+        _, h = as_role(role)
+        assert_envelope(client.get("/api/v1/pricing/revenue-caps?period=2026-11", headers=h), 403)
+    assert_envelope(client.get("/api/v1/pricing/revenue-caps?period=2026-11"), 401)
+    _, op = as_role("operator")
+    assert (
+        "period"
+        in assert_envelope(
+            client.get("/api/v1/pricing/revenue-caps?period=2026-13", headers=op), 422
+        )["errors"]
+    )
+    current = client.get("/api/v1/pricing/revenue-caps", headers=op).get_json()
+    assert current["period"] == dt.datetime.now(dt.UTC).astimezone(
+        dt.timezone(dt.timedelta(hours=8))
+    ).strftime("%Y-%m")
