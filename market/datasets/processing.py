@@ -100,14 +100,16 @@ class ProgressWriter:
         self.bind = bind
         self.interval = interval
         self.echo = echo
-        self.last = 0.0
+        #: When the last write happened; None until the first, which is always written (the
+        #: monotonic clock may start near zero on a freshly booted machine).
+        self.last: float | None = None
         self.writes = 0
 
     def __call__(self, done: int, total: int) -> None:
         if self.echo is not None:
             self.echo(done, total)
         now = time.monotonic()
-        if now - self.last < self.interval:
+        if self.last is not None and now - self.last < self.interval:
             return
         self.last = now
         try:

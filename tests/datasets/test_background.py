@@ -45,6 +45,21 @@ def test_progress_is_written_in_its_own_short_transactions(make_user, data_dir):
     assert not staged.path.exists() and residue(data_dir) == []
 
 
+def test_the_first_progress_is_written_even_just_after_boot(make_user, data_dir, monkeypatch):
+    # CI machines may be minutes old: the monotonic clock is then below the interval
+    version, _ = _processing_version(make_user("department"), data_dir)
+    clock = iter([5.0, 6.0, 3700.0])
+    monkeypatch.setattr("market.datasets.processing.time.monotonic", lambda: next(clock))
+    writer = ProgressWriter(version.id, db.session.get_bind(), interval=3600)
+    writer(1, 10)
+    writer(2, 10)
+    assert writer.writes == 1
+    writer(3, 10)
+    assert writer.writes == 2
+    db.session.expire_all()
+    assert db.session.get(DatasetVersion, version.id).progress_done == 3
+
+
 def test_a_version_not_waiting_is_not_processed_and_its_upload_is_dropped(make_user, data_dir):
     version, staged = _processing_version(make_user("department"), data_dir)
     version.status = "failed"
