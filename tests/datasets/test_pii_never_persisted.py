@@ -41,7 +41,21 @@ def _leaks_in_bytes(data: bytes, needles: list[bytes]) -> list[bytes]:
     return [n for n in needles if n in data]
 
 
+def _pytest_root(basetemp: Path) -> Path:
+    """pytest's temp root for this user (``/tmp/pytest-of-<user>``): every worker's test
+    folders, this test's data folder among them, which the app's own temp files never use."""
+    for folder in (basetemp, *basetemp.parents):
+        if folder.name.startswith("pytest-of-"):
+            return folder
+    return basetemp
+
+
 def _new_temp_files(since: float, skip: Path) -> list[Path]:
+    """Files written since ``since`` in the system temp dir, outside ``skip``.
+
+    Other xdist workers' test folders are skipped with ``skip``: their own uploads hold the
+    same sample rows, legitimately, while their tests run.
+    """
     found = []
     for root, dirs, files in os.walk(tempfile.gettempdir(), onerror=lambda e: None):
         if Path(root).is_relative_to(skip):
@@ -58,7 +72,9 @@ def _new_temp_files(since: float, skip: Path) -> list[Path]:
     return found
 
 
-def test_raw_pii_is_never_persisted(upload, department, operator, client, data_dir, caplog):
+def test_raw_pii_is_never_persisted(
+    upload, department, operator, client, data_dir, caplog, tmp_path_factory
+):
     caplog.set_level(logging.DEBUG)
     start = time.time() - 1
     rows = sample_rows(80)
@@ -117,7 +133,8 @@ def test_raw_pii_is_never_persisted(upload, department, operator, client, data_d
         assert [v for v in values if v in repr(record.args)] == []
 
     # 4. files created in the system temp dir during the test
-    for path in _new_temp_files(start, data_dir):
+    assert data_dir.is_relative_to(_pytest_root(tmp_path_factory.getbasetemp()))
+    for path in _new_temp_files(start, _pytest_root(tmp_path_factory.getbasetemp())):
         try:
             data = path.read_bytes()
         except OSError:
