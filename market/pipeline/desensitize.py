@@ -7,11 +7,12 @@ pseudonym in every dataset (the join key across departments) whatever the spelli
 digits, spaces, lower-case x), and values of different kinds never collide. The result is a
 short prefix naming the kind plus the first 24 hex digits (96 bits) of the MAC.
 
-The column-wise version runs the HMAC as SQL in an in-memory DuckDB connection (the two
-SHA-256 passes of an HMAC are plain SQL functions): it costs about the CPU of a ``hashlib``
-loop, ~1 µs a value, but runs on every core without holding the GIL, next to the rest of the
-chunk's work. Only the distinct values of a chunk are hashed, and a column whose values repeat
-(an entity key) reuses the previous chunk's pseudonyms.
+The column-wise version computes the MACs with polars-hash (RustCrypto's ``hmac`` and
+``sha2``, which use the CPU's SHA extensions): about 0.45 µs of CPU a value against ~1.1 µs for
+SHA-256 in DuckDB SQL or a ``hashlib`` loop, without holding the GIL, split over the cores.
+Only the distinct values of a chunk are hashed, and a column whose values repeat (an entity
+key) reuses the previous chunk's pseudonyms. ``tests/pipeline`` checks it against
+:func:`pseudonym` (the standard library's ``hmac``) value for value.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import hmac
 
 import duckdb
 import numpy as np
+import polars as pl
+import polars_hash  # noqa: F401  (registers the ``.chash`` expressions)
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -42,8 +45,8 @@ PREFIX = {
     None: "id_",
 }
 HEX_DIGITS = 24
-_BLOCK = 64  # SHA-256 block size
-_SPLIT = 8
+#: Values per polars frame below which the MACs are not split over the cores.
+_SPLIT_ABOVE = 20_000
 #: Above this share of distinct values, de-duplicating before hashing costs more than it saves.
 DISTINCT_SKIP = 0.9
 
@@ -68,17 +71,16 @@ def pseudonym(key: bytes, kind: str | None, value: str) -> str:
 
 
 class Pseudonymizer:
-    """Column-wise pseudonyms over one DuckDB connection (one per pipeline run)."""
+    """Column-wise pseudonyms for one pipeline run."""
 
-    def __init__(self, key: bytes, con: duckdb.DuckDBPyConnection):
+    def __init__(self, key: bytes):
         if not key:
             raise ValueError("the pseudonym key is empty")
-        if len(key) > _BLOCK:
-            key = hashlib.sha256(key).digest()
-        padded = key.ljust(_BLOCK, b"\x00")
-        self._ipad = bytes(b ^ 0x36 for b in padded)
-        self._opad = bytes(b ^ 0x5C for b in padded)
-        self._con = con
+        try:
+            # polars-hash takes the key as text; the platform key is text (see market.keys)
+            self._key = key.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError("the pseudonym key must be UTF-8 text") from None
         #: Per column: the previous chunk's distinct values and their pseudonyms.
         self._memo: dict[str, tuple[pa.Array, pa.Array]] = {}
         #: Per column: distinct values / values in the previous chunk.
@@ -116,21 +118,16 @@ class Pseudonymizer:
         return pc.take(macs, encoded.indices)
 
     def _hmac(self, kind: str | None, values: pa.Array) -> pa.Array:
-        inner = (self._ipad + (kind or "value").encode() + b"\x00").hex()
-        prefix = PREFIX.get(kind, "id_")
-        # DuckDB scans an Arrow table one record batch per thread: split it for both cores.
-        size = max(4096, -(-len(values) // _SPLIT))
-        table = pa.Table.from_batches(pa.table({"v": values}).to_batches(max_chunksize=size))
-        sql = (
-            f"SELECT '{prefix}' || left(sha256(unhex('{self._opad.hex()}') || "
-            f"unhex(sha256(unhex('{inner}') || encode(v)))), {HEX_DIGITS}) AS p FROM tbl"
-        )
-        cursor = self._con.cursor()  # one per call: calls come from several threads
-        try:
-            out = cursor.from_arrow(table).query("tbl", sql).to_arrow_table()
-        finally:
-            cursor.close()
-        return out.column("p").combine_chunks()
+        message = pl.concat_str([pl.lit(f"{kind or 'value'}\x00"), pl.col("v")])
+        mac = message.chash.hmac_sha256(key=self._key).str.slice(0, HEX_DIGITS)
+        expr = (pl.lit(PREFIX.get(kind, "id_")) + mac).alias("p")
+        frame = pl.from_arrow(pa.table({"v": values}))
+        # polars runs one expression over one frame on one thread: split it for the cores
+        parts = max(1, min(pl.thread_pool_size(), len(values) // _SPLIT_ABOVE))
+        size = -(-len(values) // parts)
+        done = pl.collect_all([frame.slice(i * size, size).lazy().select(expr) for i in range(parts)])
+        out = pl.concat(done).to_series().to_arrow()
+        return out.cast(pa.string())
 
 
 def hash64(con: duckdb.DuckDBPyConnection, table: pa.Table) -> np.ndarray:

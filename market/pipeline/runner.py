@@ -209,7 +209,7 @@ class _Job:
         progress: Progress | None,
     ):
         self.con = con
-        self.pseudonyms = Pseudonymizer(key, con)
+        self.pseudonyms = Pseudonymizer(key)
         self.now = now
         self.today = now.date()
         self.progress = progress
