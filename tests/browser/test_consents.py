@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.browser.flows import sign_in
+
 pytestmark = pytest.mark.browser
 
 SUBJECT_EMAIL = "ct-subject@consents.example.cn"
@@ -48,21 +50,13 @@ def scenario(live_server):
     return ids
 
 
-def _sign_in(page, base: str, email: str, password: str) -> None:
-    page.goto(f"{base}/login?lang=en")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/dashboard")
-
-
 def test_subject_grants_and_bank_sees_the_profile(live_server, scenario, page, shot):
     from tests.conftest import PASSWORD
 
     base = live_server["url"]
     cid = scenario["consent"]
 
-    _sign_in(page, base, SUBJECT_EMAIL, PASSWORD)
+    sign_in(page, base, SUBJECT_EMAIL, PASSWORD, lang="en")
     page.locator('[data-panel="consent_requests"]').wait_for()
     page.goto(f"{base}/consents?lang=en")
     page.get_by_test_id(f"grant-{cid}").click()
@@ -76,7 +70,7 @@ def test_subject_grants_and_bank_sees_the_profile(live_server, scenario, page, s
     bank_email, bank_password = next(
         (e, p) for role, e, p, _ in live_server["accounts"] if role == "buyer"
     )
-    _sign_in(page, base, bank_email, bank_password)
+    sign_in(page, base, bank_email, bank_password, lang="en")
     page.goto(f"{base}/consents?lang=en")
     page.get_by_test_id(f"lookup-{cid}").click()
     page.wait_for_url(f"{base}/lookups?*")

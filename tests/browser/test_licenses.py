@@ -7,19 +7,9 @@ import datetime as dt
 
 import pytest
 
+from tests.browser.flows import sign_in, sign_out
+
 pytestmark = pytest.mark.browser
-
-
-def sign_in(page, base: str, email: str, password: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/dashboard")
-
-
-def sign_out(page) -> None:
-    page.get_by_role("button", name="退出登录").click()
 
 
 def _seed_quote(app, buyer_email: str) -> tuple[int, int]:

@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from tests.browser.flows import sign_in
+
 pytestmark = pytest.mark.browser
-
-
-def sign_in(page, base: str, email: str, password: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
 
 
 def test_every_demo_role_can_sign_in(live_server, page, shot):
     base = live_server["url"]
     for role, email, password, org in live_server["accounts"]:
         sign_in(page, base, email, password)
-        page.wait_for_url(f"{base}/dashboard")
         assert org in page.get_by_test_id("dashboard-title").inner_text()
         shot(page, f"foundation-dashboard-{role}")
         page.get_by_role("button", name="退出登录").click()
@@ -27,7 +21,7 @@ def test_every_demo_role_can_sign_in(live_server, page, shot):
 
 def test_wrong_password_is_shown_next_to_the_form(live_server, page):
     base = live_server["url"]
-    sign_in(page, base, "operator@demo.market", "wrong-password")
+    sign_in(page, base, "operator@demo.market", "wrong-password", landed=False)
     assert "邮箱或密码错误" in page.get_by_test_id("login-error").inner_text()
 
 

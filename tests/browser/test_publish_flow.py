@@ -9,23 +9,12 @@ import re
 
 import pytest
 
+from tests.browser.flows import sign_in, sign_out
 from tests.catalog.conftest import registry_csv
 
 pytestmark = pytest.mark.browser
 
 TITLE = "企业登记注册信息（浏览器发布测试）"
-
-
-def sign_in(page, base: str, email: str, password: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/dashboard")
-
-
-def sign_out(page) -> None:
-    page.get_by_role("button", name="退出登录").click()
 
 
 def account(live_server, role: str) -> tuple[str, str]:

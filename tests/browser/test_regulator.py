@@ -14,15 +14,9 @@ import urllib.request
 import pytest
 import sqlalchemy as sa
 
+from tests.browser.flows import sign_in
+
 pytestmark = pytest.mark.browser
-
-
-def sign_in(page, base: str, email: str, password: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/dashboard")
 
 
 def _api(base: str, path: str, body: dict, token: str | None = None) -> tuple[int, dict]:

@@ -7,6 +7,8 @@ import re
 
 import pytest
 
+from tests.browser.flows import sign_in
+
 pytestmark = pytest.mark.browser
 
 
@@ -48,11 +50,7 @@ def licenses(live_server):
 def _sign_in(page, live_server) -> str:
     base = live_server["url"]
     email, password = next((e, p) for role, e, p, _ in live_server["accounts"] if role == "buyer")
-    page.goto(f"{base}/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/dashboard")
+    sign_in(page, base, email, password)
     return base
 
 
