@@ -39,7 +39,7 @@ from licenses.schemas import (
     license_view,
 )
 from market.api_base import PageArgs, page_of, paginate
-from market.auth import current_actor
+from market.auth import current_actor, public
 from market.csvutil import stream_csv
 from market.db import iso
 from market.errors import Conflict, Forbidden
@@ -79,6 +79,7 @@ class Licenses(MethodView):
 
 @blp.route("/licenses/verify")
 class Verify(MethodView):
+    @public
     @blp.arguments(VerifyRequestSchema)
     @blp.response(200, VerifyResultSchema)
     def post(self, body):
@@ -210,6 +211,7 @@ class Settle(MethodView):
 
 @blp.route("/payments/stripe/webhook")
 class StripeWebhook(MethodView):
+    @public
     @blp.response(200, WebhookResultSchema)
     def post(self):
         """Stripe's signed events (no auth: the signature is the authentication).

@@ -11,6 +11,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
+from market.auth import public
 from market.extensions import db
 from market.keys import signing_key
 
@@ -77,6 +78,7 @@ class KeysSchema(ma.Schema):
 
 @blp.route("/health")
 class Health(MethodView):
+    @public
     @blp.response(200, HealthSchema)
     @blp.alt_response(503, schema=HealthSchema)
     def get(self):
@@ -97,6 +99,7 @@ class Health(MethodView):
 
 @blp.route("/keys")
 class Keys(MethodView):
+    @public
     @blp.response(200, KeysSchema)
     def get(self):
         """The platform's public signing keys, to verify quotes, licenses and checkpoints."""

@@ -36,6 +36,31 @@ def _from_session() -> User | None:
     return user
 
 
+def public(view):
+    """Mark an API view method as open to anonymous callers.
+
+    Every other ``/api/`` route answers 401 to an anonymous caller before its body or query is
+    even parsed, so that nobody learns an endpoint's validation rules without a token.
+    """
+    view.market_public = True
+    return view
+
+
+def _open_to_anonymous() -> bool:
+    if request.endpoint is None or request.method == "OPTIONS":
+        return True  # 404 and 405 come from routing; OPTIONS reveals only the methods
+    if request.blueprint == "api-docs":
+        return True  # the OpenAPI document and its interactive page
+    view = current_app.view_functions.get(request.endpoint)
+    view_class = getattr(view, "view_class", None)
+    if view_class is None:
+        return getattr(view, "market_public", False)
+    method = getattr(view_class, request.method.lower(), None)
+    if method is None and request.method == "HEAD":
+        method = getattr(view_class, "get", None)
+    return getattr(method, "market_public", False)
+
+
 def load_caller() -> None:
     g.user = None
     g.actor = ANONYMOUS
@@ -58,6 +83,8 @@ def load_caller() -> None:
                 csrf.protect()
     if g.user is not None:
         g.actor = Actor.from_user(g.user)
+    elif request.path.startswith("/api/") and not _open_to_anonymous():
+        raise Unauthenticated("Sign in, or send a valid API token.")
 
 
 def current_actor() -> Actor:

@@ -19,7 +19,7 @@ from market.accounts.schemas import (
     UserSchema,
 )
 from market.api_base import PageArgs, page_of, paginate
-from market.auth import current_actor
+from market.auth import current_actor, public
 from market.errors import NotFound
 from market.extensions import db, limiter
 from market.keys import pseudonym_key
@@ -31,6 +31,7 @@ blp = Blueprint("accounts_api", __name__, url_prefix="/api/v1", description="Ide
 class AuthToken(MethodView):
     decorators = [limiter.limit("10 per minute")]
 
+    @public
     @blp.arguments(TokenRequestSchema)
     @blp.response(201, TokenSchema)
     def post(self, body):
@@ -105,6 +106,7 @@ class Users(MethodView):
 class Register(MethodView):
     decorators = [limiter.limit("10 per hour")]
 
+    @public
     @blp.arguments(RegisterSchema)
     @blp.response(201, OrganizationSchema)
     def post(self, body):

@@ -15,6 +15,7 @@ from flask_smorest import Blueprint
 from market.accounts.actor import ANONYMOUS
 from market.accounts.models import Organization
 from market.api_base import PageArgs
+from market.auth import public
 from market.datasets import catalog
 from market.datasets.models import OpenGrade
 from market.datasets.preview import DEFAULT_ROWS, MAX_ROWS
@@ -180,6 +181,7 @@ def catalog_query(args: dict[str, Any]) -> catalog.CatalogQuery:
 
 @blp.route("/datasets")
 class Catalogue(MethodView):
+    @public
     @blp.arguments(CatalogArgs, location="query")
     @blp.response(200, CatalogPageSchema)
     def get(self, args):
@@ -196,6 +198,7 @@ class Catalogue(MethodView):
 
 @blp.route("/datasets/<int:dataset_id>")
 class DatasetItem(MethodView):
+    @public
     @blp.response(200, DatasetDetailSchema)
     def get(self, dataset_id: int):
         """One dataset (listed: anyone; before that: its department, operator, regulator)."""
@@ -204,6 +207,7 @@ class DatasetItem(MethodView):
 
 @blp.route("/datasets/<int:dataset_id>/preview")
 class DatasetPreview(MethodView):
+    @public
     @blp.arguments(PreviewArgs, location="query")
     @blp.response(200, PreviewSchema)
     def get(self, args, dataset_id: int):
@@ -238,6 +242,7 @@ def operator_name() -> str | None:
 
 @blp.route("/catalog.jsonld")
 class CatalogJsonLd(MethodView):
+    @public
     @blp.response(200, content_type="application/ld+json", description="A dcat:Catalog document")
     def get(self):
         """The catalogue as DCAT-AP JSON-LD (listed datasets only; access via the sandbox)."""

@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 
 from market.accounts import permissions as account_perm
 from market.api_base import PageArgs, page_of, paginate
-from market.auth import current_actor
+from market.auth import current_actor, public
 from market.extensions import db, limiter, per_user_key
 from market.quotes import parameters, revenue, services
 from market.quotes import permissions as perm
@@ -94,6 +94,7 @@ class UpgradeQuotes(MethodView):
 
 @blp.route("/pricing/parameters")
 class Parameters(MethodView):
+    @public
     @blp.response(200, ParametersSchema)
     def get(self):
         """The current pricing parameters and their version (anyone)."""
@@ -114,6 +115,7 @@ class Parameters(MethodView):
 
 @blp.route("/pricing/parameters/versions")
 class ParameterVersions(MethodView):
+    @public
     @blp.arguments(PageArgs, location="query")
     @blp.response(200, page_of(ParametersSchema))
     def get(self, args):
@@ -124,6 +126,7 @@ class ParameterVersions(MethodView):
 
 @blp.route("/pricing/parameters/versions/<int:version>")
 class ParameterVersion(MethodView):
+    @public
     @blp.response(200, ParametersSchema)
     def get(self, version):
         """One parameter version (anyone)."""

@@ -6,7 +6,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, sessi
 from flask_babel import gettext as _
 
 from market.accounts import services as accounts
-from market.auth import login_required, start_session
+from market.auth import login_required, public, start_session
 from market.errors import Unauthenticated
 from market.extensions import db, limiter
 from market.keys import pseudonym_key
@@ -84,5 +84,6 @@ def dashboard():
 
 
 @bp.get("/api/v1/docs")
+@public
 def api_docs():
     return render_template("api_docs.html")

@@ -436,3 +436,24 @@ def test_authorization(app, client, world, row: Row, monkeypatch):
                 if body:
                     lines.append(f"      {side}: {body.get('message')!s:.160} {body.get('errors') or ''}")
         pytest.fail("\n".join(lines))
+
+
+_CLOSED_TO_ANONYMOUS = [
+    pytest.param(method, path, id=f"{method} {path}")
+    for method, path in sorted(
+        {(row.method, row.path) for row in ROWS if row.cells["anonymous"][0] == 401}
+    )
+]
+
+
+@pytest.mark.parametrize(("method", "path"), _CLOSED_TO_ANONYMOUS)
+def test_anonymous_gets_401_before_any_validation(client, method, path):
+    """Without a caller, a closed route answers 401 whatever the body or query: its
+    validation rules (422) are not revealed to somebody who may not call it."""
+    url = re.sub(r"\{[^}]+\}", "1", path) + "?page=-1&per_page=abc&unknown=1"
+    response = client.open(
+        url, method=method, data=b'{"not": "a valid body"', content_type="application/json"
+    )
+    assert response.status_code == 401, response.get_data(as_text=True)[:200]
+    body = response.get_json()
+    assert body["code"] == 401 and body["status"] == "Unauthorized" and body["message"]
