@@ -9,12 +9,13 @@ from flask import Response, current_app, request, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from licenses import blacklist, ledger, odrl, payments, services, webhooks
+from licenses import blacklist, ledger, odrl, payment_refunds, payments, services, webhooks
 from licenses import permissions as perm
-from licenses.models import Payment
+from licenses.models import Payment, Refund
 from licenses.schemas import (
     BlacklistAddSchema,
     BlacklistEntrySchema,
+    CreditNotePaySchema,
     DocumentSchema,
     LedgerArgs,
     LedgerLineSchema,
@@ -28,6 +29,8 @@ from licenses.schemas import (
     PayoutCreateSchema,
     PayoutSchema,
     ReasonSchema,
+    RefundListArgs,
+    RefundSchema,
     ReviewSchema,
     RevokeSchema,
     SettleSchema,
@@ -206,6 +209,33 @@ class Settle(MethodView):
             payment_id,
             body["bank_reference"],
             config=current_app.config,
+        )
+
+
+@blp.route("/refunds")
+class Refunds(MethodView):
+    @blp.arguments(RefundListArgs, location="query")
+    @blp.response(200, page_of(RefundSchema))
+    def get(self, args):
+        """Refunds, oldest first; ``status=pending``: credit notes to pay back (operator,
+        regulator)."""
+        if not perm.can_list_payments(current_actor()):
+            raise Forbidden("Only the operator and the regulator list refunds.")
+        stmt = sa.select(Refund).order_by(Refund.created_at, Refund.id)
+        if args.get("status"):
+            stmt = stmt.where(Refund.status == args["status"])
+        return paginate(db.session, stmt, args["page"], args["per_page"])
+
+
+@blp.route("/refunds/<int:refund_id>/pay")
+class PayCreditNote(MethodView):
+    @blp.arguments(CreditNotePaySchema)
+    @blp.response(200, RefundSchema)
+    def post(self, body, refund_id):
+        """Record that an invoice refund's credit note was paid back to the buyer by bank
+        transfer (operator): the ledger moves it from ``credit_notes:buyer`` to ``cash``."""
+        return payment_refunds.pay_credit_note(
+            db.session, current_actor(), refund_id, body["reference"]
         )
 
 

@@ -49,6 +49,16 @@ class SettleForm(FlaskForm):
     )
 
 
+class CreditNotePayForm(FlaskForm):
+    reference = StringField(
+        _l("Transfer reference"),
+        validators=[
+            DataRequired(message=_l("Enter the reference of the bank transfer.")),
+            Length(max=200),
+        ],
+    )
+
+
 def yuan_to_fen(text: str) -> int:
     """ "1,234.5" → 123450. Raises ValueError for anything that is not a positive amount with
     at most two decimals."""

@@ -142,11 +142,18 @@ class Refund(Base):
     #: Stripe's refund id, or the credit-note number.
     provider_refund_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
     credit_note_number: Mapped[str | None] = mapped_column(sa.String(32))
-    #: The provider's status: ``succeeded``, ``pending`` (a credit note awaiting transfer), …
+    #: The provider's status: ``succeeded``, ``pending`` (a credit note awaiting transfer),
+    #: ``paid`` (a credit note the operator paid back), …
     status: Mapped[str] = mapped_column(sa.String(20))
     reason: Mapped[str] = mapped_column(sa.Text)
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: A credit note paid back to the buyer: when, by whom, and the bank transfer's reference.
+    paid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    paid_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    paid_reference: Mapped[str | None] = mapped_column(sa.String(200))
+
+    payment: Mapped[Payment] = relationship()
 
 
 class WebhookEvent(Base):

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from licenses import journal as jr
 from licenses import ledger
+from licenses import permissions as perm
 from licenses.locks import lock_license, lock_payment
 from licenses.models import License, Payment, PaymentState, Refund
 from licenses.payments import invoice_provider, stripe_provider
@@ -21,7 +22,12 @@ from licenses.refunds import prorata_refund, split_refund
 from market.accounts.actor import Actor
 from market.audit import services as audit
 from market.db import utcnow
-from market.errors import Conflict, NotFound
+from market.errors import Conflict, Forbidden, NotFound, ValidationFailed
+
+#: The status of a credit note the operator has not paid back yet, and of one it has.
+CREDIT_NOTE_PENDING = "pending"
+CREDIT_NOTE_PAID = "paid"
+MAX_TRANSFER_REFERENCE = 200
 
 
 def settled_payment(session: Session, license_id: int) -> Payment | None:
@@ -141,3 +147,92 @@ def refund_unused_term(
     due = prorata_refund(payment.amount_fen, lic.starts_at, lic.ends_at, now)
     due = min(due, payment.amount_fen - payment.refunded_fen)
     return refund_payment(session, actor, payment.id, due, reason, config=config, now=now)
+
+
+def pending_credit_notes(session: Session) -> list[Refund]:
+    """Invoice refunds whose credit note is not paid back yet, oldest first."""
+    return list(
+        session.scalars(
+            sa.select(Refund)
+            .where(
+                Refund.credit_note_number.is_not(None),
+                Refund.status == CREDIT_NOTE_PENDING,
+            )
+            .order_by(Refund.created_at, Refund.id)
+        )
+    )
+
+
+def pay_credit_note(
+    session: Session,
+    actor: Actor,
+    refund_id: int,
+    reference: str,
+    *,
+    now: dt.datetime | None = None,
+) -> Refund:
+    """The operator paid an invoice refund's credit note back to the buyer by bank transfer
+    ``reference``: the ledger moves the amount from ``credit_notes:buyer`` to ``cash``.
+
+    Raises Forbidden (not the operator), ValidationFailed (no reference), NotFound, Conflict
+    (not a credit note, or already paid).
+    """
+    if not perm.can_pay_credit_note(actor):
+        raise Forbidden("Only the operator pays credit notes back.")
+    reference = (reference or "").strip()
+    if not reference or len(reference) > MAX_TRANSFER_REFERENCE:
+        raise ValidationFailed(
+            "The payment needs its bank transfer reference.",
+            {
+                "reference": [
+                    f"Give the transfer reference (1 to {MAX_TRANSFER_REFERENCE} characters)."
+                ]
+            },
+        )
+    # The row lock serializes two operators paying the same note; the journal's unique
+    # (kind, reference) would refuse the second one anyway.
+    refund = session.execute(
+        sa.select(Refund)
+        .where(Refund.id == refund_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if refund is None:
+        raise NotFound("No such refund.")
+    if refund.credit_note_number is None:
+        raise Conflict(f"Refund {refund.id} was paid through Stripe; it has no credit note.")
+    if refund.status != CREDIT_NOTE_PENDING:
+        raise Conflict(f"Credit note {refund.credit_note_number} is already {refund.status}.")
+    now = now or utcnow()
+    journal = ledger.post(
+        session,
+        jr.credit_note_paid(
+            f"credit_note:{refund.id}", refund.payment.license.buyer_org_id, refund.amount_fen
+        ),
+        actor=actor,
+        posted_at=now,
+        license_id=refund.license_id,
+        payment_id=refund.payment_id,
+        refund_id=refund.id,
+        memo=reference,
+    )
+    refund.status = CREDIT_NOTE_PAID
+    refund.paid_at = now
+    refund.paid_by_id = actor.user_id
+    refund.paid_reference = reference
+    session.flush()
+    audit.record(
+        session,
+        "refund.credit_note_paid",
+        actor,
+        ("refund", refund.id),
+        {
+            "license_id": refund.license_id,
+            "payment_id": refund.payment_id,
+            "credit_note_number": refund.credit_note_number,
+            "amount": refund.amount_fen,
+            "reference": reference,
+            "journal_id": journal.id,
+        },
+    )
+    return refund

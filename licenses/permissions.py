@@ -42,6 +42,10 @@ def can_settle_payment(actor: Actor) -> bool:
     return actor.role == "operator" and _active(actor)
 
 
+def can_pay_credit_note(actor: Actor) -> bool:
+    return actor.role == "operator" and _active(actor)
+
+
 def can_list_payments(actor: Actor) -> bool:
     return actor.is_user and actor.role in ("operator", "regulator")
 

@@ -93,6 +93,13 @@ class PaymentListArgs(_Page):
     provider = ma.fields.String(validate=ma.validate.OneOf(["invoice", "stripe"]))
 
 
+class RefundListArgs(_Page):
+    status = ma.fields.String(
+        validate=ma.validate.OneOf(["pending", "paid", "succeeded"]),
+        metadata={"description": "pending: credit notes not paid back yet."},
+    )
+
+
 class StatementArgs(_Page):
     period = ma.fields.String(
         required=True,
@@ -240,6 +247,29 @@ class PaymentSchema(ma.Schema):
     refunded = ma.fields.Integer(attribute="refunded_fen")
     created_at = ma.fields.DateTime()
     settled_at = ma.fields.DateTime(allow_none=True)
+
+
+class RefundSchema(ma.Schema):
+    id = ma.fields.Integer()
+    payment_id = ma.fields.Integer()
+    license_id = ma.fields.Integer()
+    amount = ma.fields.Integer(attribute="amount_fen")
+    status = ma.fields.String(
+        metadata={"description": "succeeded (Stripe), pending (credit note to pay back), paid."}
+    )
+    credit_note_number = ma.fields.String(allow_none=True)
+    reason = ma.fields.String()
+    created_at = ma.fields.DateTime()
+    paid_at = ma.fields.DateTime(allow_none=True)
+    paid_reference = ma.fields.String(allow_none=True)
+
+
+class CreditNotePaySchema(ma.Schema):
+    reference = ma.fields.String(
+        required=True,
+        validate=ma.validate.Length(min=1, max=200),
+        metadata={"description": "The reference of the bank transfer back to the buyer."},
+    )
 
 
 class DocumentSchema(ma.Schema):

@@ -9,12 +9,13 @@ from flask_babel import gettext as _
 from wtforms import SelectChoice
 
 from licenses import blacklist as blacklist_services
-from licenses import ledger, payments
+from licenses import ledger, payment_refunds, payments
 from licenses import permissions as perm
 from licenses.errors import LicenseError
 from licenses.forms import (
     BlacklistForm,
     BlacklistRemoveForm,
+    CreditNotePayForm,
     PayoutForm,
     ReviewForm,
     SettleForm,
@@ -91,7 +92,36 @@ def settlements():
         recent=recent,
         form=form,
         failed_id=str(failed_id) if failed_id else None,
+        credit_notes=payment_refunds.pending_credit_notes(db.session),
+        credit_note_form=CreditNotePayForm(formdata=None),
     ), status
+
+
+@bp.post("/payments/credit-notes/<int:refund_id>/pay")
+@login_required
+def pay_credit_note(refund_id: int):
+    """The operator paid a credit note (an invoice refund) back to the buyer."""
+    require(perm.can_pay_credit_note(g.actor))
+    form = CreditNotePayForm()
+    if not form.validate_on_submit():
+        for message in form.reference.errors or [_("Enter the reference of the bank transfer.")]:
+            flash(message, "error")
+        return redirect(url_for("licenses.settlements"))
+    try:
+        refund = payment_refunds.pay_credit_note(
+            db.session, g.actor, refund_id, form.reference.data
+        )
+    except (DomainError, LicenseError) as exc:
+        failed(exc)
+    else:
+        flash(
+            _(
+                "Credit note %(number)s paid back to the buyer.",
+                number=refund.credit_note_number,
+            ),
+            "success",
+        )
+    return redirect(url_for("licenses.settlements"))
 
 
 # ------------------------------------------------------------------------------------ revenue

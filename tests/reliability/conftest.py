@@ -3,7 +3,8 @@
 ``world`` builds, inside the rolled-back ``app`` fixture, side ``A`` (the callers' own
 organizations) and side ``B`` (somebody else's): departments with a listed, an unlisted and a
 conditional dataset, buyers with an unused quote and licenses in each state a matrix row needs
-(active and paid, awaiting payment with an open invoice, pending review, suspended), data
+(active and paid with a credit note to pay back, awaiting payment with an open invoice, pending
+review, suspended), data
 subjects with a requested and a granted consent, and a pending organization awaiting
 admission. One user per role on side A holds an API token.
 
@@ -231,7 +232,7 @@ def build_callers(session) -> World:
 
 def build_world(app, session) -> World:
     """Both sides of the marketplace on top of ``build_callers``; committed."""
-    from licenses import blacklist, payments, services
+    from licenses import blacklist, payment_refunds, payments, services
     from market.accounts.models import Organization
     from market.quotes import parameters
 
@@ -277,6 +278,10 @@ def build_world(app, session) -> World:
         active = licensed(listed)
         paid, _, _ = payments.create_payment(session, buyer, active.id, "invoice", config=config)
         payments.settle_invoice(session, operator, paid.id, f"BANK-{side}-{n}", config=config)
+        # A partial refund of an invoice payment: a credit note the operator has to pay back.
+        credit_note = payment_refunds.refund_payment(
+            session, operator, paid.id, 1_000, "reliability tests", config=config
+        )
         awaiting = licensed(listed)
         open_payment, _, _ = payments.create_payment(
             session, buyer, awaiting.id, "invoice", config=config
@@ -308,6 +313,7 @@ def build_world(app, session) -> World:
             license_suspended=suspended.id,
             payment_settled=paid.id,
             payment_open=open_payment.id,
+            credit_note=credit_note.id,
             consent_requested=requested.id,
             consent_granted=granted.id,
         )

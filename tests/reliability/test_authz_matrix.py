@@ -70,6 +70,8 @@ POST   /api/v1/licenses/{license_id}/upgrade-quotes              license_id=lice
 GET    /api/v1/payments                                          -                               401  403     403     200     200     403
 POST   /api/v1/payments/{payment_id}/settle                      payment_id=payment_open         401  403     403     200     403     403
 POST   /api/v1/payments/stripe/webhook                           -                               400  400     400     400     400     400
+GET    /api/v1/refunds                                           -                               401  403     403     200     200     403
+POST   /api/v1/refunds/{refund_id}/pay                           refund_id=credit_note           401  403     403     200     403     403
 GET    /api/v1/revenue/statements                                -                               401  200/403 403     200     200     403
 GET    /api/v1/revenue/statements.csv                            -                               401  200/403 403     200     200     403
 POST   /api/v1/revenue/payouts                                   -                               401  403     403     201     403     403
@@ -253,6 +255,9 @@ REQUESTS: dict[tuple[str, str], Callable[[World, str, str], Request]] = {
     },
     ("POST", "/api/v1/payments/{payment_id}/settle"): lambda w, s, r: {
         "json": {"bank_reference": f"MATRIX-{_unique()}"}
+    },
+    ("POST", "/api/v1/refunds/{refund_id}/pay"): lambda w, s, r: {
+        "json": {"reference": f"CN-PAID-{_unique()}"}
     },
     ("POST", "/api/v1/payments/stripe/webhook"): lambda w, s, r: {
         "data": b'{"id": "evt_matrix", "type": "payment_intent.succeeded"}',

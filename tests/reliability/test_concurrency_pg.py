@@ -8,6 +8,7 @@ also written to ``test-output/bench-concurrency.json``):
 - 50 sandbox queries against a quota of 10: exactly 10 answered, 40 refused with 429.
 - 20 settlements of one invoice: one 200, nineteen 409; one activation, one ledger journal.
 - 20 Stripe webhook deliveries (two events, replayed): one activation, one ledger journal.
+- 20 payments of one credit note: one 200, nineteen 409; one ledger journal.
 - 100 audited requests: exactly 100 new events in one unbroken chain.
 
 Run: ``MARKET_TEST_DB=postgres .venv/bin/python -m pytest tests/reliability/test_concurrency_pg.py -s``.
@@ -219,6 +220,36 @@ def test_twenty_concurrent_settlements_activate_once(live_app, seeded):
     assert status == "active" and journals_before == 0
     assert journals == 1 and activations == 1
     assert debit == credit
+    assert _chain_ok(live_app)[0]
+
+
+@pytest.mark.postgres
+@pg_only
+def test_twenty_concurrent_credit_note_payments_post_once(live_app, seeded):
+    from licenses.models import LedgerJournal, Refund
+    from market.extensions import db
+
+    refund_id = seeded.of("A", "credit_note")
+    headers = _bearer(seeded, "operator")
+
+    def pay(i: int) -> int:
+        r = live_app.test_client().post(
+            f"/api/v1/refunds/{refund_id}/pay", json={"reference": f"TRF-RACE-{i}"},
+            headers=headers)
+        return r.status_code
+
+    _, statuses = burst("credit note: 20 payments of one credit note", 20, pay)
+    assert Counter(statuses) == {200: 1, 409: 19}, Counter(statuses)
+    with live_app.app_context():
+        refund = db.session.get(Refund, refund_id)
+        journals = db.session.scalars(
+            sa.select(LedgerJournal).where(
+                LedgerJournal.kind == "credit_note_paid", LedgerJournal.refund_id == refund_id
+            )
+        ).all()
+        assert refund.status == "paid" and len(journals) == 1
+        assert journals[0].memo == refund.paid_reference
+        db.session.remove()
     assert _chain_ok(live_app)[0]
 
 
