@@ -155,7 +155,7 @@ class RevenueCaps(MethodView):
     @blp.response(200, RevenueCapReportSchema)
     def get(self, args):
         """Revenue per category against its cap, and the excess to deduct next period
-        (operator, regulator). Counts activated licenses in the month they start."""
+        (operator, regulator). Counts settled payments less refunds, in the month each happens."""
         account_perm.require(
             perm.can_view_revenue_caps(current_actor()),
             "Only the operator and the regulator see the revenue caps.",

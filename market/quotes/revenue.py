@@ -1,17 +1,19 @@
 """Revenue per category against its cap (NDRC 发改价格〔2025〕65号: revenue above the cap is
 deducted in the next period).
 
-What counts as revenue, for now: **activated licenses**. A license counts in the month its
-term starts (``starts_at``, a calendar month in Asia/Shanghai) when it is active, expired or
-suspended, at its full price. That is when a settled payment turns it active, so it matches
-settled payments except for refunds; once the payments ledger exists, this is the one
-function to switch over to it.
+What counts as revenue: **money received, net of refunds**. A settled payment counts in the
+month it settled (``settled_at``), and a refund counts, negatively, in the month it was issued
+(``created_at``), each a calendar month in Asia/Shanghai: the same events that post the
+``payment_settled`` and ``refund_issued`` journals of the ledger, at the same instants. A
+license activated without payment (public welfare, free) brings no revenue; a license
+refunded in full nets to nothing.
 
-Parties: ``operator`` receives every licence's whole price (the operator's gross sales, which
+Parties: ``operator`` receives every payment's whole amount (the operator's gross sales, which
 is what the operator revenue cap limits), and each providing department ``department:<id>``
 the part of each item it provides (by ``DatasetContributor`` weight, or the owning
-department). Each license's price is apportioned over its items in proportion to the item
-amounts, by largest remainder, so a bundle discount is shared and nothing is lost to rounding.
+department). Each payment or refund is apportioned over its license's items in proportion to
+the item amounts, by largest remainder, so a bundle discount is shared and nothing is lost to
+rounding.
 """
 
 from __future__ import annotations
@@ -26,16 +28,14 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 import pricing
-from licenses.models import License, LicenseItem
+from licenses.models import LicenseItem, Payment, PaymentState, Refund
 from licenses.split import apportion
 from market.accounts.models import Organization
 from market.datasets.models import Dataset, DatasetContributor
 from market.quotes.parameters import parameters_in_force, parameters_of
 
-#: License states whose price counts as revenue of the month the license started.
-COUNTED_STATUSES = ("active", "expired", "suspended")
-#: What the report says it counts, so that a reader never mistakes it for cash received.
-BASIS = "activated_licenses"
+#: What the report says it counts: settled payments, less refunds, when they happen.
+BASIS = "settled_payments_net_of_refunds"
 #: The revenue period is a calendar month where the platform operates.
 PERIOD_ZONE = ZoneInfo("Asia/Shanghai")
 #: How far back the carried excess is recomputed from.
@@ -70,35 +70,52 @@ def current_period(now: dt.datetime | None = None) -> str:
 
 
 @dataclass(frozen=True)
-class _Item:
+class _Money:
+    """A settled payment (positive) or a refund (negative) of one license."""
+
     license_id: int
-    starts_at: dt.datetime
-    price_total_fen: int
+    at: dt.datetime
+    amount_fen: int
+
+
+@dataclass(frozen=True)
+class _Item:
     dataset_id: int
     amount_fen: int
     category: str
 
 
-def _items(session: Session, start: dt.datetime, end: dt.datetime) -> list[_Item]:
+def _money(session: Session, start: dt.datetime, end: dt.datetime) -> list[_Money]:
+    payments = sa.select(Payment.license_id, Payment.settled_at, Payment.amount_fen).where(
+        Payment.status == PaymentState.settled.value,
+        Payment.settled_at >= start,
+        Payment.settled_at < end,
+        Payment.amount_fen > 0,
+    )
+    refunds = sa.select(Refund.license_id, Refund.created_at, Refund.amount_fen).where(
+        Refund.created_at >= start, Refund.created_at < end
+    )
+    out = [_Money(lic, at, amount) for lic, at, amount in session.execute(payments)]
+    out += [_Money(lic, at, -amount) for lic, at, amount in session.execute(refunds)]
+    return sorted(out, key=lambda m: (m.at, m.license_id, m.amount_fen))
+
+
+def _items(session: Session, license_ids: Iterable[int]) -> dict[int, list[_Item]]:
+    ids = sorted(set(license_ids))
+    if not ids:
+        return {}
     stmt = (
         sa.select(
-            License.id,
-            License.starts_at,
-            License.price_total_fen,
-            LicenseItem.dataset_id,
-            LicenseItem.amount_fen,
-            Dataset.category,
+            LicenseItem.license_id, LicenseItem.dataset_id, LicenseItem.amount_fen, Dataset.category
         )
-        .join(LicenseItem, LicenseItem.license_id == License.id)
         .join(Dataset, Dataset.id == LicenseItem.dataset_id)
-        .where(
-            License.status.in_(COUNTED_STATUSES),
-            License.starts_at >= start,
-            License.starts_at < end,
-        )
-        .order_by(License.id, LicenseItem.id)
+        .where(LicenseItem.license_id.in_(ids))
+        .order_by(LicenseItem.license_id, LicenseItem.id)
     )
-    return [_Item(*row) for row in session.execute(stmt)]
+    out: dict[int, list[_Item]] = defaultdict(list)
+    for license_id, dataset_id, amount, category in session.execute(stmt):
+        out[license_id].append(_Item(dataset_id, amount, category))
+    return out
 
 
 def _providers(session: Session, dataset_ids: Iterable[int]) -> dict[int, dict[int, int]]:
@@ -119,36 +136,47 @@ def _providers(session: Session, dataset_ids: Iterable[int]) -> dict[int, dict[i
 
 
 def _entries(
-    items: list[_Item], providers: Mapping[int, Mapping[int, int]]
+    money: Iterable[_Money],
+    items: Mapping[int, list[_Item]],
+    providers: Mapping[int, Mapping[int, int]],
 ) -> list[pricing.RevenueEntry]:
     totals: dict[tuple[str, str], int] = defaultdict(int)
-    by_license: dict[int, list[_Item]] = defaultdict(list)
-    for item in items:
-        by_license[item.license_id].append(item)
-    for lic_items in by_license.values():
-        price = lic_items[0].price_total_fen
+    for m in money:
+        lic_items = items.get(m.license_id, [])
+        if not lic_items:
+            continue
         weights = {i: it.amount_fen for i, it in enumerate(lic_items)}
         if not any(weights.values()):
             weights = dict.fromkeys(weights, 1)  # a priced license of free items: share evenly
-        for i, share in apportion(price, weights).items():
+        sign = 1 if m.amount_fen >= 0 else -1
+        for i, share in apportion(abs(m.amount_fen), weights).items():
             item = lic_items[i]
-            totals[(pricing.OPERATOR, item.category)] += share
+            totals[(pricing.OPERATOR, item.category)] += sign * share
             for dept, part in apportion(share, providers.get(item.dataset_id, {})).items():
-                totals[(department_party(dept), item.category)] += part
+                totals[(department_party(dept), item.category)] += sign * part
     return [
         pricing.RevenueEntry(party, category, amount)
         for (party, category), amount in sorted(totals.items())
     ]
 
 
+def _revenue(
+    session: Session, start: dt.datetime, end: dt.datetime
+) -> tuple[list[_Money], dict[int, list[_Item]], dict[int, dict[int, int]]]:
+    money = _money(session, start, end)
+    items = _items(session, (m.license_id for m in money))
+    datasets = (it.dataset_id for its in items.values() for it in its)
+    return money, items, _providers(session, datasets)
+
+
 def revenue_by_category(session: Session, period: str) -> list[pricing.RevenueEntry]:
-    """Revenue of ``period`` per (party, category), from activated licenses (see module doc).
+    """Revenue of ``period`` per (party, category): settled payments less refunds (see the
+    module doc).
 
     Raises ``pricing.InvalidRevenueInput`` for a bad period.
     """
     start, end = period_bounds(period)
-    items = _items(session, start, end)
-    return _entries(items, _providers(session, (i.dataset_id for i in items)))
+    return _entries(*_revenue(session, start, end))
 
 
 @dataclass(frozen=True)
@@ -189,19 +217,30 @@ def revenue_cap_report(session: Session, period: str) -> CapReport:
     Raises ``pricing.InvalidRevenueInput`` for a bad period.
     """
     start, end = period_bounds(period)
-    earliest = session.scalar(
-        sa.select(sa.func.min(License.starts_at)).where(
-            License.status.in_(COUNTED_STATUSES), License.starts_at < end
-        )
+    earliest = min(
+        (
+            at
+            for at in (
+                session.scalar(
+                    sa.select(sa.func.min(Payment.settled_at)).where(
+                        Payment.status == PaymentState.settled.value, Payment.settled_at < end
+                    )
+                ),
+                session.scalar(
+                    sa.select(sa.func.min(Refund.created_at)).where(Refund.created_at < end)
+                ),
+            )
+            if at is not None
+        ),
+        default=None,
     )
     first = period if earliest is None or earliest >= start else period_of(earliest)
     months = _months(first, period)[-MAX_CARRY_MONTHS:]
     first_start, _ = period_bounds(months[0])
-    items = _items(session, first_start, end)
-    providers = _providers(session, (i.dataset_id for i in items))
-    by_month: dict[str, list[_Item]] = defaultdict(list)
-    for item in items:
-        by_month[period_of(item.starts_at)].append(item)
+    money, items, providers = _revenue(session, first_start, end)
+    by_month: dict[str, list[_Money]] = defaultdict(list)
+    for m in money:
+        by_month[period_of(m.at)].append(m)
     carried: dict[tuple[str, str], int] = {}
     rows: tuple[pricing.RevenueCapRow, ...] = ()
     version = 0
@@ -210,7 +249,7 @@ def revenue_cap_report(session: Session, period: str) -> CapReport:
         param_row = parameters_in_force(session, month_end)
         version = param_row.version
         rows = pricing.revenue_cap_report(
-            month, _entries(by_month[month], providers), parameters_of(param_row), carried
+            month, _entries(by_month[month], items, providers), parameters_of(param_row), carried
         )
         carried = pricing.carry_forward(rows)
     return CapReport(

@@ -231,7 +231,10 @@ class RevenueCapReportSchema(ma.Schema):
     next_period = ma.fields.String()
     params_version = ma.fields.Integer()
     basis = ma.fields.String(
-        metadata={"description": "activated_licenses: licenses counted in the month they start"}
+        metadata={
+            "description": "settled_payments_net_of_refunds: payments in the month they "
+            "settle, less refunds in the month they are issued (Asia/Shanghai)"
+        }
     )
     carried_from = ma.fields.String(allow_none=True)
     currency = ma.fields.String()

@@ -1,4 +1,5 @@
-"""Revenue per category against its cap: activated licenses, per party, with carried excess."""
+"""Revenue per category against its cap: settled payments less refunds, per party, with
+carried excess."""
 
 from __future__ import annotations
 
@@ -16,16 +17,25 @@ def at(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
+#: License states that went through a settled payment.
+PAID_STATUSES = ("active", "expired", "suspended", "revoked")
+
+
 @pytest.fixture
 def sell(client, as_role, make_license, quote_body):
-    """``sell([(dataset, amount), ...], price, starts_at, status)`` → a license whose items
-    have exactly those amounts (quoted first, as the licensing area does)."""
+    """``sell([(dataset, amount), ...], price, starts_at, status, paid_at=None)`` → a license
+    whose items have exactly those amounts (quoted first, as the licensing area does), with a
+    payment of ``price`` settled at ``paid_at`` (default: ``starts_at``) when its status went
+    through payment."""
+    import uuid
+
+    from licenses.models import Payment
     from market.extensions import db
     from market.quotes.models import Quote
 
     _, h = as_role("buyer")
 
-    def make(items, price, starts_at, status="active"):
+    def make(items, price, starts_at, status="active", paid_at=None):
         body = quote_body(*[d for d, _ in items])
         quote = db.session.get(
             Quote, client.post("/api/v1/quotes", headers=h, json=body).get_json()["id"]
@@ -34,8 +44,41 @@ def sell(client, as_role, make_license, quote_body):
         amounts = {d.id: amount for d, amount in items}
         for item in lic.items:
             item.amount_fen = amounts[item.dataset_id]
+        if status in PAID_STATUSES and price > 0:
+            db.session.add(
+                Payment(
+                    license_id=lic.id, provider="invoice", status="settled", amount_fen=price,
+                    currency="CNY", reference=f"pay_{uuid.uuid4().hex[:12]}", refunded_fen=0,
+                    settled_at=paid_at or starts_at,
+                )
+            )
         db.session.commit()
         return lic
+
+    return make
+
+
+@pytest.fixture
+def refund(app):
+    """``refund(license, amount, at)``: a refund of the license's settled payment."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    from licenses.models import Payment, Refund
+    from market.extensions import db
+
+    def make(lic, amount, at_):
+        payment = db.session.scalar(sa.select(Payment).where(Payment.license_id == lic.id))
+        payment.refunded_fen += amount
+        db.session.add(
+            Refund(
+                payment_id=payment.id, license_id=lic.id, amount_fen=amount,
+                provider_refund_id=f"CN-{uuid.uuid4().hex[:10]}", status="pending",
+                reason="revoked", created_at=at_,
+            )
+        )
+        db.session.commit()
 
     return make
 
@@ -67,8 +110,8 @@ def set_caps(app):
     return make
 
 
-def test_revenue_by_category_counts_activated_licenses_in_their_start_month(
-    app, make_org, make_dataset, sell
+def test_revenue_by_category_counts_payments_less_refunds_in_their_month(
+    app, make_org, make_dataset, sell, refund
 ):
     from market.datasets.models import DatasetContributor
     from market.extensions import db
@@ -90,22 +133,35 @@ def test_revenue_by_category_counts_activated_licenses_in_their_start_month(
     sell([(a, 60_000), (b, 40_000)], 90_001, at("2026-10-31T17:30:00"))  # a bundle discount
     sell([(a, 10_000)], 10_000, at("2026-11-15T08:00:00"), status="expired")
     sell([(b, 20_000)], 20_000, at("2026-11-20T08:00:00"), status="suspended")
-    # Not counted: revoked, not yet active, or another month (Shanghai time).
-    sell([(a, 99_999)], 99_999, at("2026-11-10T08:00:00"), status="revoked")
+    # Paid and refunded in full in November: nets to nothing.
+    revoked = sell([(a, 99_999)], 99_999, at("2026-11-10T08:00:00"), status="revoked")
+    refund(revoked, 99_999, at("2026-11-12T08:00:00"))
+    # Paid in October, partly refunded in November: the refund lowers November.
+    october = sell([(a, 50_000)], 50_000, at("2026-10-05T08:00:00"), status="revoked")
+    refund(october, 20_000, at("2026-11-05T08:00:00"))
+    # Not counted: not paid yet, free, or paid in another month (Shanghai time).
     sell([(a, 99_999)], 99_999, at("2026-11-10T08:00:00"), status="awaiting_payment")
+    sell([(a, 0)], 0, at("2026-11-10T08:00:00"))
     sell([(a, 99_999)], 99_999, at("2026-11-30T16:00:00"))  # 2026-12-01 00:00 Shanghai
 
     entries = {
         (e.party, e.category): e.amount_fen for e in revenue_by_category(db.session, "2026-11")
     }
     # 90_001 split 60:40 by largest remainder -> 54_001 / 36_000 (sum exact).
-    assert entries[("operator", "market_supervision")] == 54_001 + 10_000
+    assert entries[("operator", "market_supervision")] == 54_001 + 10_000 + 0 - 20_000
     assert entries[("operator", "tax")] == 36_000 + 20_000
-    assert entries[(f"department:{samr.id}", "market_supervision")] == 64_001
+    assert entries[(f"department:{samr.id}", "market_supervision")] == 64_001 - 20_000
     assert entries[(f"department:{tax.id}", "tax")] == 27_000 + 15_000
     assert entries[(f"department:{court.id}", "tax")] == 9_000 + 5_000
     operator_total = sum(v for (p, _), v in entries.items() if p == "operator")
-    assert operator_total == 90_001 + 10_000 + 20_000
+    assert operator_total == 90_001 + 10_000 + 20_000 - 20_000
+    october_entries = {
+        (e.party, e.category): e.amount_fen for e in revenue_by_category(db.session, "2026-10")
+    }
+    assert october_entries == {
+        ("operator", "market_supervision"): 50_000,
+        (f"department:{samr.id}", "market_supervision"): 50_000,
+    }
     assert revenue_by_category(db.session, "2026-09") == []
     with pytest.raises(pricing.InvalidRevenueInput):
         revenue_by_category(db.session, "2026-13")
@@ -130,7 +186,7 @@ def test_cap_report_deducts_excess_next_period(
         50_000,
     )
     assert sep["totals"] == {"revenue": 150_000, "excess_to_deduct_next_period": 50_000}
-    assert sep["basis"] == "activated_licenses" and sep["next_period"] == "2026-10"
+    assert sep["basis"] == "settled_payments_net_of_refunds" and sep["next_period"] == "2026-10"
     dept = next(r for r in sep["rows"] if r["party"] == f"department:{samr.id}")
     assert dept["party_name"] == "上海市市场监督管理局-test"
 

@@ -190,7 +190,16 @@ def test_revenue_caps_page_has_table_and_chart(
 
     _, h = as_role("buyer")
     q = client.post("/api/v1/quotes", headers=h, json=quote_body(make_dataset())).get_json()
-    make_license(db.session.get(Quote, q["id"]), starts_at=dt.datetime(2026, 11, 5, tzinfo=dt.UTC))
+    from licenses.models import Payment
+
+    starts = dt.datetime(2026, 11, 5, tzinfo=dt.UTC)
+    lic = make_license(db.session.get(Quote, q["id"]), starts_at=starts)
+    db.session.add(
+        Payment(license_id=lic.id, provider="invoice", status="settled", currency="CNY",
+                amount_fen=lic.price_total_fen, reference="pay_caps_page", refunded_fen=0,
+                settled_at=starts)
+    )
+    db.session.commit()
     signed_in(client, make_user, "operator")
     html = client.get("/pricing/revenue-caps?period=2026-11").get_data(as_text=True)
     assert 'data-testid="cap-table"' in html and 'id="cap-chart"' in html and "data-chart=" in html
