@@ -39,6 +39,17 @@ _PAYABLE_PREFIX = "payable:department:"
 MAX_PAYOUT_REFERENCE = 120
 
 
+def transfer_reference(
+    value: str | None, *, field: str, max_length: int, message: str, hint: str
+) -> str:
+    """A bank transfer's reference as recorded in the books: stripped, 1 to ``max_length``
+    characters. Raises ValidationFailed(``message``, {field: [hint]}) otherwise."""
+    reference = (value or "").strip()
+    if not reference or len(reference) > max_length:
+        raise ValidationFailed(message, {field: [hint]})
+    return reference
+
+
 def department_of(account: str) -> int | None:
     """The department id of a ``payable:department:{id}`` account, else None."""
     if account.startswith(_PAYABLE_PREFIX):
@@ -382,16 +393,13 @@ def record_payout(
     """
     if not perm.can_record_payout(actor):
         raise Forbidden("Only the operator records payouts.")
-    reference = (reference or "").strip()
-    if not reference or len(reference) > MAX_PAYOUT_REFERENCE:
-        raise ValidationFailed(
-            "The payout needs its bank reference.",
-            {
-                "reference": [
-                    f"Give the transfer reference (1 to {MAX_PAYOUT_REFERENCE} characters)."
-                ]
-            },
-        )
+    reference = transfer_reference(
+        reference,
+        field="reference",
+        max_length=MAX_PAYOUT_REFERENCE,
+        message="The payout needs its bank reference.",
+        hint=f"Give the transfer reference (1 to {MAX_PAYOUT_REFERENCE} characters).",
+    )
     if isinstance(amount_fen, bool) or not isinstance(amount_fen, int) or amount_fen <= 0:
         raise ValidationFailed(
             "The amount must be positive.", {"amount": ["Give a positive amount in fen."]}

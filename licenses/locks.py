@@ -1,6 +1,6 @@
-"""Row locks, taken in one order everywhere: the license, then its payments, then (through
-``market.audit.services.record``) the audit chain's head. A transaction that took them in
-another order could deadlock with one that follows it.
+"""Row locks, taken in one order everywhere: the license, then its payments, then their
+refunds, then (through ``market.audit.services.record``) the audit chain's head. A
+transaction that took them in another order could deadlock with one that follows it.
 
 ``SELECT … FOR UPDATE`` on PostgreSQL; SQLite ignores it, and needs nothing more: every
 transaction there starts with ``BEGIN IMMEDIATE``, so writers are serialized anyway.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from licenses.models import License, Payment
+from licenses.models import License, Payment, Refund
 
 
 def lock_license(session: Session, license_id: int) -> License | None:
@@ -29,6 +29,16 @@ def lock_payment(session: Session, payment_id: int) -> Payment | None:
     return session.execute(
         sa.select(Payment)
         .where(Payment.id == payment_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
+def lock_refund(session: Session, refund_id: int) -> Refund | None:
+    """The refund row, locked and re-read."""
+    return session.execute(
+        sa.select(Refund)
+        .where(Refund.id == refund_id)
         .with_for_update()
         .execution_options(populate_existing=True)
     ).scalar_one_or_none()

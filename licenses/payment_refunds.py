@@ -15,14 +15,14 @@ from sqlalchemy.orm import Session
 from licenses import journal as jr
 from licenses import ledger
 from licenses import permissions as perm
-from licenses.locks import lock_license, lock_payment
+from licenses.locks import lock_license, lock_payment, lock_refund
 from licenses.models import License, Payment, PaymentState, Refund
 from licenses.payments import invoice_provider, stripe_provider
 from licenses.refunds import prorata_refund, split_refund
 from market.accounts.actor import Actor
 from market.audit import services as audit
 from market.db import utcnow
-from market.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from market.errors import Conflict, Forbidden, NotFound
 
 #: The status of a credit note the operator has not paid back yet, and of one it has.
 CREDIT_NOTE_PENDING = "pending"
@@ -179,24 +179,16 @@ def pay_credit_note(
     """
     if not perm.can_pay_credit_note(actor):
         raise Forbidden("Only the operator pays credit notes back.")
-    reference = (reference or "").strip()
-    if not reference or len(reference) > MAX_TRANSFER_REFERENCE:
-        raise ValidationFailed(
-            "The payment needs its bank transfer reference.",
-            {
-                "reference": [
-                    f"Give the transfer reference (1 to {MAX_TRANSFER_REFERENCE} characters)."
-                ]
-            },
-        )
+    reference = ledger.transfer_reference(
+        reference,
+        field="reference",
+        max_length=MAX_TRANSFER_REFERENCE,
+        message="The payment needs its bank transfer reference.",
+        hint=f"Give the transfer reference (1 to {MAX_TRANSFER_REFERENCE} characters).",
+    )
     # The row lock serializes two operators paying the same note; the journal's unique
     # (kind, reference) would refuse the second one anyway.
-    refund = session.execute(
-        sa.select(Refund)
-        .where(Refund.id == refund_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
+    refund = lock_refund(session, refund_id)
     if refund is None:
         raise NotFound("No such refund.")
     if refund.credit_note_number is None:

@@ -443,12 +443,13 @@ def settle_invoice(
     """
     if not perm.can_settle_payment(actor):
         raise Forbidden("Only the operator settles payments.")
-    reference = (bank_reference or "").strip()
-    if not reference or len(reference) > MAX_BANK_REFERENCE:
-        raise ValidationFailed(
-            "The bank reference is required.",
-            {"bank_reference": ["Give the reference of the buyer's bank transfer."]},
-        )
+    reference = ledger.transfer_reference(
+        bank_reference,
+        field="bank_reference",
+        max_length=MAX_BANK_REFERENCE,
+        message="The bank reference is required.",
+        hint="Give the reference of the buyer's bank transfer.",
+    )
     payment = session.get(Payment, payment_id)
     if payment is None:
         raise NotFound("No such payment.")
