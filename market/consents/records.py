@@ -1,8 +1,12 @@
 """Reading one enterprise's rows from desensitized Parquet tables (pure: no Flask, no DB).
 
-The filter is a pyarrow expression pushed down to the scan, so the enterprise's key is a
-value, never SQL text. Only the columns asked for are read, and at most ``limit`` rows are
-returned per table (one more is read to tell whether the table had more).
+The scan runs in a fresh in-memory DuckDB connection, which uses the Parquet files' Bloom
+filters on the entity key (written by the publication pipeline) to skip the row groups that
+cannot hold the enterprise, instead of reading the whole key column. The enterprise's key and
+the file's path are bound parameters, never SQL text; column names are quoted identifiers.
+The connection may read only that one file, and its configuration is locked before the
+query. Only the columns asked for are read, and at most ``limit`` rows are returned per table
+(one more is read to tell whether the table had more).
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-import pyarrow.dataset as pads
+import duckdb
+import pyarrow.parquet as pq
 
 from market.consents.errors import RecordsUnavailable
 
@@ -58,27 +63,56 @@ def json_value(value: Any) -> Any:
     return str(value)
 
 
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _scan(path: str, key_column: str, columns: tuple[str, ...], key_value: str, limit: int):
+    con = duckdb.connect(
+        ":memory:",
+        config={
+            "threads": 2,
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "python_enable_replacements": False,
+        },
+    )
+    try:
+        con.execute("SET allowed_paths = [" + "'" + path.replace("'", "''") + "']")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+        selected = ", ".join(_quoted(c) for c in columns) or "NULL AS __row"
+        sql = (
+            f"SELECT {selected} FROM read_parquet($path) "
+            f"WHERE {_quoted(key_column)} = $key LIMIT $limit"
+        )
+        params = {"path": path, "key": key_value, "limit": limit}
+        return con.sql(sql, params=params).to_arrow_table()
+    finally:
+        con.close()
+
+
 def read_subject_rows(spec: TableSpec, key_value: str, limit: int = DEFAULT_ROW_LIMIT) -> TableRows:
     """The rows of ``spec`` whose key column equals ``key_value``, restricted to
     ``spec.columns`` (those the file has), at most ``limit``.
 
     Raises RecordsUnavailable if the file is missing or cannot be read.
     """
+    path = str(spec.path)
     try:
-        dataset = pads.dataset(str(spec.path), format="parquet")
-        present = set(dataset.schema.names)
+        present = set(pq.read_schema(path).names)
         if spec.key_column not in present:
             raise RecordsUnavailable(spec.slug)
         columns = tuple(c for c in spec.columns if c in present)
-        scanner = dataset.scanner(
-            columns=list(columns), filter=pads.field(spec.key_column) == key_value
-        )
-        table = scanner.head(limit + 1)
+        table = _scan(path, spec.key_column, columns, key_value, limit + 1)
     except RecordsUnavailable:
         raise
-    except (OSError, ValueError) as exc:  # missing file, corrupt footer, type mismatch
+    except (OSError, ValueError, duckdb.Error) as exc:  # missing, corrupt, type mismatch
         raise RecordsUnavailable(spec.slug) from exc
-    rows = [{k: json_value(v) for k, v in row.items()} for row in table.to_pylist()]
+    if not columns:
+        rows: list[dict[str, Any]] = [{} for _ in range(table.num_rows)]
+    else:
+        rows = [{k: json_value(v) for k, v in row.items()} for row in table.to_pylist()]
     return TableRows(spec.slug, columns, rows[:limit], len(rows) > limit)
 
 

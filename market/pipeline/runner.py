@@ -45,6 +45,9 @@ COMPRESSION = "zstd"
 KEY_REPEAT_SHARE = 0.05
 #: Threads that process the columns of a chunk (Arrow, numpy and DuckDB release the GIL).
 WORKERS = 2
+#: False-positive rate of the entity key's Parquet Bloom filters (one per row group), which
+#: let a consented lookup skip the row groups that cannot hold the enterprise.
+KEY_BLOOM_FPP = 0.01
 
 
 def _now(now: dt.datetime | None) -> dt.datetime:
@@ -246,12 +249,13 @@ class _Job:
             self.failed = {p.name: 0 for p in plans}
             self.truncated = {p.name: 0 for p in plans}
             schema = self._schema(plans)
+            self.write_options = self._write_options(key_plan, req.chunk_rows)
             temp = _temp(req.out_path, temps)
             rows = 0
             # One I/O thread reads the next chunk and writes the previous one while this thread
             # processes the current one; at most three chunks are in memory at a time.
             with (
-                pq.ParquetWriter(temp, schema, compression=COMPRESSION) as writer,
+                pq.ParquetWriter(temp, schema, **self.write_options) as writer,
                 ThreadPoolExecutor(1, thread_name_prefix="pipeline-io") as io,
                 ThreadPoolExecutor(WORKERS, thread_name_prefix="pipeline") as pool,
             ):
@@ -336,6 +340,15 @@ class _Job:
             )
             return False
         return True
+
+    @staticmethod
+    def _write_options(key_plan: Plan | None, chunk_rows: int) -> dict:
+        options: dict = {"compression": COMPRESSION}
+        if key_plan is not None and key_plan.published:
+            options["bloom_filter_options"] = {
+                key_plan.name: {"ndv": max(1, chunk_rows), "fpp": KEY_BLOOM_FPP}
+            }
+        return options
 
     def _schema(self, plans: list[Plan]) -> pa.Schema:
         fields = [
@@ -425,7 +438,7 @@ class _Job:
         target = _temp(out_path, temps)
         levels = {q.column: (q.kind, min(step, q.max_level)) for q in self.qis if q.generalized}
         pf = pq.ParquetFile(source)
-        with pq.ParquetWriter(target, pf.schema_arrow, compression=COMPRESSION) as writer:
+        with pq.ParquetWriter(target, pf.schema_arrow, **self.write_options) as writer:
             for batch in pf.iter_batches(batch_size=chunk_rows):
                 arrays = [
                     coarsen(levels[name][0], batch.column(name), levels[name][1])

@@ -104,6 +104,39 @@ def test_chunking_does_not_change_the_result(tmp_path: Path, publish) -> None:
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
 
 
+def test_the_entity_key_has_a_bloom_filter_per_row_group(tmp_path: Path, publish) -> None:
+    import duckdb
+
+    from market.consents.records import TableSpec, read_subject_rows
+
+    source = write_csv(tmp_path / "bloom.csv", HEADER, _data(90))
+    out = tmp_path / "bloom.parquet"
+    _, table = publish(
+        source, chunk_rows=10, out_path=out, entity_key="身份证号", key_unique=True
+    )
+    key = table.column("身份证号")[0].as_py()
+    probe = duckdb.sql(
+        "SELECT row_group_id, bloom_filter_excludes FROM parquet_bloom_probe(?, ?, ?) "
+        "ORDER BY row_group_id",
+        params=[str(out), "身份证号", key],
+    ).fetchall()
+    holds = {i // 10 for i, v in enumerate(table.column("身份证号").to_pylist()) if v == key}
+    assert len(probe) == 9 and len(holds) == 1
+    assert all(not excluded for group, excluded in probe if group in holds)
+    assert any(excluded for group, excluded in probe if group not in holds)  # groups skipped
+    absent = duckdb.sql(
+        "SELECT bool_and(bloom_filter_excludes) FROM parquet_bloom_probe(?, ?, ?)",
+        params=[str(out), "身份证号", "rid_not_there"],
+    ).fetchall()
+    assert absent == [(True,)]
+    # a lookup still finds every row of the enterprise, in file order
+    found = read_subject_rows(TableSpec("t", out, "身份证号", ("姓名",)), key, limit=100)
+    want = [
+        row["姓名"] for row in table.to_pylist() if row["身份证号"] == key
+    ]
+    assert [r["姓名"] for r in found.rows] == want and not found.truncated
+
+
 def _raw_values(data: list[list[str]], columns: list[str] = PII_COLUMNS) -> set[str]:
     values = set()
     for row in data:
