@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import unicodedata
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from market.idcodes import is_valid_resident_id, is_valid_uscc, resident_id_birth_date
 
@@ -35,6 +37,18 @@ _CODE_STRIP_RE = re.compile(r"[ \-]")
 _SPACES_RE = re.compile(r"[\t\n\f\r ]+")
 _ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+
+def nfkc(value: str) -> str:
+    """NFKC with the same library and Unicode version as the column-wise pipeline (Arrow's
+    utf8proc), so that a value normalizes the same way here and in a published column.
+    Python's ``unicodedata`` follows the interpreter's Unicode version (14.0 in 3.11) and
+    leaves characters assigned since then unchanged, where Arrow may map them."""
+    if value.isascii():
+        return value
+    return pc.utf8_normalize(pa.scalar(value, pa.string()), form="NFKC").as_py()
+
 
 # Identifiers inside free text. Lookarounds, not \b (see the module docstring).
 MOBILE_IN_TEXT = re.compile(r"(?<![0-9])1[3-9][0-9]{9}(?![0-9])")
@@ -92,9 +106,7 @@ def normalize(kind: str | None, value: str | None) -> str | None:
     """
     if value is None:
         return None
-    if not value.isascii():
-        value = unicodedata.normalize("NFKC", value)
-    value = trim(value)
+    value = trim(nfkc(value))
     if not value:
         return None
     if kind in (kinds.RESIDENT_ID, kinds.CREDIT_CODE):
@@ -236,8 +248,7 @@ def resident_id_birth(rid: str) -> dt.date | None:
 
 def find_embedded(text: str, today: dt.date | None = None) -> set[str]:
     """PII kinds found *inside* free text; each candidate must pass its checksum."""
-    if not text.isascii():
-        text = unicodedata.normalize("NFKC", text)
+    text = nfkc(text)
     found: set[str] = set()
     for m in RESIDENT_ID_IN_TEXT.finditer(text):
         if is_valid_resident_id(m.group().upper(), today):

@@ -7,7 +7,7 @@ import datetime as dt
 import numpy as np
 import pyarrow as pa
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from market.idcodes import is_valid_resident_id, is_valid_uscc
@@ -281,6 +281,9 @@ _SIMPLE_CASE = st.characters(blacklist_categories=("Cs",)).filter(lambda c: len(
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.text(_SIMPLE_CASE, min_size=0, max_size=12), max_size=20), st.sampled_from(kinds.PII_KINDS))
+# U+1DFCD is unassigned in Python 3.11's Unicode 14.0, and Arrow's newer utf8proc maps it:
+# the scalar NFKC must be Arrow's too (found by test_column_pseudonyms_match_scalar).
+@example(["\U0001dfcd", "１２３ ｘ"], kinds.RESIDENT_ID)
 def test_normalize_agrees(values: list[str], kind: str) -> None:
     assert vz.normalize(kind, pa.array(values, pa.string())).to_pylist() == [
         v.normalize(kind, x) for x in values
