@@ -18,9 +18,17 @@ from pathlib import Path
 import pytest
 from flask import g, has_app_context
 from flask.testing import FlaskClient
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy.orm import scoped_session, sessionmaker
 
 from tests import pg
+
+# Property tests: CI replays the same examples on every run (a red run comes from a change, not
+# from the dice) and .ci/run selects that profile; local runs explore new examples, and a
+# failure they find is kept as an explicit @example once fixed.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+hypothesis_settings.register_profile("dev", print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 BACKEND = os.environ.get("MARKET_TEST_DB", "sqlite")
 DB_FIXTURES = {"app", "live_app", "database_url", "client", "runner"}
