@@ -93,10 +93,28 @@ class ColumnChunk:
         return len(self.text) - self.text.null_count
 
 
-def analyse(plan: Plan, raw: pa.Array | pa.ChunkedArray, today: dt.date) -> ColumnChunk:
+#: A PII column is analysed once per distinct value when at most this share of its values
+#: are distinct (credit codes, genders, birth dates repeat); otherwise row by row.
+DISTINCT_SHARE = 0.5
+
+
+def repeats(text: pa.Array) -> bool:
+    """Whether analysing the distinct values of ``text`` pays (see :data:`DISTINCT_SHARE`)."""
+    present = len(text) - text.null_count
+    return present > 0 and len(pc.unique(text)) <= DISTINCT_SHARE * present
+
+
+def analyse(
+    plan: Plan, raw: pa.Array | pa.ChunkedArray, today: dt.date, *, distinct: bool = False
+) -> ColumnChunk:
+    """Analyse one column of a chunk. With ``distinct``, a PII column is analysed on its
+    distinct values and the results are spread back to the rows (the same result)."""
     kind = plan.kind
     raw = raw.combine_chunks() if isinstance(raw, pa.ChunkedArray) else raw
     text = vz.trim(vz.as_string(raw))
+    if distinct and kind is not None and not plan.det.embedded:
+        encoded = pc.dictionary_encode(text)
+        return _spread(_analyse_kind(kind, encoded.dictionary, today), text, encoded.indices)
     if plan.det.embedded:
         return ColumnChunk(text, text, np.zeros(len(text), dtype=bool), checked=False)
     if kind is None:
@@ -114,6 +132,35 @@ def analyse(plan: Plan, raw: pa.Array | pa.ChunkedArray, today: dt.date) -> Colu
             failed=int((present & ~parsed.ok).sum()) if checked else 0,
             truncated=parsed.truncated,
         )
+    return _analyse_kind(kind, text, today)
+
+
+def _spread(col: ColumnChunk, text: pa.Array, indices: pa.Array) -> ColumnChunk:
+    """The analysis of distinct values (``col``) for the rows whose values are ``indices``
+    into them; null rows stay null and invalid."""
+    missing = vz.to_bool(pc.is_null(indices))
+    at = pc.fill_null(indices, 0).to_numpy(zero_copy_only=False)
+
+    def rows(values: np.ndarray | None, empty) -> np.ndarray | None:  # noqa: ANN001
+        if values is None:
+            return None
+        if len(values) == 0:
+            return np.full(len(at), empty, dtype=values.dtype)
+        return np.where(missing, empty, values[at])
+
+    return ColumnChunk(
+        text,
+        pc.take(col.norm, indices),
+        rows(col.valid, False),
+        col.checked,
+        dates=rows(col.dates, np.datetime64("NaT")),
+        ages=rows(col.ages, 0),
+        typed=None if col.typed is None else pc.take(col.typed, indices),
+        region=None if col.region is None else pc.take(col.region, indices),
+    )
+
+
+def _analyse_kind(kind: str, text: pa.Array, today: dt.date) -> ColumnChunk:
     norm = vz.normalize(kind, text)
     latest = np.datetime64(today, "D")
     if kind == kinds.RESIDENT_ID:

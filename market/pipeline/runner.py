@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from . import kinds
 from . import vectorized as vz
-from .columns import ColumnChunk, Plan, analyse, consistency_checks, treat
+from .columns import ColumnChunk, Plan, analyse, consistency_checks, repeats, treat
 from .desensitize import Pseudonymizer, coarsen, hash64, levels_for
 from .detect import Detection, detect_column
 from .errors import KAnonymityTooLow, PipelineError
@@ -235,6 +235,14 @@ class _Job:
             plans = [Plan(d, treatments[d.name], d.name == entity_key) for d in detections]
             self._note_detections(plans)
             key_plan = next((p for p in plans if p.is_key), None)
+            # PII columns whose values repeat (codes, genders, birth dates) are analysed once
+            # per distinct value; the first chunk decides.
+            self.distinct = {
+                p.name: p.kind is not None
+                and not p.det.embedded
+                and repeats(vz.trim(vz.as_string(first.table.column(p.name))))
+                for p in plans
+            }
             check_key = self._key_unique(first, key_plan, req.key_unique)
             self.quality = QualityAccumulator(
                 [p.name for p in plans],
@@ -397,7 +405,7 @@ class _Job:
         q = self.quality
 
         def column(p: Plan) -> tuple[ColumnChunk, pa.Array | None]:
-            col = analyse(p, table.column(p.name), self.today)
+            col = analyse(p, table.column(p.name), self.today, distinct=self.distinct[p.name])
             return col, treat(p, col, self.pseudonyms) if p.published else None
 
         # The slowest columns (pseudonyms) first, so that the threads finish together.

@@ -1,0 +1,71 @@
+"""Analysing a column on its distinct values gives exactly the row-by-row result."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from market.pipeline import runner
+from market.pipeline.columns import ColumnChunk, Plan, analyse, repeats
+from market.pipeline.readers import Chunk
+from market.pipeline.treatments import validate_overrides
+from tests.pipeline.factories import HEADER, rows
+
+TODAY = dt.date(2025, 7, 1)
+
+
+def _table() -> pa.Table:
+    data = rows(40, seed=3)
+    # repeats, blanks, padding and values that fail their validator
+    data = data + data[:25]
+    data[3] = ["", *data[3][1:]]
+    data[4] = [data[4][0].lower() + " ", "  ", "X", "11010519491231002Y", "男", "1990-02-30",
+               "1381234", "6222021234567890121", "not-an-email", "某地", *data[4][10:]]
+    columns = list(zip(*data, strict=True))
+    return pa.table({name: pa.array(list(col), pa.string()) for name, col in
+                     zip(HEADER, columns, strict=True)})
+
+
+def _plans(table: pa.Table) -> list[Plan]:
+    detections = runner._detect(Chunk(2, table), TODAY)
+    treatments = validate_overrides(detections, {}, None)
+    return [Plan(d, treatments[d.name], False) for d in detections]
+
+
+def _same(a: ColumnChunk, b: ColumnChunk) -> None:
+    assert a.text.equals(b.text) and a.norm.equals(b.norm)
+    assert np.array_equal(a.valid, b.valid) and a.checked == b.checked
+    for name in ("dates", "ages"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert (x is None) == (y is None), name
+        if x is not None:  # NaT compares unequal to itself: compare the raw int64 values
+            assert np.array_equal(x.astype("int64"), y.astype("int64")), name
+    for name in ("typed", "region"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert (x is None) == (y is None), name
+        if x is not None:
+            assert x.equals(y), name
+    assert (a.failed, a.truncated) == (b.failed, b.truncated)
+
+
+TABLE = _table()
+PLANS = [p for p in _plans(TABLE) if p.kind is not None and not p.det.embedded]
+
+
+@pytest.mark.parametrize("plan", PLANS, ids=[p.name for p in PLANS])
+def test_distinct_analysis_equals_row_by_row(plan: Plan) -> None:
+    column = TABLE.column(plan.name)
+    _same(analyse(plan, column, TODAY, distinct=True), analyse(plan, column, TODAY))
+
+
+def test_the_pii_kinds_are_all_covered_and_repeats_is_measured() -> None:
+    assert {p.kind for p in PLANS} >= {
+        "credit_code", "person_name", "resident_id", "gender", "birth_date", "mobile",
+        "bank_card", "email", "address",
+    }  # fmt: skip
+    assert repeats(TABLE.column("统一社会信用代码").combine_chunks())
+    assert not repeats(pa.array([f"v{i}" for i in range(10)]))
+    assert not repeats(pa.array([None, None], pa.string()))
