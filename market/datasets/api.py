@@ -36,6 +36,7 @@ from market.datasets.schemas import (
     MAX_METADATA_BYTES,
     DatasetAcceptedSchema,
     DatasetSchema,
+    InspectReportSchema,
     MetadataInvalid,
     PublishMetadataSchema,
     ReviewSchema,
@@ -333,6 +334,59 @@ class DatasetUploadAcceptedSchema(DatasetAcceptedSchema):
 upload_rate_limit = limiter.limit(
     lambda: current_app.config.get("MARKET_UPLOAD_RATE_LIMIT", "30 per hour"), key_func=per_user_key
 )
+
+
+_INSPECT_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "The file, or for CSV its first lines (whole lines).",
+                        }
+                    },
+                    "required": ["file"],
+                }
+            }
+        },
+    },
+    "parameters": [
+        {
+            "name": "entity_key",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "maxLength": 200},
+            "description": "The column that will be the entity key (always pseudonymized).",
+        }
+    ],
+}
+
+
+@blp.route("/datasets/inspect")
+class DatasetInspect(MethodView):
+    @upload_rate_limit
+    @blp.doc(**_INSPECT_DOC)
+    @blp.response(200, InspectReportSchema)
+    def post(self):
+        """Detect types, PII kinds and the allowed treatments of a file's first rows
+        (department), to choose ``metadata.treatments`` before publishing. Nothing is kept."""
+        actor = current_actor()
+        require(perms.can_upload(actor), "Only an active department can publish datasets.")
+        entity_key = (request.args.get("entity_key") or "").strip()[:200]
+        staged = receive_upload(lambda _raw: True).upload
+        try:
+            if staged is None:
+                raise ValidationFailed("Attach the data file in the part named 'file'.",
+                                       {"file": ["missing"]})
+            return services.inspect_upload(staged, entity_key=entity_key)
+        finally:
+            if staged is not None:
+                staged.discard()
 
 
 @blp.route("/datasets")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from flask import request
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField
@@ -58,6 +59,9 @@ STATUS_LABELS: dict[str, Any] = {
     "failed": _l("Failed"),
     "superseded": _l("Superseded"),
 }
+#: The upload page's per-column treatment choices are fields named ``treatment:<column>``
+#: (offered after the first lines of the chosen file are inspected).
+TREATMENT_FIELD_PREFIX = "treatment:"
 TREATMENT_LABELS: dict[str, Any] = {
     "pseudonymized": _l("Pseudonymized"),
     "masked": _l("Masked"),
@@ -266,6 +270,13 @@ class UploadForm(FlaskForm):
         }
         if self.k_min.data is not None:
             data["k_min"] = self.k_min.data
+        treatments = {
+            name.removeprefix(TREATMENT_FIELD_PREFIX): value
+            for name, value in request.form.items()
+            if name.startswith(TREATMENT_FIELD_PREFIX) and value
+        }
+        if treatments:
+            data["treatments"] = treatments
         return data
 
     #: Metadata keys (and nested cost keys) → the form field that shows their errors.

@@ -311,3 +311,22 @@ VersionStatusSchema = DatasetVersionStatusSchema
 PublishMetadataSchema = DatasetPublishMetadataSchema
 VersionMetadataSchema = DatasetVersionMetadataSchema
 ReviewSchema = DatasetReviewSchema
+
+
+class InspectColumnSchema(ma.Schema):
+    name = ma.fields.String()
+    type = ma.fields.String()
+    pii_kind = ma.fields.String(allow_none=True)
+    embedded = ma.fields.Boolean()
+    detection_share = ma.fields.Float()
+    header_hint = ma.fields.String(allow_none=True)
+    default_treatment = ma.fields.String()
+    allowed_treatments = ma.fields.List(ma.fields.String())
+
+
+class InspectReportSchema(ma.Schema):
+    format = ma.fields.String()
+    encoding = ma.fields.String(allow_none=True)
+    sampled_rows = ma.fields.Integer()
+    warnings = ma.fields.List(ma.fields.String())
+    columns = ma.fields.List(ma.fields.Nested(InspectColumnSchema))

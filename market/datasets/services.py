@@ -14,7 +14,8 @@ Raw uploads live only as ``.partial-…`` files under ``MARKET_DATA_DIR/uploads`
 are processed; whatever happens, the job (or the caller, if the job is never started)
 deletes them. Only the desensitized Parquet is kept.
 
-Treatment overrides are chosen at upload (``metadata.treatments``). After processing the raw
+Treatment overrides are chosen at upload (``metadata.treatments``; the upload page offers
+them per column from :func:`inspect_upload` on the file's first lines). After processing the raw
 file is gone, so :func:`change_treatments` can only make the published output *stricter* by
 rewriting it: today that means suppressing (dropping) a column. Anything that would need the
 raw values — loosening a treatment, or moving e.g. ``none`` to ``masked`` — is refused with
@@ -398,6 +399,26 @@ def precheck_upload(
         validate_overrides(detections, treatments, entity_key)
     except PipelineError as exc:
         raise _override_error(exc, "treatments.") from None
+
+
+def inspect_upload(upload: StagedUpload, *, entity_key: str | None) -> dict[str, Any]:
+    """Detected types and PII kinds of ``upload``'s first rows, with the default and the
+    allowed treatments of each column, so that a department chooses its overrides before
+    publishing. Nothing is recorded; the caller discards the file.
+
+    Raises ValidationFailed: the caps of :func:`precheck_upload`, an unknown entity key, or
+    the reader's reason (format, encoding, malformed row), which never quotes a value.
+    """
+    from market.pipeline import inspect
+
+    precheck_upload(upload, entity_key=entity_key or "", treatments={})
+    try:
+        report = inspect(upload.path, upload.filename, entity_key=entity_key or None)
+    except InvalidEntityKey as exc:
+        raise ValidationFailed(exc.message, {"entity_key": [exc.message]}) from None
+    except PipelineError as exc:
+        raise ValidationFailed(exc.message, {"file": [exc.message]}) from None
+    return report.to_dict()
 
 
 # ----------------------------------------------------------------------------- creation
@@ -788,6 +809,7 @@ __all__ = [
     "create_dataset",
     "create_version",
     "get_dataset",
+    "inspect_upload",
     "get_version",
     "make_slug",
     "new_staging_file",

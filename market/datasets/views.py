@@ -16,7 +16,15 @@ from market.auth import login_required
 from market.datasets import api as publication_api
 from market.datasets import catalog, services
 from market.datasets import permissions as perms
-from market.datasets.forms import DIMENSION_LABELS, ReviewForm, TreatmentsForm, UploadForm, label
+from market.datasets.forms import (
+    DIMENSION_LABELS,
+    PII_LABELS,
+    TREATMENT_LABELS,
+    ReviewForm,
+    TreatmentsForm,
+    UploadForm,
+    label,
+)
 from market.datasets.models import Dataset, DatasetVersion, Treatment, VersionStatus
 from market.datasets.schemas import (
     PublishMetadataSchema,
@@ -478,8 +486,16 @@ def upload():
                 422, "The form is not valid; see errors for each field.", _form_errors(form)
             )
             return jsonify(body), 422
-        return render_template("datasets/upload.html", form=form), 422
-    return render_template("datasets/upload.html", form=form)
+        return _upload_page(form), 422
+    return _upload_page(form)
+
+
+def _upload_page(form: UploadForm) -> str:
+    labels = {
+        "treatment": {k: str(v) for k, v in TREATMENT_LABELS.items()},
+        "pii": {k: str(v) for k, v in PII_LABELS.items()},
+    }
+    return render_template("datasets/upload.html", form=form, upload_labels=labels)
 
 
 @bp.get("/datasets/mine")

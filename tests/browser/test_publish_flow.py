@@ -52,6 +52,13 @@ def test_upload_review_and_find(live_server, page, shot, tmp_path):
 
     form.locator("input[name=cost_collection]").fill("600000.12")
     form.locator("input[name=file]").set_input_files(str(csv))  # the same file again
+    # Choosing the file shows the detected personal data; the phone column is masked instead.
+    choice = page.locator("[data-testid=treatment-choice]")
+    phone = choice.locator('select[name="treatment:联系电话"]')
+    phone.wait_for()
+    assert "none" not in phone.locator("option").evaluate_all("os => os.map(o => o.value)")
+    phone.select_option("masked")
+    shot(page, "publish-01b-treatments-before-upload")
     page.click("[data-testid=upload-submit]")
     progress = page.locator("[data-testid=upload-progress]")
     progress.wait_for(state="visible")
@@ -67,6 +74,9 @@ def test_upload_review_and_find(live_server, page, shot, tmp_path):
     pii = page.locator("[data-testid=pii-table]")
     assert pii.locator('[data-pii="credit_code"]').count() >= 1
     assert pii.locator('[data-pii="person_name"]').count() >= 1
+    assert pii.locator('tr[data-column="联系电话"] select option[selected]').get_attribute(
+        "value"
+    ) == "masked"
     shot(page, "publish-03-pending-review-with-pii")
     sign_out(page)
 

@@ -143,6 +143,23 @@ def test_upload_with_javascript_answers_json_and_processes(client, department, d
     assert "企业登记.csv" in page
 
 
+def test_treatments_chosen_on_the_page_are_applied_and_checked(client, department, data_dir):
+    page = client.get("/datasets/upload").get_data(as_text=True)
+    assert 'data-testid="treatment-choice"' in page and "/api/v1/datasets/inspect" in page
+    chosen = {"treatment:联系电话": "masked", "treatment:行业": "suppressed"}
+    r = client.post("/datasets/upload", data={**_form(client), **chosen}, headers=JSON,
+                    content_type="multipart/form-data")
+    assert r.status_code == 202, r.get_json()
+    columns = {c.name: c.treatment for c in db.session.get(Dataset, r.get_json()["id"]).versions[0].columns}
+    assert columns["联系电话"] == "masked" and columns["行业"] == "suppressed"
+    # a direct identifier can never be chosen "as is": refused before anything is stored
+    refused = client.post("/datasets/upload", data={**_form(client), "treatment:联系电话": "none"},
+                          headers=JSON, content_type="multipart/form-data")
+    assert refused.status_code == 422
+    assert "联系电话" in refused.get_json()["errors"]["file"][0]  # shown under the file field
+    assert not _staged_files(data_dir)
+
+
 def test_upload_without_javascript_redirects_to_the_dataset(client, department):
     r = client.post("/datasets/upload", data=_form(client), content_type="multipart/form-data")
     assert r.status_code == 302 and r.headers["Location"].startswith("/datasets/")

@@ -106,3 +106,39 @@ def test_only_the_owner_and_only_before_review(published, department, operator, 
     client.post(f"/api/v1/datasets/{dataset_id}/review", headers=operator[1],
                 json={"decision": "approve"})
     assert client.put(url, headers=department[1], json={"行业": "suppressed"}).status_code == 409
+
+
+def _inspect(client, headers, content: bytes, filename: str = "data.csv", entity_key=None):
+    from tests.datasets.conftest import multipart
+
+    body, content_type = multipart([("file", (content, filename))])
+    url = "/api/v1/datasets/inspect" + (f"?entity_key={entity_key}" if entity_key else "")
+    return client.post(url, data=body, headers=headers, content_type=content_type)
+
+
+def test_inspect_proposes_treatments_and_keeps_nothing(client, department, data_dir, caplog):
+    rows = sample_rows(30)
+    # the first lines of a GBK file, as the upload page sends them
+    r = _inspect(client, department[1], csv_bytes(rows, "gbk"), entity_key="统一社会信用代码")
+    assert r.status_code == 200, r.get_json()
+    body = r.get_json()
+    assert body["format"] == "csv" and body["encoding"].lower() in ("gbk", "gb18030")
+    columns = {c["name"]: c for c in body["columns"]}
+    assert columns["统一社会信用代码"]["allowed_treatments"] == ["pseudonymized"]
+    phone = columns["联系电话"]
+    assert phone["pii_kind"] == "mobile" and phone["default_treatment"] == "pseudonymized"
+    assert "none" not in phone["allowed_treatments"] and "masked" in phone["allowed_treatments"]
+    assert columns["行业"]["pii_kind"] is None and "none" in columns["行业"]["allowed_treatments"]
+    assert residue(data_dir) == [] and list(data_dir.rglob("*.parquet")) == []
+    text = r.get_data(as_text=True) + caplog.text
+    assert not [v for row in rows for v in row.values() if len(v) > 4 and v in text]
+
+
+def test_inspect_refuses_bad_input_and_other_roles(client, department, as_role, data_dir):
+    bad = _inspect(client, department[1], b"\x00\x01\x02binary\xff" * 50, "x.csv")
+    assert bad.status_code == 422 and bad.get_json()["errors"]["file"]
+    unknown_key = _inspect(client, department[1], csv_bytes(sample_rows(5)), entity_key="nope")
+    assert unknown_key.status_code == 422 and "entity_key" in unknown_key.get_json()["errors"]
+    assert _inspect(client, as_role("buyer")[1], csv_bytes(sample_rows(5))).status_code == 403
+    assert _inspect(client, {}, csv_bytes(sample_rows(5))).status_code == 401
+    assert residue(data_dir) == []

@@ -97,6 +97,7 @@ GET    /api/v1/lookups                                           -              
 POST   /api/v1/lookups                                           -                               401  403     200/404 403     403     403
 GET    /api/v1/subjects/me/access-log                            -                               401  403     403     403     403     200
 POST   /api/v1/datasets                                          -                               401  202     403     403     403     403
+POST   /api/v1/datasets/inspect                                  -                               401  200     403     403     403     403
 GET    /api/v1/datasets                                          -                               200  200     200     200     200     200
 GET    /api/v1/datasets/{dataset_id}                             dataset_id=dataset_listed       200  200     200     200     200     200
 GET    /api/v1/datasets/{dataset_id}                             dataset_id=dataset_unlisted     404  200/404 404     200     200     404
@@ -302,6 +303,10 @@ REQUESTS: dict[tuple[str, str], Callable[[World, str, str], Request]] = {
     ("POST", "/api/v1/datasets"): lambda w, s, r: {
         "data": {"metadata": _upload_metadata(),
                  "file": (io.BytesIO(_csv_upload()), "matrix.csv")},
+        "content_type": "multipart/form-data",
+    },
+    ("POST", "/api/v1/datasets/inspect"): lambda w, s, r: {
+        "data": {"file": (io.BytesIO(_csv_upload()), "matrix.csv")},
         "content_type": "multipart/form-data",
     },
     ("POST", "/api/v1/datasets/{dataset_id}/versions"): lambda w, s, r: {

@@ -104,6 +104,110 @@
     if (first) first.focus();
   }
 
+  // ------------------------------------------------ treatments, chosen before upload
+  // When a file is chosen, its first lines (whole lines of a CSV; the whole file for a small
+  // XLSX or Parquet) are sent to /api/v1/datasets/inspect, which keeps nothing, and each
+  // column gets a select of its allowed treatments, named "treatment:<column>".
+  var SAMPLE_BYTES = 1 << 20;
+  var WHOLE_FILE_BYTES = 32 << 20;
+
+  function firstLines(file) {
+    if (!/\.(csv|tsv|txt)$/i.test(file.name)) {
+      return Promise.resolve(file.size <= WHOLE_FILE_BYTES ? file : null);
+    }
+    if (file.size <= SAMPLE_BYTES) return Promise.resolve(file);
+    return file.slice(0, SAMPLE_BYTES).arrayBuffer().then(function (buffer) {
+      var bytes = new Uint8Array(buffer);
+      var end = bytes.lastIndexOf(10);
+      return end > 0 ? new Blob([bytes.subarray(0, end + 1)]) : null;
+    });
+  }
+
+  function treatmentChoice(form, i18n) {
+    var box = form.querySelector("[data-treatments]");
+    var input = form.querySelector('input[type="file"][name="file"]');
+    if (!box || !input || !window.fetch || !window.Blob) return;
+    var labels = readJSON(box.getAttribute("data-labels"), { treatment: {}, pii: {} });
+    var note = box.querySelector('[data-field="note"]');
+    var rows = box.querySelector("[data-rows]");
+    var key = form.querySelector('[name="entity_key"]');
+    var intro = note.textContent;
+    var csrf = (form.querySelector('[name="csrf_token"]') || {}).value || "";
+    var asked = 0;
+
+    function cell(row, text) {
+      var td = document.createElement("td");
+      td.textContent = text;
+      row.appendChild(td);
+      return td;
+    }
+
+    function render(report) {
+      rows.textContent = "";
+      report.columns.forEach(function (c) {
+        var tr = document.createElement("tr");
+        cell(tr, c.name);
+        cell(tr, c.pii_kind ? (labels.pii[c.pii_kind] || c.pii_kind) : i18n.noPii);
+        var select = document.createElement("select");
+        select.name = "treatment:" + c.name;
+        select.setAttribute("data-default", c.default_treatment);
+        select.setAttribute("aria-label", c.name);
+        c.allowed_treatments.forEach(function (t) {
+          var option = document.createElement("option");
+          option.value = t;
+          option.textContent = labels.treatment[t] || t;
+          option.selected = t === c.default_treatment;
+          select.appendChild(option);
+        });
+        cell(tr, "").appendChild(select);
+        rows.appendChild(tr);
+      });
+    }
+
+    function inspect() {
+      var file = input.files && input.files[0];
+      var mine = ++asked;
+      rows.textContent = "";
+      box.hidden = !file;
+      if (!file) return;
+      note.textContent = i18n.inspecting;
+      firstLines(file).then(function (blob) {
+        if (!blob) { note.textContent = i18n.inspectSkipped; return null; }
+        var data = new FormData();
+        data.append("file", blob, file.name);
+        var url = box.getAttribute("data-url");
+        if (key && key.value.trim()) url += "?entity_key=" + encodeURIComponent(key.value.trim());
+        return fetch(url, {
+          method: "POST", body: data, credentials: "same-origin",
+          headers: { "Accept": "application/json", "X-CSRFToken": csrf }
+        });
+      }).then(function (response) {
+        if (!response) return null;
+        return response.json().then(function (body) {
+          if (mine !== asked) return;
+          if (!response.ok) {
+            var errors = body.errors || {};
+            note.textContent = (errors.file && errors.file[0]) ||
+              (errors.entity_key && errors.entity_key[0]) || body.message || i18n.inspectFailed;
+            return;
+          }
+          note.textContent = intro;
+          render(body);
+        });
+      }).catch(function () { if (mine === asked) note.textContent = i18n.inspectFailed; });
+    }
+
+    input.addEventListener("change", inspect);
+    if (key) key.addEventListener("change", function () { if (input.files && input.files[0]) inspect(); });
+  }
+
+  // Only the treatments the department changed are sent as overrides.
+  function keepChangedTreatments(form, data) {
+    form.querySelectorAll("[data-treatments] select").forEach(function (select) {
+      if (select.value === select.getAttribute("data-default")) data.delete(select.name);
+    });
+  }
+
   function uploadForm() {
     var form = document.querySelector("[data-upload-form]");
     if (!form || !window.FormData || !window.XMLHttpRequest) return; // plain form post
@@ -114,6 +218,7 @@
     var processing = panel.querySelector('[data-field="processing"]');
     var link = panel.querySelector('[data-field="link"]');
     var submit = form.querySelector('[type="submit"]');
+    treatmentChoice(form, i18n);
 
     function say(text, p) { stage.textContent = p === undefined ? text : text + " " + p + "%"; }
 
@@ -130,6 +235,7 @@
       event.preventDefault();
       clearErrors(form);
       var data = new FormData(form);
+      keepChangedTreatments(form, data);
       var grade = form.querySelector('[name="open_grade"]');
       var secret = form.querySelector('[name="confidential"]');
       // Refused on the metadata alone: the file is not needed, so it is not sent at all.
