@@ -234,16 +234,14 @@ def perform_lookup(
     target = pseudonym(key, CREDIT_CODE_KIND, code)
     plans, unavailable = _plan_tables(lic, local_path)
     tables: list[LookupTable] = []
-    read: list[records.TableRows] = []
-    for plan in plans:
-        try:
-            rows = records.read_subject_rows(plan.spec, target, row_limit)
-        except RecordsUnavailable as exc:
-            raise ServiceUnavailable(
-                f"The data of table {exc.slug} cannot be read right now; no quota was used. "
-                "Try again later."
-            ) from None
-        read.append(rows)
+    try:
+        read = records.read_subject_tables([plan.spec for plan in plans], target, row_limit)
+    except RecordsUnavailable as exc:
+        raise ServiceUnavailable(
+            f"The data of table {exc.slug} cannot be read right now; no quota was used. "
+            "Try again later."
+        ) from None
+    for plan, rows in zip(plans, read, strict=True):
         tables.append(
             LookupTable(
                 plan.spec.slug, plan.dataset_id, plan.title, rows.columns, plan.omitted,

@@ -67,7 +67,12 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _scan(path: str, key_column: str, columns: tuple[str, ...], key_value: str, limit: int):
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _connect(paths: Sequence[str]) -> duckdb.DuckDBPyConnection:
+    """An in-memory connection that may read only ``paths``, with its configuration locked."""
     con = duckdb.connect(
         ":memory:",
         config={
@@ -78,33 +83,31 @@ def _scan(path: str, key_column: str, columns: tuple[str, ...], key_value: str, 
         },
     )
     try:
-        con.execute("SET allowed_paths = [" + "'" + path.replace("'", "''") + "']")
+        con.execute("SET allowed_paths = [" + ", ".join(_literal(p) for p in paths) + "]")
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
-        selected = ", ".join(_quoted(c) for c in columns) or "NULL AS __row"
-        sql = (
-            f"SELECT {selected} FROM read_parquet($path) "
-            f"WHERE {_quoted(key_column)} = $key LIMIT $limit"
-        )
-        params = {"path": path, "key": key_value, "limit": limit}
-        return con.sql(sql, params=params).to_arrow_table()
-    finally:
+    except BaseException:
         con.close()
+        raise
+    return con
 
 
-def read_subject_rows(spec: TableSpec, key_value: str, limit: int = DEFAULT_ROW_LIMIT) -> TableRows:
-    """The rows of ``spec`` whose key column equals ``key_value``, restricted to
-    ``spec.columns`` (those the file has), at most ``limit``.
-
-    Raises RecordsUnavailable if the file is missing or cannot be read.
-    """
+def _read(
+    con: duckdb.DuckDBPyConnection, spec: TableSpec, key_value: str, limit: int
+) -> TableRows:
     path = str(spec.path)
     try:
         present = set(pq.read_schema(path).names)
         if spec.key_column not in present:
             raise RecordsUnavailable(spec.slug)
         columns = tuple(c for c in spec.columns if c in present)
-        table = _scan(path, spec.key_column, columns, key_value, limit + 1)
+        selected = ", ".join(_quoted(c) for c in columns) or "NULL AS __row"
+        sql = (
+            f"SELECT {selected} FROM read_parquet($path) "
+            f"WHERE {_quoted(spec.key_column)} = $key LIMIT $limit"
+        )
+        params = {"path": path, "key": key_value, "limit": limit + 1}
+        table = con.sql(sql, params=params).to_arrow_table()
     except RecordsUnavailable:
         raise
     except (OSError, ValueError, duckdb.Error) as exc:  # missing, corrupt, type mismatch
@@ -114,6 +117,29 @@ def read_subject_rows(spec: TableSpec, key_value: str, limit: int = DEFAULT_ROW_
     else:
         rows = [{k: json_value(v) for k, v in row.items()} for row in table.to_pylist()]
     return TableRows(spec.slug, columns, rows[:limit], len(rows) > limit)
+
+
+def read_subject_tables(
+    specs: Sequence[TableSpec], key_value: str, limit: int = DEFAULT_ROW_LIMIT
+) -> list[TableRows]:
+    """The rows of each table of ``specs`` whose key column equals ``key_value``, restricted
+    to the spec's columns (those the file has), at most ``limit`` per table; one connection
+    serves all the tables of a lookup.
+
+    Raises RecordsUnavailable (naming the table) if a file is missing or cannot be read.
+    """
+    if not specs:
+        return []
+    con = _connect([str(spec.path) for spec in specs])
+    try:
+        return [_read(con, spec, key_value, limit) for spec in specs]
+    finally:
+        con.close()
+
+
+def read_subject_rows(spec: TableSpec, key_value: str, limit: int = DEFAULT_ROW_LIMIT) -> TableRows:
+    """:func:`read_subject_tables` for one table."""
+    return read_subject_tables([spec], key_value, limit)[0]
 
 
 def _decimal(value: Any) -> Decimal | None:

@@ -15,6 +15,7 @@ from market.consents.records import (
     json_value,
     profile_series,
     read_subject_rows,
+    read_subject_tables,
 )
 
 
@@ -120,3 +121,17 @@ def test_profile_series_sums_per_period_across_tables():
     }
     assert profile_series([other]) is None
     assert profile_series([]) is None
+
+
+def test_one_connection_reads_every_table_of_a_lookup(tmp_path, table):
+    first = TableSpec("t1", table, "k", ("secret",))
+    second = TableSpec("t2", table, "k", ("所属期",))
+    got = read_subject_tables([first, second], "ent_b")
+    assert [(t.slug, t.rows) for t in got] == [
+        ("t1", [{"secret": "y"}]),
+        ("t2", [{"所属期": "2025-01"}]),
+    ]
+    assert read_subject_tables([], "ent_b") == []
+    with pytest.raises(RecordsUnavailable) as err:
+        read_subject_tables([first, TableSpec("gone", tmp_path / "gone.parquet", "k", ())], "x")
+    assert err.value.slug == "gone"
