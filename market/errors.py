@@ -121,7 +121,8 @@ def envelope(code: int, message: str | None = None, errors: dict | None = None) 
     body: dict[str, Any] = {
         "code": code,
         "status": HTTPStatus(code).phrase,
-        "message": message or HTTPStatus(code).description or HTTPStatus(code).phrase,
+        # str(): a lazy (not yet translated) message is rendered in the request's locale.
+        "message": str(message or HTTPStatus(code).description or HTTPStatus(code).phrase),
     }
     if errors:
         body["errors"] = errors
@@ -224,7 +225,11 @@ def register_error_handlers(app: Flask) -> None:
     def handle_unexpected(exc: Exception):
         status = external_status(exc)
         if status is not None:
-            message = getattr(exc, "message", None) or str(exc)
+            from market.i18n import translate
+
+            message = translate(
+                getattr(exc, "message", None) or str(exc), getattr(exc, "params", None)
+            )
             _after_error(status, message, getattr(exc, "audit", None))
             return _render(status, message, external_errors(exc))
         if _out_of_range(exc):

@@ -21,11 +21,21 @@ from babel.messages.pofile import read_po, write_po
 HERE = Path(__file__).resolve().parent
 PACKAGE = HERE.parent
 #: Packages with user-facing strings besides ``market`` (their web views and forms).
-OTHER_PACKAGES = ("licenses", "sandbox")
+OTHER_PACKAGES = ("licenses", "sandbox", "pricing")
 PO = HERE / "zh" / "LC_MESSAGES" / "messages.po"
 MO = PO.with_suffix(".mo")
 METHOD_MAP = [("**.py", "python"), ("templates/**.html", "jinja2")]
-KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "lazy_gettext": None, "_l": None}
+#: ``N_`` marks a message in a pure package (pricing, sandbox.policy, licenses' domain code,
+#: market.pipeline), which must not import Flask: it returns its argument unchanged, and the
+#: app translates the message where it reaches a person (``market.i18n.translate``).
+KEYWORDS = {
+    "_": None,
+    "gettext": None,
+    "ngettext": (1, 2),
+    "lazy_gettext": None,
+    "_l": None,
+    "N_": None,
+}
 
 
 def extract() -> dict[str, list[tuple[str, int]]]:

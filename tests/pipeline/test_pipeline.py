@@ -156,7 +156,11 @@ _SKIP_DIRS = {".venv", ".git", "node_modules", "__pycache__"}
 def _files(root: Path, skip: Path | None = None) -> set[Path]:
     out = set()
     for dirpath, dirnames, names in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d not in _SKIP_DIRS and Path(dirpath, d) != skip]
+        dirnames[:] = [
+            d
+            for d in dirnames
+            if d not in _SKIP_DIRS and Path(dirpath, d) != skip and not d.startswith("pytest-of-")
+        ]
         out.update(Path(dirpath) / name for name in names)
     return out
 
@@ -169,6 +173,7 @@ def test_no_raw_pii_anywhere(
     # Uncompressed, so that a leak in the data pages would show in the bytes too.
     monkeypatch.setattr(runner, "COMPRESSION", "none")
     # Other tests' directories (their own PII test data) are skipped; ours is scanned below.
+    # That is every pytest temp root: other xdist workers' and other concurrent runs' too.
     pytest_root = tmp_path_factory.getbasetemp()
     system_tmp = Path(tempfile.gettempdir())
     before = _files(system_tmp, pytest_root) | _files(Path.cwd(), pytest_root)

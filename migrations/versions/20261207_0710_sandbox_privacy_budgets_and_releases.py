@@ -1,0 +1,21 @@
+"""sandbox privacy budgets and releases (owner: sandbox (entity-level differential privacy))
+
+A pre-made slot in the migration chain, so that parallel work never forks Alembic heads: its
+owner writes the schema changes here; until then it changes nothing.
+
+Revision ID: c7a0d1e20710
+Revises: c7a0d1e20700
+"""
+
+revision = "c7a0d1e20710"
+down_revision = "c7a0d1e20700"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass

@@ -1,0 +1,21 @@
+"""pricing caps approval and categories (owner: pricing (caps, ceilings, categories))
+
+A pre-made slot in the migration chain, so that parallel work never forks Alembic heads: its
+owner writes the schema changes here; until then it changes nothing.
+
+Revision ID: c7a0d1e20720
+Revises: c7a0d1e20710
+"""
+
+revision = "c7a0d1e20720"
+down_revision = "c7a0d1e20710"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass

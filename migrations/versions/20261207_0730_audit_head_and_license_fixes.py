@@ -1,0 +1,21 @@
+"""audit head and license fixes (owner: audit and licenses (signed head, refunds, reviews))
+
+A pre-made slot in the migration chain, so that parallel work never forks Alembic heads: its
+owner writes the schema changes here; until then it changes nothing.
+
+Revision ID: c7a0d1e20730
+Revises: c7a0d1e20720
+"""
+
+revision = "c7a0d1e20730"
+down_revision = "c7a0d1e20720"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass

@@ -1,0 +1,21 @@
+"""publication job leases (owner: datasets (crash-safe publication jobs))
+
+A pre-made slot in the migration chain, so that parallel work never forks Alembic heads: its
+owner writes the schema changes here; until then it changes nothing.
+
+Revision ID: c7a0d1e20740
+Revises: c7a0d1e20730
+"""
+
+revision = "c7a0d1e20740"
+down_revision = "c7a0d1e20730"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass

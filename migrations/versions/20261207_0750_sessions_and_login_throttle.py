@@ -1,0 +1,21 @@
+"""sessions and login throttle (owner: accounts (sessions, login throttling))
+
+A pre-made slot in the migration chain, so that parallel work never forks Alembic heads: its
+owner writes the schema changes here; until then it changes nothing.
+
+Revision ID: c7a0d1e20750
+Revises: c7a0d1e20740
+"""
+
+revision = "c7a0d1e20750"
+down_revision = "c7a0d1e20740"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass

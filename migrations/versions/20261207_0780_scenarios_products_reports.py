@@ -1,0 +1,21 @@
+"""scenarios products reports (owner: governance (scenarios, data products, certificates, reports))
+
+A pre-made slot in the migration chain, so that parallel work never forks Alembic heads: its
+owner writes the schema changes here; until then it changes nothing.
+
+Revision ID: c7a0d1e20780
+Revises: c7a0d1e20770
+"""
+
+revision = "c7a0d1e20780"
+down_revision = "c7a0d1e20770"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass

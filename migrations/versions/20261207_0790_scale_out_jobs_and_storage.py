@@ -1,0 +1,21 @@
+"""scale out jobs and storage (owner: scale-out (Celery jobs, object storage))
+
+A pre-made slot in the migration chain, so that parallel work never forks Alembic heads: its
+owner writes the schema changes here; until then it changes nothing.
+
+Revision ID: c7a0d1e20790
+Revises: c7a0d1e20780
+"""
+
+revision = "c7a0d1e20790"
+down_revision = "c7a0d1e20780"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass
