@@ -1,14 +1,14 @@
-"""notifications outbox (owner: notifications (notification centre and outbox))
+"""audit head checkpoints (owner: audit (signed head, checkpoints, streamed exports))
 
 A pre-made slot in the migration chain, so that parallel work never forks Alembic heads: its
 owner writes the schema changes here; until then it changes nothing.
 
-Revision ID: c7a0d1e20770
-Revises: c7a0d1e20760
+Revision ID: c7a0d1e20730
+Revises: c7a0d1e20720
 """
 
-revision = "c7a0d1e20770"
-down_revision = "c7a0d1e20760"
+revision = "c7a0d1e20730"
+down_revision = "c7a0d1e20720"
 branch_labels = None
 depends_on = None
 
