@@ -32,8 +32,22 @@ SUPPORTED_LOCALES = ("zh", "en")
 
 
 def select_locale() -> str:
-    """Chinese by default; a ``lang`` cookie (set by the switcher) or ``?lang=`` wins."""
+    """The language of this request's messages and pages.
+
+    ``?lang=`` or the ``lang`` cookie (the switcher sets it) win. API clients that are not a
+    signed-in browser (tokens, anonymous calls) are answered in their ``Accept-Language``.
+    Everything else is Chinese, the product's default: pages, and the API calls a page makes
+    for its signed-in user, follow the page's language and not the browser's setting.
+    """
+    from flask import g, has_request_context
+
+    if not has_request_context():
+        return "zh"
     wanted = request.args.get("lang") or request.cookies.get("lang")
     if wanted in SUPPORTED_LOCALES:
         return wanted
+    if request.path.startswith("/api/") and g.get("via") != "session":
+        best = request.accept_languages.best_match(SUPPORTED_LOCALES)
+        if best in SUPPORTED_LOCALES:
+            return best
     return "zh"
