@@ -26,9 +26,11 @@ from typing import Any
 
 CONTEXT: dict[str, str] = {
     "dcat": "http://www.w3.org/ns/dcat#",
+    "dcatap": "http://data.europa.eu/r5r/",
     "dct": "http://purl.org/dc/terms/",
     "dqv": "http://www.w3.org/ns/dqv#",
     "foaf": "http://xmlns.com/foaf/0.1/",
+    "gsp": "http://www.opengis.net/ont/geosparql#",
     "odrl": "http://www.w3.org/ns/odrl/2/",
     "owl": "http://www.w3.org/2002/07/owl#",
     "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
@@ -44,8 +46,14 @@ EU_ACCESS_RIGHT = "http://publications.europa.eu/resource/authority/access-right
 EU_FILE_TYPE = "http://publications.europa.eu/resource/authority/file-type/"
 EU_LANGUAGE = "http://publications.europa.eu/resource/authority/language/"
 IANA_MEDIA_TYPE = "https://www.iana.org/assignments/media-types/"
-#: 上海市 in the GeoNames gazetteer (the operation's territory).
+#: 上海市 in the GeoNames gazetteer (the operation's territory), its centroid and bounding box.
 SHANGHAI = "https://sws.geonames.org/1796236/"
+SHANGHAI_CENTROID = "POINT(121.4737 31.2304)"
+SHANGHAI_BBOX = "POLYGON((120.85 30.67,122.20 30.67,122.20 31.88,120.85 31.88,120.85 30.67))"
+AVAILABLE = "http://publications.europa.eu/resource/authority/planned-availability/AVAILABLE"
+ADMS_PUBLISHER_TYPE = "http://purl.org/adms/publishertype/"
+ADMS_LICENCE_TYPE = "http://purl.org/adms/licencetype/"
+OPENAPI_STANDARD = "https://spec.openapis.org/oas/v3.1.0"
 
 FREQUENCIES = {
     "daily": "DAILY",
@@ -76,6 +84,16 @@ THEMES = {
     "housing_construction": "REGI",
     "science_technology": "TECH",
     "utilities": "ENER",
+}
+#: EU data themes (the Publications Office's labels) → (中文, English).
+EU_THEME_LABELS = {
+    "ECON": ("经济与金融", "Economy and finance"),
+    "SOCI": ("人口与社会", "Population and society"),
+    "JUST": ("司法、法律体系与公共安全", "Justice, legal system and public safety"),
+    "ENVI": ("环境", "Environment"),
+    "REGI": ("地区与城市", "Regions and cities"),
+    "TECH": ("科学与技术", "Science and technology"),
+    "ENER": ("能源", "Energy"),
 }
 #: The platform's theme taxonomy: category → (中文, English).
 THEME_LABELS = {
@@ -257,11 +275,34 @@ def theme_scheme_jsonld(scheme_uri: str, categories: Sequence[str] = ()) -> dict
     return {"@context": dict(CONTEXT), "@graph": [scheme, *concepts]}
 
 
-def _agent(iri: str, name: str) -> dict[str, Any]:
+#: ADMS publisher types: the departments are local (municipal) authorities; the operator is a
+#: company (授权运营单位).
+PUBLISHER_TYPES = {
+    "LocalAuthority": ("地方政府部门", "Local authority"),
+    "Company": ("企业", "Company"),
+}
+
+
+def _agent(iri: str, name: str, kind: str = "LocalAuthority") -> dict[str, Any]:
     return {
         "@id": iri,
         "@type": ["foaf:Agent", "foaf:Organization"],
         "foaf:name": [text(name)],
+        "dct:type": {
+            "@id": ADMS_PUBLISHER_TYPE + kind,
+            "@type": "skos:Concept",
+            "skos:prefLabel": bilingual(*PUBLISHER_TYPES[kind]),
+        },
+    }
+
+
+def _location() -> dict[str, Any]:
+    return {
+        "@id": SHANGHAI,
+        "@type": "dct:Location",
+        "skos:prefLabel": bilingual("上海市", "Shanghai"),
+        "dcat:centroid": {"@value": SHANGHAI_CENTROID, "@type": "gsp:wktLiteral"},
+        "dcat:bbox": {"@value": SHANGHAI_BBOX, "@type": "gsp:wktLiteral"},
     }
 
 
@@ -405,11 +446,7 @@ def dataset_node(catalog: DcatCatalog, ds: DcatDataset) -> dict[str, Any]:
                          text(ds.security_level, "en")],
         "dcat:theme": theme_nodes,
         "dcat:landingPage": {"@id": ds.landing_page, "@type": "foaf:Document"},
-        "dct:spatial": {
-            "@id": SHANGHAI,
-            "@type": "dct:Location",
-            "skos:prefLabel": bilingual("上海市", "Shanghai"),
-        },
+        "dct:spatial": _location(),
         "dct:language": [
             {"@id": EU_LANGUAGE + "ZHO", "@type": "dct:LinguisticSystem"},
         ],
@@ -426,6 +463,13 @@ def dataset_node(catalog: DcatCatalog, ds: DcatDataset) -> dict[str, Any]:
                 "@type": "dcat:Distribution",
                 "dct:title": bilingual("数据沙箱访问（仅返回查询结果）",
                                        "Data sandbox access (query results only)"),
+                "dct:description": bilingual(
+                    "在数据沙箱中按许可执行聚合查询，结果以 JSON 返回；不提供数据下载。",
+                    "Licensed aggregate queries in the data sandbox, answered as JSON; the "
+                    "rows themselves are never downloaded.",
+                ),
+                "dcatap:availability": {"@id": AVAILABLE, "@type": "skos:Concept",
+                                        "skos:prefLabel": bilingual("可用", "available")},
                 "dcat:accessURL": {"@id": catalog.sandbox_url},
                 "dcat:accessService": {"@id": f"{catalog.uri}#sandbox"},
                 "dct:format": {"@id": EU_FILE_TYPE + "JSON", "@type": "dct:MediaTypeOrExtent"},
@@ -441,7 +485,14 @@ def dataset_node(catalog: DcatCatalog, ds: DcatDataset) -> dict[str, Any]:
     }
     theme = THEMES.get(ds.category)
     if theme:
-        theme_nodes.append({"@id": EU_THEME + theme, "@type": "skos:Concept"})
+        theme_nodes.append(
+            {
+                "@id": EU_THEME + theme,
+                "@type": "skos:Concept",
+                "skos:prefLabel": bilingual(*EU_THEME_LABELS[theme]),
+                "skos:inScheme": {"@id": EU_THEME[:-1]},
+            }
+        )
     if ds.update_frequency in FREQUENCIES:
         zh, en = FREQUENCY_LABELS[ds.update_frequency]
         node["dct:accrualPeriodicity"] = {
@@ -456,12 +507,14 @@ def dataset_node(catalog: DcatCatalog, ds: DcatDataset) -> dict[str, Any]:
         node["dct:issued"] = _datetime(ds.issued)
     if ds.modified is not None:
         node["dct:modified"] = _datetime(ds.modified)
-    start = ds.created or ds.issued
-    if start is not None:
-        period: dict[str, Any] = {"@type": "dct:PeriodOfTime", "dcat:startDate": _datetime(start)}
-        if ds.modified is not None and ds.modified >= start:
-            period["dcat:endDate"] = _datetime(ds.modified)
-        node["dct:temporal"] = period
+    # The period the published versions cover: from the first publication to the last update.
+    moments = [m for m in (ds.created, ds.issued, ds.modified) if m is not None]
+    if moments:
+        node["dct:temporal"] = {
+            "@type": "dct:PeriodOfTime",
+            "dcat:startDate": _datetime(min(moments)),
+            "dcat:endDate": _datetime(max(moments)),
+        }
     if ds.row_count is not None:
         node["rdfs:comment"] = text(f"{ds.row_count} rows in version {ds.version}", "en")
     measurements = _quality(catalog.uri, ds)
@@ -477,6 +530,11 @@ def _license(iri: str) -> dict[str, Any]:
         "@id": iri,
         "@type": "dct:LicenseDocument",
         "rdfs:label": bilingual(USAGE_RIGHTS_NOTE_ZH, USAGE_RIGHTS_NOTE),
+        "dct:type": {
+            "@id": ADMS_LICENCE_TYPE + "RoyaltiesRequired",
+            "@type": "skos:Concept",
+            "skos:prefLabel": bilingual("需付费", "Royalties required"),
+        },
     }
 
 
@@ -495,6 +553,7 @@ def _contact(catalog: DcatCatalog, name: str, iri: str) -> dict[str, Any]:
 def catalog_jsonld(catalog: DcatCatalog) -> dict[str, Any]:
     """The whole catalogue: one ``dcat:Catalog`` with a ``dcat:Dataset`` per listed dataset."""
     scheme = _themes_uri(catalog)
+    publisher = catalog.publisher_name or "公共数据授权运营平台"
     doc: dict[str, Any] = {
         "@context": dict(CONTEXT),
         "@id": catalog.uri,
@@ -505,11 +564,7 @@ def catalog_jsonld(catalog: DcatCatalog) -> dict[str, Any]:
         "dct:license": _license(f"{catalog.uri}#usage-rights"),
         "dct:language": [{"@id": EU_LANGUAGE + "ZHO", "@type": "dct:LinguisticSystem"},
                          {"@id": EU_LANGUAGE + "ENG", "@type": "dct:LinguisticSystem"}],
-        "dct:spatial": {
-            "@id": SHANGHAI,
-            "@type": "dct:Location",
-            "skos:prefLabel": bilingual("上海市", "Shanghai"),
-        },
+        "dct:spatial": _location(),
         "dcat:themeTaxonomy": {
             "@id": scheme,
             "@type": "skos:ConceptScheme",
@@ -523,6 +578,20 @@ def catalog_jsonld(catalog: DcatCatalog) -> dict[str, Any]:
                 "dcat:endpointURL": {"@id": catalog.sandbox_url},
                 "dcat:endpointDescription": {"@id": catalog.api_description_url},
                 "dcat:servesDataset": [{"@id": dataset_iri(d.id)} for d in catalog.datasets],
+                "dct:description": bilingual(
+                    "按许可对脱敏数据执行聚合查询的接口，数据不出运营域。",
+                    "An API for licensed aggregate queries over desensitized data; the data "
+                    "never leaves the operation domain.",
+                ),
+                "dct:conformsTo": {"@id": OPENAPI_STANDARD, "@type": "dct:Standard"},
+                "dct:publisher": {"@id": f"{catalog.uri}#operator"},
+                "dcat:contactPoint": _contact(catalog, publisher, f"{catalog.uri}#operator"),
+                "dcat:keyword": [text("数据沙箱", "zh"), text("sandbox", "en")],
+                "dcat:theme": [
+                    {"@id": EU_THEME + "ECON", "@type": "skos:Concept",
+                     "skos:prefLabel": bilingual(*EU_THEME_LABELS["ECON"]),
+                     "skos:inScheme": {"@id": EU_THEME[:-1]}}
+                ],
                 "dct:accessRights": {"@id": EU_ACCESS_RIGHT + "RESTRICTED",
                                      "@type": "dct:RightsStatement"},
                 "dct:license": {"@id": f"{catalog.uri}#usage-rights"},
@@ -530,8 +599,10 @@ def catalog_jsonld(catalog: DcatCatalog) -> dict[str, Any]:
         ],
         "dcat:dataset": [dataset_node(catalog, ds) for ds in catalog.datasets],
     }
-    publisher = catalog.publisher_name or "公共数据授权运营平台"
-    doc["dct:publisher"] = _agent(f"{catalog.uri}#operator", publisher)
+    doc["dct:publisher"] = _agent(f"{catalog.uri}#operator", publisher, "Company")
+    issued = [d.issued for d in catalog.datasets if d.issued is not None]
+    if issued:
+        doc["dct:issued"] = _datetime(min(issued))
     if catalog.modified is not None:
         doc["dct:modified"] = _datetime(catalog.modified)
     return doc

@@ -14,6 +14,7 @@ transaction.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,8 @@ from market.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from market.governance import grading
 from market.governance.models import ListEntry, RegistrationCertificate
 from market.keys import signing_key
+
+log = logging.getLogger(__name__)
 
 LISTS = ("red", "black")
 MAX_REASON = 2000
@@ -440,19 +443,24 @@ def _certificate_payload(number: str, dataset: Dataset, version: DatasetVersion,
 
 def issue_certificate(
     session: Session, actor: Actor, version: DatasetVersion, now: dt.datetime | None = None
-) -> RegistrationCertificate:
+) -> RegistrationCertificate | None:
     """Issue the registration certificate of a version that was just listed; audited
     ``dataset.registered``. Idempotent: a version keeps its first certificate.
 
-    Raises Conflict if the version is not listed or has no stored Parquet file.
+    A version without a stored Parquet file (none is listed by the pipeline; only rows made by
+    hand) has nothing to register: ``None``, and no certificate is served for it.
+    Raises Conflict if the version is not listed.
     """
     existing = session.scalar(
         sa.select(RegistrationCertificate).where(RegistrationCertificate.version_id == version.id)
     )
     if existing is not None:
         return existing
-    if version.status != VersionStatus.listed or not version.parquet_sha256:
+    if version.status != VersionStatus.listed:
         raise Conflict(_("Only a listed version with its stored file can be registered."))
+    if not version.parquet_sha256:
+        log.warning("version %s listed without a stored file: no certificate", version.id)
+        return None
     now = now or utcnow()
     dataset = version.dataset
     cert = RegistrationCertificate(
