@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DateField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from market.accounts.models import Organization
@@ -50,7 +51,7 @@ def _fast_track(org_id: int | None) -> bool:
 class ListAddForm(FlaskForm):
     list_name = SelectField(
         _l("List"),
-        choices=[("red", _l("Red list")), ("black", _l("Black list"))],
+        choices=[SelectChoice("red", _l("Red list")), SelectChoice("black", _l("Black list"))],
         validators=[DataRequired()],
     )
     organization_id = SelectField(_l("Organization"), coerce=int, validate_choice=False)
@@ -102,9 +103,12 @@ def lists():
     """The public red and black lists; the regulator adds entries here."""
     can_change = _is_regulator()
     form = ListAddForm()
-    form.organization_id.choices = [(0, _("— none: a scenario or project —"))] + [
-        (o.id, f"{o.name} ({o.credit_code})") for o in _candidates()
-    ] if can_change else []
+    form.organization_id.choices = (
+        [SelectChoice(0, _("— none: a scenario or project —"))]
+        + [SelectChoice(o.id, f"{o.name} ({o.credit_code})") for o in _candidates()]
+        if can_change
+        else []
+    )
     status = 200
     if request.method == "POST":
         if not can_change:
