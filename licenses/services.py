@@ -244,6 +244,10 @@ def review_license(
     lic = lock_license(session, license_id)
     if lic is None:
         raise NotFound("No such license.")
+    if decision == "approve":  # important data (GB/T 43697-2024): the regulator approves first
+        from market.governance.services import require_regulator_approval
+
+        require_regulator_approval(session, lic)
     event = LicenseEvent.APPROVE if decision == "approve" else LicenseEvent.REJECT
     lic.status = transition(lic.status, event).value
     lic.review_comment = note or None

@@ -151,6 +151,28 @@ class LicenseStatusList(MethodView):
         return services.license_status_list(db.session)
 
 
+class RegulatorReviewSchema(ma.Schema):
+    decision = ma.fields.String(required=True, validate=ma.validate.OneOf(["approve", "reject"]))
+    comment = ma.fields.String(load_default="", validate=ma.validate.Length(max=services.MAX_REASON))
+
+
+class RegulatorDecisionSchema(ma.Schema):
+    license_id = ma.fields.Integer()
+    decision = ma.fields.String()
+    comment = ma.fields.String(allow_none=True)
+    decided_at = ma.fields.DateTime()
+
+
+@blp.route("/licenses/<int:license_id>/regulator-review")
+class LicenseRegulatorReview(MethodView):
+    @blp.arguments(RegulatorReviewSchema)
+    @blp.response(200, RegulatorDecisionSchema)
+    def post(self, body, license_id):
+        """The regulator approves or rejects a license application over important data (重要数据);
+        the operator's approval also needs it (regulator)."""
+        return services.regulator_review(db.session, current_actor(), license_id, **body)
+
+
 def certificate_labels() -> dict[str, str]:
     return {
         "number": _("Registration number"),

@@ -58,3 +58,17 @@ class RegistrationCertificate(Base):
     signature: Mapped[str] = mapped_column(sa.String(128))
     key_id: Mapped[str] = mapped_column(sa.String(16))
     issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class LicenseRegulatorDecision(Base):
+    """The regulator's decision on a license application that includes important data (重要数据,
+    GB/T 43697-2024): such a license needs it as well as the operator's approval."""
+
+    __tablename__ = "license_regulator_decisions"
+    __table_args__ = (sa.CheckConstraint("decision IN ('approve','reject')", name="decision"),)
+
+    license_id: Mapped[int] = mapped_column(sa.ForeignKey("licenses.id"), primary_key=True)
+    decision: Mapped[str] = mapped_column(sa.String(8))
+    comment: Mapped[str | None] = mapped_column(sa.Text)
+    decided_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    decided_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

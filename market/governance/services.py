@@ -546,3 +546,111 @@ def reference_offer(session: Session, dataset: Dataset) -> Any:
     except (ValidationFailed, pricing.NotPriceable, pricing.InvalidScope, ValueError):
         return None
     return DcatOffer(price_fen=quote.total, **REFERENCE_SCOPE)
+
+
+# ------------------------------------------------------------------------------ important data
+
+
+def license_needs_regulator(lic: License) -> bool:
+    """Whether ``lic`` covers important data (重要数据), so that it needs the regulator's
+    approval as well as the operator's."""
+    return any(
+        grading.requires_regulator_approval(item.dataset.security_level) for item in lic.items
+    )
+
+
+def regulator_decision(session: Session, license_id: int) -> Any:
+    from market.governance.models import LicenseRegulatorDecision
+
+    return session.get(LicenseRegulatorDecision, license_id)
+
+
+def require_regulator_approval(session: Session, lic: License) -> None:
+    """Called by the operator's license review before it approves: a license over important
+    data needs the regulator's approval first.
+
+    Raises Conflict if the regulator has not approved it (yet).
+    """
+    if not license_needs_regulator(lic):
+        return
+    decision = regulator_decision(session, lic.id)
+    if decision is None or decision.decision != "approve":
+        raise Conflict(
+            _(
+                "This license includes important data (重要数据): the regulator must approve it "
+                "before the operator does."
+            ),
+            {"decision": [_("Waiting for the regulator's approval.")]},
+        )
+
+
+def regulator_review(
+    session: Session,
+    actor: Actor,
+    license_id: int,
+    *,
+    decision: str,
+    comment: str | None = None,
+    now: dt.datetime | None = None,
+) -> Any:
+    """The regulator approves or rejects a license application over important data; audited
+    ``license.regulator_approved`` / ``license.regulator_rejected``. A rejection rejects the
+    application (state machine ``reject``, audited ``license.rejected`` too).
+
+    Raises Forbidden (not the regulator), NotFound, ValidationFailed (unknown decision, a
+    rejection without a comment), Conflict (not pending review, no important data, already
+    decided).
+    """
+    from licenses.locks import lock_license
+    from licenses.states import LicenseEvent, LicenseStatus, transition
+    from market.governance.models import LicenseRegulatorDecision
+
+    if not _can_change_lists(actor):
+        raise Forbidden(_("Only the regulator decides on licenses for important data."))
+    if decision not in ("approve", "reject"):
+        raise ValidationFailed(_("Unknown decision."), {"decision": [_("Use approve or reject.")]})
+    note = (comment or "").strip()
+    if len(note) > MAX_REASON:
+        raise ValidationFailed(
+            _("The comment is too long."),
+            {"comment": [_("Use at most %(n)s characters.", n=MAX_REASON)]},
+        )
+    if decision == "reject" and not note:
+        raise ValidationFailed(
+            _("Say why you reject it: the buyer sees this comment."),
+            {"comment": [_("Give the reason.")]},
+        )
+    lic = lock_license(session, license_id)
+    if lic is None:
+        raise NotFound(_("No such license."))
+    if lic.status != LicenseStatus.PENDING_REVIEW:
+        raise Conflict(_("Only a license pending review can be decided."))
+    if not license_needs_regulator(lic):
+        raise Conflict(_("This license includes no important data: the operator decides alone."))
+    if regulator_decision(session, lic.id) is not None:
+        raise Conflict(_("The regulator has already decided on this license."))
+    now = now or utcnow()
+    row = LicenseRegulatorDecision(
+        license_id=lic.id, decision=decision, comment=note or None,
+        decided_by_id=actor.user_id, decided_at=now,
+    )
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        f"license.regulator_{'approved' if decision == 'approve' else 'rejected'}",
+        actor,
+        ("license", lic.id),
+        {"comment": note},
+    )
+    if decision == "reject":
+        lic.status = transition(lic.status, LicenseEvent.REJECT).value
+        lic.review_comment = note
+        lic.reviewed_by_id = actor.user_id
+        lic.reviewed_at = now
+        session.flush()
+        audit.record(
+            session, "license.rejected", actor, ("license", lic.id),
+            {"comment": note, "status": lic.status, "by": "regulator"},
+        )
+    return row

@@ -34,6 +34,9 @@ registry.nav_link(
 registry.nav_link(
     "governance.grading", _l("Data grading"), roles={"regulator", "operator"}, order=72
 )
+registry.nav_link(
+    "governance.license_approvals", _l("Important-data licenses"), roles={"regulator"}, order=73
+)
 
 LIST_LABELS = {"red": _l("Red list"), "black": _l("Black list")}
 
@@ -41,11 +44,25 @@ LIST_LABELS = {"red": _l("Red list"), "black": _l("Black list")}
 @bp.record_once
 def _template_globals(state) -> None:
     # The license review queue shows a "fast track" flag for red-listed buyers.
-    state.app.jinja_env.globals.update(gov_fast_track=_fast_track)
+    state.app.jinja_env.globals.update(
+        gov_fast_track=_fast_track, gov_awaits_regulator=_awaits_regulator
+    )
 
 
 def _fast_track(org_id: int | None) -> bool:
     return services.red_list_benefit(db.session, org_id).fast_track
+
+
+def _awaits_regulator(lic) -> bool:
+    """A pending license over important data the regulator has not approved yet."""
+    if not services.license_needs_regulator(lic):
+        return False
+    decision = services.regulator_decision(db.session, lic.id)
+    return decision is None or decision.decision != "approve"
+
+
+class RegulatorReviewForm(FlaskForm):
+    comment = TextAreaField(_l("Comment"), validators=[Optional(), Length(max=services.MAX_REASON)])
 
 
 class ListAddForm(FlaskForm):
@@ -237,4 +254,43 @@ def grading():
         important=important,
         certificates=certificates,
         now=utcnow(),
+    )
+
+
+@bp.route("/governance/license-approvals", methods=["GET", "POST"])
+@login_required
+def license_approvals():
+    """Pending license applications over important data, for the regulator's decision."""
+    from licenses.models import License
+
+    if not services._can_change_lists(g.actor):
+        raise Forbidden(_("Only the regulator decides on licenses for important data."))
+    form = RegulatorReviewForm()
+    if request.method == "POST":
+        license_id = request.form.get("license_id", type=int)
+        decision = request.form.get("decision", "")
+        if form.validate_on_submit() and license_id:
+            try:
+                services.regulator_review(
+                    db.session, g.actor, license_id, decision=decision,
+                    comment=form.comment.data,
+                )
+            except DomainError as exc:
+                db.session.rollback()
+                flash(exc.message, "error")
+            else:
+                flash(_("Decision recorded."), "success")
+                return redirect(url_for("governance.license_approvals"))
+        else:
+            flash(_("The form has expired: try again."), "error")
+    pending = [
+        lic
+        for lic in db.session.scalars(
+            sa.select(License).where(License.status == "pending_review").order_by(License.id)
+        ).unique()
+        if services.license_needs_regulator(lic)
+    ]
+    decided = {lic.id: services.regulator_decision(db.session, lic.id) for lic in pending}
+    return render_template(
+        "governance/license_approvals.html", pending=pending, decided=decided, form=form
     )

@@ -1,7 +1,8 @@
 """governance grading agreements lists (owner: governance (grading, agreements, red and black lists))
 
 Data grading (GB/T 43697-2024) on datasets, a term (``until``) on black-list entries, the red
-list and subject entries of the 红黑榜, and registration certificates (数据资产登记).
+list and subject entries of the 红黑榜, registration certificates (数据资产登记) and the
+regulator's decisions on licenses for important data.
 
 Revision ID: c7a0d1e20760
 Revises: c7a0d1e20750
@@ -97,8 +98,33 @@ def upgrade():
             batch_op.f("ix_registration_certificates_dataset_id"), ["dataset_id"]
         )
 
+    op.create_table(
+        "license_regulator_decisions",
+        sa.Column("license_id", sa.Integer(), nullable=False),
+        sa.Column("decision", sa.String(length=8), nullable=False),
+        sa.Column("comment", sa.Text(), nullable=True),
+        sa.Column("decided_by_id", sa.Integer(), nullable=True),
+        sa.Column("decided_at", market.db.UTCDateTime(timezone=True), nullable=False),
+        sa.CheckConstraint(
+            "decision IN ('approve','reject')",
+            name=op.f("ck_license_regulator_decisions_decision"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["license_id"],
+            ["licenses.id"],
+            name=op.f("fk_license_regulator_decisions_license_id_licenses"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["decided_by_id"],
+            ["users.id"],
+            name=op.f("fk_license_regulator_decisions_decided_by_id_users"),
+        ),
+        sa.PrimaryKeyConstraint("license_id", name=op.f("pk_license_regulator_decisions")),
+    )
+
 
 def downgrade():
+    op.drop_table("license_regulator_decisions")
     with op.batch_alter_table("registration_certificates", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_registration_certificates_dataset_id"))
     op.drop_table("registration_certificates")

@@ -63,6 +63,7 @@ GET    /api/v1/licenses/{license_id}/document                    license_id=lice
 GET    /api/v1/licenses/{license_id}/payments                    license_id=license_active       401     404     200/404  200     200     404
 POST   /api/v1/licenses/{license_id}/payments                    license_id=license_awaiting     401     404     200/404  403     403     404
 POST   /api/v1/licenses/{license_id}/review                      license_id=license_review       401  403     403     200     403     403
+POST   /api/v1/licenses/{license_id}/regulator-review            license_id=#999999              401  403     403     403     404     403
 POST   /api/v1/licenses/{license_id}/revoke                      license_id=license_active       401  403     403     200     200     403
 POST   /api/v1/licenses/{license_id}/suspend                     license_id=license_active       401  403     403     403     200     403
 POST   /api/v1/licenses/{license_id}/reinstate                   license_id=license_suspended    401  403     403     403     200     403
@@ -295,6 +296,9 @@ REQUESTS: dict[tuple[str, str], Callable[[World, str, str], Request]] = {
     },
     ("DELETE", "/api/v1/lists/{list_name}/subjects/{entry_id}"): lambda w, s, r: {
         "json": {"reason": "matrix"}
+    },
+    ("POST", "/api/v1/licenses/{license_id}/regulator-review"): lambda w, s, r: {
+        "json": {"decision": "approve"}
     },
     ("POST", "/api/v1/quotes"): lambda w, s, r: {
         "json": {"items": [{"dataset_id": w.of(s, "dataset_listed"), "columns": None}],
