@@ -486,9 +486,9 @@ def issue_certificate(
         session,
         "dataset.registered",
         actor,
-        ("dataset", dataset.id),
-        {"number": cert.number, "version": version.version, "sha256": version.parquet_sha256,
-         "security_level": dataset.security_level},
+        ("registration_certificate", cert.id),
+        {"number": cert.number, "dataset_id": dataset.id, "version": version.version,
+         "sha256": version.parquet_sha256, "security_level": dataset.security_level},
     )
     return cert
 

@@ -135,3 +135,16 @@ def test_upload_form_offers_the_level(client, make_user, login):
     login(make_user("department"))
     text = client.get("/datasets/upload").get_data(as_text=True)
     assert 'name="security_level"' in text and 'value="core"' in text
+
+
+def test_cli_passes_the_level_through(runner, make_user, tmp_path, data_dir):
+    import json
+
+    user = make_user("department")
+    source = tmp_path / "a.csv"
+    source.write_bytes(csv_bytes(sample_rows(10)))
+    result = runner.invoke(args=["datasets", "publish", str(source), "--metadata",
+                                 json.dumps(metadata(security_level="core")),
+                                 "--department-email", user.email])
+    assert result.exit_code == 1 and "refused" in result.output and "core" in result.output
+    assert residue(data_dir) == []
