@@ -96,7 +96,7 @@ class Lists(MethodView):
         return {name: [_entry_dict(e) for e in entries] for name, entries in lists.items()}
 
 
-@blp.route("/lists/<string:list_name>")
+@blp.route("/lists/<list_name>")
 class ListAdd(MethodView):
     @blp.arguments(ListAddSchema)
     @blp.response(201, ListEntrySchema)
@@ -115,7 +115,7 @@ class ListAdd(MethodView):
         return _entry_dict(entry)
 
 
-@blp.route("/lists/<string:list_name>/<int:organization_id>")
+@blp.route("/lists/<list_name>/<int:organization_id>")
 class ListRemoveOrganization(MethodView):
     @blp.arguments(ListReasonSchema)
     @blp.response(204)
@@ -128,7 +128,7 @@ class ListRemoveOrganization(MethodView):
         return None
 
 
-@blp.route("/lists/<string:list_name>/subjects/<int:entry_id>")
+@blp.route("/lists/<list_name>/subjects/<int:entry_id>")
 class ListRemoveSubject(MethodView):
     @blp.arguments(ListReasonSchema)
     @blp.response(204)

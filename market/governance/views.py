@@ -196,13 +196,13 @@ def _remove(list_name: str, **target: int):
     return redirect(url_for("governance.lists"))
 
 
-@bp.post("/lists/<string:list_name>/<int:organization_id>/remove")
+@bp.post("/lists/<list_name>/<int:organization_id>/remove")
 @login_required
 def remove_organization(list_name: str, organization_id: int):
     return _remove(list_name, organization_id=organization_id)
 
 
-@bp.post("/lists/<string:list_name>/subjects/<int:entry_id>/remove")
+@bp.post("/lists/<list_name>/subjects/<int:entry_id>/remove")
 @login_required
 def remove_subject(list_name: str, entry_id: int):
     return _remove(list_name, entry_id=entry_id)
