@@ -55,7 +55,10 @@ def build_document(session: Session, lic: License) -> odrl.SignedPolicy:
         assigner=odrl.PolicyParty(operator.id, operator.name, operator.credit_code),
         assignee=odrl.PolicyParty(buyer.id, buyer.name, buyer.credit_code),
         assets=[
-            odrl.LicensedAsset(item.dataset_id, item.dataset_version, list(item.columns))
+            odrl.LicensedAsset(
+                item.dataset_id, item.dataset_version, list(item.columns),
+                security_level=item.dataset.security_level,
+            )
             for item in lic.items
         ],
         purpose=lic.purpose,

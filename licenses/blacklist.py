@@ -2,10 +2,13 @@
 consents, run sandbox queries or make lookups.
 
 Other areas call :func:`is_blacklisted` or :func:`ensure_not_blacklisted` before acting for
-a buyer.
+a buyer. A listing may have a term (``until``, exclusive): once it has passed the listing has
+ended, and the organization acts again (the governance 红黑榜 sets it).
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -16,6 +19,7 @@ from licenses.models import BlacklistEntry
 from market.accounts.actor import Actor
 from market.accounts.models import Organization
 from market.audit import services as audit
+from market.db import utcnow
 from market.errors import Conflict, Forbidden, NotFound, ValidationFailed
 
 #: The 403 message every area shows to a blacklisted organization.
@@ -26,12 +30,20 @@ BLACKLISTED_MESSAGE = (
 MAX_REASON = 2000
 
 
-def is_blacklisted(session: Session, org_id: int | None) -> bool:
-    """Whether organization ``org_id`` is on the blacklist now."""
+def _in_force(now: dt.datetime) -> sa.ColumnElement[bool]:
+    return sa.or_(BlacklistEntry.until.is_(None), BlacklistEntry.until > now)
+
+
+def is_blacklisted(session: Session, org_id: int | None, now: dt.datetime | None = None) -> bool:
+    """Whether organization ``org_id`` is on the blacklist now (an expired term has ended)."""
     if org_id is None:
         return False
     return (
-        session.scalar(sa.select(BlacklistEntry.id).where(BlacklistEntry.organization_id == org_id))
+        session.scalar(
+            sa.select(BlacklistEntry.id).where(
+                BlacklistEntry.organization_id == org_id, _in_force(now or utcnow())
+            )
+        )
         is not None
     )
 
@@ -57,12 +69,27 @@ def _reason(reason: str | None) -> str:
     return text
 
 
-def list_entries() -> sa.Select:
-    return sa.select(BlacklistEntry).order_by(BlacklistEntry.created_at.desc(), BlacklistEntry.id)
+def list_entries(now: dt.datetime | None = None) -> sa.Select:
+    """The listings in force (expired terms are left out), newest first."""
+    return (
+        sa.select(BlacklistEntry)
+        .where(_in_force(now or utcnow()))
+        .order_by(BlacklistEntry.created_at.desc(), BlacklistEntry.id)
+    )
 
 
-def add(session: Session, actor: Actor, organization_id: int, reason: str) -> BlacklistEntry:
-    """Blacklist an organization (regulator).
+def add(
+    session: Session,
+    actor: Actor,
+    organization_id: int,
+    reason: str,
+    *,
+    until: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+) -> BlacklistEntry:
+    """Blacklist an organization (regulator), until ``until`` (exclusive) or until removed.
+
+    An expired listing of the same organization is replaced.
 
     Raises Forbidden, ValidationFailed (no reason; an unknown organization, or one of the
     platform's own kinds: operator, regulator), Conflict if it is already listed.
@@ -80,10 +107,21 @@ def add(session: Session, actor: Actor, organization_id: int, reason: str) -> Bl
             "The operator and the regulator cannot be blacklisted.",
             {"organization_id": ["Choose a buyer, department or data subject."]},
         )
-    if is_blacklisted(session, organization_id):
+    now = now or utcnow()
+    if is_blacklisted(session, organization_id, now):
         raise Conflict("This organization is already on the blacklist.")
+    expired = session.scalar(
+        sa.select(BlacklistEntry).where(BlacklistEntry.organization_id == organization_id)
+    )
+    if expired is not None:
+        session.delete(expired)
+        session.flush()
     entry = BlacklistEntry(
-        organization_id=organization_id, reason=text, created_by_id=actor.user_id
+        organization_id=organization_id,
+        reason=text,
+        created_by_id=actor.user_id,
+        created_at=now,
+        until=until,
     )
     try:
         with session.begin_nested():
@@ -97,7 +135,7 @@ def add(session: Session, actor: Actor, organization_id: int, reason: str) -> Bl
         "blacklist.added",
         actor,
         ("organization", organization_id),
-        {"reason": text, "kind": org.kind},
+        {"reason": text, "kind": org.kind, "until": until.isoformat() if until else None},
     )
     return entry
 

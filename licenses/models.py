@@ -246,6 +246,8 @@ class BlacklistEntry(Base):
     reason: Mapped[str] = mapped_column(sa.Text)
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: The end of the listing's term (exclusive); ``None``: until removed (governance, 红黑榜).
+    until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     organization: Mapped[Organization] = relationship(lazy="joined")
 

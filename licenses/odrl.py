@@ -59,6 +59,15 @@ def asset_uid(dataset_id: int | str, version: int) -> str:
     return f"urn:market:dataset:{dataset_id}:v{version}"
 
 
+def dataset_iri(dataset_id: int | str) -> str:
+    """The dataset's IRI in the DCAT catalogue (``market.datasets.dcat.dataset_iri``)."""
+    return f"urn:market:dataset:{dataset_id}"
+
+
+#: GB/T 43697-2024 levels a licensed asset may carry (core data is never licensed).
+SECURITY_LEVELS = frozenset({"general", "important"})
+
+
 @dataclass(frozen=True)
 class PolicyParty:
     """An organization named in the policy. ``credit_code`` is its Unified Social Credit Code."""
@@ -76,6 +85,9 @@ class LicensedAsset:
     dataset_id: int | str
     version: int
     columns: Sequence[str]
+    #: GB/T 43697-2024 grade; when given, the asset names it (``market:securityLevel``) and
+    #: links to its DCAT dataset (``dct:isVersionOf``).
+    security_level: str | None = None
 
 
 def format_datetime(value: datetime) -> str:
@@ -108,13 +120,20 @@ def _asset(asset: LicensedAsset) -> dict[str, Any]:
     columns = sorted(set(asset.columns))
     if not columns or not all(isinstance(c, str) and c for c in columns):
         raise InvalidPolicy(f"dataset {asset.dataset_id} v{asset.version} needs column names")
-    return {
+    out: dict[str, Any] = {
         "@type": "Asset",
         "uid": asset_uid(asset.dataset_id, asset.version),
         "market:dataset": str(asset.dataset_id),
         "market:version": asset.version,
         "market:columns": columns,
     }
+    if asset.security_level is not None:
+        if asset.security_level not in SECURITY_LEVELS:
+            raise InvalidPolicy(f"security level {asset.security_level!r} cannot be licensed")
+        out["market:securityLevel"] = asset.security_level
+        # The ODRL context declares dct:; the target is a version of the DCAT dataset.
+        out["dct:isVersionOf"] = {"@id": dataset_iri(asset.dataset_id)}
+    return out
 
 
 def _yuan(fen: int) -> str:

@@ -168,6 +168,9 @@ def apply_for_license(
     conditional = any(d.open_grade == OpenGrade.conditional for d, _ in pairs)
     budgets = [d.dp_epsilon_budget for d, _ in pairs if d.dp_epsilon_budget is not None]
     budget = min(budgets) if budgets else None
+    from market.governance.services import red_list_benefit  # 红黑榜: red-list quota bonus
+
+    bonus = red_list_benefit(session, actor.org_id, now).quota_bonus(quote.query_quota)
     lic = License(
         buyer_org_id=actor.org_id,
         created_by_id=actor.user_id,
@@ -176,8 +179,8 @@ def apply_for_license(
         purpose=quote.purpose,
         purpose_statement=statement,
         duration_months=quote.duration_months,
-        query_quota=quote.query_quota,
-        quota_remaining=quote.query_quota,
+        query_quota=quote.query_quota + bonus,
+        quota_remaining=quote.query_quota + bonus,
         privacy_budget_total=budget,
         privacy_budget_remaining=budget,
         price_total_fen=quote.total_fen,
@@ -203,6 +206,7 @@ def apply_for_license(
             "price": lic.price_total_fen,
             "purpose": lic.purpose,
             "datasets": [d.id for d, _ in pairs],
+            "red_list_quota_bonus": bonus,
         },
     )
     if lic.status == _S.AWAITING_PAYMENT and lic.price_total_fen == 0:
@@ -240,6 +244,10 @@ def review_license(
     lic = lock_license(session, license_id)
     if lic is None:
         raise NotFound("No such license.")
+    if decision == "approve":  # important data (GB/T 43697-2024): the regulator approves first
+        from market.governance.services import require_regulator_approval
+
+        require_regulator_approval(session, lic)
     event = LicenseEvent.APPROVE if decision == "approve" else LicenseEvent.REJECT
     lic.status = transition(lic.status, event).value
     lic.review_comment = note or None

@@ -12,6 +12,7 @@ API_MODULES = [
     "market.consents.api",
     "market.datasets.api",
     "market.datasets.catalog_api",
+    "market.governance.api",
     "sandbox.api",
 ]
 
@@ -23,5 +24,6 @@ WEB_MODULES = [
     "market.audit.views",
     "market.consents.views",
     "market.datasets.views",
+    "market.governance.views",
     "sandbox.views",
 ]

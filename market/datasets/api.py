@@ -410,7 +410,9 @@ class DatasetUpload(MethodView):
             if raw is None:
                 return True  # metadata not seen yet: stage, judge it when it arrives
             parsed.update(_load_metadata(raw, PublishMetadataSchema()))
-            return not services.refusal_reasons(parsed["open_grade"], parsed["confidential"])
+            return not services.refusal_reasons(
+                parsed["open_grade"], parsed["confidential"], parsed["security_level"]
+            )
 
         received = receive_upload(store_file, require_file=False)
         staged = received.upload
@@ -418,7 +420,7 @@ class DatasetUpload(MethodView):
             if not parsed:
                 parsed.update(_load_metadata(received.metadata, PublishMetadataSchema()))
             meta = services.PublishMeta.from_dict(parsed)
-            if services.refusal_reasons(meta.open_grade, meta.confidential):
+            if services.refusal_reasons(meta.open_grade, meta.confidential, meta.security_level):
                 if staged is not None:
                     staged.discard()
                 version = services.create_dataset(

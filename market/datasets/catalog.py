@@ -36,7 +36,7 @@ UNSCORED = "unscored"
 SORTS = ("updated", "quality", "title", "rows")
 MAX_TERMS = 8
 DEFAULT_PER_PAGE = 12
-FACETS = ("category", "department", "grade", "quality_band")
+FACETS = ("category", "department", "grade", "security_level", "quality_band")
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class CatalogQuery:
     min_quality: int | None = None
     open_grade: str | None = None
     quality_band: str | None = None
+    security_level: str | None = None
     sort: str = "updated"
     page: int = 1
     per_page: int = DEFAULT_PER_PAGE
@@ -59,7 +60,10 @@ class CatalogQuery:
 
     def active(self) -> dict[str, Any]:
         """The filters in use (for links that keep them)."""
-        keys = ("q", "category", "department_id", "min_quality", "open_grade", "quality_band")
+        keys = (
+            "q", "category", "department_id", "min_quality", "open_grade", "quality_band",
+            "security_level",
+        )
         out = {k: getattr(self, k) for k in keys if getattr(self, k) not in (None, "")}
         if self.sort != "updated":
             out["sort"] = self.sort
@@ -145,6 +149,8 @@ class _Search:
             conds.append(Dataset.department_id == q.department_id)
         if q.open_grade and without != "grade":
             conds.append(Dataset.open_grade == q.open_grade)
+        if q.security_level and without != "security_level":
+            conds.append(Dataset.security_level == q.security_level)
         if q.min_quality is not None:
             conds.append(self.version.quality_score >= q.min_quality)
         if q.quality_band and without != "quality_band":
@@ -169,6 +175,8 @@ def _facet(session: Session, search: _Search, key: str) -> list[FacetValue]:
         cols = (Dataset.category,)
     elif key == "grade":
         cols = (Dataset.open_grade,)
+    elif key == "security_level":
+        cols = (Dataset.security_level,)
     else:
         cols = (search.band,)
     count = sa.func.count(Dataset.id)
@@ -302,6 +310,8 @@ class CatalogUrls:
     api_description: str
     #: ``dataset_page.format(id=…)`` is a dataset's landing page.
     dataset_page: str
+    #: The theme taxonomy (``skos:ConceptScheme``) the catalogue's themes belong to.
+    themes: str | None = None
 
 
 def listed_datasets(session: Session) -> Sequence[Dataset]:
@@ -316,6 +326,8 @@ def listed_datasets(session: Session) -> Sequence[Dataset]:
 
 def dcat_catalog(session: Session, urls: CatalogUrls, publisher_name: str | None) -> dict[str, Any]:
     """The DCAT JSON-LD document of every listed dataset (nothing unlisted)."""
+    from market.governance.services import reference_offer
+
     entries = []
     latest: dt.datetime | None = None
     for d in listed_datasets(session):
@@ -346,6 +358,9 @@ def dcat_catalog(session: Session, urls: CatalogUrls, publisher_name: str | None
                 columns=tuple(c.name for c in v.columns if c.treatment != "suppressed")
                 if v
                 else (),
+                security_level=d.security_level,
+                created=d.created_at,
+                offer=reference_offer(session, d),
             )
         )
     return dcat.catalog_jsonld(
@@ -362,6 +377,7 @@ def dcat_catalog(session: Session, urls: CatalogUrls, publisher_name: str | None
             publisher_name=publisher_name,
             datasets=entries,
             modified=latest,
+            themes_uri=urls.themes,
         )
     )
 

@@ -48,6 +48,9 @@ class CatalogArgs(PageArgs):
         load_default=None,
         validate=ma.validate.OneOf([OpenGrade.open.value, OpenGrade.conditional.value]),
     )
+    security_level = ma.fields.String(
+        load_default=None, validate=ma.validate.OneOf(["general", "important"])
+    )
     quality_band = ma.fields.String(
         load_default=None,
         validate=ma.validate.OneOf(_BANDS),
@@ -70,6 +73,7 @@ class CatalogItemSchema(ma.Schema):
     description = ma.fields.String()
     category = ma.fields.String()
     open_grade = ma.fields.String()
+    security_level = ma.fields.String()
     update_frequency = ma.fields.String(allow_none=True)
     status = ma.fields.String()
     department = ma.fields.Nested(DepartmentRefSchema)
@@ -105,6 +109,7 @@ class FacetsSchema(ma.Schema):
     category = ma.fields.List(ma.fields.Nested(FacetValueSchema))
     department = ma.fields.List(ma.fields.Nested(FacetValueSchema))
     grade = ma.fields.List(ma.fields.Nested(FacetValueSchema))
+    security_level = ma.fields.List(ma.fields.Nested(FacetValueSchema))
     quality_band = ma.fields.List(ma.fields.Nested(FacetValueSchema))
 
 
@@ -172,6 +177,7 @@ def catalog_query(args: dict[str, Any]) -> catalog.CatalogQuery:
         department_id=args.get("department_id"),
         min_quality=args.get("min_quality"),
         open_grade=args.get("open_grade") or None,
+        security_level=args.get("security_level") or None,
         quality_band=args.get("quality_band") or None,
         sort=args.get("sort") or "updated",
         page=args.get("page", 1),
@@ -228,6 +234,7 @@ def catalog_urls() -> catalog.CatalogUrls:
         sandbox=url_for("web.index", _external=True).rstrip("/") + "/api/v1/sandbox",
         api_description=url_for("api-docs.openapi_json", _external=True),
         dataset_page=page.replace(str(marker), "{id}"),
+        themes=url_for("governance_api.ThemeScheme", _external=True),
     )
 
 

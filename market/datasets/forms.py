@@ -43,6 +43,11 @@ GRADE_LABELS: dict[str, Any] = {
     "conditional": _l("Conditional"),
     "restricted": _l("Restricted"),
 }
+SECURITY_LEVEL_LABELS: dict[str, Any] = {
+    "general": _l("General (一般数据)"),
+    "important": _l("Important (重要数据)"),
+    "core": _l("Core (核心数据)"),
+}
 FREQUENCY_LABELS: dict[str, Any] = {
     "daily": _l("Daily"),
     "weekly": _l("Weekly"),
@@ -131,6 +136,7 @@ LABELS: dict[str, dict[str, Any]] = {
     "pii": PII_LABELS,
     "role": ROLE_LABELS,
     "band": BAND_LABELS,
+    "security_level": SECURITY_LEVEL_LABELS,
     "dimension": DIMENSION_LABELS,
     "type": TYPE_LABELS,
     "generalization": GENERALIZATION_LABELS,
@@ -216,6 +222,18 @@ class UploadForm(FlaskForm):
     confidential = BooleanField(
         _l("Confidential (涉密): the upload will be refused and nothing stored")
     )
+    security_level = SelectField(
+        _l("Security level (GB/T 43697-2024)"),
+        choices=[
+            SelectChoice("general", _l("General (一般数据)")),
+            SelectChoice(
+                "important",
+                _l("Important (重要数据): differential privacy required, regulator approves licenses"),
+            ),
+            SelectChoice("core", _l("Core (核心数据): never operated; the upload will be refused")),
+        ],
+        default="general",
+    )
     entity_key = StringField(
         _l("Entity key column"),
         validators=[
@@ -246,7 +264,11 @@ class UploadForm(FlaskForm):
     @property
     def refused(self) -> bool:
         """Restricted or confidential: refused on the metadata alone, no file needed."""
-        return self.open_grade.data == "restricted" or bool(self.confidential.data)
+        return (
+            self.open_grade.data == "restricted"
+            or bool(self.confidential.data)
+            or self.security_level.data == "core"
+        )
 
     def validate_file(self, field: FileField) -> None:
         if not self.refused and not field.data:
@@ -260,6 +282,7 @@ class UploadForm(FlaskForm):
             "category": self.category.data,
             "open_grade": self.open_grade.data,
             "confidential": bool(self.confidential.data),
+            "security_level": self.security_level.data,
             "entity_key": self.entity_key.data.strip(),
             "update_frequency": self.update_frequency.data,
             "costs": {

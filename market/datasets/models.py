@@ -18,6 +18,14 @@ class OpenGrade(StrEnum):
     restricted = "restricted"  # 不予开放: never listed, refused at upload
 
 
+class SecurityLevel(StrEnum):
+    """Data grading of GB/T 43697-2024 (see ``market.governance.grading``)."""
+
+    general = "general"  # 一般数据
+    important = "important"  # 重要数据: stricter differential privacy, regulator approval
+    core = "core"  # 核心数据: never operated, refused at upload
+
+
 class VersionStatus(StrEnum):
     processing = "processing"
     pending_review = "pending_review"
@@ -57,6 +65,9 @@ class Dataset(Base):
             name="costs_non_negative",
         ),
         sa.CheckConstraint("k_min >= 2", name="k_min"),
+        sa.CheckConstraint(
+            "security_level IN ('general','important','core')", name="security_level"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -68,6 +79,10 @@ class Dataset(Base):
     category: Mapped[str] = mapped_column(sa.String(64), index=True)
     open_grade: Mapped[str] = mapped_column(sa.String(16))
     update_frequency: Mapped[str | None] = mapped_column(sa.String(16))
+    #: GB/T 43697-2024 grade, beside the open grade (``SecurityLevel``).
+    security_level: Mapped[str] = mapped_column(
+        sa.String(16), default="general", server_default="general", index=True
+    )
     #: Name of the entity-key column as uploaded (e.g. 统一社会信用代码).
     entity_key: Mapped[str | None] = mapped_column(sa.String(128))
     #: Lifecycle of the dataset as a whole: ``listed`` once any version is listed,

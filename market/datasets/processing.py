@@ -611,7 +611,9 @@ def publish_inline(
     if (meta is None) == (dataset is None):
         raise ValueError("give either meta (new dataset) or dataset (new version)")
     name = filename or Path(source).name
-    if meta is not None and services.refusal_reasons(meta.open_grade, meta.confidential):
+    if meta is not None and services.refusal_reasons(
+        meta.open_grade, meta.confidential, meta.security_level
+    ):
         version = services.create_dataset(session, actor, meta, None, filename=name)
         session.commit()
         return version

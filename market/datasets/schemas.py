@@ -124,6 +124,7 @@ class DatasetSchema(ma.Schema):
     description = ma.fields.String()
     category = ma.fields.String()
     open_grade = ma.fields.String()
+    security_level = ma.fields.String()
     update_frequency = ma.fields.String(allow_none=True)
     entity_key = ma.fields.String(allow_none=True)
     k_min = ma.fields.Integer()
@@ -222,6 +223,10 @@ class DatasetPublishMetadataSchema(ma.Schema):
         required=True, validate=ma.validate.OneOf([g.value for g in OpenGrade])
     )
     confidential = ma.fields.Boolean(required=True)
+    #: GB/T 43697-2024 grade: ``core`` is refused like a confidential upload.
+    security_level = ma.fields.String(
+        load_default="general", validate=ma.validate.OneOf(["general", "important", "core"])
+    )
     entity_key = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=128))
     update_frequency = ma.fields.String(
         required=True, validate=ma.validate.OneOf(UPDATE_FREQUENCIES)

@@ -111,6 +111,8 @@ class PublishMeta:
     description: str = ""
     k_min: int | None = None
     treatments: Mapping[str, str] = field(default_factory=dict)
+    #: GB/T 43697-2024 grade (``market.governance.grading``).
+    security_level: str = "general"
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PublishMeta:
@@ -126,6 +128,7 @@ class PublishMeta:
             costs=Costs(costs["collection"], costs["processing"], costs["storage_monthly"]),
             k_min=data.get("k_min"),
             treatments=dict(data.get("treatments") or {}),
+            security_level=data.get("security_level") or "general",
         )
 
 
@@ -187,8 +190,12 @@ def safe_filename(raw: str | None, *, max_length: int = 200) -> str:
     return name
 
 
-def refusal_reasons(open_grade: str, confidential: bool) -> list[str]:
+def refusal_reasons(
+    open_grade: str, confidential: bool, security_level: str = "general"
+) -> list[str]:
     """Why metadata alone refuses an upload (empty list: admissible)."""
+    from market.governance import grading
+
     reasons = []
     if open_grade == OpenGrade.restricted:
         reasons.append(
@@ -198,6 +205,8 @@ def refusal_reasons(open_grade: str, confidential: bool) -> list[str]:
         reasons.append(
             "the data is declared confidential (涉密): only non-confidential data may be opened"
         )
+    if not grading.is_operable(security_level):
+        reasons.append(grading.CORE_REFUSAL)
     return reasons
 
 
@@ -458,7 +467,11 @@ def create_dataset(
     Raises Forbidden if ``actor`` may not publish, ValidationFailed if there is no file.
     """
     require(perms.can_upload(actor), "Only an active department can publish datasets.")
-    reasons = refusal_reasons(meta.open_grade, meta.confidential)
+    reasons = refusal_reasons(meta.open_grade, meta.confidential, meta.security_level)
+    if not reasons:
+        from market.governance.services import check_grading
+
+        check_grading(meta.open_grade, meta.security_level)
     if reasons and upload is not None:
         upload.discard()
         upload = None
@@ -472,6 +485,7 @@ def create_dataset(
         category=meta.category,
         open_grade=meta.open_grade,
         confidential=meta.confidential,
+        security_level=meta.security_level,
         update_frequency=meta.update_frequency,
         entity_key=meta.entity_key,
         status=VersionStatus.refused if reasons else VersionStatus.processing,
@@ -481,6 +495,10 @@ def create_dataset(
     )
     if meta.k_min is not None:
         dataset.k_min = meta.k_min
+    if not reasons:
+        from market.governance.services import apply_grading_defaults
+
+        apply_grading_defaults(dataset)
     session.add(dataset)
     session.flush()
     dataset.slug = make_slug(dataset.id, meta.category)
@@ -502,6 +520,7 @@ def create_dataset(
                 "version": 1,
                 "open_grade": meta.open_grade,
                 "confidential": meta.confidential,
+                "security_level": meta.security_level,
                 "reasons": reasons,
             },
         )
@@ -518,6 +537,7 @@ def create_dataset(
             "size_bytes": version.size_bytes,
             "category": meta.category,
             "open_grade": meta.open_grade,
+            "security_level": meta.security_level,
             "overrides": sorted(meta.treatments),
         },
     )
@@ -724,6 +744,9 @@ def review(
                 "quality_score": version.quality_score,
             },
         )
+        from market.governance.services import issue_certificate
+
+        issue_certificate(session, actor, version, now=now)
     return version
 
 

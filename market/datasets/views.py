@@ -113,6 +113,7 @@ def _query_from_args() -> catalog.CatalogQuery:
         department_id=_int_arg("department_id", 1),
         min_quality=_int_arg("min_quality", 0, 100),
         open_grade=request.args.get("open_grade") or None,
+        security_level=request.args.get("security_level") or None,
         quality_band=request.args.get("quality_band") or None,
         sort=sort if sort in catalog.SORTS else "updated",
         page=_int_arg("page", 1) or 1,
@@ -408,7 +409,9 @@ def _publish(form: UploadForm) -> DatasetVersion:
             _("Some fields are not valid."), _metadata_errors(exc.messages)
         ) from None
     meta = services.PublishMeta.from_dict(loaded)
-    refused = bool(services.refusal_reasons(meta.open_grade, meta.confidential))
+    refused = bool(
+        services.refusal_reasons(meta.open_grade, meta.confidential, meta.security_level)
+    )
     received = publication_api.receive_upload(lambda _raw: not refused, require_file=not refused)
     staged = received.upload
     try:

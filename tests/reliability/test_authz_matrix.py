@@ -63,6 +63,7 @@ GET    /api/v1/licenses/{license_id}/document                    license_id=lice
 GET    /api/v1/licenses/{license_id}/payments                    license_id=license_active       401     404     200/404  200     200     404
 POST   /api/v1/licenses/{license_id}/payments                    license_id=license_awaiting     401     404     200/404  403     403     404
 POST   /api/v1/licenses/{license_id}/review                      license_id=license_review       401  403     403     200     403     403
+POST   /api/v1/licenses/{license_id}/regulator-review            license_id=#999999              401  403     403     403     404     403
 POST   /api/v1/licenses/{license_id}/revoke                      license_id=license_active       401  403     403     200     200     403
 POST   /api/v1/licenses/{license_id}/suspend                     license_id=license_active       401  403     403     403     200     403
 POST   /api/v1/licenses/{license_id}/reinstate                   license_id=license_suspended    401  403     403     403     200     403
@@ -111,6 +112,13 @@ GET    /api/v1/datasets/{dataset_id}/versions/{number}/status    dataset_id=data
 PUT    /api/v1/datasets/{dataset_id}/versions/{number}/treatments dataset_id=dataset_unlisted,number=#1 401 200/404 404 403 403 404
 POST   /api/v1/datasets/{dataset_id}/review                      dataset_id=dataset_unlisted     401  403/404 404     200     403     404
 GET    /api/v1/catalog.jsonld                                    -                               200  200     200     200     200     200
+GET    /api/v1/catalog/themes.jsonld                             -                               200  200     200     200     200     200
+GET    /api/v1/lists                                             -                               200  200     200     200     200     200
+POST   /api/v1/lists/{list_name}                                 list_name=#red                  401  403     403     403     201     403
+DELETE /api/v1/lists/{list_name}/{organization_id}               list_name=#black,organization_id=blacklisted_org 401 403 403 403 204 403
+DELETE /api/v1/lists/{list_name}/subjects/{entry_id}             list_name=#black,entry_id=#999999 401 403 403 403 404 403
+GET    /api/v1/licenses/status                                   -                               200  200     200     200     200     200
+GET    /api/v1/datasets/{dataset_id}/certificate                 dataset_id=dataset_unlisted     404  404     404     404     404     404
 GET    /api/v1/sandbox/{license_id}/tables                       license_id=license_active       401     404     200/404  200     200     404
 GET    /api/v1/sandbox/{license_id}/queries                      license_id=license_active       401     404     200/404  200     200     404
 POST   /api/v1/sandbox/{license_id}/queries                      license_id=license_active       401  403     200/404 403     403     403
@@ -280,6 +288,18 @@ REQUESTS: dict[tuple[str, str], Callable[[World, str, str], Request]] = {
     ("DELETE", "/api/v1/blacklist/{organization_id}"): lambda w, s, r: {
         "json": {"reason": "matrix"}
     },
+    ("POST", "/api/v1/lists/{list_name}"): lambda w, s, r: {
+        "json": {"subject": f"matrix project {_unique()}", "reason": "matrix"}
+    },
+    ("DELETE", "/api/v1/lists/{list_name}/{organization_id}"): lambda w, s, r: {
+        "json": {"reason": "matrix"}
+    },
+    ("DELETE", "/api/v1/lists/{list_name}/subjects/{entry_id}"): lambda w, s, r: {
+        "json": {"reason": "matrix"}
+    },
+    ("POST", "/api/v1/licenses/{license_id}/regulator-review"): lambda w, s, r: {
+        "json": {"decision": "approve"}
+    },
     ("POST", "/api/v1/quotes"): lambda w, s, r: {
         "json": {"items": [{"dataset_id": w.of(s, "dataset_listed"), "columns": None}],
                  "duration_months": 6, "purpose": "research", "query_quota": 10}
@@ -347,7 +367,8 @@ def resolve_path(row: Row, w: World, side: str, caller: str) -> str:
             if source == "@self":
                 values[name] = _own_org(w, side, caller)
             elif source.startswith("#"):
-                values[name] = int(source[1:])
+                # ``#1`` is the literal 1, ``#red`` the literal string "red".
+                values[name] = int(source[1:]) if source[1:].isdigit() else source[1:]
             else:
                 values[name] = w.of(side, source)
     return row.path.format(**values)
