@@ -66,6 +66,7 @@ class Live:
     server: harness.LiveServer
     stripe: object
     backend: str
+    seed_output: str = ""
     apis: dict[str, Api] = field(default_factory=dict)
 
     def api(self, role: str) -> Api:
@@ -100,9 +101,15 @@ def live(tmp_path_factory, localstripe) -> Iterator[Live]:  # noqa: F811
     )
     server = None
     try:
-        harness.seed_demo(env, rows=100)
+        seeded = harness.seed_demo(env, rows=100)
         server = harness.start_gunicorn(env, instance / "gunicorn.log")
-        yield Live(server.url, server, localstripe, BACKEND)
+        localstripe.register_webhook(
+            f"e2e-{harness.free_port()}",
+            f"{server.url}/api/v1/payments/stripe/webhook",
+            WEBHOOK_SECRET,
+            events=["payment_intent.succeeded", "payment_intent.payment_failed"],
+        )
+        yield Live(server.url, server, localstripe, BACKEND, seeded)
     finally:
         if server is not None:
             server.stop()
