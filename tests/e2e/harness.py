@@ -132,12 +132,12 @@ def start_gunicorn(env: dict[str, str], log: Path, workers: int = 2, threads: in
     return LiveServer(url, port, proc, log, env)
 
 
-def start_market(env: dict[str, str], log: Path, args: list[str], port: int) -> LiveServer:
-    """A ``market`` sub-command that serves (``serve``, ``demo``) on ``port``."""
+def start_process(command: list[str], env: dict[str, str], log: Path, port: int) -> LiveServer:
+    """A command that ends up serving on ``port`` (``market serve``, ``make demo``…)."""
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [*market_command(), *args], env=env, cwd=ROOT, stdout=out,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     url = f"http://{HOST}:{port}"
     wait_http(f"{url}/api/v1/health", proc, log, timeout=180)
