@@ -101,7 +101,7 @@ def live(tmp_path_factory, localstripe) -> Iterator[Live]:  # noqa: F811
     )
     server = None
     try:
-        seeded = harness.seed_demo(env, rows=100)
+        seeded = harness.seed_demo(env, rows=60)
         server = harness.start_gunicorn(env, instance / "gunicorn.log")
         localstripe.register_webhook(
             f"e2e-{harness.free_port()}",

@@ -14,11 +14,15 @@ from tests.e2e import harness
 from tests.e2e.conftest import month
 
 
-def _demo_database(tmp_path_factory, label: str):
+@pytest.fixture
+def demo_database(tmp_path_factory):
+    """``DATABASE_URL`` for the demo (a throwaway PostgreSQL database in the PostgreSQL run),
+    or ``None`` for the instance folder's SQLite file."""
     from tests.conftest import BACKEND, _new_database_url
 
-    url, cleanup = _new_database_url(tmp_path_factory, label)
-    return (url if BACKEND == "postgres" else None), cleanup
+    url, cleanup = _new_database_url(tmp_path_factory, "demodb")
+    yield url if BACKEND == "postgres" else None
+    cleanup()
 
 
 def _check_demo_answers(server: harness.LiveServer) -> None:
@@ -41,14 +45,13 @@ def _check_demo_answers(server: harness.LiveServer) -> None:
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
-def test_make_demo_seeds_and_serves_on_port(tmp_path_factory):
+def test_make_demo_seeds_and_serves_on_port(tmp_path_factory, demo_database):
     """``make demo PORT=… ROWS=…`` with this interpreter's venv: the command people run."""
     venv = Path(sys.executable).parent.parent
     if not (venv / ".installed").exists():
         pytest.skip(f"{venv} was not made by `make install` (no .installed marker)")
     instance = tmp_path_factory.mktemp("make-demo")
-    database_url, cleanup = _demo_database(tmp_path_factory, "demodb")
-    env = harness.instance_env(instance, database_url)
+    env = harness.instance_env(instance, demo_database)
     port = harness.free_port()
     # -o: never re-install into the (shared) venv from a test, whatever the timestamps say.
     command = ["make", "--no-print-directory", "-o", str(venv / ".installed"), "demo",
@@ -61,4 +64,3 @@ def test_make_demo_seeds_and_serves_on_port(tmp_path_factory):
     finally:
         if server is not None:
             server.stop()
-        cleanup()
