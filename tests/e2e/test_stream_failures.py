@@ -38,8 +38,8 @@ def failing_server(tmp_path_factory):
 
 
 def test_error_before_the_first_byte_is_a_json_500(failing_server):
-    r = requests.get(f"{failing_server}/api/v1/test-only/failing.csv", params={"fail": "early"},
-                     headers={"Accept-Language": "en"}, timeout=30)
+    r = requests.get(f"{failing_server}/api/v1/test-only/failing.csv",
+                     params={"fail": "early", "lang": "en"}, timeout=30)
     assert r.status_code == 500
     assert r.headers["Content-Type"].startswith("application/json")
     body = r.json()
@@ -47,8 +47,8 @@ def test_error_before_the_first_byte_is_a_json_500(failing_server):
 
 
 def test_error_mid_stream_ends_with_an_error_line_and_an_aborted_transfer(failing_server):
-    r = requests.get(f"{failing_server}/api/v1/test-only/failing.csv", params={"fail": "late"},
-                     headers={"Accept-Language": "en"}, timeout=30, stream=True)
+    r = requests.get(f"{failing_server}/api/v1/test-only/failing.csv",
+                     params={"fail": "late", "lang": "en"}, timeout=30, stream=True)
     assert r.status_code == 200
     received = bytearray()
     with pytest.raises(requests.exceptions.ChunkedEncodingError):
