@@ -22,8 +22,11 @@ install: $(VENV)/.installed compile-translations
 compile-translations: $(VENV)/.installed
 	@$(PY) -c "from market.translations.sync import compile_mo; compile_mo()"
 
+# `make demo PORT=5100 ROWS=500`: where it serves, and how many demo enterprises it seeds.
+PORT ?= 5000
+ROWS ?= 2000
 demo: install
-	$(VENV)/bin/market demo
+	$(VENV)/bin/market demo --port $(PORT) --rows $(ROWS)
 
 # SQLite always; PostgreSQL when it answers (required under REQUIRE_POSTGRES=1);
 # the browser suite when Chromium is installed (required under REQUIRE_BROWSER=1).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import sqlalchemy as sa
-from flask import Response, current_app, request, stream_with_context
+from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -43,7 +43,7 @@ from licenses.schemas import (
 )
 from market.api_base import PageArgs, page_of, paginate
 from market.auth import current_actor, public
-from market.csvutil import stream_csv
+from market.csvutil import csv_response
 from market.db import iso
 from market.errors import Conflict, Forbidden
 from market.extensions import db
@@ -281,7 +281,12 @@ def _statement_view(st: ledger.Statement, department) -> dict:
 
 
 def _csv_response(args, actor) -> Response:
-    departments = db.session.scalars(_statements(args, actor)).all()
+    from market.accounts.models import Organization
+
+    # The stream reads through a session of its own (market.csvutil): only ids cross over.
+    department_ids = db.session.scalars(
+        _statements(args, actor).with_only_columns(Organization.id)
+    ).all()
     period = args["period"]
     header = [
         "period",
@@ -296,9 +301,10 @@ def _csv_response(args, actor) -> Response:
         "amount_fen",
     ]
 
-    def rows():
-        for department in departments:
-            st = ledger.statement(db.session, department, period)
+    def rows(session):
+        for department_id in department_ids:
+            department = session.get(Organization, department_id)
+            st = ledger.statement(session, department, period)
             base = [period, department.id, department.name]
             yield [*base, "opening_balance", "", "", "", "", "", st.opening_balance]
             for e in st.entries:
@@ -321,11 +327,7 @@ def _csv_response(args, actor) -> Response:
             ):
                 yield [*base, label, "", "", "", "", "", value]
 
-    return Response(
-        stream_with_context(stream_csv(header, rows())),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f"attachment; filename=revenue-{period}.csv"},
-    )
+    return csv_response(header, rows, f"revenue-{period}.csv")
 
 
 @blp.route("/revenue/statements")

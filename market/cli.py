@@ -118,15 +118,27 @@ def audit_group() -> None:
     """The audit chain."""
 
 
+def _head_option(_ctx, _param, value: str | None) -> tuple[int, str] | None:
+    if value is None:
+        return None
+    seq, _sep, hash_ = value.partition(":")
+    if not seq.isdigit() or len(hash_) != 64 or any(c not in "0123456789abcdef" for c in hash_):
+        raise click.BadParameter("expected SEQ:HASH, e.g. 120:3f5a… (64 hex digits)")
+    return int(seq), hash_
+
+
 @audit_group.command("verify")
+@click.option("--expect-head", callback=_head_option, metavar="SEQ:HASH",
+              help="A head kept outside the system (GET /api/v1/audit/head): fail if the chain "
+                   "no longer reaches it.")
 @with_appcontext
-def audit_verify() -> None:
+def audit_verify(expect_head) -> None:
     """Verify the audit chain; exits non-zero if it is broken."""
     from market.audit.services import verify_chain
     from market.extensions import db
     from market.keys import public_keys
 
-    result = verify_chain(db.session, public_keys())
+    result = verify_chain(db.session, public_keys(), expect_head=expect_head)
     if result.valid:
         click.echo(f"OK: {result.events} events, {result.checkpoints} signed checkpoints, head {result.head}")
         return

@@ -88,6 +88,8 @@ def build_config(instance_path: Path, overrides: dict[str, Any] | None = None) -
         "MARKET_MAX_JSON_BYTES": _env_int("MARKET_MAX_JSON_BYTES", 1024 * 1024),
         "MARKET_TOKEN_TTL": dt.timedelta(hours=_env_int("MARKET_TOKEN_TTL_HOURS", 24)),
         "MARKET_AUDIT_CHECKPOINT_EVERY": _env_int("MARKET_AUDIT_CHECKPOINT_EVERY", 100),
+        # ... and at the first event after this many minutes without a checkpoint.
+        "MARKET_AUDIT_CHECKPOINT_MINUTES": _env_int("MARKET_AUDIT_CHECKPOINT_MINUTES", 10),
         "MARKET_JOB_RUNNER": os.environ.get("MARKET_JOB_RUNNER", "thread"),
         "MARKET_QUOTE_VALID_DAYS": _env_int("MARKET_QUOTE_VALID_DAYS", 7),
         "MARKET_QUOTE_RATE_LIMIT": os.environ.get("MARKET_QUOTE_RATE_LIMIT", "60 per minute"),

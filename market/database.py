@@ -31,4 +31,9 @@ def configure_engine(engine: sa.Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A streamed export reads in a transaction of its own (market.csvutil): a deferred
+        # BEGIN, so that a slow download never holds the write lock.
+        if conn.get_execution_options().get("market_read_only"):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -31,7 +31,8 @@ hypothesis_settings.register_profile("dev", print_blob=True)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 BACKEND = os.environ.get("MARKET_TEST_DB", "sqlite")
-DB_FIXTURES = {"app", "live_app", "database_url", "client", "runner"}
+#: (``live`` and ``demo_database``: the end-to-end suite's server and ``make demo``, tests/e2e.)
+DB_FIXTURES = {"app", "live_app", "database_url", "client", "runner", "live", "demo_database"}
 
 #: Fixed test secrets so that failures are reproducible; never used outside tests.
 TEST_SECRETS = {

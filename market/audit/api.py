@@ -2,17 +2,18 @@ from __future__ import annotations
 
 import json
 
-from flask import Response, stream_with_context
 from flask.views import MethodView
+from flask_babel import gettext as _
 from flask_smorest import Blueprint
 
 from market.accounts import permissions as perm
 from market.api_base import page_of, paginate
 from market.audit import services
 from market.audit.models import AuditEvent
-from market.audit.schemas import EventFilterSchema, EventSchema, VerifySchema
+from market.audit.schemas import EventFilterSchema, EventSchema, HeadSchema, VerifySchema
 from market.auth import current_actor
-from market.csvutil import stream_csv
+from market.csvutil import csv_response
+from market.errors import NotFound
 from market.extensions import db
 from market.keys import public_keys
 
@@ -50,6 +51,26 @@ class Verify(MethodView):
         return services.verify_chain(db.session, public_keys()).to_dict()
 
 
+@blp.route("/head")
+class Head(MethodView):
+    @blp.response(200, HeadSchema)
+    def get(self):
+        """The chain's latest signed head ``{seq, hash, signed_at, signature, public_key_id}``.
+
+        The head is signed now if events were appended since the last checkpoint. Keep it:
+        ``market audit verify --expect-head SEQ:HASH`` fails once the chain no longer reaches
+        it. A regulator's read is recorded, so every later verification checks it too.
+        """
+        actor = current_actor()
+        perm.require(perm.can_read_audit(actor), _("Only the operator and the regulator read the audit head."))
+        head = services.signed_head(db.session)
+        if head is None:
+            raise NotFound(_("The audit chain is empty."))
+        if actor.role == "regulator":
+            services.observe_head(db.session, actor, head, "api")
+        return head.to_dict()
+
+
 @blp.route("/export.csv")
 class Export(MethodView):
     @blp.arguments(EventFilterSchema, location="query")
@@ -58,11 +79,10 @@ class Export(MethodView):
         """The (filtered) audit log as CSV, oldest first (regulator)."""
         perm.require(perm.can_export_audit(current_actor()), "Only the regulator exports the audit log.")
         stmt = _filtered(args).order_by(AuditEvent.seq).execution_options(yield_per=1000)
-        events = db.session.scalars(stmt)
         header = ["seq", "at", "type", "actor", "subject_type", "subject_id", "data", "prev_hash", "hash"]
 
-        def rows():
-            for e in events:
+        def rows(session):
+            for e in session.scalars(stmt):
                 d = services.event_dict(e)
                 yield [
                     d["seq"], d["at"], d["type"], json.dumps(d["actor"], ensure_ascii=False, sort_keys=True),
@@ -70,8 +90,4 @@ class Export(MethodView):
                     json.dumps(d["data"], ensure_ascii=False, sort_keys=True), d["prev_hash"], d["hash"],
                 ]
 
-        return Response(
-            stream_with_context(stream_csv(header, rows())),
-            mimetype="text/csv",
-            headers={"Content-Disposition": "attachment; filename=audit-events.csv"},
-        )
+        return csv_response(header, rows, "audit-events.csv")

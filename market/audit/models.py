@@ -50,3 +50,21 @@ class AuditCheckpoint(Base):
     key_id: Mapped[str] = mapped_column(sa.String(16))
     signature: Mapped[str] = mapped_column(sa.String(128))
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class AuditHeadObservation(Base):
+    """A signed head that a regulator saw (on the audit console, or from ``/audit/head``).
+
+    Kept so that a later truncation of the chain below a head someone has already seen is
+    detected by every verification, not only by whoever kept a copy of the head. Ids only.
+    """
+
+    __tablename__ = "audit_head_observations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), index=True)
+    hash: Mapped[str] = mapped_column(sa.String(64))
+    observer_user_id: Mapped[int | None] = mapped_column()
+    observer_org_id: Mapped[int | None] = mapped_column()
+    source: Mapped[str] = mapped_column(sa.String(16))
+    observed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

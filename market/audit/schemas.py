@@ -37,3 +37,11 @@ class VerifySchema(ma.Schema):
     checkpoints = ma.fields.Integer()
     first_invalid_seq = ma.fields.Integer()
     reason = ma.fields.String()
+
+
+class HeadSchema(ma.Schema):
+    seq = ma.fields.Integer(required=True)
+    hash = ma.fields.String(required=True)
+    signed_at = ma.fields.String(required=True)
+    signature = ma.fields.String(required=True)
+    public_key_id = ma.fields.String(required=True)

@@ -21,9 +21,10 @@ from flask import current_app
 from sqlalchemy.orm import Session
 
 from market.accounts.actor import Actor
-from market.audit.models import GENESIS_HASH, AuditCheckpoint, AuditEvent
+from market.audit.models import GENESIS_HASH, AuditCheckpoint, AuditEvent, AuditHeadObservation
 from market.crypto import canonical_json, sign, verify
 from market.db import iso, utcnow
+from market.i18n import N_
 
 #: Arbitrary but fixed: the advisory-lock key that guards the chain's head ("audit" in hex).
 _PG_LOCK_KEY = 0x6175646974
@@ -62,6 +63,37 @@ def _lock_head(session: Session) -> None:
         session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
 
 
+def _checkpoint_due(session: Session, seq: int, at: dt.datetime) -> bool:
+    """Every N events, and at the first event once T minutes passed since the last checkpoint
+    (``MARKET_AUDIT_CHECKPOINT_EVERY``, ``MARKET_AUDIT_CHECKPOINT_MINUTES``; 0 turns a rule
+    off), so that a quiet chain is not left unsigned for long."""
+    every = current_app.config["MARKET_AUDIT_CHECKPOINT_EVERY"]
+    if every and seq % every == 0:
+        return True
+    minutes = current_app.config.get("MARKET_AUDIT_CHECKPOINT_MINUTES", 0)
+    if not minutes:
+        return False
+    last = session.scalar(
+        sa.select(AuditCheckpoint.at).order_by(AuditCheckpoint.seq.desc()).limit(1)
+    )
+    return last is None or at - last >= dt.timedelta(minutes=minutes)
+
+
+def _add_checkpoint(session: Session, seq: int, hash_: str, at: dt.datetime) -> AuditCheckpoint:
+    from market.keys import signing_key
+
+    key = signing_key()
+    checkpoint = AuditCheckpoint(
+        seq=seq,
+        hash=hash_,
+        key_id=key.id,
+        signature=sign(key.private, {"seq": seq, "hash": hash_}),
+        at=at,
+    )
+    session.add(checkpoint)
+    return checkpoint
+
+
 def record(
     session: Session,
     type_: str,
@@ -97,20 +129,8 @@ def record(
         hash=chain_hash(prev_hash, content),
     )
     session.add(event)
-    every = current_app.config["MARKET_AUDIT_CHECKPOINT_EVERY"]
-    if every and seq % every == 0:
-        from market.keys import signing_key
-
-        key = signing_key()
-        session.add(
-            AuditCheckpoint(
-                seq=seq,
-                hash=event.hash,
-                key_id=key.id,
-                signature=sign(key.private, {"seq": seq, "hash": event.hash}),
-                at=at,
-            )
-        )
+    if _checkpoint_due(session, seq, at):
+        _add_checkpoint(session, seq, event.hash, at)
     session.flush()
     return event
 
@@ -151,15 +171,45 @@ def _chain_rows() -> sa.Select:
     ).order_by(AuditEvent.seq).execution_options(yield_per=2000)
 
 
-def verify_chain(session: Session, keys: Mapping[str, Ed25519PublicKey]) -> VerifyResult:
-    """Recompute the chain from the genesis hash and check every signed checkpoint.
+#: Reasons a verification fails (English msgids; translated where a person reads them).
+MISSING = N_("missing or reordered event")
+BROKEN_LINK = N_("broken link to the previous event")
+BAD_HASH = N_("event content does not match its hash")
+BAD_CHECKPOINT = N_("signed checkpoint does not match")
+CHECKPOINT_PAST_END = N_("events after this point were removed (a checkpoint is past the end)")
+OBSERVED_HEAD_MISMATCH = N_("a head a regulator saw does not match this event")
+OBSERVED_HEAD_PAST_END = N_(
+    "events after this point were removed (a head a regulator saw is past the end)"
+)
+EXPECTED_HEAD_MISMATCH = N_("the expected head does not match this event")
+EXPECTED_HEAD_PAST_END = N_(
+    "events after this point were removed (the expected head is past the end)"
+)
+
+
+def verify_chain(
+    session: Session,
+    keys: Mapping[str, Ed25519PublicKey],
+    expect_head: tuple[int, str] | None = None,
+) -> VerifyResult:
+    """Recompute the chain from the genesis hash and check every signed checkpoint, every
+    head a regulator recorded, and ``expect_head`` (``(seq, hash)`` kept outside the system).
 
     Finds the first invalid ``seq`` after an edit (hash mismatch), a deletion (a gap, or a
-    checkpoint past the end), or a reordering (a broken ``prev_hash`` link).
+    checkpoint, a recorded head or the expected head past the end), or a reordering (a broken
+    ``prev_hash`` link). Truncating the tail below a signed or recorded head is a deletion.
     """
     checkpoints = {
         cp.seq: cp for cp in session.scalars(sa.select(AuditCheckpoint).order_by(AuditCheckpoint.seq))
     }
+    # (seq, hash) → reason; the expected head first, so that its reason wins on a tie.
+    heads: dict[int, dict[str, str]] = {}
+    for seq, hash_ in session.execute(
+        sa.select(AuditHeadObservation.seq, AuditHeadObservation.hash).distinct()
+    ):
+        heads.setdefault(seq, {})[hash_] = "observed"
+    if expect_head is not None:
+        heads.setdefault(expect_head[0], {})[expect_head[1]] = "expected"
     expected_seq, prev, count = 1, GENESIS_HASH, 0
 
     def bad(seq: int, reason: str) -> VerifyResult:
@@ -169,27 +219,131 @@ def verify_chain(session: Session, keys: Mapping[str, Ed25519PublicKey]) -> Veri
     with session.execute(_chain_rows()) as rows:
         for row in rows:
             if row.seq != expected_seq:
-                return bad(expected_seq, "missing or reordered event")
+                return bad(expected_seq, MISSING)
             content = event_content(
                 row.seq, row.at, row.type, row.actor, row.subject_type, row.subject_id, row.data
             )
             if row.prev_hash != prev:
-                return bad(row.seq, "broken link to the previous event")
+                return bad(row.seq, BROKEN_LINK)
             if chain_hash(prev, content) != row.hash:
-                return bad(row.seq, "event content does not match its hash")
+                return bad(row.seq, BAD_HASH)
             cp = checkpoints.get(row.seq)
             if cp is not None:
                 key = keys.get(cp.key_id)
                 signed = {"seq": cp.seq, "hash": cp.hash}
                 if cp.hash != row.hash or key is None or not verify(key, signed, cp.signature):
-                    return bad(row.seq, "signed checkpoint does not match")
+                    return bad(row.seq, BAD_CHECKPOINT)
+            for hash_, kind in heads.get(row.seq, {}).items():
+                if hash_ != row.hash:
+                    return bad(
+                        row.seq,
+                        EXPECTED_HEAD_MISMATCH if kind == "expected" else OBSERVED_HEAD_MISMATCH,
+                    )
             prev = row.hash
             count += 1
             expected_seq += 1
-    beyond = [seq for seq in checkpoints if seq >= expected_seq]
-    if beyond:
-        return bad(expected_seq, "events after this point were removed (a checkpoint is past the end)")
+    if expect_head is not None and expect_head[0] >= expected_seq:
+        return bad(expected_seq, EXPECTED_HEAD_PAST_END)
+    if any(seq >= expected_seq for seq in checkpoints):
+        return bad(expected_seq, CHECKPOINT_PAST_END)
+    if any(seq >= expected_seq for seq in heads):
+        return bad(expected_seq, OBSERVED_HEAD_PAST_END)
     return VerifyResult(True, count, prev, checkpoints=len(checkpoints))
+
+
+# ------------------------------------------------------------------------- the signed head
+
+
+@dataclass
+class SignedHead:
+    seq: int
+    hash: str
+    signed_at: dt.datetime
+    signature: str
+    public_key_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "hash": self.hash,
+            "signed_at": iso(self.signed_at),
+            "signature": self.signature,
+            "public_key_id": self.public_key_id,
+        }
+
+
+def signed_head(session: Session) -> SignedHead | None:
+    """The chain's current head, signed: the latest checkpoint, after signing the head first
+    if events were appended since (so that whoever reads it can later detect a truncation
+    below it). ``None`` while the chain is empty. Flushes; the caller commits.
+    """
+    _lock_head(session)
+    head = session.execute(
+        sa.select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+    ).first()
+    if head is None:
+        return None
+    checkpoint = session.get(AuditCheckpoint, head.seq)
+    if checkpoint is None:
+        checkpoint = _add_checkpoint(session, head.seq, head.hash, utcnow())
+        session.flush()
+    return SignedHead(
+        checkpoint.seq, checkpoint.hash, checkpoint.at, checkpoint.signature, checkpoint.key_id
+    )
+
+
+def verify_signed_head(head: Mapping[str, Any], keys: Mapping[str, Ed25519PublicKey]) -> bool:
+    """Whether ``{seq, hash, signature, public_key_id}`` carries a valid platform signature."""
+    key = keys.get(str(head.get("public_key_id")))
+    signed = {"seq": head.get("seq"), "hash": head.get("hash")}
+    return key is not None and verify(key, signed, str(head.get("signature")))
+
+
+def observe_head(session: Session, actor: Actor, head: SignedHead, source: str) -> None:
+    """Record that ``actor`` saw ``head`` (once per observer and head). Flushes."""
+    seen = session.scalar(
+        sa.select(AuditHeadObservation.id).where(
+            AuditHeadObservation.seq == head.seq,
+            AuditHeadObservation.hash == head.hash,
+            AuditHeadObservation.observer_user_id == actor.user_id,
+        ).limit(1)
+    )
+    if seen is None:
+        session.add(
+            AuditHeadObservation(
+                seq=head.seq, hash=head.hash, observer_user_id=actor.user_id,
+                observer_org_id=actor.org_id, source=source, observed_at=utcnow(),
+            )
+        )
+        session.flush()
+
+
+@dataclass
+class LostHead:
+    """A head someone saw that the chain no longer reaches (truncated or rewritten)."""
+
+    seq: int
+    hash: str
+    observed_at: dt.datetime
+    current_hash: str | None
+
+
+def lost_heads(session: Session, limit: int = 20) -> list[LostHead]:
+    """Recorded heads whose event is gone or has another hash, newest first (one query)."""
+    rows = session.execute(
+        sa.select(
+            AuditHeadObservation.seq,
+            AuditHeadObservation.hash,
+            sa.func.min(AuditHeadObservation.observed_at).label("observed_at"),
+            AuditEvent.hash.label("current_hash"),
+        )
+        .outerjoin(AuditEvent, AuditEvent.seq == AuditHeadObservation.seq)
+        .where(sa.or_(AuditEvent.seq.is_(None), AuditEvent.hash != AuditHeadObservation.hash))
+        .group_by(AuditHeadObservation.seq, AuditHeadObservation.hash, AuditEvent.hash)
+        .order_by(AuditHeadObservation.seq.desc())
+        .limit(limit)
+    ).all()
+    return [LostHead(r.seq, r.hash, r.observed_at, r.current_hash) for r in rows]
 
 
 def event_filters(

@@ -81,6 +81,12 @@ def explorer():
             db.session, "audit.verified", g.actor, None,
             {"valid": verification.valid, "events": verification.events, "head": verification.head},
         )
+    # The signed head this visit saw: a regulator's visit records it, so that a later
+    # truncation below it fails every verification and shows here as a lost head.
+    head = services.signed_head(db.session)
+    if head is not None and g.actor.role == "regulator":
+        services.observe_head(db.session, g.actor, head, "console")
+    lost = services.lost_heads(db.session)
     orgs = db.session.scalars(sa.select(Organization).order_by(Organization.kind, Organization.name)).all()
     org_names = {o.id: o.name for o in orgs}
     types = db.session.scalars(sa.select(AuditEvent.type).distinct().order_by(AuditEvent.type)).all()
@@ -93,6 +99,8 @@ def explorer():
         types=types,
         args=args,
         verification=verification,
+        head=head,
+        lost_heads=lost,
         can_export=perm.can_export_audit(g.actor),
         export_args=export_args,
         since_utc=filters["since"],

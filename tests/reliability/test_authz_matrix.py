@@ -55,6 +55,7 @@ POST   /api/v1/users                                             -              
 GET    /api/v1/audit/events                                      -                               401  403     403     200     200     403
 GET    /api/v1/audit/verify                                      -                               401  403     403     200     200     403
 GET    /api/v1/audit/export.csv                                  -                               401  403     403     403     200     403
+GET    /api/v1/audit/head                                        -                               401  403     403     200     200     403
 GET    /api/v1/licenses                                          -                               401  403     200     200     200     403
 POST   /api/v1/licenses                                          -                               401  403     201/404 403     403     403
 POST   /api/v1/licenses/verify                                   -                               200  200     200     200     200     200

@@ -155,6 +155,12 @@ def test_no_get_changes_state(app, client, world, role):
         delta = {t: after[t] - n for t, n in before.items() if after[t] != n}
         if r.status_code in (401, 403) and set(delta) <= {"audit_events"}:
             continue
+        # By design (#13 item 9): reading the audit head signs it if events were appended since
+        # the last checkpoint, and a regulator's visit records the head it saw.
+        if path in ("/api/v1/audit/head", "/audit") and set(delta) <= {
+            "audit_checkpoints", "audit_head_observations"
+        }:
+            continue
         if delta:
             changed.append(f"GET {path} ({r.status_code}): {delta}")
     assert visited > 40
