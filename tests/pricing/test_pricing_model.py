@@ -227,10 +227,14 @@ def test_quality_below_floor_is_not_priceable():
     assert "floor" in err.value.message
 
 
-def test_unknown_category_uses_defaults():
-    item = price_item(other(5), scope(), DEFAULT)
-    assert item.factors["category"] == DEFAULT.default_category_coefficient
+def test_a_category_without_its_own_values_uses_the_explicit_defaults():
+    params = DEFAULT.updated(
+        {"category_coefficients": {"tax": "1.5"}, "default_category_coefficient": "0.8"}
+    )
+    item = price_item(other(5), scope(), params)
+    assert item.factors["category"] == D("0.8")
     assert item.ceiling_fen == DEFAULT.default_ceiling_fen
+    assert item.query_ceiling_fen == DEFAULT.default_query_ceiling_fen
 
 
 def test_scarcity_and_freshness_are_gone_and_old_parameter_versions_still_load():
