@@ -225,3 +225,24 @@ def test_the_pricing_page_proposes_and_the_regulator_approves(client, app, make_
     assert (
         published["version"] == 2 and published["parameters"]["default_ceiling_fen"] == 12_345_678
     )
+
+
+def test_the_migration_brings_stored_versions_to_the_vocabulary():
+    """Stored version 1 rows were keyed ``ecology_environment`` and carried scarcity and
+    freshness; after the migration they load and price the environment category."""
+    import importlib.util
+    from pathlib import Path
+
+    path = next(Path("migrations/versions").glob("20261207_0720_*.py"))
+    spec = importlib.util.spec_from_file_location("m0720", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    legacy = pricing.PricingParameters.default().to_dict()
+    legacy["category_coefficients"] = {"ecology_environment": "0.9", "tax": "1.5"}
+    legacy.update(scarcity_min="0.8", scarcity_max="1.5", freshness_min="0.8", freshness_max="1.2")
+    upgraded = module._upgrade_params(legacy)
+    assert upgraded == pricing.upgrade_legacy(legacy)
+    params = pricing.PricingParameters.from_dict(upgraded)
+    assert params.category_coefficient(
+        "environment"
+    ) == pricing.PricingParameters.default().category_coefficient("environment")
