@@ -50,7 +50,7 @@ CATEGORIES = (
     "judicial",
     "social_security",
     "natural_resources",
-    "other",
+    "utilities",
 )
 
 
@@ -73,8 +73,6 @@ def make_datasets(rng: random.Random, count: int) -> list[DatasetInfo]:
                 ),
                 columns=columns,
                 entity_key="uscc",
-                scarcity=Decimal(rng.randint(50, 200)).scaleb(-2),
-                freshness=Decimal(rng.randint(50, 200)).scaleb(-2),
             )
         )
     return datasets

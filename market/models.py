@@ -23,5 +23,5 @@ from market.governance.models import (  # noqa: F401
     ListEntry,
     RegistrationCertificate,
 )
-from market.quotes.models import PricingParameterSet, Quote  # noqa: F401
+from market.quotes.models import PricingParameterSet, PricingProposal, Quote  # noqa: F401
 from sandbox.models import SandboxQuery  # noqa: F401

@@ -14,6 +14,7 @@ from .caps import (
     parse_period,
     revenue_cap_report,
 )
+from .categories import CATEGORIES, CATEGORY_LABELS, is_category
 from .errors import (
     InvalidParameters,
     InvalidRevenueInput,
@@ -24,6 +25,7 @@ from .errors import (
 from .model import (
     CURRENCY,
     FACTOR_ORDER,
+    LEGACY_FACTORS,
     MODEL_REV,
     Costs,
     DatasetInfo,
@@ -46,13 +48,23 @@ from .params import (
     MAX_DURATION_MONTHS,
     MAX_QUERY_QUOTA,
     PURPOSE_ORDER,
+    REGULATED_FIELDS,
+    RETIRED_FIELDS,
+    SCOPE_PARTS,
     BundleBracket,
     PricingParameters,
     Purpose,
+    upgrade_legacy,
 )
 
 __all__ = [
+    "CATEGORIES",
+    "CATEGORY_LABELS",
     "CURRENCY",
+    "LEGACY_FACTORS",
+    "REGULATED_FIELDS",
+    "RETIRED_FIELDS",
+    "SCOPE_PARTS",
     "FACTOR_ORDER",
     "MAX_DURATION_MONTHS",
     "MAX_QUERY_QUOTA",
@@ -77,6 +89,7 @@ __all__ = [
     "Upgrade",
     "UpgradeItem",
     "base_fen",
+    "is_category",
     "bundle_discount",
     "carry_forward",
     "model_version",
@@ -88,5 +101,6 @@ __all__ = [
     "quote",
     "revenue_cap_report",
     "upgrade_price",
+    "upgrade_legacy",
     "upgrade_quote",
 ]

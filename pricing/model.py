@@ -1,22 +1,47 @@
 """The valuation model: dataset + scope + parameters -> explained price in integer fen.
 
-Price of one item (one dataset under one scope)::
+Price of one item (one dataset under one scope), model revision 2::
 
-    base_fen  = ceil_0.01((collection + processing + storage_monthly * horizon
-                           + desensitization) * (1 + reasonable_return) / expected_licenses)
-    raw       = base_fen * quality * category * scarcity * freshness
-                         * columns * duration * quota * purpose
-    amount    = ceil(min(raw, category ceiling))           # integer fen
+    base_fen = ceil_0.01((collection + processing + storage_monthly * horizon
+                          + desensitization) * (1 + reasonable_return) / expected_licenses)
+    K        = base_fen * quality * category * purpose          # a reference license's price
+    scope    = s_c * W(columns) + s_d * T(months) + s_q * Q(quota)   # s_c + s_d + s_q = 1
+    W        = (weights of the licensed columns, entity key included) / (all weights)
+    T        = (months / duration_reference) ** duration_exponent
+    Q        = (min(quota, quota_cap) / quota_reference) ** quota_exponent
+    raw      = K * scope
+    capped   = min(K, Y) * s_c * W  +  min(K * s_d * T, Y * s_d * months / 12)
+                                    +  min(K * s_q * Q, Yq * quota)
+    amount   = ceil(capped)                                       # integer fen
 
-Why this shape is arbitrage-free: ``columns`` is additive in column weights plus the entity
-key, which every license carries, so splitting columns only adds key weight; ``duration`` and
-``quota`` are ``(x / reference) ** e`` with ``0 < e < 1`` (quota clipped at a cap), so
-``g(x) / x`` never rises and a set of licenses whose union covers a wider one always sums to at
-least its price; ``min(·, ceiling)`` and the final ceiling to a fen keep both properties.
+where ``Y`` is the category's ceiling **per year** and ``Yq`` its ceiling **per query**
+(either may be absent: then that part is uncapped). The explanation lists ``base_fen``,
+``quality``, ``category``, ``purpose`` and ``scope`` (with its three parts and shares), plus a
+``cap`` factor when a ceiling binds (and ``over_cap`` when the category's revenue cap is
+reached, see :func:`price_item`); the listed factors multiply exactly to a value whose ceiling
+is ``amount``.
 
-Every factor is quantized to 10 decimal places *before* it is multiplied, and the product is
-exact, so ``ceil(product of factors) == amount`` holds exactly, including the ``cap`` factor
-added when the ceiling binds.
+Why revision 2. Revision 1 multiplied the scope factors (``columns * duration * quota``) and
+capped each license at one per-license ceiling. A product of concave factors is concave in
+each dimension alone but not jointly: twelve licenses of (1 month, 84 queries) cost about half
+of one (12 months, 1,000 queries), because each piece is cheap in *both* dimensions at once;
+and a ceiling per license made 36 and 60 months, or 10,000 and 100,000 queries, cost the same.
+Now the scope factor is a weighted **sum** of one concave part per dimension, and each ceiling
+caps only its own part at a rate (per year of term, per query), so it scales with the term and
+quota it licenses. The price is then subadditive over (columns, term, quota) jointly: every
+part is non-decreasing and concave in its own quantity with value 0 at 0 (so
+``f(a) + f(b) >= f(a + b)``), or additive in column weights where every piece also carries the
+entity key; the minimum of a concave part and a linear ceiling is still concave; a sum of such
+parts keeps the property; ``ceil`` preserves it (``sum(ceil(x_i)) >= ceil(sum(x_i))``). So for
+any licenses whose columns together include L's, whose terms add up to at least L's and whose
+quotas add up to at least L's, the prices add up to at least ``P(L)``; and the price is
+monotone in every dimension and in purpose. The cost of this guarantee is inherent: a bound
+``P(all columns, t, q) <= P(all, 1, 1) + P(key, t, 1) + P(key, 1, q)`` holds for *any* jointly
+subadditive price, so no model can both be free of joint arbitrage and price narrow licenses
+near zero; the shares say how the price divides between columns, term and quota.
+
+Every factor but ``scope`` and ``cap`` is quantized to 10 decimal places *before* it is
+multiplied; ``scope`` is the exact weighted sum of quantized parts, and the product is exact.
 """
 
 from __future__ import annotations
@@ -45,10 +70,17 @@ from ._num import (
     to_int,
 )
 from .errors import InvalidScope, NotPriceable
-from .params import MAX_DURATION_MONTHS, MAX_QUERY_QUOTA, PricingParameters, Purpose
+from .params import (
+    CEILING_YEAR_MONTHS,
+    MAX_DURATION_MONTHS,
+    MAX_QUERY_QUOTA,
+    SCOPE_PARTS,
+    PricingParameters,
+    Purpose,
+)
 
 #: Bumped whenever the formula (not the parameters) changes; part of ``model_version``.
-MODEL_REV = 1
+MODEL_REV = 2
 CURRENCY = "CNY"
 MAX_ITEMS_PER_QUOTE = 200
 
@@ -57,14 +89,13 @@ FACTOR_ORDER: tuple[str, ...] = (
     "base_fen",
     "quality",
     "category",
-    "scarcity",
-    "freshness",
-    "columns",
-    "duration",
-    "quota",
     "purpose",
+    "scope",
     "cap",
+    "over_cap",
 )
+#: Factors of model revision 1, still found in quotes issued before revision 2.
+LEGACY_FACTORS: tuple[str, ...] = ("scarcity", "freshness", "columns", "duration", "quota")
 
 
 # -- inputs ----------------------------------------------------------------------------------
@@ -100,8 +131,7 @@ class DatasetInfo:
     """What the model needs to know about one dataset version.
 
     ``columns`` maps column name to weight (use 1 when unsure); it must contain
-    ``entity_key``. ``scarcity`` and ``freshness`` are raw scores the parameters clamp.
-    Raises ``NotPriceable`` naming the field when the description is invalid.
+    ``entity_key``. Raises ``NotPriceable`` naming the field when the description is invalid.
     """
 
     dataset_id: int
@@ -110,8 +140,6 @@ class DatasetInfo:
     costs: Costs
     columns: Mapping[str, Decimal | int]
     entity_key: str
-    scarcity: Decimal = ONE
-    freshness: Decimal = ONE
 
     @cached_property
     def total_weight(self) -> Decimal:
@@ -144,11 +172,6 @@ class DatasetInfo:
         object.__setattr__(self, "columns", MappingProxyType(weights))
         if self.entity_key not in weights:
             raise NotPriceable("entity_key", "must be one of the dataset's columns")
-        for name in ("scarcity", "freshness"):
-            value = to_decimal(getattr(self, name), name, NotPriceable)
-            if value <= 0:
-                raise NotPriceable(name, "must be > 0")
-            object.__setattr__(self, name, value)
 
 
 @dataclass(frozen=True)
@@ -243,20 +266,30 @@ class ItemPrice:
     """One dataset's price with its explanation.
 
     ``factors`` (in :data:`FACTOR_ORDER`, ``base_fen`` first) multiply to a value whose ceiling
-    is exactly ``amount``. ``cap`` is present only when the category ceiling binds.
+    is exactly ``amount``. ``cap`` is present only when a ceiling lowers the amount, and
+    ``over_cap`` only when the category's revenue cap was reached. ``scope_parts`` are the
+    three parts the ``scope`` factor sums, weighted by ``scope_shares``.
     """
 
     dataset_id: int
     amount: int
     factors: Mapping[str, Decimal]
     base_fen: Decimal
-    #: Amount before the ceiling, in (fractional) fen.
+    #: Amount before the ceilings, in (fractional) fen.
     uncapped_fen: Decimal
+    #: The category's price ceiling per year of term (``None``: none).
     ceiling_fen: int | None
+    #: True when a ceiling binds on any part of the price.
     capped: bool
     #: Licensed columns, sorted, entity key included.
     columns: tuple[str, ...]
     scope: Scope = field(compare=False)
+    #: The category's price ceiling per licensed query (``None``: none).
+    query_ceiling_fen: int | None = None
+    scope_parts: Mapping[str, Decimal] = field(default_factory=dict)
+    scope_shares: Mapping[str, Decimal] = field(default_factory=dict)
+    #: True when the category's revenue cap was reached and the reduction applies.
+    over_cap: bool = False
 
     def factor_product(self) -> Decimal:
         """The exact product of the listed factors (``ceil`` of it equals ``amount``)."""
@@ -274,6 +307,16 @@ class ItemPrice:
             "factors": {name: plain(value) for name, value in self.factors.items()},
             "capped": self.capped,
             "ceiling_fen": self.ceiling_fen,
+            "query_ceiling_fen": self.query_ceiling_fen,
+            "scope_parts": {
+                name: {
+                    "share": plain(self.scope_shares[name]),
+                    "value": plain(self.scope_parts[name]),
+                }
+                for name in SCOPE_PARTS
+                if name in self.scope_parts
+            },
+            "over_cap": self.over_cap,
             "columns": list(self.columns),
         }
 
@@ -358,10 +401,6 @@ def quality_coefficient(score: Decimal, params: PricingParameters) -> Decimal:
     return quantize_factor(CURVE.add(lo, CURVE.multiply(CURVE.subtract(hi, lo), position)))
 
 
-def _clamp(value: Decimal, lo: Decimal, hi: Decimal) -> Decimal:
-    return min(max(value, lo), hi)
-
-
 def _columns(dataset: DatasetInfo, scope: Scope) -> tuple[tuple[str, ...], Decimal]:
     if scope.columns is None:
         return tuple(sorted(dataset.columns)), quantize_factor(ONE)
@@ -375,56 +414,95 @@ def _columns(dataset: DatasetInfo, scope: Scope) -> tuple[tuple[str, ...], Decim
     return chosen, quantize_factor(CURVE.divide(selected, dataset.total_weight))
 
 
-def price_item(dataset: DatasetInfo, scope: Scope, params: PricingParameters) -> ItemPrice:
-    """Price one dataset under one scope.
+def price_item(
+    dataset: DatasetInfo, scope: Scope, params: PricingParameters, *, over_cap: bool = False
+) -> ItemPrice:
+    """Price one dataset under one scope (see the module doc for the formula).
 
+    ``over_cap``: the dataset's category has reached its revenue cap this period, so the
+    parameters' ``over_cap_reduction`` applies (listed as the ``over_cap`` factor).
     Raises ``NotPriceable`` (quality below the floor) and ``InvalidScope`` (unknown columns).
     """
-    columns, column_factor = _columns(dataset, scope)
+    columns, column_part = _columns(dataset, scope)
     quality = quality_coefficient(dataset.quality_score, params)
     base = base_fen(dataset, params)
     quota = min(scope.query_quota, params.quota_cap)
-    factors: dict[str, Decimal] = {
-        "base_fen": base,
-        "quality": quality,
-        "category": quantize_factor(params.category_coefficient(dataset.category)),
-        "scarcity": quantize_factor(
-            _clamp(dataset.scarcity, params.scarcity_min, params.scarcity_max)
-        ),
-        "freshness": quantize_factor(
-            _clamp(dataset.freshness, params.freshness_min, params.freshness_max)
-        ),
-        "columns": column_factor,
+    parts = {
+        "columns": column_part,
         "duration": power_ratio(
             scope.duration_months, params.duration_reference_months, params.duration_exponent
         ),
         "quota": power_ratio(quota, params.quota_reference, params.quota_exponent),
-        "purpose": quantize_factor(params.purpose_coefficients[scope.purpose]),
     }
-    raw = ONE
-    for value in factors.values():
-        raw = EXACT.multiply(raw, value)
-    ceiling = params.ceiling_fen(dataset.category)
-    capped = ceiling is not None and raw > ceiling
-    if capped:
-        assert ceiling is not None
-        # Rounded down with enough digits that raw * cap lies in (ceiling - 1, ceiling], so
-        # ceil() of the explained product is exactly the ceiling.
-        digits = len(str(ceiling)) + 12
-        factors["cap"] = Context(prec=digits, rounding=ROUND_FLOOR).divide(Decimal(ceiling), raw)
-        amount = ceiling
+    shares = params.scope_shares
+    scope_factor = ZERO
+    for name in SCOPE_PARTS:
+        scope_factor = EXACT.add(scope_factor, EXACT.multiply(shares[name], parts[name]))
+    factors: dict[str, Decimal] = {
+        "base_fen": base,
+        "quality": quality,
+        "category": quantize_factor(params.category_coefficient(dataset.category)),
+        "purpose": quantize_factor(params.purpose_coefficients[scope.purpose]),
+        "scope": scope_factor,
+    }
+    unit = ONE  # K: the price of a reference license, before ceilings
+    for name in ("base_fen", "quality", "category", "purpose"):
+        unit = EXACT.multiply(unit, factors[name])
+    raw = EXACT.multiply(unit, scope_factor)
+
+    # Each part is capped at its own rate, so the ceiling scales with what is licensed. Exact
+    # Decimal products throughout; only a term capped at ``months / 12`` of the annual rate
+    # needs a Fraction.
+    per_year = params.ceiling_fen(dataset.category)
+    per_query = params.query_ceiling_fen(dataset.category)
+    s_c, s_d, s_q = (shares[n] for n in SCOPE_PARTS)
+    column_unit = unit if per_year is None else min(unit, Decimal(per_year))
+    exact_fen = EXACT.multiply(EXACT.multiply(column_unit, s_c), parts["columns"])
+    term_fen = EXACT.multiply(unit, parts["duration"])  # times s_d below
+    term_capped: Fraction | None = None
+    if per_year is not None and EXACT.multiply(term_fen, Decimal(CEILING_YEAR_MONTHS)) > Decimal(
+        per_year * scope.duration_months
+    ):
+        term_capped = Fraction(per_year * scope.duration_months, CEILING_YEAR_MONTHS) * Fraction(
+            s_d
+        )
     else:
-        amount = ceil_int(raw)
+        exact_fen = EXACT.add(exact_fen, EXACT.multiply(term_fen, s_d))
+    quota_fen = EXACT.multiply(EXACT.multiply(unit, s_q), parts["quota"])
+    if per_query is not None:
+        quota_fen = min(quota_fen, Decimal(per_query * scope.query_quota))
+    exact_fen = EXACT.add(exact_fen, quota_fen)
+    capped_fen = Fraction(exact_fen) + (term_capped or 0)
+    capped = capped_fen < Fraction(raw)
+
+    reduction = ONE
+    if over_cap:
+        reduction = quantize_factor(ONE - params.over_cap_reduction)
+    amount = ceil(capped_fen * Fraction(reduction))
+    explained = EXACT.multiply(raw, reduction)
+    if amount != ceil_int(explained) and explained > 0:
+        # Rounded down with enough digits that the product lies in (amount - 1, amount], so
+        # ceil() of the explained product is exactly the amount.
+        digits = len(str(amount)) + 12
+        factors["cap"] = Context(prec=digits, rounding=ROUND_FLOOR).divide(
+            Decimal(amount), explained
+        )
+    if over_cap:
+        factors["over_cap"] = reduction
     return ItemPrice(
         dataset_id=dataset.dataset_id,
         amount=amount,
         factors=MappingProxyType(factors),
         base_fen=base,
         uncapped_fen=raw,
-        ceiling_fen=ceiling,
+        ceiling_fen=per_year,
         capped=capped,
         columns=columns,
         scope=scope,
+        query_ceiling_fen=per_query,
+        scope_parts=MappingProxyType(parts),
+        scope_shares=shares,
+        over_cap=over_cap,
     )
 
 
@@ -445,10 +523,17 @@ def bundle_discount(subtotal: int, params: PricingParameters) -> int:
     return floor_int(discount)
 
 
-def quote(items: Sequence[tuple[DatasetInfo, Scope]], params: PricingParameters) -> Quote:
+def quote(
+    items: Sequence[tuple[DatasetInfo, Scope]],
+    params: PricingParameters,
+    *,
+    over_cap_categories: Iterable[str] = (),
+) -> Quote:
     """Price a bundle: items are priced alone, summed, then the graduated discount applies.
 
-    The result does not depend on item order (items come back sorted by dataset id).
+    Items whose category is in ``over_cap_categories`` (revenue cap reached this period) get
+    the parameters' over-cap reduction. The result does not depend on item order (items come
+    back sorted by dataset id).
     Raises ``InvalidScope`` (no items, too many, a dataset twice, bad scope) and
     ``NotPriceable``.
     """
@@ -465,7 +550,11 @@ def quote(items: Sequence[tuple[DatasetInfo, Scope]], params: PricingParameters)
             )
         seen.add(dataset.dataset_id)
     ordered = sorted(items, key=lambda pair: pair[0].dataset_id)
-    priced = tuple(price_item(dataset, scope, params) for dataset, scope in ordered)
+    over = frozenset(over_cap_categories)
+    priced = tuple(
+        price_item(dataset, scope, params, over_cap=dataset.category in over)
+        for dataset, scope in ordered
+    )
     subtotal = sum(item.amount for item in priced)
     discount = bundle_discount(subtotal, params)
     return Quote(
@@ -482,8 +571,11 @@ def upgrade_quote(
     old_items: Sequence[tuple[DatasetInfo, Scope]],
     new_items: Sequence[tuple[DatasetInfo, Scope]],
     params: PricingParameters,
+    *,
+    over_cap_categories: Iterable[str] = (),
 ) -> Upgrade:
-    """Price moving a license from ``old_items`` to ``new_items``: ``P(new) - P(old)``.
+    """Price moving a license from ``old_items`` to ``new_items``: ``P(new) - P(old)``, both
+    priced alike (with the same ``over_cap_categories``).
 
     New datasets may be added; every old item must be covered by the new item for the same
     dataset (columns ⊇, duration ≥, quota ≥, purpose not lower). Raises ``InvalidScope``
@@ -501,8 +593,9 @@ def upgrade_quote(
                 _narrowed_field(old_scope, new_scope, new_dataset),
                 f"an upgrade of dataset {dataset.dataset_id} cannot narrow the license",
             )
-    old = quote(old_items, params)
-    new = quote(new_items, params)
+    over = frozenset(over_cap_categories)
+    old = quote(old_items, params, over_cap_categories=over)
+    new = quote(new_items, params, over_cap_categories=over)
     old_amounts = {item.dataset_id: item.amount for item in old.items}
     return Upgrade(
         # Monotonicity makes this non-negative already; max() guards against a caller passing

@@ -11,7 +11,20 @@ The constraints are not arbitrary; each one protects a property of the model:
 * purpose coefficients are 0 for public welfare (NDRC 发改价格〔2025〕65号: free) and strictly
   increasing in :data:`PURPOSE_ORDER`, so the price is monotone in purpose;
 * bundle brackets are graduated (marginal) with non-decreasing rates below 1, so adding an item
-  never lowers a total and one bundle never costs more than the same items split up.
+  never lowers a total and one bundle never costs more than the same items split up;
+* scope shares (columns, duration, quota) are positive and sum to 1: the scope factor is their
+  weighted *sum*, which is what makes the price subadditive over term, quota and columns
+  jointly (see :mod:`pricing.model`);
+* every category key (coefficients, ceilings, revenue caps) belongs to the one vocabulary,
+  :data:`pricing.categories.CATEGORIES`: an unknown key is an error naming it, never a silent
+  default.
+
+Scarcity and freshness were removed in model revision 2 (they were always 1): a scarcity premium
+on public data is the monopoly rent the cost-plus rule (成本 + 合理收益) excludes, and listings
+per category do not measure substitutes; how current the data are is already the quality
+score's timeliness dimension, so a freshness factor would count it twice. Stored versions that
+still carry ``scarcity_*``/``freshness_*`` load, and those fields are ignored
+(:data:`RETIRED_FIELDS`).
 """
 
 from __future__ import annotations
@@ -24,7 +37,10 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from market.i18n import N_
+
 from ._num import FACTOR_PLACES, ONE, ZERO, decimal_places, plain, to_decimal, to_int
+from .categories import CATEGORIES, LEGACY_ALIASES
 from .errors import InvalidParameters
 
 
@@ -46,6 +62,31 @@ PURPOSE_ORDER: tuple[Purpose, ...] = tuple(Purpose)
 #: Scope limits fixed by the product, not by the operator.
 MAX_DURATION_MONTHS = 60
 MAX_QUERY_QUOTA = 10**9
+
+#: The three parts of a license's scope, each with a share of the scope factor.
+SCOPE_PARTS: tuple[str, ...] = ("columns", "duration", "quota")
+
+#: Fields of model revision 1 that stored versions may still carry; they are read and ignored.
+RETIRED_FIELDS = frozenset({"scarcity_min", "scarcity_max", "freshness_min", "freshness_max"})
+
+#: Fields the operator proposes and the regulator approves before they apply: the
+#: government-guided ceilings and the revenue cap with its reduction.
+REGULATED_FIELDS: tuple[str, ...] = (
+    "category_ceilings_fen",
+    "default_ceiling_fen",
+    "category_query_ceilings_fen",
+    "default_query_ceiling_fen",
+    "revenue_caps_fen",
+    "default_revenue_cap_fen",
+    "over_cap_reduction",
+)
+
+#: Months a per-year ceiling is counted over.
+CEILING_YEAR_MONTHS = 12
+
+
+def _default_scope_shares() -> Mapping[str, Decimal]:
+    return {"columns": Decimal("0.4"), "duration": Decimal("0.3"), "quota": Decimal("0.3")}
 
 
 @dataclass(frozen=True)
@@ -85,15 +126,12 @@ class PricingParameters:
     # -- category / type ----------------------------------------------------------------------
     category_coefficients: Mapping[str, Decimal]
     default_category_coefficient: Decimal
-    #: Government-guided ceiling per item (per license of one dataset), by category.
+    #: Government-guided price ceiling per dataset **per year of term** (12 months), by
+    #: category: it caps the column and duration parts of the price at this annual rate, so
+    #: a 60-month license's ceiling is five times a 12-month one's.
     category_ceilings_fen: Mapping[str, int]
-    #: Ceiling for categories without their own; ``None`` means no ceiling.
+    #: Per-year ceiling for categories without their own; ``None`` means no ceiling.
     default_ceiling_fen: int | None
-    # -- scarcity / freshness (bounded) -------------------------------------------------------
-    scarcity_min: Decimal
-    scarcity_max: Decimal
-    freshness_min: Decimal
-    freshness_max: Decimal
     # -- scope --------------------------------------------------------------------------------
     #: Duration at which the duration factor is 1.
     duration_reference_months: int
@@ -110,6 +148,16 @@ class PricingParameters:
     revenue_caps_fen: Mapping[str, int] = field(default_factory=dict)
     #: Revenue cap for categories without their own; ``None`` means uncapped.
     default_revenue_cap_fen: int | None = None
+    #: Government-guided ceiling **per licensed query**, in fen, by category: it caps the
+    #: quota part of the price at this rate times the quota.
+    category_query_ceilings_fen: Mapping[str, int] = field(default_factory=dict)
+    #: Per-query ceiling for categories without their own; ``None`` means no ceiling.
+    default_query_ceiling_fen: int | None = None
+    #: Shares of the scope factor: ``columns``, ``duration``, ``quota``; positive, sum to 1.
+    scope_shares: Mapping[str, Decimal] = field(default_factory=_default_scope_shares)
+    #: Once a category's revenue cap is reached in a period, new quotes in that category are
+    #: reduced by this fraction (0: no reduction, 1: free) until the period ends.
+    over_cap_reduction: Decimal = Decimal("0.5")
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -119,7 +167,12 @@ class PricingParameters:
         return self.category_coefficients.get(category, self.default_category_coefficient)
 
     def ceiling_fen(self, category: str) -> int | None:
+        """The per-year price ceiling of ``category`` (``None``: none)."""
         return self.category_ceilings_fen.get(category, self.default_ceiling_fen)
+
+    def query_ceiling_fen(self, category: str) -> int | None:
+        """The per-query price ceiling of ``category`` (``None``: none)."""
+        return self.category_query_ceilings_fen.get(category, self.default_query_ceiling_fen)
 
     def revenue_cap_fen(self, category: str) -> int | None:
         return self.revenue_caps_fen.get(category, self.default_revenue_cap_fen)
@@ -139,14 +192,17 @@ class PricingParameters:
             quality_coefficient_at_max=d("1.2"),
             quality_exponent=d(1),
             category_coefficients={
+                "enterprise_registry": d("1.2"),
                 "market_supervision": d("1.2"),
                 "tax": d("1.5"),
                 "judicial": d("1.3"),
                 "social_security": d("1.4"),
+                "housing_fund": d("1.3"),
                 "natural_resources": d("1.0"),
-                "ecology_environment": d("0.9"),
+                "environment": d("0.9"),
                 "housing_construction": d("1.1"),
                 "science_technology": d("1.0"),
+                "utilities": d("1.0"),
             },
             default_category_coefficient=d(1),
             category_ceilings_fen={
@@ -155,10 +211,6 @@ class PricingParameters:
                 "judicial": 25_000_000,
             },
             default_ceiling_fen=20_000_000,
-            scarcity_min=d("0.8"),
-            scarcity_max=d("1.5"),
-            freshness_min=d("0.8"),
-            freshness_max=d("1.2"),
             duration_reference_months=12,
             duration_exponent=d("0.8"),
             quota_reference=1_000,
@@ -178,6 +230,16 @@ class PricingParameters:
             ),
             revenue_caps_fen={},
             default_revenue_cap_fen=500_000_000,
+            # The quota part's share of the annual ceiling, spread over the reference quota:
+            # 0.3 * 20,000,000 / 1,000 = 6,000 fen (¥60) per query.
+            category_query_ceilings_fen={
+                "tax": 9_000,
+                "social_security": 9_000,
+                "judicial": 7_500,
+            },
+            default_query_ceiling_fen=6_000,
+            scope_shares=_default_scope_shares(),
+            over_cap_reduction=d("0.5"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -187,6 +249,8 @@ class PricingParameters:
             value = getattr(self, f.name)
             if f.name == "bundle_discount_brackets":
                 out[f.name] = [{"from_fen": b.from_fen, "rate": plain(b.rate)} for b in value]
+            elif f.name == "scope_shares":
+                out[f.name] = {k: plain(value[k]) for k in SCOPE_PARTS}
             elif f.name == "purpose_coefficients":
                 out[f.name] = {str(p): plain(value[p]) for p in PURPOSE_ORDER}
             elif isinstance(value, Mapping):
@@ -203,11 +267,13 @@ class PricingParameters:
     def from_dict(cls, data: Mapping[str, Any]) -> PricingParameters:
         """Build and validate from ``to_dict`` output (or a JSON body).
 
-        Raises ``InvalidParameters`` naming the first bad, missing or unknown field.
+        Fields of model revision 1 (:data:`RETIRED_FIELDS`) are ignored, so stored versions
+        still load. Raises ``InvalidParameters`` naming the first bad, missing or unknown field.
         """
         if not isinstance(data, Mapping):
             raise InvalidParameters("parameters", "must be a JSON object")
         names = [f.name for f in dataclasses.fields(cls)]
+        data = {k: v for k, v in data.items() if k not in RETIRED_FIELDS}
         for key in sorted(data):
             if key not in names:
                 raise InvalidParameters(str(key), "unknown field")
@@ -227,6 +293,24 @@ class PricingParameters:
         """A copy with ``changes`` (JSON-style values) applied, validated, version unchanged
         unless ``changes`` sets it. Raises ``InvalidParameters``."""
         return PricingParameters.from_dict({**self.to_dict(), **dict(changes)})
+
+
+def upgrade_legacy(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored revision-1 parameter dict in today's vocabulary: retired fields dropped and
+    legacy category keys (:data:`pricing.categories.LEGACY_ALIASES`) renamed. Used by the
+    migration; keys outside the vocabulary are left for validation to name."""
+    out = {k: v for k, v in data.items() if k not in RETIRED_FIELDS}
+    for name in CATEGORY_FIELDS:
+        value = out.get(name)
+        if isinstance(value, Mapping):
+            renamed: dict[str, Any] = {}
+            for key, v in value.items():
+                new = LEGACY_ALIASES.get(key, key)
+                # An explicit value under the new key wins over the legacy one.
+                if new not in renamed or new == key:
+                    renamed[new] = v
+            out[name] = renamed
+    return out
 
 
 # -- validation -------------------------------------------------------------------------------
@@ -270,6 +354,15 @@ def _optional_int(value: Any, field: str) -> int | None:
     return None if value is None else _int(value, field, minimum=1)
 
 
+#: The parameters keyed by category; every key must be in the vocabulary.
+CATEGORY_FIELDS: tuple[str, ...] = (
+    "category_coefficients",
+    "category_ceilings_fen",
+    "revenue_caps_fen",
+    "category_query_ceilings_fen",
+)
+
+
 def _category_map(value: Any, field: str, convert: Any) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise InvalidParameters(field, "must be an object mapping category to value")
@@ -277,6 +370,13 @@ def _category_map(value: Any, field: str, convert: Any) -> Mapping[str, Any]:
     for key in sorted(value, key=str):
         if not isinstance(key, str) or not key.strip():
             raise InvalidParameters(field, "category names must be non-empty strings")
+        if key not in CATEGORIES:
+            raise InvalidParameters(
+                f"{field}.{key}",
+                N_("unknown category %(key)s; the categories are: %(known)s"),
+                key=key,
+                known=", ".join(CATEGORIES),
+            )
         out[key] = convert(value[key], f"{field}.{key}")
     return _frozen_mapping(out)
 
@@ -346,11 +446,22 @@ def _validate(p: PricingParameters) -> None:
     )
     _set(p, "default_ceiling_fen", _optional_int(p.default_ceiling_fen, "default_ceiling_fen"))
 
-    for lo_name, hi_name in (("scarcity_min", "scarcity_max"), ("freshness_min", "freshness_max")):
-        lo = coefficient(getattr(p, lo_name), lo_name)
-        hi = _dec(getattr(p, hi_name), hi_name, minimum=lo, maximum=_MAX_COEFFICIENT)
-        _set(p, lo_name, lo)
-        _set(p, hi_name, hi)
+    _set(
+        p,
+        "category_query_ceilings_fen",
+        _category_map(p.category_query_ceilings_fen, "category_query_ceilings_fen", positive_fen),
+    )
+    _set(
+        p,
+        "default_query_ceiling_fen",
+        _optional_int(p.default_query_ceiling_fen, "default_query_ceiling_fen"),
+    )
+    _set(p, "scope_shares", _validate_shares(p.scope_shares))
+    _set(
+        p,
+        "over_cap_reduction",
+        _dec(p.over_cap_reduction, "over_cap_reduction", minimum=ZERO, maximum=ONE),
+    )
 
     _set(
         p,
@@ -389,6 +500,25 @@ def _validate(p: PricingParameters) -> None:
         "default_revenue_cap_fen",
         _optional_int(p.default_revenue_cap_fen, "default_revenue_cap_fen"),
     )
+
+
+def _validate_shares(value: Any) -> Mapping[str, Decimal]:
+    field = "scope_shares"
+    if not isinstance(value, Mapping):
+        raise InvalidParameters(field, "must be an object {columns, duration, quota}")
+    for key in sorted(value, key=str):
+        if key not in SCOPE_PARTS:
+            raise InvalidParameters(f"{field}.{key}", "unknown field")
+    out: dict[str, Decimal] = {}
+    for part in SCOPE_PARTS:
+        name = f"{field}.{part}"
+        if part not in value:
+            raise InvalidParameters(name, "is required")
+        # Every part must count: a zero share would make that dimension free to split.
+        out[part] = _dec(value[part], name, minimum=ZERO, maximum=ONE, min_exclusive=True)
+    if sum(out.values()) != ONE:
+        raise InvalidParameters(field, "the three shares must add up to 1")
+    return _frozen_mapping(out)
 
 
 def _validate_purposes(value: Any) -> Mapping[Purpose, Decimal]:

@@ -21,22 +21,15 @@ from wtforms import (
 )
 from wtforms.validators import AnyOf, DataRequired, Length, NumberRange, Optional, ValidationError
 
+import pricing
+
 #: The largest cost figure accepted (one hundred billion yuan), in fen.
 MAX_COST_FEN = 10_000_000_000_000
 UPLOAD_EXTENSIONS = ("csv", "xlsx", "parquet")
 
+#: The one category vocabulary (``pricing.categories``), with its labels translated lazily.
 CATEGORY_LABELS: dict[str, Any] = {
-    "enterprise_registry": _l("Enterprise registration"),
-    "market_supervision": _l("Market supervision"),
-    "tax": _l("Tax"),
-    "social_security": _l("Social security"),
-    "housing_fund": _l("Housing provident fund"),
-    "judicial": _l("Judicial"),
-    "environment": _l("Ecology and environment"),
-    "natural_resources": _l("Planning and natural resources"),
-    "housing_construction": _l("Housing and construction"),
-    "science_technology": _l("Science and technology"),
-    "utilities": _l("Public utilities"),
+    key: _l(label) for key, label in pricing.CATEGORY_LABELS.items()
 }
 GRADE_LABELS: dict[str, Any] = {
     "open": _l("Open"),

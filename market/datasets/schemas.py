@@ -14,6 +14,7 @@ from typing import Any
 
 import marshmallow as ma
 
+import pricing
 from market.datasets.models import Dataset, DatasetVersion, OpenGrade, Treatment
 from market.pipeline import UPDATE_FREQUENCY_DAYS
 
@@ -214,10 +215,10 @@ class DatasetPublishMetadataSchema(ma.Schema):
     description = ma.fields.String(load_default="", validate=ma.validate.Length(max=10_000))
     category = ma.fields.String(
         required=True,
-        validate=[
-            ma.validate.Length(min=1, max=64),
-            ma.validate.Regexp(r"^[a-z0-9_]+$", error="Use lowercase letters, digits and _."),
-        ],
+        # The one category vocabulary: pricing, facets and the demo use the same keys.
+        validate=ma.validate.OneOf(
+            pricing.CATEGORIES, error="Unknown category; use one of: {choices}."
+        ),
     )
     open_grade = ma.fields.String(
         required=True, validate=ma.validate.OneOf([g.value for g in OpenGrade])

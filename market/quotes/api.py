@@ -15,6 +15,9 @@ from market.quotes import permissions as perm
 from market.quotes.schemas import (
     ParametersSchema,
     ParametersUpdateSchema,
+    ProposalCreateSchema,
+    ProposalDecisionSchema,
+    ProposalSchema,
     QuoteBriefSchema,
     QuoteCreateSchema,
     QuoteSchema,
@@ -131,6 +134,56 @@ class ParameterVersion(MethodView):
     def get(self, version):
         """One parameter version (anyone)."""
         return parameters.parameter_set(db.session, version)
+
+
+@blp.route("/pricing/proposals")
+class Proposals(MethodView):
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, page_of(ProposalSchema))
+    def get(self, args):
+        """Proposed ceilings and revenue caps, pending first (operator, regulator)."""
+        stmt = parameters.list_proposals(current_actor())
+        return paginate(db.session, stmt, args["page"], args["per_page"])
+
+    @blp.arguments(ProposalCreateSchema)
+    @blp.response(201, ProposalSchema)
+    def post(self, body):
+        """Propose ceilings and revenue caps; they apply once the regulator approves
+        (operator)."""
+        return parameters.propose(
+            db.session, current_actor(), body["changes"], note=body.get("note")
+        )
+
+
+@blp.route("/pricing/proposals/<int:proposal_id>")
+class Proposal(MethodView):
+    @blp.response(200, ProposalSchema)
+    def get(self, proposal_id):
+        """One proposal (operator, regulator)."""
+        return parameters.get_proposal(db.session, current_actor(), proposal_id)
+
+
+@blp.route("/pricing/proposals/<int:proposal_id>/approve")
+class ProposalApprove(MethodView):
+    @blp.arguments(ProposalDecisionSchema)
+    @blp.response(200, ProposalSchema)
+    def post(self, body, proposal_id):
+        """Approve a proposal: its values become a new, published parameter version
+        (regulator)."""
+        return parameters.decide(
+            db.session, current_actor(), proposal_id, approve=True, note=body.get("note")
+        )
+
+
+@blp.route("/pricing/proposals/<int:proposal_id>/reject")
+class ProposalReject(MethodView):
+    @blp.arguments(ProposalDecisionSchema)
+    @blp.response(200, ProposalSchema)
+    def post(self, body, proposal_id):
+        """Reject a proposal (regulator)."""
+        return parameters.decide(
+            db.session, current_actor(), proposal_id, approve=False, note=body.get("note")
+        )
 
 
 def cap_report_body(report: revenue.CapReport, names: dict[str, str | None]) -> dict:

@@ -34,6 +34,12 @@ class ParametersForm(FlaskForm):
     base_version = HiddenField()
 
 
+class DecisionForm(FlaskForm):
+    """The regulator's approve/reject buttons on a proposal (the decision is the button)."""
+
+    note = StringField(_l("Note (optional)"), validators=[Optional(), Length(max=500)])
+
+
 @dataclass(frozen=True)
 class Scalar:
     name: str
@@ -77,7 +83,13 @@ GROUPS: list[tuple[Any, list[Scalar]]] = [
             Scalar("default_category_coefficient", _l("Default category coefficient"), "decimal"),
             Scalar(
                 "default_ceiling_fen",
-                _l("Default price ceiling per dataset (fen)"),
+                _l("Default price ceiling per dataset per year (fen)"),
+                "optional_int",
+                _l("Blank: no ceiling."),
+            ),
+            Scalar(
+                "default_query_ceiling_fen",
+                _l("Default price ceiling per query (fen)"),
                 "optional_int",
                 _l("Blank: no ceiling."),
             ),
@@ -90,12 +102,22 @@ GROUPS: list[tuple[Any, list[Scalar]]] = [
         ],
     ),
     (
-        _l("Scarcity and freshness bounds"),
+        _l("Scope shares and revenue cap"),
         [
-            Scalar("scarcity_min", _l("Scarcity minimum"), "decimal"),
-            Scalar("scarcity_max", _l("Scarcity maximum"), "decimal"),
-            Scalar("freshness_min", _l("Freshness minimum"), "decimal"),
-            Scalar("freshness_max", _l("Freshness maximum"), "decimal"),
+            Scalar(
+                "scope_shares.columns",
+                _l("Share of the price for the columns"),
+                "decimal",
+                _l("The three shares add up to 1."),
+            ),
+            Scalar("scope_shares.duration", _l("Share of the price for the term"), "decimal"),
+            Scalar("scope_shares.quota", _l("Share of the price for the query quota"), "decimal"),
+            Scalar(
+                "over_cap_reduction",
+                _l("Reduction once the revenue cap is reached"),
+                "decimal",
+                _l("0.5 halves new quotes in that category until the month ends."),
+            ),
         ],
     ),
     (
@@ -131,8 +153,22 @@ PURPOSES = [str(p) for p in pricing.PURPOSE_ORDER]
 CATEGORY_MAPS = (
     ("coefficient", "category_coefficients", "decimal"),
     ("ceiling", "category_ceilings_fen", "int"),
+    ("query_ceiling", "category_query_ceilings_fen", "int"),
     ("cap", "revenue_caps_fen", "int"),
 )
+ROW_COLUMNS = ("name", *(col for col, _, _ in CATEGORY_MAPS))
+#: What needs the regulator's approval (NDRC 发改价格〔2025〕65号: the price authority reviews
+#: ceilings and the operator's revenue cap); the rest of the parameters apply when saved.
+REGULATED = pricing.REGULATED_FIELDS
+
+
+def _get(params: Mapping[str, Any], name: str) -> Any:
+    """``params[name]``, where a dotted name reads one level down (``scope_shares.columns``)."""
+    head, _, tail = name.partition(".")
+    value = params.get(head)
+    if tail:
+        return value.get(tail) if isinstance(value, Mapping) else None
+    return value
 
 
 def _text(value: Any) -> str:
@@ -163,6 +199,7 @@ class ParameterFormState:
             set(params.get("category_coefficients", {}))
             | set(params.get("category_ceilings_fen", {}))
             | set(params.get("revenue_caps_fen", {}))
+            | set(params.get("category_query_ceilings_fen", {}))
         )
         categories = [
             {
@@ -176,7 +213,7 @@ class ParameterFormState:
             for b in params.get("bundle_discount_brackets", [])
         ]
         return cls(
-            scalars={name: _text(params.get(name)) for name in SCALARS},
+            scalars={name: _text(_get(params, name)) for name in SCALARS},
             purposes={p: _text(params.get("purpose_coefficients", {}).get(p)) for p in PURPOSES},
             categories=categories,
             brackets=brackets,
@@ -197,7 +234,7 @@ class ParameterFormState:
         return cls(
             scalars={name: (form.get(name) or "").strip() for name in SCALARS},
             purposes={p: (form.get(f"purpose-{p}") or "").strip() for p in PURPOSES},
-            categories=rows("cat", ("name", "coefficient", "ceiling", "cap")),
+            categories=rows("cat", ROW_COLUMNS),
             brackets=rows("bracket", ("from_fen", "rate")),
         )
 
@@ -215,7 +252,7 @@ class ParameterFormState:
         top_up(
             self.categories,
             BLANK_CATEGORY_ROWS,
-            dict.fromkeys(("name", "coefficient", "ceiling", "cap"), ""),
+            dict.fromkeys(ROW_COLUMNS, ""),
         )
         top_up(self.brackets, BLANK_BRACKET_ROWS, {"from_fen": "", "rate": ""})
         return self
@@ -230,7 +267,10 @@ class ParameterFormState:
         changes: dict[str, Any] = {}
         for name, scalar in SCALARS.items():
             text = self.scalars.get(name, "")
-            if scalar.kind == "decimal":
+            if "." in name:
+                head, _, tail = name.partition(".")
+                changes.setdefault(head, {})[tail] = text
+            elif scalar.kind == "decimal":
                 changes[name] = text
             elif scalar.kind == "optional_int" and not text:
                 changes[name] = None

@@ -69,3 +69,29 @@ class Quote(Base):
 
     def is_expired(self, now: dt.datetime) -> bool:
         return now >= self.expires_at
+
+
+class PricingProposal(Base):
+    """Ceilings and revenue caps the operator proposes; they apply only once the regulator
+    approves (NDRC 发改价格〔2025〕65号), as a new parameter version, and are then published
+    with it (``GET /api/v1/pricing/parameters``)."""
+
+    __tablename__ = "pricing_proposals"
+    __table_args__ = (
+        sa.CheckConstraint("status IN ('pending','approved','rejected')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: Only :data:`pricing.REGULATED_FIELDS`, in ``PricingParameters.to_dict()`` form.
+    changes: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    #: The parameter version current when it was proposed (shown beside the changes).
+    based_on_version: Mapped[int] = mapped_column()
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending", index=True)
+    note: Mapped[str | None] = mapped_column(sa.Text)
+    proposed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    proposed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    decided_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    decision_note: Mapped[str | None] = mapped_column(sa.Text)
+    #: The parameter version the approval created.
+    result_version: Mapped[int | None] = mapped_column()

@@ -1,5 +1,11 @@
 """Pricing-parameter versions: the operator's editable, versioned inputs of the model.
 
+Ceilings and revenue caps (:data:`pricing.REGULATED_FIELDS`) are government-guided: the
+operator proposes them (:func:`propose`) and they apply only once the regulator approves
+(:func:`decide`), which saves them as a new version; the current version is published
+(``GET /api/v1/pricing/parameters``, anyone). Every other parameter applies when the operator
+saves it (:func:`save_parameters`).
+
 The newest version is current. Version 1 is :meth:`pricing.PricingParameters.default`, seeded
 on first read. Every quote records the version it was priced with, so saving a new version
 never changes an issued quote. Services flush and never commit.
@@ -12,15 +18,33 @@ from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
+from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import pricing
 from market.accounts.actor import Actor
 from market.audit import services as audit
+from market.db import utcnow
 from market.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from market.i18n import translate
 from market.quotes import permissions as perm
-from market.quotes.models import PricingParameterSet
+from market.quotes.models import PricingParameterSet, PricingProposal
+
+PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
+
+
+def invalid_parameters(exc: pricing.InvalidParameters) -> ValidationFailed:
+    """The 422 for a parameter set the model refuses, naming the field (and the key)."""
+    reason = translate(exc.message, exc.params)
+    return ValidationFailed(
+        _(
+            "The pricing parameters are not valid: %(field)s %(reason)s.",
+            field=exc.field,
+            reason=reason,
+        ),
+        {exc.field: [reason]},
+    )
 
 
 def parameters_of(row: PricingParameterSet) -> pricing.PricingParameters:
@@ -124,11 +148,21 @@ def save_parameters(
     try:
         params = pricing.PricingParameters.from_dict(merged)
     except pricing.InvalidParameters as exc:
-        raise ValidationFailed(
-            f"The pricing parameters are not valid: {exc.field} {exc.message}.", exc.to_errors()
-        ) from None
+        raise invalid_parameters(exc) from None
     stored = params.to_dict()
-    changed = sorted(k for k in stored if k != "version" and stored[k] != current.params.get(k))
+    current_params = parameters_of(current).to_dict()
+    changed = sorted(k for k in stored if k != "version" and stored[k] != current_params.get(k))
+    regulated = [k for k in changed if k in pricing.REGULATED_FIELDS]
+    if regulated:
+        message = _("needs the regulator's approval: propose it instead")
+        raise ValidationFailed(
+            _(
+                "Ceilings and revenue caps apply only once the regulator approves them: "
+                "propose %(fields)s instead.",
+                fields=", ".join(regulated),
+            ),
+            {k: [message] for k in regulated},
+        )
     if not changed:
         raise ValidationFailed(
             "Nothing to save: the parameters are the same as the current version.",
@@ -154,5 +188,170 @@ def save_parameters(
         actor,
         ("pricing_parameters", row.version),
         {"version": row.version, "previous_version": current.version, "changed": changed},
+    )
+    return row
+
+
+# -- ceilings and caps: proposed by the operator, approved by the regulator ------------------
+
+
+def propose(
+    session: Session, actor: Actor, changes: Mapping[str, Any], *, note: str | None = None
+) -> PricingProposal:
+    """Propose new ceilings and revenue caps (only :data:`pricing.REGULATED_FIELDS`), in
+    ``PricingParameters.to_dict()`` form. They apply once the regulator approves.
+
+    Raises Forbidden (not the operator) and ValidationFailed naming the field: a field that
+    is not a ceiling or cap, an invalid value (an unknown category key included), or no
+    change from the current version.
+    """
+    if not perm.can_propose_pricing(actor):
+        raise Forbidden(_("Only the operator proposes ceilings and revenue caps."))
+    others = sorted(str(k) for k in changes if k not in pricing.REGULATED_FIELDS)
+    if others:
+        message = _("not a ceiling or revenue cap: save it as a parameter version")
+        raise ValidationFailed(
+            _("Only ceilings and revenue caps are proposed for approval."),
+            {k: [message] for k in others},
+        )
+    current = current_parameter_set(session)
+    now_params = parameters_of(current).to_dict()
+    try:
+        params = pricing.PricingParameters.from_dict(
+            {**now_params, **dict(changes), "version": current.version + 1}
+        )
+    except pricing.InvalidParameters as exc:
+        raise invalid_parameters(exc) from None
+    stored = params.to_dict()
+    normalized = {k: stored[k] for k in sorted(changes) if stored[k] != now_params.get(k)}
+    if not normalized:
+        raise ValidationFailed(
+            _("Nothing to propose: the ceilings and caps are the same as the current version."),
+            {"changes": [_("no ceiling or cap differs from the current version")]},
+        )
+    row = PricingProposal(
+        changes=normalized,
+        based_on_version=current.version,
+        status=PENDING,
+        note=(note or "").strip() or None,
+        proposed_by_id=actor.user_id,
+        proposed_at=utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        "pricing.proposal_created",
+        actor,
+        ("pricing_proposal", row.id),
+        {"fields": sorted(normalized), "based_on_version": current.version},
+    )
+    return row
+
+
+def get_proposal(session: Session, actor: Actor, proposal_id: int) -> PricingProposal:
+    """One proposal (operator, regulator). Raises Forbidden and NotFound."""
+    if not perm.can_view_pricing_admin(actor):
+        raise Forbidden(_("Only the operator and the regulator see pricing proposals."))
+    row = session.get(PricingProposal, proposal_id)
+    if row is None:
+        raise NotFound(_("There is no pricing proposal %(id)s.", id=proposal_id))
+    return row
+
+
+def list_proposals(actor: Actor) -> sa.Select:
+    """Every proposal, pending first, newest first (operator, regulator). Raises Forbidden."""
+    if not perm.can_view_pricing_admin(actor):
+        raise Forbidden(_("Only the operator and the regulator see pricing proposals."))
+    return sa.select(PricingProposal).order_by(
+        (PricingProposal.status == PENDING).desc(), PricingProposal.id.desc()
+    )
+
+
+def decide(
+    session: Session,
+    actor: Actor,
+    proposal_id: int,
+    *,
+    approve: bool,
+    note: str | None = None,
+) -> PricingProposal:
+    """The regulator approves (a new parameter version with the proposed values, in force
+    from now and published) or rejects a pending proposal.
+
+    Approved values are applied on top of the version current *now*, so parameters saved
+    since the proposal are kept. Raises Forbidden (not the regulator), NotFound, Conflict
+    (already decided, also when two decisions race) and ValidationFailed (the values no
+    longer validate against the current version).
+    """
+    if not perm.can_decide_pricing_proposal(actor):
+        raise Forbidden(_("Only the regulator approves or rejects ceilings and revenue caps."))
+    row = get_proposal(session, actor, proposal_id)
+    now = utcnow()
+    status = APPROVED if approve else REJECTED
+    # The state change is one conditional UPDATE, so two decisions cannot both win.
+    done = session.execute(
+        sa.update(PricingProposal)
+        .where(PricingProposal.id == row.id, PricingProposal.status == PENDING)
+        .values(
+            status=status,
+            decided_by_id=actor.user_id,
+            decided_at=now,
+            decision_note=(note or "").strip() or None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if done.rowcount != 1:
+        session.refresh(row)
+        raise Conflict(
+            _("Proposal %(id)s was already %(status)s.", id=row.id, status=row.status),
+            {"status": [row.status]},
+        )
+    session.refresh(row)
+    data: dict[str, Any] = {"fields": sorted(row.changes), "decision": status}
+    if approve:
+        current = current_parameter_set(session)
+        try:
+            params = pricing.PricingParameters.from_dict(
+                {**parameters_of(current).to_dict(), **row.changes, "version": current.version + 1}
+            )
+        except pricing.InvalidParameters as exc:
+            raise invalid_parameters(exc) from None
+        version = PricingParameterSet(
+            version=params.version,
+            params=params.to_dict(),
+            note=f"proposal {row.id}" + (f": {row.note}" if row.note else ""),
+            created_by_id=actor.user_id,
+            created_at=now,
+        )
+        try:
+            with session.begin_nested():
+                session.add(version)
+                session.flush()
+        except IntegrityError:
+            raise Conflict(
+                _("Another pricing parameter version was saved at the same time; retry.")
+            ) from None
+        row.result_version = version.version
+        session.flush()
+        data["version"] = version.version
+        audit.record(
+            session,
+            "pricing.parameters_updated",
+            actor,
+            ("pricing_parameters", version.version),
+            {
+                "version": version.version,
+                "previous_version": current.version,
+                "changed": sorted(row.changes),
+                "proposal_id": row.id,
+            },
+        )
+    audit.record(
+        session,
+        f"pricing.proposal_{status}",
+        actor,
+        ("pricing_proposal", row.id),
+        data,
     )
     return row

@@ -39,3 +39,13 @@ def can_view_pricing_admin(actor: Actor) -> bool:
 
 def can_view_revenue_caps(actor: Actor) -> bool:
     return actor.is_user and actor.role in ("operator", "regulator")
+
+
+def can_propose_pricing(actor: Actor) -> bool:
+    """Ceilings and revenue caps: the operator proposes them..."""
+    return actor.role == "operator" and is_active_member(actor)
+
+
+def can_decide_pricing_proposal(actor: Actor) -> bool:
+    """...and the regulator approves or rejects them."""
+    return actor.role == "regulator" and is_active_member(actor)

@@ -8,20 +8,28 @@ month it settled (``settled_at``), and a refund counts, negatively, in the month
 license activated without payment (public welfare, free) brings no revenue; a license
 refunded in full nets to nothing.
 
-Parties: ``operator`` receives every payment's whole amount (the operator's gross sales, which
-is what the operator revenue cap limits), and each providing department ``department:<id>``
-the part of each item it provides (by ``DatasetContributor`` weight, or the owning
-department). Each payment or refund is apportioned over its license's items in proportion to
-the item amounts, by largest remainder, so a bundle discount is shared and nothing is lost to
-rounding.
+Parties: ``operator`` is the operator's **own fee income** (the operator fee share of each
+payment, ``MARKET_OPERATOR_FEE_SHARE``, as the settlement split takes it: the operator
+revenue cap limits what the operator earns, not what the departments are paid), and each
+providing department ``department:<id>`` the rest of each item it provides (by
+``DatasetContributor`` weight, or the owning department). Each payment or refund is split into
+fee and rest, and each is apportioned over its license's items in proportion to the item
+amounts, by largest remainder, so a bundle discount is shared and nothing is lost to rounding.
+
+Enforcement (NDRC 发改价格〔2025〕65号): once a category's operator income (with the excess
+carried in) reaches its cap in the current period, :func:`over_cap_categories` names it, and
+new quotes in it carry the parameters' ``over_cap_reduction`` as an explained ``over_cap``
+factor; the excess over the cap is carried into the next period's deduction by the report.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -135,10 +143,20 @@ def _providers(session: Session, dataset_ids: Iterable[int]) -> dict[int, dict[i
     return out
 
 
+def fee_share() -> Fraction:
+    """The operator's fee share of each payment (``MARKET_OPERATOR_FEE_SHARE``)."""
+    from flask import current_app
+
+    from licenses.payments import operator_fee_share
+
+    return operator_fee_share(current_app.config)
+
+
 def _entries(
     money: Iterable[_Money],
     items: Mapping[int, list[_Item]],
     providers: Mapping[int, Mapping[int, int]],
+    share: Fraction,
 ) -> list[pricing.RevenueEntry]:
     totals: dict[tuple[str, str], int] = defaultdict(int)
     for m in money:
@@ -149,10 +167,13 @@ def _entries(
         if not any(weights.values()):
             weights = dict.fromkeys(weights, 1)  # a priced license of free items: share evenly
         sign = 1 if m.amount_fen >= 0 else -1
-        for i, share in apportion(abs(m.amount_fen), weights).items():
+        # The operator's fee as the settlement split takes it: floor(amount × share).
+        fee = math.floor(abs(m.amount_fen) * share)
+        for i, part in apportion(fee, weights).items():
+            totals[(pricing.OPERATOR, lic_items[i].category)] += sign * part
+        for i, rest in apportion(abs(m.amount_fen) - fee, weights).items():
             item = lic_items[i]
-            totals[(pricing.OPERATOR, item.category)] += sign * share
-            for dept, part in apportion(share, providers.get(item.dataset_id, {})).items():
+            for dept, part in apportion(rest, providers.get(item.dataset_id, {})).items():
                 totals[(department_party(dept), item.category)] += sign * part
     return [
         pricing.RevenueEntry(party, category, amount)
@@ -169,14 +190,16 @@ def _revenue(
     return money, items, _providers(session, datasets)
 
 
-def revenue_by_category(session: Session, period: str) -> list[pricing.RevenueEntry]:
-    """Revenue of ``period`` per (party, category): settled payments less refunds (see the
-    module doc).
+def revenue_by_category(
+    session: Session, period: str, *, share: Fraction | None = None
+) -> list[pricing.RevenueEntry]:
+    """Revenue of ``period`` per (party, category): settled payments less refunds, the
+    operator's part being its fee (see the module doc).
 
     Raises ``pricing.InvalidRevenueInput`` for a bad period.
     """
     start, end = period_bounds(period)
-    return _entries(*_revenue(session, start, end))
+    return _entries(*_revenue(session, start, end), fee_share() if share is None else share)
 
 
 @dataclass(frozen=True)
@@ -208,7 +231,9 @@ def _months(first: str, last: str) -> list[str]:
     return out
 
 
-def revenue_cap_report(session: Session, period: str) -> CapReport:
+def revenue_cap_report(
+    session: Session, period: str, *, share: Fraction | None = None
+) -> CapReport:
     """Each party's revenue per category in ``period`` against the caps in force at the end of
     that month, with the excess carried in from earlier months and the excess to deduct next.
 
@@ -236,6 +261,7 @@ def revenue_cap_report(session: Session, period: str) -> CapReport:
     )
     first = period if earliest is None or earliest >= start else period_of(earliest)
     months = _months(first, period)[-MAX_CARRY_MONTHS:]
+    share = fee_share() if share is None else share
     first_start, _ = period_bounds(months[0])
     money, items, providers = _revenue(session, first_start, end)
     by_month: dict[str, list[_Money]] = defaultdict(list)
@@ -249,7 +275,10 @@ def revenue_cap_report(session: Session, period: str) -> CapReport:
         param_row = parameters_in_force(session, month_end)
         version = param_row.version
         rows = pricing.revenue_cap_report(
-            month, _entries(by_month[month], items, providers), parameters_of(param_row), carried
+            month,
+            _entries(by_month[month], items, providers, share),
+            parameters_of(param_row),
+            carried,
         )
         carried = pricing.carry_forward(rows)
     return CapReport(
@@ -257,6 +286,19 @@ def revenue_cap_report(session: Session, period: str) -> CapReport:
         params_version=version,
         rows=rows,
         carried_from=months[0] if len(months) > 1 else None,
+    )
+
+
+def over_cap_categories(session: Session, now: dt.datetime | None = None) -> frozenset[str]:
+    """Categories whose operator income this period (with the excess carried in) has reached
+    the cap in force: new quotes in them get the over-cap reduction until the month ends."""
+    report = revenue_cap_report(session, current_period(now))
+    return frozenset(
+        row.category
+        for row in report.rows
+        if row.party == pricing.OPERATOR
+        and row.cap_fen is not None
+        and row.counted_fen >= row.cap_fen
     )
 
 

@@ -125,8 +125,22 @@ class QuoteItemSchema(ma.Schema):
         values=ma.fields.String(),
         metadata={"description": "Decimal strings; base_fen × … rounded up to a fen is amount."},
     )
+    scope_parts = ma.fields.Dict(
+        metadata={
+            "description": "The parts the scope factor sums: {columns|duration|quota: "
+            "{share, value}}; scope = Σ share × value."
+        }
+    )
     capped = ma.fields.Boolean()
-    ceiling_fen = ma.fields.Integer(allow_none=True)
+    ceiling_fen = ma.fields.Integer(
+        allow_none=True, metadata={"description": "The category's price ceiling per year, fen."}
+    )
+    query_ceiling_fen = ma.fields.Integer(
+        allow_none=True, metadata={"description": "The category's price ceiling per query, fen."}
+    )
+    over_cap = ma.fields.Boolean(
+        metadata={"description": "The category's revenue cap was reached: reduction applied."}
+    )
     previous_amount = ma.fields.Integer(
         metadata={"description": "Upgrade quotes: the item's old price."}
     )
@@ -193,6 +207,38 @@ class ParametersUpdateSchema(ma.Schema):
     base_version = ma.fields.Integer(
         strict=True,
         metadata={"description": "Refuse (409) if a newer version was saved since this one."},
+    )
+
+
+class ProposalCreateSchema(ma.Schema):
+    changes = ma.fields.Dict(
+        required=True,
+        metadata={
+            "description": "Ceilings and revenue caps only (category_ceilings_fen, "
+            "default_ceiling_fen, category_query_ceilings_fen, default_query_ceiling_fen, "
+            "revenue_caps_fen, default_revenue_cap_fen, over_cap_reduction), as GET "
+            "/pricing/parameters returns them."
+        },
+    )
+    note = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=500))
+
+
+class ProposalDecisionSchema(ma.Schema):
+    note = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=500))
+
+
+class ProposalSchema(ma.Schema):
+    id = ma.fields.Integer()
+    status = ma.fields.String(metadata={"description": "pending, approved or rejected"})
+    changes = ma.fields.Dict()
+    based_on_version = ma.fields.Integer()
+    note = ma.fields.String(allow_none=True)
+    proposed_at = ma.fields.DateTime()
+    decided_at = ma.fields.DateTime(allow_none=True)
+    decision_note = ma.fields.String(allow_none=True)
+    result_version = ma.fields.Integer(
+        allow_none=True,
+        metadata={"description": "The parameter version the approval created (published)."},
     )
 
 

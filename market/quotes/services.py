@@ -33,6 +33,7 @@ from market.db import iso, utcnow
 from market.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from market.keys import public_keys, signing_key
 from market.quotes import permissions as perm
+from market.quotes import revenue
 from market.quotes.models import Quote
 from market.quotes.parameters import current_parameter_set, parameter_set, parameters_of
 
@@ -225,7 +226,11 @@ def create_quote(
         )
         _check_priceable(pd, params, where)
         pairs.append((pd, scope))
-    priced = pricing.quote([(pd.info, scope) for pd, scope in pairs], params)
+    # Revenue cap reached this period: the configured reduction applies (NDRC 2025 No. 65).
+    over = revenue.over_cap_categories(session, now)
+    priced = pricing.quote(
+        [(pd.info, scope) for pd, scope in pairs], params, over_cap_categories=over
+    )
     return _store(
         session,
         actor,
@@ -267,8 +272,11 @@ def _store(
             "columns": list(item.columns),
             "amount": item.amount,
             "factors": item.to_dict()["factors"],
+            "scope_parts": item.to_dict()["scope_parts"],
             "capped": item.capped,
             "ceiling_fen": item.ceiling_fen,
+            "query_ceiling_fen": item.query_ceiling_fen,
+            "over_cap": item.over_cap,
         }
         if upgrade is not None:
             entry["previous_amount"] = previous.get(item.dataset_id, 0)
@@ -517,7 +525,9 @@ def create_upgrade_quote(
             "The upgrade changes nothing: widen the columns, the duration or the query quota.",
             {"upgrade": ["no change from the license's scope"]},
         )
-    up = pricing.upgrade_quote(old_pairs, new_pairs, params)
+    up = pricing.upgrade_quote(
+        old_pairs, new_pairs, params, over_cap_categories=revenue.over_cap_categories(session, now)
+    )
     return _store(
         session,
         actor,

@@ -18,7 +18,14 @@ from market.extensions import db
 from market.quotes import parameters as versions
 from market.quotes import permissions as perm
 from market.quotes import revenue, services
-from market.quotes.forms import GROUPS, PURPOSES, ParameterFormState, ParametersForm
+from market.quotes.forms import (
+    GROUPS,
+    PURPOSES,
+    REGULATED,
+    DecisionForm,
+    ParameterFormState,
+    ParametersForm,
+)
 from market.quotes.models import Quote
 from market.web import registry
 
@@ -47,8 +54,11 @@ def factor_labels() -> dict[str, str]:
         "quota": _("Query quota"),
         "purpose": _("Purpose"),
         "cap": _("Price ceiling"),
+        "scope": _("Scope (columns, term, quota)"),
+        "over_cap": _("Revenue cap reached"),
     }
-    return {name: labels[name] for name in pricing.FACTOR_ORDER}
+    # Quotes issued before model revision 2 still show their own factors.
+    return {name: labels[name] for name in (*pricing.FACTOR_ORDER, *pricing.LEGACY_FACTORS)}
 
 
 def purpose_labels() -> dict[str, str]:
@@ -183,20 +193,30 @@ def parameters():
     status = 200
     if request.method == "POST":
         _require(can_edit, _("Only the operator sets pricing parameters."))
+        proposing = request.form.get("action") == "propose"
         state = ParameterFormState.from_form(request.form)
         if form.validate_on_submit():
             changes = state.to_changes()
             if not state.errors:
                 try:
-                    row = versions.save_parameters(
-                        db.session,
-                        g.actor,
-                        changes,
-                        note=form.note.data,
-                        base_version=int(form.base_version.data)
-                        if (form.base_version.data or "").isdigit()
-                        else None,
-                    )
+                    if proposing:
+                        proposal = versions.propose(
+                            db.session,
+                            g.actor,
+                            {k: v for k, v in changes.items() if k in REGULATED},
+                            note=form.note.data,
+                        )
+                    else:
+                        row = versions.save_parameters(
+                            db.session,
+                            g.actor,
+                            {k: v for k, v in changes.items() if k not in REGULATED}
+                            | _changed_regulated(changes, current.params),
+                            note=form.note.data,
+                            base_version=int(form.base_version.data)
+                            if (form.base_version.data or "").isdigit()
+                            else None,
+                        )
                 except DomainError as exc:
                     db.session.rollback()
                     state.add_errors(
@@ -205,11 +225,22 @@ def parameters():
                     )
                 else:
                     db.session.commit()
-                    flash(_("Saved as version %(version)s.", version=row.version), "success")
+                    if proposing:
+                        flash(
+                            _(
+                                "Proposal %(id)s sent to the regulator; the ceilings and caps "
+                                "apply once approved.",
+                                id=proposal.id,
+                            ),
+                            "success",
+                        )
+                    else:
+                        flash(_("Saved as version %(version)s.", version=row.version), "success")
                     return redirect(url_for("quotes.parameters"))
         state.with_blank_rows()
         status = 422
     form.base_version.data = str(current.version)
+    proposals = db.session.scalars(versions.list_proposals(g.actor).limit(HISTORY)).all()
     return render_template(
         "quotes/parameters.html",
         current=current,
@@ -219,7 +250,59 @@ def parameters():
         groups=GROUPS,
         purposes=PURPOSES,
         can_edit=can_edit,
+        can_decide=perm.can_decide_pricing_proposal(g.actor),
+        proposals=proposals,
+        category_labels=pricing.CATEGORY_LABELS,
     ), status
+
+
+def _changed_regulated(changes: dict, current: dict) -> dict:
+    """Regulated fields the form changed, so that saving names them (they need a proposal);
+    unchanged ones are left out, since the form always sends every field."""
+    try:
+        proposed = pricing.PricingParameters.from_dict(
+            {**current, **{k: changes[k] for k in REGULATED if k in changes}}
+        ).to_dict()
+        now = pricing.PricingParameters.from_dict(current).to_dict()
+    except pricing.InvalidParameters:
+        return {k: changes[k] for k in REGULATED if k in changes}
+    return {k: changes[k] for k in REGULATED if k in changes and proposed[k] != now[k]}
+
+
+@bp.post("/pricing/proposals/<int:proposal_id>/decide")
+@login_required
+def decide(proposal_id: int):
+    """The regulator approves or rejects a proposal from the pricing page."""
+    _require(
+        perm.can_decide_pricing_proposal(g.actor),
+        _("Only the regulator approves or rejects ceilings and revenue caps."),
+    )
+    form = DecisionForm()
+    if not form.validate_on_submit():
+        flash(_("The form expired; try again."), "error")
+        return redirect(url_for("quotes.parameters"))
+    approve = request.form.get("decision") == "approve"
+    try:
+        row = versions.decide(
+            db.session, g.actor, proposal_id, approve=approve, note=form.note.data
+        )
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    else:
+        db.session.commit()
+        if approve:
+            flash(
+                _(
+                    "Proposal %(id)s approved: published as version %(version)s.",
+                    id=row.id,
+                    version=row.result_version,
+                ),
+                "success",
+            )
+        else:
+            flash(_("Proposal %(id)s rejected.", id=row.id), "success")
+    return redirect(url_for("quotes.parameters"))
 
 
 @bp.get("/pricing/revenue-caps")

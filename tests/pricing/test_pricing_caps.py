@@ -19,7 +19,7 @@ from pricing import (
 )
 
 PARAMS = PricingParameters.default().updated(
-    {"revenue_caps_fen": {"tax": 1_000, "court": 500}, "default_revenue_cap_fen": 2_000}
+    {"revenue_caps_fen": {"tax": 1_000, "judicial": 500}, "default_revenue_cap_fen": 2_000}
 )
 UNCAPPED = PARAMS.updated({"default_revenue_cap_fen": None})
 
@@ -65,11 +65,11 @@ def row_tuple(row):
             id="carried-only",
         ),
         pytest.param(
-            [RevenueEntry(OPERATOR, "other", 2_500), RevenueEntry("dept:2", "court", 100)],
+            [RevenueEntry(OPERATOR, "utilities", 2_500), RevenueEntry("dept:2", "judicial", 100)],
             {},
             [
-                ("dept:2", "court", 100, 0, 500, 100, 0, 400),
-                (OPERATOR, "other", 2_500, 0, 2_000, 2_000, 500, 0),
+                ("dept:2", "judicial", 100, 0, 500, 100, 0, 400),
+                (OPERATOR, "utilities", 2_500, 0, 2_000, 2_000, 500, 0),
             ],
             id="operator-and-default-cap",
         ),
@@ -157,7 +157,7 @@ def test_invalid_input_names_the_field(call, field):
 # -- properties -------------------------------------------------------------------------------
 
 parties = st.sampled_from(["operator", "dept:1", "dept:2"])
-categories = st.sampled_from(["tax", "court", "other"])
+categories = st.sampled_from(["tax", "judicial", "utilities"])
 entries = st.lists(st.builds(RevenueEntry, parties, categories, st.integers(0, 5_000)), max_size=12)
 
 

@@ -1,8 +1,9 @@
 """Worked examples of the pricing model, table-driven.
 
-Expected amounts are derived by hand in the comments so a reader can check the formula:
-``amount = ceil(base × quality × category × scarcity × freshness × columns × duration × quota
-× purpose)``, capped at the category ceiling.
+Expected amounts are derived by hand in the comments so a reader can check the formula
+(model revision 2): ``K = base × quality × category × purpose``,
+``scope = 0.4 × columns + 0.3 × duration + 0.3 × quota`` (the default shares), and
+``amount = ceil(K × scope)`` unless a per-year or per-query ceiling caps a part.
 """
 
 from __future__ import annotations
@@ -46,18 +47,20 @@ TAX = DatasetInfo(
     costs=Costs(5_000_000, 2_000_000, 100_000, 1_000_000),
     columns={"uscc": 1, "revenue": 1, "tax_paid": 1, "region": 1},
     entity_key="uscc",
-    scarcity=D("1.2"),
-    freshness=D("0.9"),
 )
-# 626,400 × 0.975 × 1.5 (tax) × 1.2 × 0.9 = 989,398.8 fen for the full reference scope.
-FULL = 989_399
+# 626,400 × 0.975 × 1.5 (tax) = 916,110 fen for the full reference scope.
+FULL = 916_110
+#: Low tax ceilings that bind: ¥6,000 per year, ¥1 per query.
+LOW = DEFAULT.updated(
+    {"category_ceilings_fen": {"tax": 600_000}, "category_query_ceilings_fen": {"tax": 100}}
+)
 
 
 def scope(columns=None, months=12, purpose=C, quota=1_000) -> Scope:
     return Scope(columns, months, purpose, quota)
 
 
-def other(dataset_id: int, collection: int = 1_000_000, category: str = "other") -> DatasetInfo:
+def other(dataset_id: int, collection: int = 1_000_000, category: str = "utilities") -> DatasetInfo:
     return DatasetInfo(dataset_id, category, 100, Costs(collection), {"k": 1, "v": 1}, "k")
 
 
@@ -66,15 +69,16 @@ def other(dataset_id: int, collection: int = 1_000_000, category: str = "other")
     [
         pytest.param(DEFAULT, scope(), FULL, id="reference-scope"),
         pytest.param(DEFAULT, scope(purpose=Purpose.public_welfare), 0, id="public-welfare-free"),
-        pytest.param(DEFAULT, scope(purpose=Purpose.research), 296_820, id="research-0.3"),
-        # 989,398.8 × 0.7 = 692,579.16
+        # 916,110 × 0.3 = 274,833
+        pytest.param(DEFAULT, scope(purpose=Purpose.research), 274_833, id="research-0.3"),
+        # 916,110 × 0.7 = 641,277
         pytest.param(
-            DEFAULT, scope(purpose=Purpose.internal_risk_control), 692_580, id="risk-control-0.7"
+            DEFAULT, scope(purpose=Purpose.internal_risk_control), 641_277, id="risk-control-0.7"
         ),
-        # Two of four equal-weight columns (entity key included) = 0.5.
-        pytest.param(DEFAULT, scope(columns={"revenue"}), 494_700, id="key-plus-one-column"),
+        # Two of four equal-weight columns (entity key included): 0.4 × 0.5 + 0.3 + 0.3 = 0.8.
+        pytest.param(DEFAULT, scope(columns={"revenue"}), 732_888, id="key-plus-one-column"),
         pytest.param(
-            DEFAULT, scope(columns={"revenue", "uscc"}), 494_700, id="key-listed-explicitly"
+            DEFAULT, scope(columns={"revenue", "uscc"}), 732_888, id="key-listed-explicitly"
         ),
         pytest.param(
             DEFAULT,
@@ -82,15 +86,24 @@ def other(dataset_id: int, collection: int = 1_000_000, category: str = "other")
             FULL,
             id="all-columns-listed",
         ),
-        pytest.param(SQRT, scope(months=3), 494_700, id="quarter-term-sqrt"),
-        # (48 / 12) ** 0.5 = 2: 1,978,797.6 fen
-        pytest.param(SQRT, scope(months=48), 1_978_798, id="four-years-sqrt"),
-        pytest.param(SQRT, scope(quota=250), 494_700, id="quarter-quota-sqrt"),
-        # Quota factor stops rising at quota_cap (100,000): sqrt(100) = 10.
-        pytest.param(SQRT, scope(quota=100_000), 9_893_988, id="quota-at-cap"),
-        pytest.param(SQRT, scope(quota=10**9), 9_893_988, id="quota-above-cap"),
-        # 989,398.8 × 5 ** 0.8 × 10 ≈ 35,854,580 is above the 30,000,000 tax ceiling.
-        pytest.param(DEFAULT, scope(months=60, quota=100_000), 30_000_000, id="tax-ceiling-binds"),
+        # (3 / 12) ** 0.5 = 0.5: 0.4 + 0.3 × 0.5 + 0.3 = 0.85 -> 778,693.5
+        pytest.param(SQRT, scope(months=3), 778_694, id="quarter-term-sqrt"),
+        # (48 / 12) ** 0.5 = 2: 0.4 + 0.6 + 0.3 = 1.3 -> 1,190,943
+        pytest.param(SQRT, scope(months=48), 1_190_943, id="four-years-sqrt"),
+        pytest.param(SQRT, scope(quota=250), 778_694, id="quarter-quota-sqrt"),
+        # Quota part stops rising at quota_cap (100,000): sqrt(100) = 10: 0.4 + 0.3 + 3 = 3.7.
+        pytest.param(SQRT, scope(quota=100_000), 3_389_607, id="quota-at-cap"),
+        pytest.param(SQRT, scope(quota=10**9), 3_389_607, id="quota-above-cap"),
+        # LOW: columns 0.4 × min(916,110, 600,000) = 240,000; term min(274,833, 0.3 × 600,000
+        # × 12/12 = 180,000); quota min(274,833, 100 × 1,000 = 100,000): 520,000.
+        pytest.param(LOW, scope(), 520_000, id="both-ceilings-bind"),
+        # 60 months: term min(274,833 × 5 ** 0.8 = 995,967.4, 0.3 × 600,000 × 5 = 900,000).
+        pytest.param(LOW, scope(months=60), 1_240_000, id="per-year-ceiling-scales-60"),
+        # 36 months: term min(274,833 × 3 ** 0.8 = 661,869.6, 540,000): 880,000.
+        pytest.param(LOW, scope(months=36), 880_000, id="per-year-ceiling-scales-36"),
+        # 10,000 queries: quota min(274,833 × 10 ** 0.5 = 869,098.3, 100 × 10,000): the
+        # per-query ceiling grows with the quota, so it no longer binds.
+        pytest.param(LOW, scope(quota=10_000), 1_289_099, id="per-query-ceiling-scales"),
     ],
 )
 def test_worked_examples(params, the_scope, expected):
@@ -106,23 +119,35 @@ def test_reference_factors_are_explained():
         "base_fen": D("626400.00"),
         "quality": D("0.975"),
         "category": D("1.5"),
-        "scarcity": D("1.2"),
-        "freshness": D("0.9"),
-        "columns": D(1),
-        "duration": D(1),
-        "quota": D(1),
         "purpose": D(1),
+        "scope": D(1),
+    }
+    assert item.to_dict()["scope_parts"] == {
+        "columns": {"share": "0.4", "value": "1"},
+        "duration": {"share": "0.3", "value": "1"},
+        "quota": {"share": "0.3", "value": "1"},
     }
     assert item.to_dict()["factors"]["base_fen"] == "626400"
     assert item.columns == ("region", "revenue", "tax_paid", "uscc")
     assert not item.capped
 
 
-def test_cap_factor_reproduces_the_ceiling():
-    item = price_item(TAX, scope(months=60, quota=100_000), DEFAULT)
-    assert item.capped and item.ceiling_fen == 30_000_000
-    assert D(29_999_999) < item.factor_product() <= D(30_000_000)
+def test_cap_factor_reproduces_the_capped_amount():
+    item = price_item(TAX, scope(months=60), LOW)
+    assert item.capped and item.ceiling_fen == 600_000 and item.query_ceiling_fen == 100
+    assert D(1_239_999) < item.factor_product() <= D(1_240_000)
     assert item.factors["cap"] < 1
+
+
+def test_over_cap_reduction_is_an_explained_factor():
+    item = price_item(TAX, scope(), DEFAULT, over_cap=True)
+    # The default reduction is 0.5: 916,110 × 0.5.
+    assert item.amount == 458_055 and item.factors["over_cap"] == D("0.5") and item.over_cap
+    assert ceil(item.factor_product()) == item.amount
+    capped = price_item(TAX, scope(months=60), LOW, over_cap=True)
+    assert capped.amount == 620_000 and ceil(capped.factor_product()) == 620_000
+    result = quote([(TAX, scope()), (other(2), scope())], DEFAULT, over_cap_categories={"tax"})
+    assert [i.over_cap for i in result.items] == [True, False]
 
 
 @pytest.mark.parametrize(
@@ -202,18 +227,26 @@ def test_quality_below_floor_is_not_priceable():
     assert "floor" in err.value.message
 
 
-def test_unknown_category_uses_defaults():
-    item = price_item(other(5), scope(), DEFAULT)
-    assert item.factors["category"] == DEFAULT.default_category_coefficient
+def test_a_category_without_its_own_values_uses_the_explicit_defaults():
+    params = DEFAULT.updated(
+        {"category_coefficients": {"tax": "1.5"}, "default_category_coefficient": "0.8"}
+    )
+    item = price_item(other(5), scope(), params)
+    assert item.factors["category"] == D("0.8")
     assert item.ceiling_fen == DEFAULT.default_ceiling_fen
+    assert item.query_ceiling_fen == DEFAULT.default_query_ceiling_fen
 
 
-@pytest.mark.parametrize(
-    ("raw", "expected"), [(D("0.1"), D("0.8")), (D(1), D(1)), (D(9), D("1.5"))]
-)
-def test_scarcity_is_clamped_to_its_bounds(raw, expected):
-    dataset = DatasetInfo(4, "tax", 85, TAX.costs, TAX.columns, "uscc", scarcity=raw)
-    assert price_item(dataset, scope(), DEFAULT).factors["scarcity"] == expected
+def test_scarcity_and_freshness_are_gone_and_old_parameter_versions_still_load():
+    stored = {
+        **DEFAULT.to_dict(),
+        "scarcity_min": "0.8",
+        "scarcity_max": "1.5",
+        "freshness_min": "0.8",
+        "freshness_max": "1.2",
+    }
+    assert PricingParameters.from_dict(stored) == DEFAULT
+    assert not {"scarcity", "freshness"} & set(price_item(TAX, scope(), DEFAULT).factors)
 
 
 # -- bundles ----------------------------------------------------------------------------------
@@ -245,7 +278,7 @@ def test_bundle_sums_items_and_discounts_only_the_part_above_each_bracket():
     assert result.bundle_discount == 86_640  # 3% of 2,888,000
     assert result.total == 3_801_360
     assert [i.dataset_id for i in result.items] == [1, 2, 3]
-    assert result.model_version == "v1-p1"
+    assert result.model_version == "v2-p1"
     assert result.to_dict()["currency"] == "CNY"
 
 
@@ -305,8 +338,8 @@ def test_upgrade_to_the_same_scope_is_free_and_can_add_datasets():
     result = upgrade_quote(old, [*old, (other(2), scope())], DEFAULT)
     added = price_item(other(2), scope(), DEFAULT).amount
     assert added == 64_800
-    # The larger bundle crosses the 1,000,000 fen bracket: 3% of 54,199 = 1,625.97 -> 1,625.
-    assert result.amount == added - 1_625
+    # 916,110 + 64,800 = 980,910 stays under the 1,000,000 fen bracket: no discount.
+    assert result.amount == added
     assert [(i.dataset_id, i.old_amount) for i in result.items] == [(1, FULL), (2, 0)]
 
 
@@ -390,7 +423,6 @@ def test_scope_from_dict_accepts_a_request_and_an_explicit_non_exclusive_flag():
         ({"columns": {}}, "columns"),
         ({"columns": {"k": 0}}, "columns.k"),
         ({"columns": {"v": 1}}, "entity_key"),
-        ({"scarcity": D(0)}, "scarcity"),
         ({"category": ""}, "category"),
     ],
 )
@@ -429,7 +461,8 @@ def test_pricing_package_is_pure():
 
     code = (
         "import sys, pricing; "
-        "bad = [m for m in ('flask', 'sqlalchemy', 'market') if m in sys.modules]; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('flask', 'sqlalchemy', 'market') "
+        "and m not in ('market', 'market.i18n')]; "
         "print(','.join(bad))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -79,8 +79,27 @@ def test_purpose_keys_are_purposes():
         ({"category_ceilings_fen": {"tax": 0}}, "category_ceilings_fen.tax"),
         ({"category_ceilings_fen": {"tax": "100"}}, "category_ceilings_fen.tax"),
         ({"default_ceiling_fen": -5}, "default_ceiling_fen"),
-        ({"scarcity_max": "0.5"}, "scarcity_max"),
-        ({"freshness_min": "0"}, "freshness_min"),
+        (
+            {"category_coefficients": {"ecology_environment": "1"}},
+            "category_coefficients.ecology_environment",
+        ),
+        ({"category_ceilings_fen": {"court": 5}}, "category_ceilings_fen.court"),
+        ({"revenue_caps_fen": {"other": 5}}, "revenue_caps_fen.other"),
+        ({"category_query_ceilings_fen": {"tax": 0}}, "category_query_ceilings_fen.tax"),
+        ({"category_query_ceilings_fen": {"x": 5}}, "category_query_ceilings_fen.x"),
+        ({"default_query_ceiling_fen": 0}, "default_query_ceiling_fen"),
+        ({"scope_shares": {"columns": "0.5", "duration": "0.5", "quota": "0.5"}}, "scope_shares"),
+        (
+            {"scope_shares": {"columns": "0", "duration": "0.5", "quota": "0.5"}},
+            "scope_shares.columns",
+        ),
+        ({"scope_shares": {"columns": "0.5", "duration": "0.5"}}, "scope_shares.quota"),
+        (
+            {"scope_shares": {"columns": "0.5", "duration": "0.2", "quota": "0.2", "x": "0.1"}},
+            "scope_shares.x",
+        ),
+        ({"over_cap_reduction": "1.5"}, "over_cap_reduction"),
+        ({"over_cap_reduction": "-0.1"}, "over_cap_reduction"),
         ({"duration_exponent": "1"}, "duration_exponent"),
         ({"duration_exponent": "1.2"}, "duration_exponent"),
         ({"quota_exponent": "0"}, "quota_exponent"),
@@ -182,3 +201,28 @@ def test_non_object_is_rejected():
     with pytest.raises(InvalidParameters) as err:
         PricingParameters.from_dict([])  # type: ignore[arg-type]
     assert err.value.field == "parameters"
+
+
+def test_an_unknown_category_key_is_named_never_defaulted():
+    from pricing import CATEGORIES, InvalidParameters
+
+    with pytest.raises(InvalidParameters) as err:
+        PricingParameters.default().updated({"category_coefficients": {"ecology_environment": "2"}})
+    assert err.value.field == "category_coefficients.ecology_environment"
+    assert err.value.params["key"] == "ecology_environment"
+    assert "ecology_environment" in err.value.to_errors()[err.value.field][0]
+    # Every category of the vocabulary has its own coefficient in the defaults, so none of the
+    # demo categories falls back to the default silently.
+    assert set(PricingParameters.default().category_coefficients) == set(CATEGORIES)
+
+
+def test_legacy_parameter_versions_upgrade_to_the_vocabulary():
+    from pricing import upgrade_legacy
+
+    stored = PricingParameters.default().to_dict()
+    stored["category_coefficients"] = {"ecology_environment": "0.9", "tax": "1.5"}
+    stored["scarcity_min"] = "0.8"
+    upgraded = upgrade_legacy(stored)
+    assert upgraded["category_coefficients"] == {"environment": "0.9", "tax": "1.5"}
+    assert "scarcity_min" not in upgraded
+    PricingParameters.from_dict(upgraded)

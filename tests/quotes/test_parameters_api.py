@@ -174,7 +174,7 @@ def test_issued_quotes_keep_their_price_and_version(app, client, as_role, make_d
     )
     assert r.get_json()["version"] == 2
     after = client.post("/api/v1/quotes", headers=buyer, json=quote_body(d)).get_json()
-    assert after["params_version"] == 2 and after["model_version"] == "v1-p2"
+    assert after["params_version"] == 2 and after["model_version"] == "v2-p2"
     assert after["total"] > before["total"]
     again = client.get(f"/api/v1/quotes/{before['id']}", headers=buyer).get_json()
     assert (again["total"], again["params_version"], again["signature"]) == (

@@ -37,14 +37,17 @@ def test_quote_happy_path_is_explained_and_signed(client, as_role, make_dataset,
             "base_fen",
             "quality",
             "category",
-            "columns",
-            "duration",
-            "quota",
             "purpose",
+            "scope",
         }
+        # The scope factor is the shares-weighted sum of its three parts (model revision 2).
+        parts = item["scope_parts"]
+        assert Decimal(item["factors"]["scope"]) == sum(
+            Decimal(p["share"]) * Decimal(p["value"]) for p in parts.values()
+        )
     assert q["total"] == sum(i["amount"] for i in q["items"]) - q["bundle_discount"]
     assert q["subtotal"] == sum(i["amount"] for i in q["items"])
-    assert q["model_version"] == f"v1-p{q['params_version']}" and q["params_version"] == 1
+    assert q["model_version"] == f"v2-p{q['params_version']}" and q["params_version"] == 1
 
     # The signature verifies with the published key, over the returned document.
     keys = {k["id"]: k for k in client.get("/api/v1/keys").get_json()["keys"]}
@@ -83,16 +86,16 @@ def test_columns_null_means_all_and_entity_key_is_always_included(
     assert everything["columns"] == sorted(
         ["enterprise_pseudonym", "industry", "district", "registered_capital"]
     )
-    assert Decimal(everything["factors"]["columns"]) == 1
+    assert Decimal(everything["scope_parts"]["columns"]["value"]) == 1
     one = client.post(
         "/api/v1/quotes", headers=h, json=quote_body(d, columns=["industry"])
     ).get_json()["items"][0]
     assert one["columns"] == ["enterprise_pseudonym", "industry"]
     assert one["amount"] < everything["amount"]
     # weights: key 1 + industry 2 out of 1 + 2 + 1.5 + 3
-    assert Decimal(one["factors"]["columns"]) == (Decimal(3) / Decimal("7.5")).quantize(
-        Decimal("1e-10")
-    )
+    assert Decimal(one["scope_parts"]["columns"]["value"]) == (
+        Decimal(3) / Decimal("7.5")
+    ).quantize(Decimal("1e-10"))
 
 
 def test_expiry_is_stored_and_configurable(app, client, as_role, make_dataset, quote_body):

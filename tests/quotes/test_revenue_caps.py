@@ -47,8 +47,13 @@ def sell(client, as_role, make_license, quote_body):
         if status in PAID_STATUSES and price > 0:
             db.session.add(
                 Payment(
-                    license_id=lic.id, provider="invoice", status="settled", amount_fen=price,
-                    currency="CNY", reference=f"pay_{uuid.uuid4().hex[:12]}", refunded_fen=0,
+                    license_id=lic.id,
+                    provider="invoice",
+                    status="settled",
+                    amount_fen=price,
+                    currency="CNY",
+                    reference=f"pay_{uuid.uuid4().hex[:12]}",
+                    refunded_fen=0,
                     settled_at=paid_at or starts_at,
                 )
             )
@@ -73,9 +78,13 @@ def refund(app):
         payment.refunded_fen += amount
         db.session.add(
             Refund(
-                payment_id=payment.id, license_id=lic.id, amount_fen=amount,
-                provider_refund_id=f"CN-{uuid.uuid4().hex[:10]}", status="pending",
-                reason="revoked", created_at=at_,
+                payment_id=payment.id,
+                license_id=lic.id,
+                amount_fen=amount,
+                provider_refund_id=f"CN-{uuid.uuid4().hex[:10]}",
+                status="pending",
+                reason="revoked",
+                created_at=at_,
             )
         )
         db.session.commit()
@@ -147,20 +156,23 @@ def test_revenue_by_category_counts_payments_less_refunds_in_their_month(
     entries = {
         (e.party, e.category): e.amount_fen for e in revenue_by_category(db.session, "2026-11")
     }
-    # 90_001 split 60:40 by largest remainder -> 54_001 / 36_000 (sum exact).
-    assert entries[("operator", "market_supervision")] == 54_001 + 10_000 + 0 - 20_000
-    assert entries[("operator", "tax")] == 36_000 + 20_000
-    assert entries[(f"department:{samr.id}", "market_supervision")] == 64_001 - 20_000
-    assert entries[(f"department:{tax.id}", "tax")] == 27_000 + 15_000
-    assert entries[(f"department:{court.id}", "tax")] == 9_000 + 5_000
+    # The operator's own fee income (10%), not the gross: 90_001 -> fee floor(9_000.1) = 9_000,
+    # split 60:40 -> 5_400 / 3_600; the rest 81_001 -> 48_601 / 32_400 (largest remainder).
+    assert entries[("operator", "market_supervision")] == 5_400 + 1_000 + 0 - 2_000
+    assert entries[("operator", "tax")] == 3_600 + 2_000
+    assert entries[(f"department:{samr.id}", "market_supervision")] == 48_601 + 9_000 - 18_000
+    assert entries[(f"department:{tax.id}", "tax")] == 24_300 + 13_500
+    assert entries[(f"department:{court.id}", "tax")] == 8_100 + 4_500
     operator_total = sum(v for (p, _), v in entries.items() if p == "operator")
-    assert operator_total == 90_001 + 10_000 + 20_000 - 20_000
+    assert operator_total == 9_000 + 1_000 + 2_000 - 2_000
+    # Fee plus departments is still every fen received, less refunds.
+    assert sum(entries.values()) == 90_001 + 10_000 + 20_000 - 20_000
     october_entries = {
         (e.party, e.category): e.amount_fen for e in revenue_by_category(db.session, "2026-10")
     }
     assert october_entries == {
-        ("operator", "market_supervision"): 50_000,
-        (f"department:{samr.id}", "market_supervision"): 50_000,
+        ("operator", "market_supervision"): 5_000,
+        (f"department:{samr.id}", "market_supervision"): 45_000,
     }
     assert revenue_by_category(db.session, "2026-09") == []
     with pytest.raises(pricing.InvalidRevenueInput):
@@ -173,8 +185,9 @@ def test_cap_report_deducts_excess_next_period(
     samr = make_org("department", name="上海市市场监督管理局-test")
     a = make_dataset(category="market_supervision", department=samr)
     set_caps({"market_supervision": 100_000})
-    sell([(a, 150_000)], 150_000, at("2026-09-10T08:00:00"))
-    sell([(a, 30_000)], 30_000, at("2026-10-10T08:00:00"))
+    # The cap limits the operator's fee income (10% of the payments): 150_000 and 30_000.
+    sell([(a, 1_500_000)], 1_500_000, at("2026-09-10T08:00:00"))
+    sell([(a, 300_000)], 300_000, at("2026-10-10T08:00:00"))
 
     _, h = as_role("operator")
     sep = client.get("/api/v1/pricing/revenue-caps?period=2026-09", headers=h).get_json()
@@ -224,3 +237,39 @@ def test_revenue_caps_permissions_and_validation(client, as_role):
     assert current["period"] == dt.datetime.now(dt.UTC).astimezone(
         dt.timezone(dt.timedelta(hours=8))
     ).strftime("%Y-%m")
+
+
+def test_once_the_cap_is_reached_new_quotes_get_the_reduction(
+    app, client, as_role, make_org, make_dataset, quote_body, sell, set_caps
+):
+    """Issue #13 item 5: quotes went on at full price after the cap was exceeded."""
+    from market.quotes.revenue import current_period, over_cap_categories
+
+    a = make_dataset(category="market_supervision")
+    other = make_dataset(category="tax")
+    set_caps({"market_supervision": 100_000})
+    _, h = as_role("buyer")
+    before = client.post("/api/v1/quotes", headers=h, json=quote_body(a, other)).get_json()
+    assert not any(i["over_cap"] for i in before["items"])
+    assert "over_cap" not in before["items"][0]["factors"]
+
+    # This month's operator fee income reaches the cap: 10% of 1,000,000.
+    now = dt.datetime.now(dt.UTC)
+    sell([(a, 1_000_000)], 1_000_000, now - dt.timedelta(seconds=5))
+    from market.extensions import db
+
+    assert over_cap_categories(db.session) == {"market_supervision"}
+    after = client.post("/api/v1/quotes", headers=h, json=quote_body(a, other)).get_json()
+    items = {i["dataset_id"]: i for i in after["items"]}
+    reduced, untouched = items[a.id], items[other.id]
+    assert reduced["over_cap"] and reduced["factors"]["over_cap"] == "0.5"
+    old = {i["dataset_id"]: i["amount"] for i in before["items"]}
+    # Half the price (rounded up to a fen), explained by the factor; the tax item is untouched.
+    assert reduced["amount"] == -(-old[a.id] // 2)
+    assert untouched["amount"] == old[other.id] and not untouched["over_cap"]
+    _, op = as_role("operator")
+    report = client.get(
+        f"/api/v1/pricing/revenue-caps?period={current_period()}", headers=op
+    ).get_json()
+    row = next(r for r in report["rows"] if r["party"] == "operator")
+    assert row["counted"] == 100_000 and row["headroom"] == 0

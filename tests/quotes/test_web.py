@@ -195,9 +195,16 @@ def test_revenue_caps_page_has_table_and_chart(
     starts = dt.datetime(2026, 11, 5, tzinfo=dt.UTC)
     lic = make_license(db.session.get(Quote, q["id"]), starts_at=starts)
     db.session.add(
-        Payment(license_id=lic.id, provider="invoice", status="settled", currency="CNY",
-                amount_fen=lic.price_total_fen, reference="pay_caps_page", refunded_fen=0,
-                settled_at=starts)
+        Payment(
+            license_id=lic.id,
+            provider="invoice",
+            status="settled",
+            currency="CNY",
+            amount_fen=lic.price_total_fen,
+            reference="pay_caps_page",
+            refunded_fen=0,
+            settled_at=starts,
+        )
     )
     db.session.commit()
     signed_in(client, make_user, "operator")

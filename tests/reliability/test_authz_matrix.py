@@ -89,6 +89,11 @@ PUT    /api/v1/pricing/parameters                                -              
 GET    /api/v1/pricing/parameters/versions                       -                               200  200     200     200     200     200
 GET    /api/v1/pricing/parameters/versions/{version}             version=#1                      200  200     200     200     200     200
 GET    /api/v1/pricing/revenue-caps                              -                               401  403     403     200     200     403
+GET    /api/v1/pricing/proposals                                 -                               401  403     403     200     200     403
+POST   /api/v1/pricing/proposals                                 -                               401  403     403     201     403     403
+GET    /api/v1/pricing/proposals/{proposal_id}                   proposal_id=pricing_proposal    401  403     403     200     200     403
+POST   /api/v1/pricing/proposals/{proposal_id}/approve           proposal_id=pricing_proposal    401  403     403     403     200     403
+POST   /api/v1/pricing/proposals/{proposal_id}/reject            proposal_id=pricing_proposal    401  403     403     403     200     403
 GET    /api/v1/consents                                          -                               401  403     200     200     200     200
 POST   /api/v1/consents                                          -                               401  403     201/404 403     403     403
 GET    /api/v1/consents/{consent_id}                             consent_id=consent_requested    401     404     200/404  200     200     200/404
@@ -177,7 +182,7 @@ def _upload_metadata() -> str:
         {
             "title": "Reliability upload",
             "description": "authorization matrix",
-            "category": "enterprise",
+            "category": "enterprise_registry",
             "open_grade": "open",
             "confidential": False,
             "entity_key": "fk",
@@ -306,6 +311,15 @@ REQUESTS: dict[tuple[str, str], Callable[[World, str, str], Request]] = {
                  "duration_months": 6, "purpose": "research", "query_quota": 10}
     },
     ("PUT", "/api/v1/pricing/parameters"): _parameters_body,
+    ("POST", "/api/v1/pricing/proposals"): lambda w, s, r: {
+        "json": {"changes": {"default_ceiling_fen": 6_543_210 + _unique()}, "note": "matrix"}
+    },
+    ("POST", "/api/v1/pricing/proposals/{proposal_id}/approve"): lambda w, s, r: {
+        "json": {"note": "matrix"}
+    },
+    ("POST", "/api/v1/pricing/proposals/{proposal_id}/reject"): lambda w, s, r: {
+        "json": {"note": "matrix"}
+    },
     ("POST", "/api/v1/consents"): lambda w, s, r: {
         "json": {"license_id": w.of(s, "license_active"),
                  "subject_credit_code": valid_uscc(930_000 + _unique()),
@@ -416,6 +430,26 @@ def _params():
         if row.id in KNOWN_DEVIATIONS:
             marks.append(pytest.mark.xfail(reason=KNOWN_DEVIATIONS[row.id], strict=False))
         yield pytest.param(row, id=row.id, marks=marks)
+
+
+@pytest.fixture
+def world(world):
+    """conftest's world plus one pending pricing proposal per side (the pricing area's
+    proposals of ceilings and caps; they belong to no organization)."""
+    from market.extensions import db
+    from market.quotes.models import PricingProposal
+
+    for side in ("A", "B"):
+        proposal = PricingProposal(
+            changes={"default_ceiling_fen": 7_000_000 + _unique()},
+            based_on_version=1,
+            status="pending",
+        )
+        db.session.add(proposal)
+        db.session.flush()
+        world.ids[side]["pricing_proposal"] = proposal.id
+    db.session.commit()  # as build_world does: each cell then runs in a savepoint
+    return world
 
 
 @pytest.mark.parametrize("row", list(_params()))

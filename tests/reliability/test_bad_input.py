@@ -450,7 +450,7 @@ def _metadata(**overrides) -> str:
     meta = {
         "title": "Bad input",
         "description": "reliability",
-        "category": "enterprise",
+        "category": "enterprise_registry",
         "open_grade": "open",
         "confidential": False,
         "entity_key": "fk",
