@@ -129,7 +129,8 @@ class Revoke(MethodView):
     @blp.arguments(RevokeSchema)
     @blp.response(200, LicenseSchema)
     def post(self, body, license_id):
-        """Revoke a license (operator, regulator); refunds the unused term pro rata."""
+        """Revoke a license (operator, regulator), at once; refunds the unused share of term
+        and quota (the smaller); a failed Stripe refund becomes a pending credit note."""
         lic = services.revoke_license(
             db.session,
             current_actor(),
@@ -236,6 +237,17 @@ class PayCreditNote(MethodView):
         transfer (operator): the ledger moves it from ``credit_notes:buyer`` to ``cash``."""
         return payment_refunds.pay_credit_note(
             db.session, current_actor(), refund_id, body["reference"]
+        )
+
+
+@blp.route("/refunds/<int:refund_id>/retry")
+class RetryRefund(MethodView):
+    @blp.response(200, RefundSchema)
+    def post(self, refund_id):
+        """Retry a Stripe refund that failed on revocation (operator). 200 either way: the
+        refund is ``paid`` (Stripe refunded it) or still ``pending`` with ``last_error``."""
+        return payment_refunds.retry_refund(
+            db.session, current_actor(), refund_id, config=current_app.config
         )
 
 

@@ -261,7 +261,26 @@ class RefundSchema(ma.Schema):
     reason = ma.fields.String()
     created_at = ma.fields.DateTime()
     paid_at = ma.fields.DateTime(allow_none=True)
-    paid_reference = ma.fields.String(allow_none=True)
+    paid_reference = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "The bank transfer's reference, or Stripe's refund id."},
+    )
+    attempts = ma.fields.Integer(metadata={"description": "Provider calls made for it."})
+    last_error = ma.fields.String(
+        allow_none=True, metadata={"description": "Why the last Stripe refund call failed."}
+    )
+    retryable = ma.fields.Function(
+        lambda r: _is_retryable(r),
+        metadata={
+            "description": "A failed Stripe refund: POST /refunds/{id}/retry tries it again."
+        },
+    )
+
+
+def _is_retryable(refund) -> bool:
+    from licenses.payment_refunds import is_retryable
+
+    return is_retryable(refund)
 
 
 class CreditNotePaySchema(ma.Schema):

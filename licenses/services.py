@@ -435,15 +435,17 @@ def revoke_license(
     refund: bool = True,
     now: dt.datetime | None = None,
 ) -> License:
-    """Revoke a license (operator or regulator); access stops at once.
+    """Revoke a license (operator or regulator); access stops at once, unconditionally.
 
-    A paid license is refunded pro rata for the unused term (rounded up to the fen, in the
-    buyer's favour), through the provider it was paid with: a Stripe refund, or a credit note
-    for an invoice; ``refund=False`` (revocation for the buyer's breach) refunds nothing.
-    Pending payments are canceled (an unpaid invoice is voided).
+    A paid license is refunded the unused share of its term and of its query quota, the
+    smaller of the two (rounded up to the fen, in the buyer's favour), through the provider
+    it was paid with: a Stripe refund, or a credit note for an invoice; ``refund=False``
+    (revocation for the buyer's breach) refunds nothing. If Stripe fails the refund, the
+    revocation still takes effect and the refund becomes a pending credit note that the
+    operator retries (:func:`licenses.payment_refunds.retry_refund`). Pending payments are
+    canceled (an unpaid invoice is voided).
 
-    Raises Forbidden, NotFound, ValidationFailed (no reason), IllegalTransition (→ 409),
-    PaymentProviderError (→ 502) if Stripe refuses the refund (nothing is changed then).
+    Raises Forbidden, NotFound, ValidationFailed (no reason), IllegalTransition (→ 409).
     """
     if not perm.can_revoke_license(actor):
         raise Forbidden("Only the operator or the regulator revokes licenses.")

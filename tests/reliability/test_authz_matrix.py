@@ -72,6 +72,7 @@ POST   /api/v1/payments/{payment_id}/settle                      payment_id=paym
 POST   /api/v1/payments/stripe/webhook                           -                               400  400     400     400     400     400
 GET    /api/v1/refunds                                           -                               401  403     403     200     200     403
 POST   /api/v1/refunds/{refund_id}/pay                           refund_id=credit_note           401  403     403     200     403     403
+POST   /api/v1/refunds/{refund_id}/retry                         refund_id=credit_note           401  403     403     409     403     403
 GET    /api/v1/revenue/statements                                -                               401  200/403 403     200     200     403
 GET    /api/v1/revenue/statements.csv                            -                               401  200/403 403     200     200     403
 POST   /api/v1/revenue/payouts                                   -                               401  403     403     201     403     403
