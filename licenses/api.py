@@ -9,7 +9,16 @@ from flask import Response, current_app, request, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from licenses import blacklist, ledger, odrl, payment_refunds, payments, services, webhooks
+from licenses import (
+    blacklist,
+    ledger,
+    odrl,
+    payment_refunds,
+    payments,
+    services,
+    webhooks,
+    welfare,
+)
 from licenses import permissions as perm
 from licenses.models import Payment, Refund
 from licenses.schemas import (
@@ -39,6 +48,8 @@ from licenses.schemas import (
     VerifyRequestSchema,
     VerifyResultSchema,
     WebhookResultSchema,
+    WelfareBodyAddSchema,
+    WelfareBodySchema,
     license_view,
 )
 from market.api_base import PageArgs, page_of, paginate
@@ -435,4 +446,34 @@ class BlacklistItem(MethodView):
     def delete(self, body, organization_id):
         """Take an organization off the blacklist, with the reason (regulator)."""
         blacklist.remove(db.session, current_actor(), organization_id, body["reason"])
+        return None
+
+
+# ------------------------------------------------------------------ public-welfare bodies
+
+
+@blp.route("/public-welfare-bodies")
+class WelfareBodies(MethodView):
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, page_of(WelfareBodySchema))
+    def get(self, args):
+        """The operator's whitelist of public-welfare bodies, eligible for free licenses
+        (operator, regulator)."""
+        stmt = welfare.list_bodies(current_actor())
+        return paginate(db.session, stmt, args["page"], args["per_page"])
+
+    @blp.arguments(WelfareBodyAddSchema)
+    @blp.response(201, WelfareBodySchema)
+    def post(self, body):
+        """Add a buyer organization to the whitelist, with the reason (operator)."""
+        return welfare.add(db.session, current_actor(), body["organization_id"], body["reason"])
+
+
+@blp.route("/public-welfare-bodies/<int:organization_id>")
+class WelfareBody(MethodView):
+    @blp.arguments(ReasonSchema)
+    @blp.response(204)
+    def delete(self, body, organization_id):
+        """Take an organization off the whitelist, with the reason (operator)."""
+        welfare.remove(db.session, current_actor(), organization_id, body["reason"])
         return None

@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session
 from licenses import journal as jr
 from licenses import ledger
 from licenses import permissions as perm
-from licenses.locks import lock_license, lock_payment, lock_refund
 from licenses.errors import PaymentProviderError
+from licenses.locks import lock_license, lock_payment, lock_refund
 from licenses.models import License, Payment, PaymentState, Refund
 from licenses.payments import invoice_provider, next_sequence, stripe_provider
 from licenses.providers.invoice import CREDIT_NOTE_PREFIX, credit_note_number, period_of

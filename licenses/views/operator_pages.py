@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from wtforms import SelectChoice
 
 from licenses import blacklist as blacklist_services
-from licenses import ledger, payment_refunds, payments
+from licenses import ledger, payment_refunds, payments, welfare
 from licenses import permissions as perm
 from licenses.errors import LicenseError
 from licenses.forms import (
@@ -40,7 +40,14 @@ def review_queue():
         .where(License.status == LicenseStatus.PENDING_REVIEW.value)
         .order_by(License.created_at, License.id)
     ).all()
-    return render_template("licenses/review_queue.html", pending=pending, form=ReviewForm())
+    eligibility = {
+        lic.id: welfare.eligibility(db.session, lic.buyer)
+        for lic in pending
+        if lic.price_total_fen == 0
+    }
+    return render_template(
+        "licenses/review_queue.html", pending=pending, form=ReviewForm(), eligibility=eligibility
+    )
 
 
 @bp.route("/payments/settlements", methods=["GET", "POST"])

@@ -5,17 +5,16 @@ pending credit note that the operator retries (API and settlements page)."""
 from __future__ import annotations
 
 import datetime as dt
+
 import sqlalchemy as sa
 
+from tests.licenses_app import test_stripe
 from tests.licenses_app.conftest import active_license, apply
-from tests.licenses_app.test_stripe import (  # noqa: F401  (fixtures)
-    card_holder,
-    event,
-    pay_with_test_card,
-    post_webhook,
-    signed,
-    stripe_config,
-)
+from tests.licenses_app.test_stripe import event, pay_with_test_card, post_webhook, signed
+
+# The Stripe fixtures of test_stripe, for this module too.
+stripe_config = test_stripe.stripe_config
+card_holder = test_stripe.card_holder
 
 
 def _set(license_id: int, **values) -> None:
