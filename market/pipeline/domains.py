@@ -1,0 +1,113 @@
+"""Public reference domains: closed vocabularies the platform ships, and the domain rules that
+check values against them (accuracy in :mod:`market.pipeline.quality`; what the synthetic
+preview may show in :mod:`market.datasets.preview`).
+
+Pure: no Flask, no database. Sources:
+
+- Shanghai's 16 district-level divisions (市辖区), GB/T 2260 codes 310101–310151, as listed by
+  the Ministry of Civil Affairs' administrative-division list (2024). Shanghai has had no
+  county since 崇明 became a district in 2016. Other provinces are not listed yet: a district
+  column whose values are not Shanghai's is reported as unchecked, not as wrong
+  (:func:`district_domain`).
+- The 20 sections (门类) of GB/T 4754-2017, 国民经济行业分类.
+- Gender (GB/T 2261.1).
+
+A value of one of these vocabularies is public knowledge: the preview may show it. Nothing
+else of a dataset is.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from functools import cache
+
+#: GB/T 2260 code → name, Shanghai's districts.
+SHANGHAI_DISTRICT_CODES: dict[str, str] = {
+    "310101": "黄浦区",
+    "310104": "徐汇区",
+    "310105": "长宁区",
+    "310106": "静安区",
+    "310107": "普陀区",
+    "310109": "虹口区",
+    "310110": "杨浦区",
+    "310112": "闵行区",
+    "310113": "宝山区",
+    "310114": "嘉定区",
+    "310115": "浦东新区",
+    "310116": "金山区",
+    "310117": "松江区",
+    "310118": "青浦区",
+    "310120": "奉贤区",
+    "310151": "崇明区",
+}
+SHANGHAI_DISTRICTS: tuple[str, ...] = tuple(SHANGHAI_DISTRICT_CODES.values())
+#: The province-level name, as generalized addresses at city level read.
+SHANGHAI = "上海市"
+#: Former names that data files still carry; NOT valid current divisions (accuracy flags them).
+FORMER_SHANGHAI_DIVISIONS = frozenset({"闸北区", "南汇区", "卢湾区", "崇明县"})
+
+#: GB/T 4754-2017 sections A–T.
+INDUSTRY_SECTIONS: tuple[str, ...] = (
+    "农、林、牧、渔业",
+    "采矿业",
+    "制造业",
+    "电力、热力、燃气及水生产和供应业",
+    "建筑业",
+    "批发和零售业",
+    "交通运输、仓储和邮政业",
+    "住宿和餐饮业",
+    "信息传输、软件和信息技术服务业",
+    "金融业",
+    "房地产业",
+    "租赁和商务服务业",
+    "科学研究和技术服务业",
+    "水利、环境和公共设施管理业",
+    "居民服务、修理和其他服务业",
+    "教育",
+    "卫生和社会工作",
+    "文化、体育和娱乐业",
+    "公共管理、社会保障和社会组织",
+    "国际组织",
+)
+GENDERS: tuple[str, ...] = ("男", "女")
+
+#: Column names that hold a district (区/县) of an address; matched as substrings.
+DISTRICT_COLUMN_HINTS = ("区县", "所属区", "所在区", "行政区", "辖区", "区域", "district")
+
+
+@cache
+def public_vocabulary() -> frozenset[str]:
+    """Every value of every public vocabulary above."""
+    return frozenset((*SHANGHAI_DISTRICTS, SHANGHAI, *INDUSTRY_SECTIONS, *GENDERS))
+
+
+def is_public_value(value: object) -> bool:
+    return isinstance(value, str) and value.strip() in public_vocabulary()
+
+
+def is_district_column(name: str) -> bool:
+    lowered = name.lower()
+    return any(hint in lowered for hint in DISTRICT_COLUMN_HINTS)
+
+
+_SUFFIX = re.compile(r"(新区|区|县)$")
+
+
+def district_domain(values: Iterable[str]) -> frozenset[str] | None:
+    """The vocabulary a district column's values belong to, or None if no shipped list covers
+    them: Shanghai's when any value names a Shanghai district (current or former), since a
+    file mixing a few wrong names into Shanghai's is exactly what accuracy must catch."""
+    shanghai = set(SHANGHAI_DISTRICTS) | FORMER_SHANGHAI_DIVISIONS
+    for value in values:
+        text = value.strip().removeprefix(SHANGHAI) if isinstance(value, str) else ""
+        if text in shanghai:
+            return frozenset(SHANGHAI_DISTRICTS)
+    return None
+
+
+def valid_district(value: str, domain: frozenset[str]) -> bool:
+    """Whether ``value`` is a current division of ``domain`` (``上海市`` prefix allowed)."""
+    text = value.strip()
+    text = text.removeprefix(SHANGHAI)
+    return text in domain and bool(_SUFFIX.search(text))
