@@ -53,7 +53,9 @@ THEMES = {
     "utilities": "ENER",
 }
 
-QUALITY_DIMENSIONS = ("completeness", "validity", "uniqueness", "consistency", "timeliness")
+QUALITY_DIMENSIONS = (
+    "completeness", "validity", "accuracy", "uniqueness", "consistency", "timeliness",
+)  # fmt: skip
 
 USAGE_RIGHTS_NOTE = (
     "Usage rights only (公共数据授权运营): ownership stays with the public authority. Access is "

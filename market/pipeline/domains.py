@@ -2,7 +2,20 @@
 check values against them (accuracy in :mod:`market.pipeline.quality`; what the synthetic
 preview may show in :mod:`market.datasets.preview`).
 
-Pure: no Flask, no database. Sources:
+Pure: no Flask, no database. The accuracy rules (:func:`domain_checks`):
+
+- ``district_in_division_list``: a district column (by its name, :data:`DISTRICT_COLUMN_HINTS`)
+  holds current divisions of the administrative-division list;
+- ``amount_non_negative``: a numeric column declared an amount by its name
+  (:data:`AMOUNT_HINTS`: 金额, 余额, 资本, …) holds no negative value;
+- ``dates_not_in_future``: no date or datetime lies after ``now`` (counted in
+  :meth:`market.pipeline.quality.QualityAccumulator.add_dates`).
+
+Date columns also have a role for timeliness (:func:`date_role`): the data's as-of date
+(统计日期, 截止日期, 所属期, 更新日期, …), an attribute date that says nothing about freshness
+(成立日期, 出生日期, 注册日期, …), or an event date (判决日期, 处罚日期, …).
+
+Sources:
 
 - Shanghai's 16 district-level divisions (市辖区), GB/T 2260 codes 310101–310151, as listed by
   the Ministry of Civil Affairs' administrative-division list (2024). Shanghai has had no
@@ -21,6 +34,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from functools import cache
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 #: GB/T 2260 code → name, Shanghai's districts.
 SHANGHAI_DISTRICT_CODES: dict[str, str] = {
@@ -111,3 +128,79 @@ def valid_district(value: str, domain: frozenset[str]) -> bool:
     text = value.strip()
     text = text.removeprefix(SHANGHAI)
     return text in domain and bool(_SUFFIX.search(text))
+
+
+#: Column-name hints of a monetary amount or other quantity that cannot be negative.
+AMOUNT_HINTS = (
+    "金额", "余额", "资本", "收入", "营收", "价款", "费用", "工资", "薪酬", "缴费", "税额",
+    "保费", "罚款", "价格", "amount", "balance", "price", "fee",
+)  # fmt: skip
+#: Column-name hints of the data's as-of date (its reference date).
+AS_OF_HINTS = (
+    "更新日期", "统计日期", "数据日期", "截止日期", "报告期", "所属期", "统计时间", "数据时间",
+    "快照", "as_of", "asof", "snapshot", "report_date", "updated",
+)  # fmt: skip
+#: Column-name hints of dates that describe the entity, not the data's freshness.
+ATTRIBUTE_DATE_HINTS = (
+    "成立", "出生", "生日", "注册", "开业", "核准", "发证", "入职", "设立", "birth", "founded",
+    "established",
+)  # fmt: skip
+
+AS_OF, ATTRIBUTE, EVENT = "as_of", "attribute", "event"
+
+
+def date_role(name: str) -> str:
+    """``as_of``, ``attribute`` or ``event`` for a date column named ``name``."""
+    lowered = name.lower()
+    if any(hint in lowered for hint in AS_OF_HINTS):
+        return AS_OF
+    if any(hint in lowered for hint in ATTRIBUTE_DATE_HINTS):
+        return ATTRIBUTE
+    return EVENT
+
+
+def declares_non_negative(name: str, type_: str) -> bool:
+    lowered = name.lower()
+    return type_ in ("integer", "decimal") and any(hint in lowered for hint in AMOUNT_HINTS)
+
+
+def _district_checks(text: pa.Array) -> tuple[int, int] | None:
+    present = pc.drop_null(text)
+    if not len(present):
+        return None
+    bare = pc.replace_substring_regex(present, pattern=f"^{SHANGHAI}", replacement="")
+    known = pa.array(sorted(set(SHANGHAI_DISTRICTS) | FORMER_SHANGHAI_DIVISIONS), bare.type)
+    if not pc.any(pc.is_in(bare, value_set=known)).as_py():
+        return None  # no shipped list covers these values: unchecked, not wrong
+    current = pa.array(SHANGHAI_DISTRICTS, bare.type)
+    passed = pc.sum(pc.is_in(bare, value_set=current)).as_py() or 0
+    return len(present), int(passed)
+
+
+def _non_negative_checks(typed: pa.Array) -> tuple[int, int] | None:
+    present = pc.drop_null(typed)
+    if not len(present):
+        return None
+    values = pc.cast(present, pa.float64()).to_numpy(zero_copy_only=False)
+    return len(values), int(np.count_nonzero(values >= 0))
+
+
+def domain_checks(
+    name: str, type_: str, text: pa.Array, typed: pa.Array | None
+) -> dict[str, tuple[int, int]]:
+    """The accuracy rules that apply to one column of one chunk: ``{rule: (made, passed)}``.
+
+    ``text`` is the trimmed text (null for empty cells), ``typed`` the values parsed as the
+    column's type (numeric columns). Never raises for odd values: they fail the rule.
+    """
+    out: dict[str, tuple[int, int]] = {}
+    textual = pa.types.is_string(text.type) or pa.types.is_large_string(text.type)
+    if is_district_column(name) and textual:
+        checked = _district_checks(text)
+        if checked is not None:
+            out["district_in_division_list"] = checked
+    if typed is not None and declares_non_negative(name, type_):
+        checked = _non_negative_checks(typed)
+        if checked is not None:
+            out["amount_non_negative"] = checked
+    return out
