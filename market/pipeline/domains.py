@@ -31,6 +31,7 @@ else of a dataset is.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterable
 from functools import cache
@@ -204,3 +205,22 @@ def domain_checks(
         if checked is not None:
             out["amount_non_negative"] = checked
     return out
+
+
+_PERIOD = re.compile(r"^(\d{4})(?:-|/|年)?(1[0-2]|0?[1-9])(?:月)?$")
+
+
+def latest_period_end(text: pa.Array, today: dt.date) -> np.datetime64 | None:
+    """The last day of the latest month named by a period column's text (``2025-10``,
+    ``202510``, ``2025年10月``), no later than ``today``; None if no value is a month."""
+    latest: tuple[int, int] | None = None
+    for value in pc.unique(pc.drop_null(text)).to_pylist():
+        match = _PERIOD.match(str(value).strip())
+        if match:
+            month = (int(match.group(1)), int(match.group(2)))
+            latest = month if latest is None or month > latest else latest
+    if latest is None:
+        return None
+    year, month = latest
+    first_of_next = np.datetime64(f"{year + month // 12:04d}-{month % 12 + 1:02d}-01", "D")
+    return min(first_of_next - np.timedelta64(1, "D"), np.datetime64(today, "D"))

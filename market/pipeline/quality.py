@@ -168,6 +168,13 @@ class QualityAccumulator:
             per_column[0] += made
             per_column[1] += passed
 
+    def add_as_of(self, date: np.datetime64 | None) -> None:
+        """An as-of date read from a period column (``2025-10``), not a date column."""
+        if date is not None:
+            self.latest_as_of = date if self.latest_as_of is None else max(
+                self.latest_as_of, date
+            )
+
     def add_dates(
         self,
         dates: np.ndarray,

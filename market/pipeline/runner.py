@@ -434,6 +434,8 @@ class _Job:
                     as_of=p.kind is None and role == domains.AS_OF,
                     column=p.name,
                 )
+            elif p.kind is None and domains.date_role(p.name) == domains.AS_OF:
+                q.add_as_of(domains.latest_period_end(col.text, self.today))
             for rule, (made, passed) in domains.domain_checks(
                 p.name, p.out_type.type, col.text, col.typed
             ).items():

@@ -110,3 +110,25 @@ def test_amount_rule_only_where_declared() -> None:
 def test_shanghai_has_sixteen_districts() -> None:
     assert len(set(domains.SHANGHAI_DISTRICTS)) == 16
     assert all(code.startswith("3101") for code in domains.SHANGHAI_DISTRICT_CODES)
+
+
+@pytest.mark.parametrize(
+    ("periods", "expected"),
+    [
+        (["2024-11", "2024-12", None], "2024-12-31"),
+        (["202410", "2024年9月"], "2024-10-31"),
+        (["2025-01"], "2025-01-15"),  # the current month: no later than today
+        (["上半年"], None),
+    ],
+)
+def test_period_columns_give_the_as_of_date(periods, expected) -> None:
+    got = domains.latest_period_end(pa.array(periods, pa.string()), NOW.date())
+    assert (None if got is None else str(got)) == expected
+
+
+def test_a_monthly_table_is_fresh_by_its_period(tmp_path: Path, publish) -> None:
+    rows = [[f"E{i}", "2024-12", str(100 + i)] for i in range(10)]
+    source = write_csv(tmp_path / "m.csv", ["企业编号", "所属期", "缴存人数"], rows)
+    report, _ = publish(source, update_frequency="monthly", now=NOW)
+    assert report.quality["details"]["timeliness"]["latest_date"] == "2024-12-31"
+    assert report.quality["dimensions"]["timeliness"] == 100.0
