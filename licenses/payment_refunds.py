@@ -81,7 +81,11 @@ def refund_payment(
     """Give back ``amount_fen`` of a settled payment through its provider, and reverse the
     split proportionally in the ledger. Returns None for a zero amount.
 
-    Raises Conflict (not settled; more than what is left), PaymentProviderError (→ 502).
+    A Stripe refund that fails (or Stripe not configured) does not raise: the refund is
+    recorded as a pending credit note (``provider_ref`` kept for the retry) and audited
+    ``payment.refund_failed``.
+
+    Raises NotFound, Conflict (not settled; more than what is left).
     """
     found = session.get(Payment, payment_id)
     if found is None:

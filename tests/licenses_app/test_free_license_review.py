@@ -187,3 +187,13 @@ def test_the_apply_page_asks_for_the_justification(client, market):
 
     lic = db.session.scalar(sa.select(License).where(License.quote_id == quote.id))
     assert lic.status == "pending_review" and lic.free_use_justification == JUSTIFICATION
+
+
+def test_the_license_page_shows_the_justification(client, market):
+    from tests.licenses_app.test_web import login
+
+    _whitelist(client, market, market.buyer.org.id)
+    lic = _apply(client, market, _free_quote(market)).get_json()
+    login(client, market.buyer)
+    page = client.get(f"/licenses/{lic['id']}").get_data(as_text=True)
+    assert 'data-testid="free-use-justification"' in page
