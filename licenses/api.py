@@ -9,7 +9,16 @@ from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from licenses import blacklist, ledger, odrl, payment_refunds, payments, services, webhooks
+from licenses import (
+    blacklist,
+    ledger,
+    odrl,
+    payment_refunds,
+    payments,
+    services,
+    webhooks,
+    welfare,
+)
 from licenses import permissions as perm
 from licenses.models import Payment, Refund
 from licenses.schemas import (
@@ -39,6 +48,8 @@ from licenses.schemas import (
     VerifyRequestSchema,
     VerifyResultSchema,
     WebhookResultSchema,
+    WelfareBodyAddSchema,
+    WelfareBodySchema,
     license_view,
 )
 from market.api_base import PageArgs, page_of, paginate
@@ -129,7 +140,8 @@ class Revoke(MethodView):
     @blp.arguments(RevokeSchema)
     @blp.response(200, LicenseSchema)
     def post(self, body, license_id):
-        """Revoke a license (operator, regulator); refunds the unused term pro rata."""
+        """Revoke a license (operator, regulator), at once; refunds the unused share of term
+        and quota (the smaller); a failed Stripe refund becomes a pending credit note."""
         lic = services.revoke_license(
             db.session,
             current_actor(),
@@ -236,6 +248,17 @@ class PayCreditNote(MethodView):
         transfer (operator): the ledger moves it from ``credit_notes:buyer`` to ``cash``."""
         return payment_refunds.pay_credit_note(
             db.session, current_actor(), refund_id, body["reference"]
+        )
+
+
+@blp.route("/refunds/<int:refund_id>/retry")
+class RetryRefund(MethodView):
+    @blp.response(200, RefundSchema)
+    def post(self, refund_id):
+        """Retry a Stripe refund that failed on revocation (operator). 200 either way: the
+        refund is ``paid`` (Stripe refunded it) or still ``pending`` with ``last_error``."""
+        return payment_refunds.retry_refund(
+            db.session, current_actor(), refund_id, config=current_app.config
         )
 
 
@@ -425,4 +448,34 @@ class BlacklistItem(MethodView):
     def delete(self, body, organization_id):
         """Take an organization off the blacklist, with the reason (regulator)."""
         blacklist.remove(db.session, current_actor(), organization_id, body["reason"])
+        return None
+
+
+# ------------------------------------------------------------------ public-welfare bodies
+
+
+@blp.route("/public-welfare-bodies")
+class WelfareBodies(MethodView):
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, page_of(WelfareBodySchema))
+    def get(self, args):
+        """The operator's whitelist of public-welfare bodies, eligible for free licenses
+        (operator, regulator)."""
+        stmt = welfare.list_bodies(current_actor())
+        return paginate(db.session, stmt, args["page"], args["per_page"])
+
+    @blp.arguments(WelfareBodyAddSchema)
+    @blp.response(201, WelfareBodySchema)
+    def post(self, body):
+        """Add a buyer organization to the whitelist, with the reason (operator)."""
+        return welfare.add(db.session, current_actor(), body["organization_id"], body["reason"])
+
+
+@blp.route("/public-welfare-bodies/<int:organization_id>")
+class WelfareBody(MethodView):
+    @blp.arguments(ReasonSchema)
+    @blp.response(204)
+    def delete(self, body, organization_id):
+        """Take an organization off the whitelist, with the reason (operator)."""
+        welfare.remove(db.session, current_actor(), organization_id, body["reason"])
         return None

@@ -21,6 +21,12 @@ class ApplyForm(FlaskForm):
     )
 
 
+    #: Required by the service for a free (public-welfare) quote, with its error placed here.
+    free_use_justification = TextAreaField(
+        _l("Public-welfare justification"), validators=[Optional(), Length(max=4000)]
+    )
+
+
 class PayForm(FlaskForm):
     provider = HiddenField(validators=[AnyOf(["invoice", "stripe"])])
 
@@ -35,7 +41,9 @@ class StatusForm(FlaskForm):
     reason = TextAreaField(
         _l("Reason"), validators=[DataRequired(message=_l("Give the reason.")), Length(max=2000)]
     )
-    refund = BooleanField(_l("Refund the unused term pro rata"), default=True)
+    refund = BooleanField(
+        _l("Refund the unused share of term and quota (the smaller)"), default=True
+    )
 
 
 class SettleForm(FlaskForm):

@@ -49,6 +49,9 @@ class License(Base):
     reviewed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     reviewed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     status_reason: Mapped[str | None] = mapped_column(sa.Text)
+    #: A free license's reason for public-welfare use, as the buyer wrote it: the operator
+    #: reviews it (every free license goes to review; ``licenses.welfare``).
+    free_use_justification: Mapped[str | None] = mapped_column(sa.Text)
     #: The signed ODRL policy, once active.
     document: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     signature: Mapped[str | None] = mapped_column(sa.String(128))
@@ -152,6 +155,12 @@ class Refund(Base):
     paid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     paid_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     paid_reference: Mapped[str | None] = mapped_column(sa.String(200))
+    #: A Stripe refund that failed becomes a pending credit note: the idempotency reference
+    #: of its Stripe refund (the same on every retry, so Stripe never refunds twice), how
+    #: many times it was tried, and the provider's last error (never keys or card data).
+    provider_ref: Mapped[str | None] = mapped_column(sa.String(80))
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(sa.String(200))
 
     payment: Mapped[Payment] = relationship()
 
@@ -248,6 +257,22 @@ class BlacklistEntry(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     #: The end of the listing's term (exclusive); ``None``: until removed (governance, 红黑榜).
     until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+    organization: Mapped[Organization] = relationship(lazy="joined")
+
+
+class PublicWelfareBody(Base):
+    """An organization the operator recognizes as a public-welfare body: it may apply for free
+    (public-welfare) licenses, each still reviewed by the operator. Removal deletes the row;
+    the audit log keeps the history with the reasons."""
+
+    __tablename__ = "public_welfare_bodies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(sa.ForeignKey("organizations.id"), unique=True)
+    reason: Mapped[str] = mapped_column(sa.Text)
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     organization: Mapped[Organization] = relationship(lazy="joined")
 

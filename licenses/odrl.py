@@ -8,7 +8,7 @@ assignee are declared once on the policy and apply to every rule.
   listing the licensed columns in ``market:columns``.
 - Permission: ``use``, constrained by purpose, the term (``dateTime`` ≥ start and < end) and
   the query quota (``count`` ≤ quota). If the licence was paid for, a ``compensate`` duty
-  records the price.
+  records the price and the refund rule on revocation (:data:`REFUND_RULE`).
 - Prohibitions: ``distribute``, ``transfer`` (the buyer gets a usage right; ownership stays
   with the government, 所有权与使用权分离) and the platform action ``market:reidentify``.
 
@@ -45,6 +45,25 @@ USAGE_RIGHT_REMARK = (
     "Grants a right to use the data within this policy only. Ownership of the data stays with "
     "the government and the providing departments (所有权与使用权分离); it is not transferred."
 )
+
+
+#: The refund the operator owes when it revokes a paid licence (not for the buyer's breach):
+#: the unused share of the term and of the query quota, whichever is smaller, of the price
+#: paid, rounded up to the fen (:func:`licenses.refunds.usage_refund`). Part of the
+#: ``compensate`` duty, so that the signed document states the rule the ledger applies.
+REFUND_RULE: dict[str, Any] = {
+    "@type": "market:RefundRule",
+    "market:trigger": "market:revocation",
+    "market:refundShare": "min(unusedTermShare, unusedQuotaShare)",
+    "market:unusedTermShare": "(end - revokedAt) / (end - start)",
+    "market:unusedQuotaShare": "queriesLeft / queryQuota",
+    "market:rounding": "up to the fen, in the assignee's favour",
+    "market:exception": "no refund for a revocation for the assignee's breach",
+    "rdfs:comment": (
+        "On revocation the assigner refunds the smaller of the unused share of the term and "
+        "the unused share of the query quota, applied to the amount paid."
+    ),
+}
 
 
 def license_uid(license_id: int | str) -> str:
@@ -211,7 +230,8 @@ def build_policy(
                             }
                         ],
                     }
-                ]
+                ],
+                "market:refundOnRevocation": REFUND_RULE,
             }
         ]
 

@@ -83,3 +83,11 @@ def can_read_blacklist(actor: Actor) -> bool:
 
 def can_change_blacklist(actor: Actor) -> bool:
     return actor.role == "regulator" and _active(actor)
+
+
+def can_read_welfare_whitelist(actor: Actor) -> bool:
+    return actor.is_user and actor.role in ("operator", "regulator")
+
+
+def can_change_welfare_whitelist(actor: Actor) -> bool:
+    return actor.role == "operator" and _active(actor)

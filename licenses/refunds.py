@@ -1,6 +1,12 @@
-"""Pro-rata refunds on revocation, and their exact split back over the original payment.
+"""Refunds on revocation, and their exact split back over the original payment.
 
-Rounding policy: the refund is the unused share of the term, **rounded up** to the fen. A
+Refund policy (stated in every paid license's ODRL duty, :data:`licenses.odrl.REFUND_RULE`):
+the buyer gets back the unused share of what it paid for, measured on both things a license
+sells — its term and its query quota — and the **smaller** of the two shares applies, so a
+license whose queries are all spent refunds nothing however much term is left, and one whose
+term is over refunds nothing however many queries are left (:func:`usage_refund`).
+
+Rounding policy: the refund is **rounded up** to the fen. A
 revocation is the platform's act, so a fraction of a fen goes to the buyer, not to the
 platform. Whether a revocation refunds at all (revocation for the buyer's breach may not) is
 the caller's decision; this module only does the arithmetic.
@@ -49,6 +55,42 @@ def prorata_refund(
         raise InvalidRefund("ends_at must be after starts_at")
     remaining = min(max(_micros(ends_at - revoked_at), 0), term)
     return math.ceil(Fraction(amount_fen * remaining, term))
+
+
+def _share_left(total: int, left: int) -> Fraction:
+    for name, value in (("query_quota", total), ("quota_remaining", left)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidRefund(f"{name} must be an integer")
+        if value < 0:
+            raise InvalidRefund(f"{name} must not be negative")
+    if left > total:
+        raise InvalidRefund("quota_remaining exceeds query_quota")
+    # A license without a quota (0 queries) is bounded by its term alone.
+    return Fraction(left, total) if total else Fraction(1)
+
+
+def usage_refund(
+    amount_fen: int,
+    starts_at: datetime,
+    ends_at: datetime,
+    revoked_at: datetime,
+    query_quota: int,
+    quota_remaining: int,
+) -> int:
+    """The part of ``amount_fen`` that was not used: ``amount × min(term left / term,
+    queries left / quota)``, exact, rounded up to the fen.
+
+    Raises :class:`InvalidRefund` like :func:`prorata_refund`, and if the quota figures are
+    not non-negative ints or more queries are left than were granted.
+    """
+    quota_share = _share_left(query_quota, quota_remaining)
+    term_refund = prorata_refund(amount_fen, starts_at, ends_at, revoked_at)
+    if quota_share == 1:
+        return term_refund
+    term = _micros(ends_at - starts_at)
+    remaining = min(max(_micros(ends_at - revoked_at), 0), term)
+    share = min(Fraction(remaining, term), quota_share)
+    return math.ceil(amount_fen * share)
 
 
 def split_refund(refund_fen: int, original: Split, already_refunded: Split | None = None) -> Split:

@@ -31,6 +31,14 @@ class LicenseApplySchema(ma.Schema):
         validate=ma.validate.Length(min=1, max=4000),
         metadata={"description": "What the buyer will use the data for, in its own words."},
     )
+    free_use_justification = ma.fields.String(
+        load_default=None,
+        validate=ma.validate.Length(max=4000),
+        metadata={
+            "description": "Required for a free (public-welfare) license: why the use is "
+            "public welfare. Free licenses always go to the operator's review."
+        },
+    )
 
 
 class ReviewSchema(ma.Schema):
@@ -45,7 +53,10 @@ class ReasonSchema(ma.Schema):
 class RevokeSchema(ReasonSchema):
     refund = ma.fields.Boolean(
         load_default=True,
-        metadata={"description": "Refund the unused term pro rata (false: revocation for breach)."},
+        metadata={
+            "description": "Refund the unused share of term and quota, the smaller of the two "
+            "(false: revocation for breach)."
+        },
     )
 
 
@@ -169,6 +180,7 @@ class LicenseSchema(ma.Schema):
     buyer = ma.fields.Nested(OrganizationRefSchema)
     quote_id = ma.fields.Integer()
     purpose_statement = ma.fields.String()
+    free_use_justification = ma.fields.String(allow_none=True)
     scope = ma.fields.Nested(ScopeSchema)
     starts_at = ma.fields.DateTime(allow_none=True)
     ends_at = ma.fields.DateTime(allow_none=True)
@@ -194,6 +206,7 @@ def license_view(lic: License) -> dict[str, Any]:
         "buyer": {"id": lic.buyer.id, "name": lic.buyer.name, "kind": lic.buyer.kind},
         "quote_id": lic.quote_id,
         "purpose_statement": lic.purpose_statement,
+        "free_use_justification": lic.free_use_justification,
         "scope": {
             "datasets": [
                 {
@@ -261,7 +274,26 @@ class RefundSchema(ma.Schema):
     reason = ma.fields.String()
     created_at = ma.fields.DateTime()
     paid_at = ma.fields.DateTime(allow_none=True)
-    paid_reference = ma.fields.String(allow_none=True)
+    paid_reference = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "The bank transfer's reference, or Stripe's refund id."},
+    )
+    attempts = ma.fields.Integer(metadata={"description": "Provider calls made for it."})
+    last_error = ma.fields.String(
+        allow_none=True, metadata={"description": "Why the last Stripe refund call failed."}
+    )
+    retryable = ma.fields.Function(
+        lambda r: _is_retryable(r),
+        metadata={
+            "description": "A failed Stripe refund: POST /refunds/{id}/retry tries it again."
+        },
+    )
+
+
+def _is_retryable(refund) -> bool:
+    from licenses.payment_refunds import is_retryable
+
+    return is_retryable(refund)
 
 
 class CreditNotePaySchema(ma.Schema):
@@ -342,6 +374,17 @@ class PayoutSchema(ma.Schema):
     reference = ma.fields.String()
     posted_at = ma.fields.DateTime()
     payable_after = ma.fields.Integer(metadata={"description": "Still owed after the payout."})
+
+
+class WelfareBodyAddSchema(ma.Schema):
+    organization_id = ma.fields.Integer(required=True, strict=True)
+    reason = ma.fields.String(required=True, validate=ma.validate.Length(max=2000))
+
+
+class WelfareBodySchema(ma.Schema):
+    organization = ma.fields.Nested(OrganizationRefSchema)
+    reason = ma.fields.String()
+    created_at = ma.fields.DateTime()
 
 
 class BlacklistEntrySchema(ma.Schema):

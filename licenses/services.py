@@ -19,10 +19,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
+from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from licenses import blacklist, payment_refunds, payments
+from licenses import blacklist, payment_refunds, payments, welfare
 from licenses import permissions as perm
 from licenses.activation import activate
 from licenses.blacklist import is_blacklisted  # noqa: F401  (part of this module's API)
@@ -30,7 +31,7 @@ from licenses.locks import lock_license
 from licenses.models import License, LicenseItem
 from licenses.states import LicenseEvent, LicenseStatus, grants_access, transition
 from market.accounts.actor import Actor
-from market.accounts.models import OrgStatus
+from market.accounts.models import Organization, OrgStatus
 from market.audit import services as audit
 from market.datasets.models import ColumnRole, Dataset, DatasetVersion, OpenGrade, Treatment
 from market.db import iso, utcnow
@@ -123,17 +124,21 @@ def apply_for_license(
     *,
     quote_id: int,
     purpose_statement: str,
+    free_use_justification: str | None = None,
     now: dt.datetime | None = None,
 ) -> License:
     """Apply for a license with a quote of the caller's organization.
 
-    The license starts ``pending_review`` if it includes a ``conditional`` dataset, else
-    ``awaiting_payment``; a free license (total 0, public welfare) that needs no review is
-    active at once, with no ledger entries.
+    The license starts ``pending_review`` if it includes a ``conditional`` dataset or is free
+    (total 0), else ``awaiting_payment``. A free license needs the buyer's
+    ``free_use_justification`` and an eligible organization (:mod:`licenses.welfare`); it
+    turns active, with no ledger entries, when the operator approves it.
 
-    Raises Forbidden (not a buyer; organization not admitted; blacklisted), ValidationFailed
-    (no purpose statement), NotFound (no such quote, or another buyer's), Conflict (the
-    quote expired or was already used; a quoted dataset is gone or restricted).
+    Raises Forbidden (not a buyer; organization not admitted; blacklisted; a free license
+    for an organization that is not eligible), ValidationFailed (no purpose statement; a
+    free license without justification), NotFound (no such quote, or another buyer's),
+    Conflict (the quote expired or was already used; a quoted dataset is gone or
+    restricted).
     """
     now = now or utcnow()
     if not perm.can_apply_for_license(actor):
@@ -164,9 +169,23 @@ def apply_for_license(
             {"quote_id": ["The quote has expired."]},
         )
 
+    free = quote.total_fen == 0
+    justification = None
+    if free:
+        justification = welfare.justification(free_use_justification, MAX_STATEMENT)
+        if welfare.eligibility(session, actor_org(session, actor)) is None:
+            raise Forbidden(
+                welfare.not_eligible_message(),
+                audit=(
+                    "license.free_refused",
+                    ("organization", actor.org_id),
+                    {"quote_id": quote.id, "purpose": quote.purpose},
+                ),
+            )
+
     pairs = _items_from_quote(session, quote)
-    conditional = any(d.open_grade == OpenGrade.conditional for d, _ in pairs)
-    budgets = [d.dp_epsilon_budget for d, _ in pairs if d.dp_epsilon_budget is not None]
+    conditional = any(d.open_grade == OpenGrade.conditional for d, _item in pairs)
+    budgets = [d.dp_epsilon_budget for d, _item in pairs if d.dp_epsilon_budget is not None]
     budget = min(budgets) if budgets else None
     from market.governance.services import red_list_benefit  # 红黑榜: red-list quota bonus
 
@@ -175,9 +194,10 @@ def apply_for_license(
         buyer_org_id=actor.org_id,
         created_by_id=actor.user_id,
         quote_id=quote.id,
-        status=(_S.PENDING_REVIEW if conditional else _S.AWAITING_PAYMENT).value,
+        status=(_S.PENDING_REVIEW if conditional or free else _S.AWAITING_PAYMENT).value,
         purpose=quote.purpose,
         purpose_statement=statement,
+        free_use_justification=justification,
         duration_months=quote.duration_months,
         query_quota=quote.query_quota + bonus,
         quota_remaining=quote.query_quota + bonus,
@@ -187,7 +207,7 @@ def apply_for_license(
         currency=quote.currency or "CNY",
         created_at=now,
     )
-    lic.items = [item for _, item in pairs]
+    lic.items = [item for _dataset, item in pairs]
     try:
         with session.begin_nested():
             session.add(lic)
@@ -205,13 +225,19 @@ def apply_for_license(
             "status": lic.status,
             "price": lic.price_total_fen,
             "purpose": lic.purpose,
-            "datasets": [d.id for d, _ in pairs],
+            "datasets": [d.id for d, _item in pairs],
             "red_list_quota_bonus": bonus,
+            "free": free,
         },
     )
-    if lic.status == _S.AWAITING_PAYMENT and lic.price_total_fen == 0:
-        activate(session, lic, actor, now=now)
     return lic
+
+
+def actor_org(session: Session, actor: Actor) -> Organization:
+    org = session.get(Organization, actor.org_id)
+    if org is None:  # an actor always has its organization; a deleted one is not a buyer
+        raise Forbidden(_("Only buyers apply for licenses."))
+    return org
 
 
 # ------------------------------------------------------------------------------- reviewing
@@ -249,6 +275,20 @@ def review_license(
 
         require_regulator_approval(session, lic)
     event = LicenseEvent.APPROVE if decision == "approve" else LicenseEvent.REJECT
+    if (
+        event == LicenseEvent.APPROVE
+        and lic.price_total_fen == 0
+        and lic.status == _S.PENDING_REVIEW
+        and welfare.eligibility(session, lic.buyer) is None
+    ):
+        # The whitelist may have changed since the application.
+        raise Conflict(
+            _(
+                "%(buyer)s is no longer eligible for free licenses; reject the application "
+                "with a reason.",
+                buyer=lic.buyer.name,
+            )
+        )
     lic.status = transition(lic.status, event).value
     lic.review_comment = note or None
     lic.reviewed_by_id = actor.user_id
@@ -443,15 +483,17 @@ def revoke_license(
     refund: bool = True,
     now: dt.datetime | None = None,
 ) -> License:
-    """Revoke a license (operator or regulator); access stops at once.
+    """Revoke a license (operator or regulator); access stops at once, unconditionally.
 
-    A paid license is refunded pro rata for the unused term (rounded up to the fen, in the
-    buyer's favour), through the provider it was paid with: a Stripe refund, or a credit note
-    for an invoice; ``refund=False`` (revocation for the buyer's breach) refunds nothing.
-    Pending payments are canceled (an unpaid invoice is voided).
+    A paid license is refunded the unused share of its term and of its query quota, the
+    smaller of the two (rounded up to the fen, in the buyer's favour), through the provider
+    it was paid with: a Stripe refund, or a credit note for an invoice; ``refund=False``
+    (revocation for the buyer's breach) refunds nothing. If Stripe fails the refund, the
+    revocation still takes effect and the refund becomes a pending credit note that the
+    operator retries (:func:`licenses.payment_refunds.retry_refund`). Pending payments are
+    canceled (an unpaid invoice is voided).
 
-    Raises Forbidden, NotFound, ValidationFailed (no reason), IllegalTransition (→ 409),
-    PaymentProviderError (→ 502) if Stripe refuses the refund (nothing is changed then).
+    Raises Forbidden, NotFound, ValidationFailed (no reason), IllegalTransition (→ 409).
     """
     if not perm.can_revoke_license(actor):
         raise Forbidden("Only the operator or the regulator revokes licenses.")

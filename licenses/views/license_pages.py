@@ -78,6 +78,7 @@ def apply(quote_id: int):
                 g.actor,
                 quote_id=quote.id,
                 purpose_statement=form.purpose_statement.data,
+                free_use_justification=form.free_use_justification.data,
             )
         except DomainError as exc:
             status = failed(exc, form)

@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from wtforms import SelectChoice
 
 from licenses import blacklist as blacklist_services
-from licenses import ledger, payment_refunds, payments
+from licenses import ledger, payment_refunds, payments, welfare
 from licenses import permissions as perm
 from licenses.errors import LicenseError
 from licenses.forms import (
@@ -40,7 +40,14 @@ def review_queue():
         .where(License.status == LicenseStatus.PENDING_REVIEW.value)
         .order_by(License.created_at, License.id)
     ).all()
-    return render_template("licenses/review_queue.html", pending=pending, form=ReviewForm())
+    eligibility = {
+        lic.id: welfare.eligibility(db.session, lic.buyer)
+        for lic in pending
+        if lic.price_total_fen == 0
+    }
+    return render_template(
+        "licenses/review_queue.html", pending=pending, form=ReviewForm(), eligibility=eligibility
+    )
 
 
 @bp.route("/payments/settlements", methods=["GET", "POST"])
@@ -121,6 +128,40 @@ def pay_credit_note(refund_id: int):
             ),
             "success",
         )
+    return redirect(url_for("licenses.settlements"))
+
+
+@bp.post("/payments/credit-notes/<int:refund_id>/retry")
+@login_required
+def retry_refund(refund_id: int):
+    """The operator retries a Stripe refund that failed when its license was revoked."""
+    # No field to validate: CSRFProtect (app-wide) has already checked the token.
+    require(perm.can_pay_credit_note(g.actor))
+    try:
+        refund = payment_refunds.retry_refund(
+            db.session, g.actor, refund_id, config=current_app.config
+        )
+    except (DomainError, LicenseError) as exc:
+        failed(exc)
+    else:
+        if refund.status == payment_refunds.CREDIT_NOTE_PAID:
+            flash(
+                _(
+                    "Stripe refunded %(number)s to the buyer (%(ref)s).",
+                    number=refund.credit_note_number,
+                    ref=refund.paid_reference,
+                ),
+                "success",
+            )
+        else:
+            flash(
+                _(
+                    "Stripe refused the refund again (%(error)s); it stays pending. Retry "
+                    "later or pay it back by bank transfer.",
+                    error=refund.last_error,
+                ),
+                "error",
+            )
     return redirect(url_for("licenses.settlements"))
 
 

@@ -144,6 +144,11 @@ class DatasetDetailSchema(DatasetSchema):
             key=lambda v: v["version"],
             reverse=True,
         )
+        if not catalog.can_view_versions(actor, original):
+            # A version under review (or rejected, refused, processing) is not public: its
+            # figures and refusal reasons stay with the department, operator and regulator.
+            data["latest_version"] = data["versions"][0] if data["versions"] else None
+            data["refusal_reasons"] = []
         return data
 
 

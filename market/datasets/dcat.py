@@ -121,7 +121,9 @@ OPEN_GRADE_LABELS = {
     "restricted": ("不予开放", "restricted"),
 }
 
-QUALITY_DIMENSIONS = ("completeness", "validity", "uniqueness", "consistency", "timeliness")
+QUALITY_DIMENSIONS = (
+    "completeness", "validity", "accuracy", "uniqueness", "consistency", "timeliness",
+)  # fmt: skip
 
 USAGE_RIGHTS_NOTE = (
     "Usage rights only (公共数据授权运营): ownership stays with the public authority. Access is "

@@ -96,6 +96,7 @@ BAND_LABELS: dict[str, Any] = {
 DIMENSION_LABELS: dict[str, Any] = {
     "completeness": _l("Completeness"),
     "validity": _l("Validity"),
+    "accuracy": _l("Accuracy"),
     "uniqueness": _l("Uniqueness"),
     "consistency": _l("Consistency"),
     "timeliness": _l("Timeliness"),

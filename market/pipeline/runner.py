@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import kinds
+from . import domains, kinds
 from . import vectorized as vz
 from .columns import ColumnChunk, Plan, analyse, consistency_checks, repeats, treat
 from .desensitize import Pseudonymizer, coarsen, hash64, levels_for
@@ -427,7 +427,19 @@ class _Job:
             self.failed[p.name] += col.failed
             self.truncated[p.name] += col.truncated
             if col.dates is not None and p.kind != kinds.RESIDENT_ID:
-                q.add_dates(col.dates, timely=p.kind is None)
+                role = domains.date_role(p.name)
+                q.add_dates(
+                    col.dates,
+                    timely=p.kind is None and role == domains.EVENT,
+                    as_of=p.kind is None and role == domains.AS_OF,
+                    column=p.name,
+                )
+            elif p.kind is None and domains.date_role(p.name) == domains.AS_OF:
+                q.add_as_of(domains.latest_period_end(col.text, self.today))
+            for rule, (made, passed) in domains.domain_checks(
+                p.name, p.out_type.type, col.text, col.typed
+            ).items():
+                q.add_accuracy(rule, made, passed, p.name)
         for rule, (made, passed) in consistency_checks(plans, cols).items():
             q.add_check(rule, made, passed)
         if key_plan is not None and q.check_key:

@@ -11,8 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from market.datasets.preview import (
+    BAND_DASH,
     MAX_ROWS,
     PreviewColumn,
+    band,
     read_profile,
     synthetic_preview,
 )
@@ -45,6 +47,12 @@ def test_treated_values_have_the_published_shape(treatment, kind):
     assert len(set(values)) > 1  # generated, not one constant
 
 
+def _bounds(text: str) -> tuple[Decimal, Decimal]:
+    """A numeric band ``"1200–1300"`` → its bounds (the dash never starts a negative low)."""
+    low, _, high = text.rpartition(BAND_DASH)
+    return Decimal(low), Decimal(high)
+
+
 def _preview_columns(cols=REGISTRY_COLUMNS):
     return [PreviewColumn(c.name, c.type, c.pii_kind, c.treatment, c.role, c.profile) for c in cols]
 
@@ -61,10 +69,14 @@ def test_preview_matches_schema_and_profiles():
         assert list(row) == names
         assert row["注册地址"] in {"浦东新区", "闵行区", "静安区"}
         assert row["行业"] in {"制造业", "批发和零售业"}
-        assert Decimal("10") <= Decimal(row["注册资本"]) <= Decimal("5000")
-        assert Decimal(row["注册资本"]).as_tuple().exponent == -2
-        assert isinstance(row["员工人数"], int) and 1 <= row["员工人数"] <= 500
-        assert dt.date(2005, 1, 1) <= dt.date.fromisoformat(row["成立日期"]) <= dt.date(2024, 6, 30)
+        # Numbers are bands of two significant digits around a value inside [min, max].
+        low, high = _bounds(row["注册资本"])
+        assert low < high and low <= Decimal("5000") and high >= Decimal("10")
+        low, high = _bounds(row["员工人数"])
+        assert low < high and low <= 500 and high >= 1 and low == int(low)
+        # Dates are months within the range.
+        assert re.fullmatch(r"\d{4}-\d{2}", row["成立日期"])
+        assert "2005-01" <= row["成立日期"] <= "2024-06"
         assert isinstance(row["是否存续"], bool)
 
 
@@ -91,7 +103,7 @@ def test_rarely_shared_values_are_never_echoed():
     }
     col = PreviewColumn("企业名称", "string", None, "none", "dimension", profile)
     values = {row["企业名称"] for row in synthetic_preview([col], rows=MAX_ROWS, seed=5).rows}
-    assert values == {"制造业"}
+    assert values == {"制造业"}  # shared by many rows, small domain, and public (GB/T 4754)
     only_rare = PreviewColumn(
         "企业名称",
         "string",
@@ -155,9 +167,25 @@ def test_numbers_stay_within_the_profile_range(low, span, std, integer, seed):
         [PreviewColumn("x", kind, None, "none", "measure", profile)], 10, seed
     ).rows
     for row in rows:
-        value = Decimal(str(row["x"]))
-        slack = Decimal(1) if integer else Decimal("0.01")  # rounding to the column's scale
-        assert low - slack <= value <= high + slack
+        band_low, band_high = _bounds(row["x"])
+        # The band holds a value drawn inside [low, high].
+        assert band_low < band_high and band_low <= high and band_high >= low
+        assert row["x"] not in (str(low), str(high), str(mean))
+
+
+@pytest.mark.parametrize(
+    ("value", "integer", "scale", "expected"),
+    [
+        (1234.56, False, 2, "1200–1300"),
+        (7.0, True, 0, "7–8"),
+        (0.0, False, 2, "0–0.01"),
+        (0.0123, False, 2, "0.01–0.02"),
+        (-1234.5, False, 2, "-1300–-1200"),
+        (98765.0, True, 0, "98000–99000"),
+    ],
+)
+def test_bands(value, integer, scale, expected):
+    assert band(value, integer=integer, scale=scale) == expected
 
 
 # -- the API ------------------------------------------------------------------------------------

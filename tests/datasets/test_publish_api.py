@@ -81,7 +81,7 @@ def test_upload_is_processed_and_awaits_review(upload, department, client, data_
     assert version["row_count"] == 60
     assert 0 <= version["quality"]["score"] <= 100
     assert set(version["quality"]["dimensions"]) == {
-        "completeness", "validity", "uniqueness", "consistency", "timeliness"}
+        "completeness", "validity", "accuracy", "uniqueness", "consistency", "timeliness"}
     assert version["k_anonymity"] is not None and version["k_anonymity"] >= 2
     cols = {c["name"]: c for c in version["columns"]}
     for name, (kind, treatment, role) in EXPECTED_KINDS.items():

@@ -119,37 +119,47 @@ def test_restricted_dataset_cannot_be_licensed(client, market):
     assert apply(client, market, quote).status_code == 409
 
 
-def test_free_public_welfare_license_is_active_at_once_without_ledger(app, client, market):
+def test_free_public_welfare_license_is_active_on_approval_without_ledger(app, client, market):
+    """Free licenses always go to review (#13.4; tests/licenses_app/test_free_license_review)."""
     from licenses.models import LedgerJournal
     from market.extensions import db
 
-    quote = market.quote([(market.dataset(), 0)], purpose="public_welfare")
-    r = apply(client, market, quote)
-    assert r.status_code == 201
-    body = r.get_json()
-    assert body["status"] == "active" and body["has_document"]
-    assert body["price"]["total"] == 0
-    doc = client.get(f"/api/v1/licenses/{body['id']}/document", headers=market.buyer.headers)
-    assert "duty" not in doc.get_json()["policy"]["permission"][0]
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(LedgerJournal)) == 0
-    r = client.post(
-        f"/api/v1/licenses/{body['id']}/payments",
-        json={"provider": "invoice"},
-        headers=market.buyer.headers,
-    )
-    assert r.status_code == 409
-
-
-def test_free_conditional_license_is_active_on_approval(client, market):
-    quote = market.quote([(market.dataset(grade="conditional"), 0)], purpose="public_welfare")
-    lic = apply(client, market, quote).get_json()
-    assert lic["status"] == "pending_review"
-    r = client.post(
-        f"/api/v1/licenses/{lic['id']}/review",
-        json={"decision": "approve"},
+    client.post(
+        "/api/v1/public-welfare-bodies",
+        json={"organization_id": market.buyer.org.id, "reason": "charity"},
         headers=market.operator.headers,
     )
-    assert r.get_json()["status"] == "active"
+    for grade in ("open", "conditional"):
+        quote = market.quote([(market.dataset(grade=grade), 0)], purpose="public_welfare")
+        r = client.post(
+            "/api/v1/licenses",
+            json={
+                "quote_id": quote.id,
+                "purpose_statement": "open flood maps",
+                "free_use_justification": "published free for residents",
+            },
+            headers=market.buyer.headers,
+        )
+        assert r.status_code == 201, r.get_json()
+        body = r.get_json()
+        assert body["status"] == "pending_review" and not body["has_document"]
+        r = client.post(
+            f"/api/v1/licenses/{body['id']}/review",
+            json={"decision": "approve"},
+            headers=market.operator.headers,
+        )
+        body = r.get_json()
+        assert body["status"] == "active" and body["has_document"]
+        assert body["price"]["total"] == 0
+        doc = client.get(f"/api/v1/licenses/{body['id']}/document", headers=market.buyer.headers)
+        assert "duty" not in doc.get_json()["policy"]["permission"][0]
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(LedgerJournal)) == 0
+        r = client.post(
+            f"/api/v1/licenses/{body['id']}/payments",
+            json={"provider": "invoice"},
+            headers=market.buyer.headers,
+        )
+        assert r.status_code == 409
 
 
 def test_quote_items_without_a_version_use_the_current_one(app, client, market):

@@ -46,6 +46,7 @@ def test_report_and_output(tmp_path: Path, publish) -> None:
     assert set(d["quality"]["dimensions"]) == {
         "completeness",
         "validity",
+        "accuracy",
         "uniqueness",
         "consistency",
         "timeliness",

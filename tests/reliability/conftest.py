@@ -272,7 +272,8 @@ def build_world(app, session) -> World:
                      _org_id=buyer_org.id):
             quote = _quote(session, _org_id, dataset, amount=amount, purpose=purpose)
             return services.apply_for_license(
-                session, _buyer, quote_id=quote.id, purpose_statement="reliability tests"
+                session, _buyer, quote_id=quote.id, purpose_statement="reliability tests",
+                free_use_justification="reliability tests" if amount == 0 else None,
             )
 
         active = licensed(listed)
@@ -282,13 +283,38 @@ def build_world(app, session) -> World:
         credit_note = payment_refunds.refund_payment(
             session, operator, paid.id, 1_000, "reliability tests", config=config
         )
+        # A Stripe refund that failed on revocation: a pending credit note to retry. Its
+        # PaymentIntent id is not one, so a retry fails before any network call.
+        from licenses.models import Payment, Refund
+
+        stripe_paid = Payment(
+            license_id=licensed(listed).id, provider="stripe", status="settled",
+            amount_fen=5_000, currency="CNY", reference=f"pay_matrix_{side}_{n}",
+            provider_id=f"matrix_intent_{side}_{n}", refunded_fen=1_000,
+            settled_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
+        )
+        session.add(stripe_paid)
+        session.flush()
+        failed_refund = Refund(
+            payment_id=stripe_paid.id, license_id=stripe_paid.license_id, amount_fen=1_000,
+            provider_refund_id=f"CN-MATRIX-{side}-{n}", credit_note_number=f"CN-MATRIX-{side}-{n}",
+            status="pending", reason="reliability tests", provider_ref=f"pay_matrix_{side}_{n}-r1",
+            attempts=1, last_error="matrix",
+        )
+        session.add(failed_refund)
+        session.flush()
         awaiting = licensed(listed)
         open_payment, _, _ = payments.create_payment(
             session, buyer, awaiting.id, "invoice", config=config
         )
         review = licensed(conditional)
-        # Free (public welfare): active at once, no payment needed to suspend it.
+        # Free (public welfare): whitelisted buyer, approved by the operator; no payment
+        # needed to suspend it.
+        from licenses import welfare
+
+        welfare.add(session, operator, buyer_org.id, "reliability tests")
         suspended = licensed(listed, amount=0, purpose="public_welfare")
+        services.review_license(session, operator, suspended.id, decision="approve")
         services.suspend_license(session, regulator, suspended.id, "reliability tests")
         unused_quote = _quote(session, buyer_org.id, listed)
         banned = _org(session, "buyer", side)
@@ -302,6 +328,8 @@ def build_world(app, session) -> World:
             subject_code=subject_org.credit_code,
             pending_org=pending.id,
             blacklisted_org=banned.id,
+            welfare_body=buyer_org.id,
+            welfare_candidate=pending.id,
             dataset_listed=listed.id,
             listed_slug=listed.slug,
             dataset_unlisted=unlisted.id,
@@ -314,6 +342,7 @@ def build_world(app, session) -> World:
             payment_settled=paid.id,
             payment_open=open_payment.id,
             credit_note=credit_note.id,
+            failed_refund=failed_refund.id,
             consent_requested=requested.id,
             consent_granted=granted.id,
         )

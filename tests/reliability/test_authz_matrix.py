@@ -74,6 +74,10 @@ POST   /api/v1/payments/{payment_id}/settle                      payment_id=paym
 POST   /api/v1/payments/stripe/webhook                           -                               400  400     400     400     400     400
 GET    /api/v1/refunds                                           -                               401  403     403     200     200     403
 POST   /api/v1/refunds/{refund_id}/pay                           refund_id=credit_note           401  403     403     200     403     403
+POST   /api/v1/refunds/{refund_id}/retry                         refund_id=failed_refund         401  403     403     200     403     403
+GET    /api/v1/public-welfare-bodies                             -                               401  403     403     200     200     403
+POST   /api/v1/public-welfare-bodies                             -                               401  403     403     201     403     403
+DELETE /api/v1/public-welfare-bodies/{organization_id}           organization_id=welfare_body    401  403     403     204     403     403
 GET    /api/v1/revenue/statements                                -                               401  200/403 403     200     200     403
 GET    /api/v1/revenue/statements.csv                            -                               401  200/403 403     200     200     403
 POST   /api/v1/revenue/payouts                                   -                               401  403     403     201     403     403
@@ -270,6 +274,12 @@ REQUESTS: dict[tuple[str, str], Callable[[World, str, str], Request]] = {
     },
     ("POST", "/api/v1/payments/{payment_id}/settle"): lambda w, s, r: {
         "json": {"bank_reference": f"MATRIX-{_unique()}"}
+    },
+    ("POST", "/api/v1/public-welfare-bodies"): lambda w, s, r: {
+        "json": {"organization_id": w.of(s, "welfare_candidate"), "reason": "matrix"}
+    },
+    ("DELETE", "/api/v1/public-welfare-bodies/{organization_id}"): lambda w, s, r: {
+        "json": {"reason": "matrix"}
     },
     ("POST", "/api/v1/refunds/{refund_id}/pay"): lambda w, s, r: {
         "json": {"reference": f"CN-PAID-{_unique()}"}
