@@ -18,5 +18,6 @@ from market.accounts.models import ApiToken, Organization, User  # noqa: F401
 from market.audit.models import AuditCheckpoint, AuditEvent  # noqa: F401
 from market.consents.models import Consent, Lookup  # noqa: F401
 from market.datasets.models import Dataset, DatasetColumn, DatasetContributor, DatasetVersion  # noqa: F401
+from market.leases import JobLease  # noqa: F401
 from market.quotes.models import PricingParameterSet, Quote  # noqa: F401
 from sandbox.models import SandboxQuery  # noqa: F401

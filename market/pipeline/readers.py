@@ -611,12 +611,14 @@ def _check_counted(row: int, cells: int, limits: ReadLimits) -> None:
 class ParquetSource(Source):
     def __init__(self, path: Path, chunk_rows: int):
         failure = None
+        self._handle = open_input(path)
         try:
-            self._file = pq.ParquetFile(path)
+            self._file = pq.ParquetFile(self._handle)
             schema = self._file.schema_arrow
         except (pa.ArrowException, OSError) as exc:
             failure = type(exc).__name__
         if failure is not None:
+            self._handle.close()
             raise MalformedFile(f"the Parquet file cannot be read ({failure})")
         warn: list[str] = []
         try:
@@ -629,7 +631,7 @@ class ParquetSource(Source):
                         column=f.name,
                     )
         except BaseException:
-            self._file.close()
+            self.close()
             raise
         super().__init__("parquet", None, names, self._file.metadata.num_rows, warn)
         self._chunk_rows = chunk_rows
@@ -640,6 +642,7 @@ class ParquetSource(Source):
 
     def close(self) -> None:
         self._file.close()
+        self._handle.close()
 
     def _read_chunks(self) -> Iterator[Chunk]:
         row = 2

@@ -99,7 +99,7 @@ class SealedWriter(io.RawIOBase):
         self._file.flush()
 
     def flush(self) -> None:  # nothing partial can be flushed: chunks have a fixed size
-        if not self.closed:
+        if not self.closed and not self._file.closed:
             self._file.flush()
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
