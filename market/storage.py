@@ -130,7 +130,12 @@ class LocalStorage:
                         deleted += 1
                 except FileNotFoundError:
                     continue
-            if folder != self.root / "uploads":
+            # A folder made a moment ago may be about to receive a job's output: only old ones.
+            try:
+                stale = folder.stat().st_mtime < cutoff
+            except FileNotFoundError:
+                continue
+            if folder != self.root / "uploads" and stale:
                 self._prune(folder)
         return deleted
 

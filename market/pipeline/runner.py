@@ -207,6 +207,7 @@ class _Request:
 
 
 def _temp(out_path: Path, temps: list[Path]) -> Path:
+    out_path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".part")
     os.close(fd)
     temps.append(Path(name))
