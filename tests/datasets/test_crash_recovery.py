@@ -207,7 +207,7 @@ def test_kill_9_mid_processing_leaves_no_raw_data_and_frees_the_dataset(crash_si
         status, body = _upload(server, headers, content, meta=meta)
         assert status == 202, body
         dataset_id, number = body["id"], body["version"]
-        status_path = f"/api/v1/datasets/{dataset_id}/versions/{number}/status"
+        status_path = f"/api/v1/datasets/{dataset_id}/versions/{number}/status?lang=en"
         output_dir = data_dir / "datasets" / str(dataset_id)
         deadline = time.monotonic() + 60
         while True:  # kill it once it is writing its output: visibly half-way
