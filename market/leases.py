@@ -141,14 +141,27 @@ class LeaseKeeper:
     app: Flask
     held: set[tuple[str, int]] = field(default_factory=set)
     lost: set[tuple[str, int]] = field(default_factory=set)
+    #: Leases seen in the database since held; until then a missing row may just not be
+    #: committed yet (acquire() runs inside the request's transaction), which is not a loss.
+    confirmed: set[tuple[str, int]] = field(default_factory=set)
+    #: When each unconfirmed lease was first held (monotonic), to give up on rolled-back ones.
+    since: dict[tuple[str, int], float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     thread: threading.Thread | None = None
     wake: threading.Event = field(default_factory=threading.Event)
 
-    def hold(self, kind: str, subject_id: int) -> None:
+    def hold(self, kind: str, subject_id: int, *, confirmed: bool = False) -> None:
         with self.lock:
             self.held.add((kind, subject_id))
             self.lost.discard((kind, subject_id))
+            if confirmed:
+                self.confirmed.add((kind, subject_id))
+            else:
+                self.since.setdefault((kind, subject_id), time.monotonic())
+            if self.app.testing and not self.app.config.get("MARKET_JOB_KEEPER_THREAD"):
+                # Tests run jobs inline inside a rolled-back transaction that another
+                # connection cannot see; they call renew() themselves.
+                return
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(
                     target=self._loop, name="market-lease-keeper", daemon=True
@@ -159,6 +172,8 @@ class LeaseKeeper:
         with self.lock:
             self.held.discard((kind, subject_id))
             self.lost.discard((kind, subject_id))
+            self.confirmed.discard((kind, subject_id))
+            self.since.pop((kind, subject_id), None)
 
     def claim(self, session_bind: Any, kind: str, subject_id: int, files: Iterable[str] = ()) -> None:
         """Take the lease for the job about to run here (a queue worker may be another
@@ -176,7 +191,7 @@ class LeaseKeeper:
             lease.heartbeat_at = now
             lease.expires_at = now + dt.timedelta(seconds=lease_seconds(self.app))
             s.commit()
-        self.hold(kind, subject_id)
+        self.hold(kind, subject_id, confirmed=True)
 
     def check(self, kind: str, subject_id: int) -> None:
         """Raise LeaseLost if a renewal found the lease gone."""
@@ -204,11 +219,19 @@ class LeaseKeeper:
                     )
                     .values(heartbeat_at=now, expires_at=expires)
                 )
-                if result.rowcount == 0:
-                    with self.lock:
-                        if (kind, subject_id) in self.held:
-                            self.lost.add((kind, subject_id))
-                            self.held.discard((kind, subject_id))
+                key = (kind, subject_id)
+                with self.lock:
+                    if result.rowcount:
+                        self.confirmed.add(key)
+                        self.since.pop(key, None)
+                    elif key in self.confirmed:  # it existed: a sweeper took it
+                        self.lost.add(key)
+                        self.held.discard(key)
+                        self.confirmed.discard(key)
+                    elif time.monotonic() - self.since.get(key, 0.0) > lease_seconds(self.app):
+                        # never committed (the request failed): nothing to keep alive
+                        self.held.discard(key)
+                        self.since.pop(key, None)
             s.commit()
 
     def _loop(self) -> None:

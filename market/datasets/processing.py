@@ -344,13 +344,22 @@ def fail_expired_publication(session: Session, version_id: int) -> None:
 
     The dataset is then free for a new version; the sweeper deletes the lease's files.
     """
-    version = session.get(DatasetVersion, version_id)
-    if version is None or version.status != VersionStatus.processing:
+    # Compare-and-set: of several sweepers (one per web worker) exactly one fails it.
+    taken = session.execute(
+        sa.update(DatasetVersion)
+        .where(DatasetVersion.id == version_id, DatasetVersion.status == VersionStatus.processing)
+        .values(
+            status=VersionStatus.failed,
+            refusal_reasons=[LEASE_EXPIRED],
+            processed_at=utcnow(),
+            parquet_path=None,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if taken != 1:
         return
-    version.status = VersionStatus.failed
-    version.refusal_reasons = [LEASE_EXPIRED]
-    version.processed_at = utcnow()
-    version.parquet_path = None
+    version = session.get(DatasetVersion, version_id)
+    session.refresh(version)
     sync_dataset_status(version.dataset)
     session.flush()
     record(

@@ -96,7 +96,7 @@ class Server:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
-        deadline = time.monotonic() + 40
+        deadline = time.monotonic() + 90
         while True:
             try:
                 with urllib.request.urlopen(f"{self.url}/api/v1/health", timeout=2) as r:
@@ -201,8 +201,8 @@ def test_kill_9_mid_processing_leaves_no_raw_data_and_frees_the_dataset(crash_si
     headers = crash_site["headers"]
     data_dir = crash_site["instance"] / "data"
     server = Server(crash_site["env"], crash_site["log"])
-    server.start()
     try:
+        server.start()
         meta = metadata(title="人员名单", k_min=2)
         status, body = _upload(server, headers, content, meta=meta)
         assert status == 202, body

@@ -168,6 +168,8 @@ def test_a_job_whose_lease_was_swept_stops_and_does_not_overwrite_the_failure(si
     app, actor = site
     version, staged = _uploaded(actor)
     version_id, path = version.id, str(staged.path)
+    db.session.commit()
+    keeper().renew()  # seen committed: from now on a missing row means it was taken
     _expire(version_id, keep_holding=True)
     db.session.commit()
     sweep(app)
@@ -217,3 +219,13 @@ def test_leftover_staging_files_are_deleted_once_old_unless_a_live_lease_holds_t
     assert result.files_deleted == 1
     assert not orphan.exists() and fresh.exists() and staged.path.exists()
     assert not empty.exists()
+
+
+def test_a_lease_not_yet_committed_is_not_taken_for_lost(site):
+    """acquire() runs inside the request's transaction: a renewal may come before the commit."""
+    from market.leases import keeper
+
+    keeper().hold("publication", 10**9)
+    keeper().renew()
+    keeper().check("publication", 10**9)  # does not raise
+    keeper().drop("publication", 10**9)

@@ -45,8 +45,9 @@ def _workbook(sheet_xml: bytes | None = None, *, rows: int = 0, dimension: str |
                          b'spreadsheetml/2006/main">')
                 if dimension:
                     fh.write(f'<dimension ref="{dimension}"/>'.encode())
-                fh.write(b'<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>key</t></is></c>'
-                         b'<c r="B1" t="inlineStr"><is><t>district</t></is></c></row>')
+                fh.write(f'<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>{HEADER[0]}</t>'
+                         f'</is></c><c r="B1" t="inlineStr"><is><t>{HEADER[1]}</t></is></c>'
+                         '</row>'.encode())
                 row = b'<row><c t="inlineStr"><is><t>9131000000000000XX</t></is></c>' \
                       b'<c t="inlineStr"><is><t>AAAA</t></is></c></row>'
                 block = row * 1000
