@@ -32,8 +32,9 @@ def site(live_app):
         user = accounts.create_user(db.session, system, email="lease@department.example.cn",
                                     password="correct horse battery staple",
                                     organization_id=org.id, check=False)
-        db.session.commit()
-        yield live_app, Actor.from_user(user)
+        actor = Actor.from_user(user)
+        db.session.commit()  # SQLite: no open transaction may hold the write lock
+        yield live_app, actor
         db.session.remove()
 
 
