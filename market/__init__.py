@@ -69,6 +69,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     register_commands(app)
     errors.register_error_handlers(app)
+    from market.leases import init_leases
+
+    init_leases(app)
     app.after_request(_commit_on_success)
     return app
 

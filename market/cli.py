@@ -199,10 +199,25 @@ def demo_cmd(rows, no_serve, host, port) -> None:
         serve_app(host, port)
 
 
+@click.group("jobs")
+def jobs_group() -> None:
+    """Background jobs."""
+
+
+@jobs_group.command("sweep")
+@with_appcontext
+def jobs_sweep() -> None:
+    """Fail jobs whose lease expired (their process died) and delete their leftover files."""
+    from market.leases import sweep
+
+    click.echo(str(sweep()))
+
+
 def register_commands(app) -> None:
     from licenses.cli import licenses_group
 
-    for command in (init_cmd, users_group, token_cmd, audit_group, serve_cmd, demo_cmd):
+    for command in (init_cmd, users_group, token_cmd, audit_group, serve_cmd, demo_cmd,
+                    jobs_group):
         app.cli.add_command(command)
     app.cli.add_command(licenses_group)
     from market.datasets.cli import datasets_group

@@ -96,6 +96,15 @@ def build_config(instance_path: Path, overrides: dict[str, Any] | None = None) -
         #: The operator's fee as a decimal string (never a float): 0.10 = 10 %.
         "MARKET_OPERATOR_FEE_SHARE": os.environ.get("MARKET_OPERATOR_FEE_SHARE", "0.10"),
         "MARKET_JOB_WORKERS": _env_int("MARKET_JOB_WORKERS", 2),
+        # Crash-safe jobs (market.leases): a job's lease lasts this long unless its process
+        # renews it; expired jobs are swept at start-up and every MARKET_JOB_SWEEP_SECONDS.
+        "MARKET_JOB_LEASE_SECONDS": _env_int("MARKET_JOB_LEASE_SECONDS", 60),
+        "MARKET_JOB_SWEEP_SECONDS": _env_int("MARKET_JOB_SWEEP_SECONDS", 60),
+        # XLSX zip-bomb caps, checked before a workbook is parsed (413/422 above them).
+        "MARKET_XLSX_MAX_UNPACKED_BYTES": _env_int("MARKET_XLSX_MAX_UNPACKED_BYTES", 1 << 30),
+        "MARKET_XLSX_MAX_RATIO": _env_int("MARKET_XLSX_MAX_RATIO", 100),
+        "MARKET_XLSX_MAX_ROWS": _env_int("MARKET_XLSX_MAX_ROWS", 1_048_576),
+        "MARKET_XLSX_MAX_CELLS": _env_int("MARKET_XLSX_MAX_CELLS", 50_000_000),
         # The data sandbox (sandbox.services): result row cap, wall-clock limit per query,
         # DuckDB limits per worker process, and the epsilon each DP query spends (a string).
         "MARKET_SANDBOX_ROW_CAP": _env_int("MARKET_SANDBOX_ROW_CAP", 1000),

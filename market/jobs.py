@@ -8,6 +8,14 @@
   functions called by dotted path with JSON-able arguments, so they can be enqueued as they are.
 
 A job runs in its own app context and its own session, and commits its own work.
+
+Crash safety does not depend on the runner: a job that must not be left half-done holds a
+lease (:mod:`market.leases`) recorded with its work and renewed by the process that runs it;
+if that process dies, the sweeper fails the job and deletes its files. The publication job
+reads a staged upload sealed with a key that lives only in the memory of the process that
+received it (:mod:`market.pipeline.sealed`): a runner in another process gets
+``KEY_UNAVAILABLE`` unless the upload is handed over some other way (never by writing the key
+to the broker or the disk).
 """
 
 from __future__ import annotations

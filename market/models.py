@@ -23,5 +23,6 @@ from market.governance.models import (  # noqa: F401
     ListEntry,
     RegistrationCertificate,
 )
+from market.leases import JobLease  # noqa: F401
 from market.quotes.models import PricingParameterSet, PricingProposal, Quote  # noqa: F401
 from sandbox.models import SandboxQuery  # noqa: F401

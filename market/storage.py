@@ -7,6 +7,7 @@ without touching the pipeline or the sandbox. Keys are relative POSIX paths such
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import uuid
 from pathlib import Path
@@ -32,9 +33,20 @@ class Storage(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def purge(self, key: str) -> int:
+        """Delete ``key``, its temp files and its folder if left empty; returns files deleted."""
+
+    def sweep_staging(self, *, protected: set[str], older_than: dt.datetime) -> int:
+        """Delete staging files not in ``protected`` last written before ``older_than``."""
+
+
+#: Folders whose emptiness means nothing is left of a dataset: ``datasets/<id>/``.
+_PRUNABLE = "datasets"
+
 
 class LocalStorage:
-    """Files under ``MARKET_DATA_DIR``. Staging files start with ``.partial-``."""
+    """Files under ``MARKET_DATA_DIR``. Staging files start with ``.partial-``; the pipeline's
+    own temp files next to a staging output are ``.<staging name>.<random>.part``."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root).resolve()
@@ -57,12 +69,75 @@ class LocalStorage:
 
     def discard(self, staging: Path) -> None:
         staging.unlink(missing_ok=True)
+        self._prune(staging.parent)
+
+    def _prune(self, folder: Path) -> None:
+        """Remove ``datasets/<id>/`` if it is empty (a failed upload leaves nothing behind).
+
+        A concurrent job of the same dataset re-creates it (``mkdir`` before each write)."""
+        try:
+            folder = folder.resolve()
+            if folder.parent == self.root / _PRUNABLE and folder.is_dir():
+                folder.rmdir()
+        except OSError:
+            pass  # not empty, or already gone
 
     def local_path(self, key: str) -> Path:
         return self._resolve(key)
 
     def delete(self, key: str) -> None:
-        self._resolve(key).unlink(missing_ok=True)
+        path = self._resolve(key)
+        path.unlink(missing_ok=True)
+        self._prune(path.parent)
+
+    def purge(self, key: str) -> int:
+        path = self._resolve(key)
+        victims = [path]
+        if path.parent.is_dir():
+            victims += list(path.parent.glob(f".{path.name}.*.part"))
+        deleted = 0
+        for victim in victims:
+            try:
+                victim.unlink()
+                deleted += 1
+            except FileNotFoundError:
+                pass
+        self._prune(path.parent)
+        return deleted
+
+    def sweep_staging(self, *, protected: set[str], older_than: dt.datetime) -> int:
+        keep = {self._resolve(k) for k in protected}
+        cutoff = older_than.timestamp()
+        deleted = 0
+        folders = [self.root / "uploads"]
+        datasets = self.root / _PRUNABLE
+        if datasets.is_dir():
+            folders += [d for d in datasets.iterdir() if d.is_dir()]
+        for folder in folders:
+            if not folder.is_dir():
+                continue
+            for path in folder.iterdir():
+                if not path.name.startswith((".partial-", "..partial-")):
+                    continue
+                owner = path
+                if path.name.startswith("..partial-"):  # .<staging name>.<random>.part
+                    owner = path.with_name(path.name[1:].removesuffix(".part").rsplit(".", 1)[0])
+                if path in keep or owner in keep:
+                    continue
+                try:
+                    if path.stat().st_mtime < cutoff:
+                        path.unlink()
+                        deleted += 1
+                except FileNotFoundError:
+                    continue
+            # A folder made a moment ago may be about to receive a job's output: only old ones.
+            try:
+                stale = folder.stat().st_mtime < cutoff
+            except FileNotFoundError:
+                continue
+            if folder != self.root / "uploads" and stale:
+                self._prune(folder)
+        return deleted
 
     def exists(self, key: str) -> bool:
         return self._resolve(key).exists()

@@ -155,7 +155,7 @@ def read_multipart(
                     filename = event.filename
                     if store_file(metadata):
                         staged = services.new_staging_file(filename)
-                        sink = open(staged.path, "wb")  # noqa: SIM115 - closed below
+                        sink = staged.open_writer()  # sealed: no plaintext on disk
                 elif isinstance(event, Data):
                     if isinstance(part, Field):
                         size += len(event.data)
@@ -169,7 +169,6 @@ def read_multipart(
                             metadata = b"".join(buffer).decode("utf-8", "replace")
                     elif sink is not None and staged is not None:
                         sink.write(event.data)
-                        staged.size_bytes += len(event.data)
                         if not event.more_data:
                             sink.close()
                             sink = None
@@ -217,7 +216,7 @@ def install_upload_stream() -> None:
     def factory(total_content_length, content_type, filename=None, content_length=None):  # noqa: ANN001
         staged = services.new_staging_file(filename)
         request.environ.setdefault("market.staged_uploads", []).append(staged)
-        return open(staged.path, "wb+")  # noqa: SIM115 - Werkzeug owns and closes it
+        return staged.open_writer()  # sealed; Werkzeug owns it (seek(0) completes it)
 
     request._get_file_stream = factory  # type: ignore[method-assign]
 
@@ -281,14 +280,14 @@ def _from_preparsed(store_file: Callable[[str | None], bool]) -> ReceivedUpload:
         if not keep:
             return ReceivedUpload(metadata, None, storage_.filename, True)
         staged = services.new_staging_file(storage_.filename)
-        storage_.save(str(staged.path))
+        with staged.open_writer() as sink:
+            storage_.save(sink)
     else:
         staged_list.remove(staged)
         staged.filename = services.safe_filename(storage_.filename)
         if not keep:
             staged.discard()
             return ReceivedUpload(metadata, None, storage_.filename, True)
-    staged.size_bytes = staged.path.stat().st_size
     return ReceivedUpload(metadata, staged, storage_.filename, True)
 
 

@@ -8,6 +8,10 @@ awaits review. On any failure the version is ``failed`` (``refused`` when k-anon
 be reached) with a reason that names the row or column, never a value.
 
 Whatever happens, the raw upload is deleted when the job ends, and no partial file is left.
+If the process dies mid-way (``kill -9``), the job's lease (:mod:`market.leases`, taken when
+the version was recorded and renewed by this process) expires, and the sweeper fails the
+version with :data:`LEASE_EXPIRED` and deletes the staged upload (sealed: unreadable without
+the key that died with the process) and the partial output.
 
 Column profiles (``DatasetColumn.profile``) describe the DESENSITIZED output only::
 
@@ -39,6 +43,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from market import leases
 from market.accounts.actor import Actor
 from market.audit.services import record
 from market.datasets.models import (
@@ -48,9 +53,17 @@ from market.datasets.models import (
     Treatment,
     VersionStatus,
 )
-from market.datasets.services import parquet_key, sha256_file, sync_dataset_status
+from market.datasets.services import (
+    PUBLICATION_LEASE,
+    parquet_key,
+    read_limits,
+    sha256_file,
+    staged_source,
+    sync_dataset_status,
+)
 from market.db import utcnow
 from market.extensions import db
+from market.i18n import N_
 from market.keys import pseudonym_key
 from market.pipeline import KAnonymityTooLow, PipelineError, PipelineReport, run_pipeline
 from market.storage import storage
@@ -76,6 +89,14 @@ ProgressCallback = Callable[[int, int], None]
 
 GENERIC_FAILURE = "processing failed because of an internal error; the upload was discarded"
 NOT_STARTED = "processing could not be started; the upload was discarded: upload it again"
+LEASE_EXPIRED = N_(
+    "processing stopped because the server running it stopped; the upload was deleted: "
+    "upload it again"
+)
+KEY_UNAVAILABLE = N_(
+    "processing could not read the upload (it was received by another server process, which "
+    "holds its key); the upload was deleted: upload it again"
+)
 
 
 # ----------------------------------------------------------------------------- progress
@@ -95,8 +116,11 @@ class ProgressWriter:
         *,
         interval: float = PROGRESS_INTERVAL,
         echo: ProgressCallback | None = None,
+        check: Callable[[], None] | None = None,
     ):
         self.version_id = version_id
+        #: Raises to stop the job (its lease was lost); called on every report.
+        self.check = check
         self.bind = bind
         self.interval = interval
         self.echo = echo
@@ -106,6 +130,8 @@ class ProgressWriter:
         self.writes = 0
 
     def __call__(self, done: int, total: int) -> None:
+        if self.check is not None:
+            self.check()
         if self.echo is not None:
             self.echo(done, total)
         now = time.monotonic()
@@ -152,11 +178,18 @@ def process_version(
     """
     session = db.session
     files = _JobFiles(Path(staging_path))
+    source = staged_source(staging_path)
     try:
         version = session.get(DatasetVersion, version_id)
         if version is None or version.status != VersionStatus.processing:
             log.warning("version %s is not waiting for processing; upload discarded", version_id)
             return version.status if version is not None else None
+        if source is None:
+            session.rollback()
+            files.cleanup()
+            return record_failure(
+                session, version_id, VersionStatus.failed, [KEY_UNAVAILABLE], "key_unavailable"
+            )
         dataset = version.dataset
         params = _Params(
             version_id=version.id,
@@ -172,9 +205,17 @@ def process_version(
         session.commit()
         files.key = parquet_key(params.dataset_id, params.number)
         files.out = storage().staging_path(files.key)
-        writer = ProgressWriter(version_id, session.get_bind(), echo=progress)
+        keeper = leases.keeper()
+        # The partial output joins the lease's files: the sweeper deletes it if we die.
+        keeper.claim(session.get_bind(), PUBLICATION_LEASE, version_id, [_key_of(files.out)])
+        writer = ProgressWriter(
+            version_id,
+            session.get_bind(),
+            echo=progress,
+            check=lambda: keeper.check(PUBLICATION_LEASE, version_id),
+        )
         report = run_pipeline(
-            files.upload,
+            source,
             filename=params.filename,
             out_path=files.out,
             key=pseudonym_key(),
@@ -183,14 +224,19 @@ def process_version(
             overrides=params.overrides,
             k_min=params.k_min,
             progress=writer,
+            limits=read_limits(),
         )
         files.drop_upload()  # the raw upload is not needed a moment longer
         _check_names(report)
         columns = describe_columns(files.out, report)
         digest = sha256_file(files.out)
+        keeper.check(PUBLICATION_LEASE, version_id)
         files.place()
         version = session.get(DatasetVersion, version_id)
+        if version is None or version.status != VersionStatus.processing:
+            raise leases.LeaseLost(f"{PUBLICATION_LEASE} {version_id}")  # swept meanwhile
         _store(session, version, report, columns, files.key, digest)
+        leases.release(session, PUBLICATION_LEASE, version_id)
         session.commit()
         files.placed = False
         log.info(
@@ -218,6 +264,13 @@ def process_version(
         files.cleanup()
 
 
+def _key_of(path: Path) -> str:
+    from flask import current_app
+
+    root = Path(current_app.config["MARKET_DATA_DIR"]).resolve()
+    return path.resolve().relative_to(root).as_posix()
+
+
 @dataclass
 class _JobFiles:
     """The files one job may leave behind if it stops half-way."""
@@ -229,7 +282,10 @@ class _JobFiles:
     placed: bool = False
 
     def drop_upload(self) -> None:
+        from market.datasets.services import forget_staging_key
+
         self.upload.unlink(missing_ok=True)
+        forget_staging_key(self.upload)
 
     def place(self) -> None:
         assert self.out is not None and self.key is not None
@@ -258,10 +314,15 @@ def _check_names(report: PipelineReport) -> None:
 def record_failure(
     session: Session, version_id: int, status: str, reasons: list[str], code: str
 ) -> str | None:
-    """Mark the version failed (or refused) with ``reasons``, audited; commits."""
+    """Mark the version failed (or refused) with ``reasons``, audited, and release its lease;
+    commits. A version no longer ``processing`` (a sweeper already failed it) is left as is."""
     version = session.get(DatasetVersion, version_id)
     if version is None:
         return None
+    leases.release(session, PUBLICATION_LEASE, version_id)
+    if version.status != VersionStatus.processing:
+        session.commit()
+        return version.status
     version.status = status
     version.refusal_reasons = reasons
     version.processed_at = utcnow()
@@ -276,6 +337,56 @@ def record_failure(
     )
     session.commit()
     return status
+
+
+def fail_expired_publication(session: Session, version_id: int) -> None:
+    """Lease expiry handler (market.leases): the job died; fail its version (no commit).
+
+    The dataset is then free for a new version; the sweeper deletes the lease's files.
+    """
+    # Compare-and-set: of several sweepers (one per web worker) exactly one fails it.
+    taken = session.execute(
+        sa.update(DatasetVersion)
+        .where(DatasetVersion.id == version_id, DatasetVersion.status == VersionStatus.processing)
+        .values(
+            status=VersionStatus.failed,
+            refusal_reasons=[LEASE_EXPIRED],
+            processed_at=utcnow(),
+            parquet_path=None,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if taken != 1:
+        return
+    version = session.get(DatasetVersion, version_id)
+    session.refresh(version)
+    sync_dataset_status(version.dataset)
+    session.flush()
+    record(
+        session,
+        "dataset.failed",
+        PIPELINE_ACTOR,
+        ("dataset", version.dataset_id),
+        {
+            "version": version.version,
+            "status": VersionStatus.failed.value,
+            "code": "lease_expired",
+            "reasons": [LEASE_EXPIRED],
+        },
+    )
+
+
+def unleased_publications(session: Session, older_than: Any) -> list[int]:
+    """Versions still ``processing`` recorded before ``older_than`` (the sweeper skips those
+    that hold a lease): left by a crash before leases existed."""
+    return list(
+        session.scalars(
+            sa.select(DatasetVersion.id).where(
+                DatasetVersion.status == VersionStatus.processing,
+                DatasetVersion.created_at < older_than,
+            )
+        )
+    )
 
 
 def _quality_score(score: Any) -> int:

@@ -11,8 +11,11 @@ Front ends (API, CLI, demo seeding, web pages) call these functions in the same 
 5. :func:`review` (operator) lists or rejects the processed version.
 
 Raw uploads live only as ``.partial-…`` files under ``MARKET_DATA_DIR/uploads`` while they
-are processed; whatever happens, the job (or the caller, if the job is never started)
-deletes them. Only the desensitized Parquet is kept.
+are processed, sealed (AES-256-GCM, :mod:`market.pipeline.sealed`) with a random key that
+exists only in this process's memory: a crash leaves unreadable ciphertext. Whatever happens,
+the job (or the caller, if the job is never started) deletes them; if the process dies, the
+job's lease (:mod:`market.leases`) expires and the sweeper fails the version and deletes them.
+Only the desensitized Parquet is kept.
 
 Treatment overrides are chosen at upload (``metadata.treatments``; the upload page offers
 them per column from :func:`inspect_upload` on the file's first lines). After processing the raw
@@ -53,10 +56,14 @@ from market.datasets.models import (
     VersionStatus,
 )
 from market.db import utcnow
-from market.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from market.errors import Conflict, Forbidden, NotFound, TooLarge, ValidationFailed
+from market.i18n import translate
 from market.pipeline import InvalidEntityKey, PipelineError, validate_overrides
 from market.pipeline.detect import Detection
+from market.pipeline.errors import LimitExceeded
+from market.pipeline.readers import ReadLimits, check_workbook, detect_format
 from market.pipeline.schema import TypeInfo
+from market.pipeline.sealed import InputFile, SealedFile, SealedWriter, new_key, open_input
 from market.storage import storage
 
 log = logging.getLogger(__name__)
@@ -74,6 +81,12 @@ _KNOWN_EXTENSIONS = (".csv", ".txt", ".tsv", ".xlsx", ".xlsm", ".parquet", ".pq"
 
 #: Job that processes a staged upload: ``process_version(version_id, staging_path)``.
 PROCESS_JOB = "market.datasets.processing.process_version"
+#: Lease kind of that job (market.leases).
+PUBLICATION_LEASE = "publication"
+
+#: Keys of the sealed staging files of this process, by path. Never written anywhere: when
+#: the process ends, its staging files become unreadable.
+_STAGING_KEYS: dict[str, bytes] = {}
 
 #: Stricter-only order of treatments on already published output (see change_treatments).
 _STRICTNESS = {
@@ -155,15 +168,62 @@ class VersionMeta:
 
 @dataclass
 class StagedUpload:
-    """A raw upload written under the data folder (a ``.partial-…`` file)."""
+    """A raw upload written under the data folder (a sealed ``.partial-…`` file).
+
+    Write it with :meth:`open_writer` (or :func:`write_chunks`), read it with :attr:`source`
+    (what the pipeline opens); the file on disk is ciphertext under :attr:`key`, which lives
+    only in this process.
+    """
 
     path: Path
     #: The sanitized original name; only its extension matters (format detection).
     filename: str
     size_bytes: int = 0
+    key: bytes = field(default_factory=new_key, repr=False)
+
+    def __post_init__(self) -> None:
+        _STAGING_KEYS[str(self.path)] = self.key
+
+    @property
+    def source(self) -> SealedFile:
+        return SealedFile(self.path, self.key)
+
+    @property
+    def storage_key(self) -> str:
+        """The path relative to MARKET_DATA_DIR (what a lease lists)."""
+        root = Path(current_app.config["MARKET_DATA_DIR"]).resolve()
+        return self.path.resolve().relative_to(root).as_posix()
+
+    def open_writer(self) -> SealedWriter:
+        """A new (truncating) writer of the plaintext; ``close()`` completes the file."""
+        return _CountingWriter(self)
 
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)
+        _STAGING_KEYS.pop(str(self.path), None)
+
+
+class _CountingWriter(SealedWriter):
+    def __init__(self, staged: StagedUpload):
+        super().__init__(staged.path, staged.key)
+        self._staged = staged
+        staged.size_bytes = 0
+
+    def write(self, data) -> int:  # noqa: ANN001 - bytes-like
+        n = super().write(data)
+        self._staged.size_bytes += n
+        return n
+
+
+def staged_source(path: str | os.PathLike[str]) -> SealedFile | None:
+    """The readable view of a staging file made by this process (None if its key is not
+    here: another process made it, or it was discarded)."""
+    key = _STAGING_KEYS.get(str(path))
+    return SealedFile(Path(path), key) if key is not None else None
+
+
+def forget_staging_key(path: str | os.PathLike[str]) -> None:
+    _STAGING_KEYS.pop(str(path), None)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -254,7 +314,9 @@ def new_staging_file(filename: str | None) -> StagedUpload:
     ext = Path(name).suffix.lower()
     path = storage().staging_path(UPLOAD_KEY + (ext if ext in _KNOWN_EXTENSIONS else ""))
     path.touch(mode=0o600, exist_ok=False)
-    return StagedUpload(path, name)
+    staged = StagedUpload(path, name)
+    staged.open_writer().close()  # a complete (empty) sealed file until the upload is written
+    return staged
 
 
 def stage_file(source: str | os.PathLike[str], filename: str | None = None) -> StagedUpload:
@@ -262,9 +324,8 @@ def stage_file(source: str | os.PathLike[str], filename: str | None = None) -> S
     src = Path(source)
     staged = new_staging_file(filename or src.name)
     try:
-        with open(src, "rb") as fin, open(staged.path, "wb") as fout:
+        with open(src, "rb") as fin, staged.open_writer() as fout:
             shutil.copyfileobj(fin, fout, _COPY_BLOCK)
-        staged.size_bytes = staged.path.stat().st_size
     except BaseException:
         staged.discard()
         raise
@@ -272,18 +333,17 @@ def stage_file(source: str | os.PathLike[str], filename: str | None = None) -> S
 
 
 def write_chunks(staged: StagedUpload, chunks: Iterable[bytes]) -> StagedUpload:
-    """Append ``chunks`` to the staging file (used by the streaming multipart reader)."""
-    with open(staged.path, "ab") as fh:
+    """Write ``chunks`` as the staging file's whole content (sealed)."""
+    with staged.open_writer() as fh:
         for chunk in chunks:
             fh.write(chunk)
-            staged.size_bytes += len(chunk)
     return staged
 
 
 # ----------------------------------------------------------------------------- prechecks
 
 
-def first_long_line(path: Path, limit: int, *, skip: int = 0) -> int | None:
+def first_long_line(path: InputFile, limit: int, *, skip: int = 0) -> int | None:
     """Number of the first physical line longer than ``limit`` bytes, or None.
 
     The first ``skip`` lines are not checked.
@@ -291,7 +351,7 @@ def first_long_line(path: Path, limit: int, *, skip: int = 0) -> int | None:
     """
     carry = 0  # length of the line still open at the end of the previous block
     lines_before = 0
-    with open(path, "rb") as fh:
+    with open_input(path) as fh:
         for block in iter(lambda: fh.read(_COPY_BLOCK), b""):
             lengths = list(map(len, block.split(b"\n")))
             lengths[0] += carry
@@ -304,8 +364,8 @@ def first_long_line(path: Path, limit: int, *, skip: int = 0) -> int | None:
     return None
 
 
-def _csv_header_columns(path: Path) -> int | None:
-    with open(path, "rb") as fh:
+def _csv_header_columns(path: InputFile) -> int | None:
+    with open_input(path) as fh:
         head = fh.read(HEADER_PROBE_BYTES)
     if not head:
         return None
@@ -315,7 +375,7 @@ def _csv_header_columns(path: Path) -> int | None:
     return max(line.count(sep) for sep in (b",", b"\t", b";", b"|")) + 1
 
 
-def count_columns(path: Path, filename: str) -> int | None:
+def count_columns(path: InputFile, filename: str) -> int | None:
     """Columns in the upload if cheaply knowable from its header, else None."""
     ext = Path(filename).suffix.lower()
     try:
@@ -324,15 +384,16 @@ def count_columns(path: Path, filename: str) -> int | None:
         if ext in (".parquet", ".pq"):
             import pyarrow.parquet as pq
 
-            return pq.read_metadata(path).num_columns
+            with open_input(path) as fh:
+                return pq.read_metadata(fh).num_columns
         if ext in (".xlsx", ".xlsm"):
             import warnings
 
             from openpyxl import load_workbook
 
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), open_input(path) as fh:
                 warnings.simplefilter("ignore")
-                wb = load_workbook(path, read_only=True)
+                wb = load_workbook(fh, read_only=True)
                 try:
                     return wb.worksheets[0].max_column if wb.worksheets else None
                 finally:
@@ -365,19 +426,95 @@ def _override_error(exc: PipelineError, prefix: str) -> ValidationFailed:
     return ValidationFailed(exc.message, {name: [exc.message]})
 
 
+def read_limits() -> ReadLimits:
+    """The workbook caps (zip bombs) from the configuration."""
+    config = current_app.config
+    base = ReadLimits()
+    return ReadLimits(
+        xlsx_max_unpacked_bytes=int(
+            config.get("MARKET_XLSX_MAX_UNPACKED_BYTES", base.xlsx_max_unpacked_bytes)
+        ),
+        xlsx_max_ratio=int(config.get("MARKET_XLSX_MAX_RATIO", base.xlsx_max_ratio)),
+        xlsx_max_rows=int(config.get("MARKET_XLSX_MAX_ROWS", base.xlsx_max_rows)),
+        xlsx_max_cells=int(config.get("MARKET_XLSX_MAX_CELLS", base.xlsx_max_cells)),
+    )
+
+
+def pipeline_error_text(exc: PipelineError) -> str:
+    """The pipeline error's message in the reader's language (its msgid and params)."""
+    return translate(exc.msgid, exc.params) if exc.params else translate(exc.msgid)
+
+
+def check_upload_workbook(upload: StagedUpload) -> None:
+    """Refuse an XLSX zip bomb or DTD before anything parses it.
+
+    Raises TooLarge (413) when the workbook unpacks beyond MARKET_XLSX_MAX_UNPACKED_BYTES or is
+    compressed more than MARKET_XLSX_MAX_RATIO to 1; ValidationFailed (422) when its first
+    sheet declares more rows or cells than allowed, or for a DTD or a damaged archive.
+    """
+    limits = read_limits()
+    try:
+        detect_format(upload.source, upload.filename)
+    except PipelineError:
+        return  # not a workbook at all: the job records why
+    try:
+        check_workbook(upload.source, limits)
+        _check_declared_size(upload, limits)
+    except LimitExceeded as exc:
+        text = pipeline_error_text(exc)
+        errors = {"file": [text], "limit": [exc.limit]}
+        if exc.limit in ("unpacked", "ratio"):
+            raise TooLarge(text, errors) from None
+        raise ValidationFailed(text, errors) from None
+    except PipelineError as exc:
+        text = pipeline_error_text(exc)
+        raise ValidationFailed(text, {"file": [text]}) from None
+
+
+def _check_declared_size(upload: StagedUpload, limits: ReadLimits) -> None:
+    """The first sheet's ``dimension`` against the row and cell caps (no row is parsed)."""
+    import warnings
+
+    from openpyxl import load_workbook
+
+    from market.pipeline.readers import _check_dimension
+
+    try:
+        with warnings.catch_warnings(), open_input(upload.source) as fh:
+            warnings.simplefilter("ignore")
+            wb = load_workbook(fh, read_only=True)
+            try:
+                if wb.worksheets:
+                    sheet = wb.worksheets[0]
+                    rows, cols = sheet.max_row, sheet.max_column
+                else:
+                    rows = cols = None
+            finally:
+                wb.close()
+    except PipelineError:
+        raise
+    except Exception:  # noqa: BLE001 - a broken workbook is the pipeline's to report, by row
+        return
+    _check_dimension(rows, cols, limits)
+
+
 def precheck_upload(
     upload: StagedUpload, *, entity_key: str, treatments: Mapping[str, str]
 ) -> None:
     """Cheap checks before anything is recorded.
 
+    Raises TooLarge (413) or ValidationFailed (422) for an XLSX zip bomb, a DTD or a sheet
+    beyond the row and cell caps (:func:`check_upload_workbook`), before anything parses it.
     Raises ValidationFailed (422) when the header has more columns than MARKET_MAX_COLUMNS,
     when a CSV data line is longer than MARKET_MAX_LINE_BYTES, or when a treatment override
     is not allowed for its column (``never none for a direct identifier``), naming the
     column under ``treatments.<column>``. Other problems of the
     file are left to the job, which records them on the version with the row or column.
     """
+    if Path(upload.filename).suffix.lower() in (".xlsx", ".xlsm"):
+        check_upload_workbook(upload)
     cap = max_columns()
-    ncols = count_columns(upload.path, upload.filename)
+    ncols = count_columns(upload.source, upload.filename)
     if ncols is not None and ncols > cap:
         raise ValidationFailed(
             f"The file has {ncols} columns; at most {cap} are accepted.",
@@ -386,7 +523,7 @@ def precheck_upload(
     if Path(upload.filename).suffix.lower() in (".csv", ".txt", ".tsv"):
         # The header is bounded by the column cap; the data lines by the line cap.
         limit = int(current_app.config.get("MARKET_MAX_LINE_BYTES", DEFAULT_MAX_LINE_BYTES))
-        long_line = first_long_line(upload.path, limit, skip=1)
+        long_line = first_long_line(upload.source, limit, skip=1)
         if long_line is not None:
             message = (
                 f"line {long_line} is longer than {limit} bytes; cells this large are not "
@@ -398,7 +535,9 @@ def precheck_upload(
     from market.pipeline import inspect
 
     try:
-        report = inspect(upload.path, upload.filename, entity_key=entity_key)
+        report = inspect(
+            upload.source, upload.filename, entity_key=entity_key, limits=read_limits()
+        )
     except InvalidEntityKey as exc:
         raise ValidationFailed(exc.message, {"entity_key": [exc.message]}) from None
     except PipelineError:
@@ -422,7 +561,9 @@ def inspect_upload(upload: StagedUpload, *, entity_key: str | None) -> dict[str,
 
     precheck_upload(upload, entity_key=entity_key or "", treatments={})
     try:
-        report = inspect(upload.path, upload.filename, entity_key=entity_key or None)
+        report = inspect(
+            upload.source, upload.filename, entity_key=entity_key or None, limits=read_limits()
+        )
     except InvalidEntityKey as exc:
         raise ValidationFailed(exc.message, {"entity_key": [exc.message]}) from None
     except PipelineError as exc:
@@ -526,6 +667,7 @@ def create_dataset(
         )
         return version
     session.flush()
+    _lease(session, version, upload)
     record(
         session,
         "dataset.uploaded",
@@ -590,6 +732,7 @@ def create_version(
         dataset.k_min = meta.k_min
         changed["k_min"] = meta.k_min
     session.flush()
+    _lease(session, version, upload)
     sync_dataset_status(dataset)
     record(
         session,
@@ -605,6 +748,15 @@ def create_version(
         },
     )
     return version
+
+
+def _lease(session: Session, version: DatasetVersion, upload: StagedUpload | None) -> None:
+    """The job's lease, in the transaction that records the version: if this process dies
+    before the job ends, the sweeper fails the version and deletes the staged file."""
+    from market import leases
+
+    files = [upload.storage_key] if upload is not None else []
+    leases.acquire(session, PUBLICATION_LEASE, version.id, files)
 
 
 def start_processing(version: DatasetVersion, upload: StagedUpload) -> None:
@@ -664,7 +816,8 @@ def version_status(version: DatasetVersion) -> dict[str, Any]:
     return {
         "status": version.status,
         "progress": progress_of(version),
-        "refusal_reasons": list(version.refusal_reasons or []),
+        # Reasons are stored as English msgids (the job has no reader); shown translated.
+        "refusal_reasons": [translate(r) for r in version.refusal_reasons or []],
     }
 
 

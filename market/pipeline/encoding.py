@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import codecs
 import io
-from pathlib import Path
 
 from .errors import EncodingError
+from .sealed import InputFile, open_input
 
 SAMPLE_BYTES = 1 << 20
 
@@ -39,9 +39,9 @@ def _non_ascii_window(f: io.BufferedReader) -> bytes | None:
     return None
 
 
-def detect_encoding(path: str | Path) -> tuple[str, str]:
+def detect_encoding(path: InputFile) -> tuple[str, str]:
     """(reported encoding, codec to read with). Raises EncodingError."""
-    with open(path, "rb") as f:
+    with open_input(path) as f:
         head = f.read(SAMPLE_BYTES)
         if head.startswith(codecs.BOM_UTF8):
             if _decodes(head[3:], "utf-8"):

@@ -15,9 +15,21 @@ class PipelineError(Exception):
     #: A stable, machine-readable code for API error bodies.
     code = "pipeline_error"
 
-    def __init__(self, message: str, *, row: int | None = None, column: str | None = None):
-        super().__init__(message)
-        self.message = message
+    def __init__(
+        self,
+        message: str,
+        *,
+        row: int | None = None,
+        column: str | None = None,
+        **params: object,
+    ):
+        # With ``params``, ``message`` is an English msgid (marked ``N_``) and ``.message`` the
+        # formatted English text; the app translates ``msgid`` with ``params``.
+        text = message % params if params else message
+        super().__init__(text)
+        self.message = text
+        self.msgid = message
+        self.params = params
         self.row = row
         self.column = column
 
@@ -41,6 +53,22 @@ class MalformedFile(PipelineError):
     """The file is structurally broken: ragged rows, bad header, unreadable workbook..."""
 
     code = "malformed_file"
+
+
+class LimitExceeded(PipelineError):
+    """The upload is larger than a configured cap (unpacked size, compression ratio, rows or
+    cells): refused before it can exhaust memory or time. ``limit`` names the cap."""
+
+    code = "limit_exceeded"
+
+    def __init__(self, message: str, *, limit: str, row: int | None = None, **params: object):
+        super().__init__(message, row=row, **params)
+        self.limit = limit
+
+    def to_dict(self) -> dict[str, object]:
+        out = super().to_dict()
+        out["limit"] = self.limit
+        return out
 
 
 class InvalidOverride(PipelineError):

@@ -17,24 +17,57 @@ import codecs
 import csv
 import datetime as dt
 import io
+import re
 import warnings
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from xml.etree.ElementTree import ParseError as XmlParseError
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
+from market.i18n import N_
+
 from .encoding import SAMPLE_BYTES, detect_encoding
-from .errors import EncodingError, MalformedFile, UnsupportedFormat
+from .errors import EncodingError, LimitExceeded, MalformedFile, PipelineError, UnsupportedFormat
+from .sealed import InputFile, input_size, open_input
 
 CSV_EXTENSIONS = {".csv", ".txt", ".tsv"}
 XLSX_EXTENSIONS = {".xlsx", ".xlsm"}
 PARQUET_EXTENSIONS = {".parquet", ".pq"}
 _DELIMITERS = (",", "\t", ";", "|")
+_MB = 1 << 20
+#: Excel's own sheet size: a workbook claiming more was not made by a spreadsheet program.
+EXCEL_MAX_ROWS = 1_048_576
+EXCEL_MAX_COLUMNS = 16_384
+#: Parts of a workbook smaller than this are not judged by their compression ratio (tiny XML
+#: files compress unevenly and cannot hurt).
+RATIO_MIN_BYTES = _MB
+#: How far into an XML part its prolog (where a DTD would be) may reach.
+PROLOG_MAX_BYTES = 64 * 1024
+_START_TAG = re.compile(rb"<[A-Za-z_]")
+_DTD = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """Caps checked before and while a workbook is parsed (zip bombs)."""
+
+    #: Sum of the unpacked sizes of the workbook's parts.
+    xlsx_max_unpacked_bytes: int = 1 << 30
+    #: Unpacked size over packed size, per part of at least RATIO_MIN_BYTES.
+    xlsx_max_ratio: int = 100
+    #: Rows and cells of the first worksheet (from its ``dimension`` and counted while read).
+    xlsx_max_rows: int = EXCEL_MAX_ROWS
+    xlsx_max_cells: int = 50_000_000
+
+
+DEFAULT_LIMITS = ReadLimits()
 
 
 @dataclass
@@ -55,7 +88,36 @@ class Source:
     total: int
     warnings: list[str] = field(default_factory=list)
 
-    def chunks(self) -> Iterator[Chunk]:  # pragma: no cover - overridden
+    #: Cells per column in which NUL bytes were found (and removed) so far.
+    nul_cells: dict[str, int] = field(default_factory=dict)
+
+    def chunks(self) -> Iterator[Chunk]:
+        """The file's rows, ``chunk_rows`` at a time, NUL bytes removed from text cells.
+
+        NUL is never data (PostgreSQL text cannot even hold it); removing it is reported in
+        :attr:`nul_cells`, which the pipeline turns into a report warning.
+        """
+        inner = self._read_chunks()
+        try:
+            for chunk in inner:
+                yield Chunk(chunk.first_row, self._strip_nul(chunk.table))
+        finally:
+            inner.close()
+
+    def _strip_nul(self, table: pa.Table) -> pa.Table:
+        for index, name in enumerate(table.column_names):
+            col = table.column(index)
+            if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+                continue
+            hits = pc.sum(pc.match_substring(col, "\x00")).as_py() or 0
+            if hits:
+                self.nul_cells[name] = self.nul_cells.get(name, 0) + int(hits)
+                table = table.set_column(
+                    index, name, pc.replace_substring(col, "\x00", "")
+                )
+        return table
+
+    def _read_chunks(self) -> Iterator[Chunk]:  # pragma: no cover - overridden
         raise NotImplementedError
 
     def position(self) -> int:  # pragma: no cover - overridden
@@ -71,13 +133,13 @@ class Source:
         self.close()
 
 
-def detect_format(path: str | Path, filename: str) -> str:
+def detect_format(path: InputFile, filename: str) -> str:
     """'csv', 'xlsx' or 'parquet' from the file name, checked against the content.
 
     Raises UnsupportedFormat (wrong or unknown type) or MalformedFile (empty, truncated).
     """
     ext = Path(filename).suffix.lower()
-    with open(path, "rb") as f:
+    with open_input(path) as f:
         head = f.read(8)
         size = f.seek(0, io.SEEK_END)
         f.seek(max(0, size - 4))
@@ -103,14 +165,19 @@ def detect_format(path: str | Path, filename: str) -> str:
     )
 
 
-def open_source(path: str | Path, filename: str, *, chunk_rows: int) -> Source:
-    """Open ``path`` (uploaded as ``filename``). Raises the typed errors of the readers."""
+def open_source(
+    path: InputFile, filename: str, *, chunk_rows: int, limits: ReadLimits = DEFAULT_LIMITS
+) -> Source:
+    """Open ``path`` (uploaded as ``filename``). Raises the typed errors of the readers,
+    LimitExceeded for a workbook beyond ``limits``."""
     fmt = detect_format(path, filename)
+    if isinstance(path, str | Path):
+        path = Path(path)
     if fmt == "csv":
-        return CsvSource(Path(path), chunk_rows, tsv=filename.lower().endswith(".tsv"))
+        return CsvSource(path, chunk_rows, tsv=filename.lower().endswith(".tsv"))
     if fmt == "xlsx":
-        return XlsxSource(Path(path), chunk_rows)
-    return ParquetSource(Path(path), chunk_rows)
+        return XlsxSource(path, chunk_rows, limits)
+    return ParquetSource(path, chunk_rows)
 
 
 # ---------------------------------------------------------------------------- CSV
@@ -129,6 +196,10 @@ def clean_names(raw: list[str], warn: list[str]) -> list[str]:
     names: list[str] = []
     seen: set[str] = set()
     for i, name in enumerate(raw, start=1):
+        if "\x00" in name:
+            name = name.replace("\x00", "")
+            warn.append(N_("the header of column %(position)s contained NUL bytes, which were "
+                           "removed") % {"position": i})
         name = name.strip().lstrip("\ufeff").strip()
         if not name:
             name = f"column_{i}"
@@ -153,8 +224,8 @@ class _QuoteCountingFile(io.RawIOBase):
     character, so the raw bytes can be counted whatever the encoding.
     """
 
-    def __init__(self, path: Path):
-        self._f = open(path, "rb")  # noqa: SIM115  (closed by close())
+    def __init__(self, path: InputFile):
+        self._f = open_input(path)
         self.quotes = 0
         self.position = 0
 
@@ -174,9 +245,9 @@ class _QuoteCountingFile(io.RawIOBase):
 
 
 class CsvSource(Source):
-    def __init__(self, path: Path, chunk_rows: int, *, tsv: bool = False):
+    def __init__(self, path: InputFile, chunk_rows: int, *, tsv: bool = False):
         reported, codec = detect_encoding(path)
-        with open(path, "rb") as f:
+        with open_input(path) as f:
             head = f.read(SAMPLE_BYTES)
         text = codecs.getincrementaldecoder(codec)("replace").decode(head, final=False)
         text = text.lstrip("\ufeff")
@@ -184,7 +255,7 @@ class CsvSource(Source):
         delimiter = "\t" if tsv else max(_DELIMITERS, key=lambda d: (first_line.count(d), d == ","))
         warn: list[str] = []
         names = clean_names(_header(text, delimiter), warn)
-        super().__init__("csv", reported, names, path.stat().st_size, warn)
+        super().__init__("csv", reported, names, input_size(path), warn)
         self._path = path
         self._codec = codec
         self._delimiter = delimiter
@@ -201,7 +272,7 @@ class CsvSource(Source):
         if self._file is not None:
             self._file.close()
 
-    def chunks(self) -> Iterator[Chunk]:
+    def _read_chunks(self) -> Iterator[Chunk]:
         ncols = len(self.columns)
         self._file = _QuoteCountingFile(self._path)
         read = pcsv.ReadOptions(
@@ -254,7 +325,7 @@ class CsvSource(Source):
         decoder = codecs.getincrementaldecoder(self._codec)("strict")
 
         def lines() -> Iterator[str]:
-            with open(self._path, "rb") as f:
+            with open_input(self._path) as f:
                 for number, raw in enumerate(f, start=1):
                     try:
                         text: str | None = decoder.decode(raw)
@@ -311,19 +382,25 @@ def cell_text(value: object) -> str | None:
 
 
 class XlsxSource(Source):
-    def __init__(self, path: Path, chunk_rows: int):
+    def __init__(self, path: InputFile, chunk_rows: int, limits: ReadLimits = DEFAULT_LIMITS):
         import openpyxl
 
+        # Before openpyxl reads anything (it loads the shared strings whole): refuse bombs.
+        check_workbook(path, limits)
+        self._limits = limits
+        self._handle = open_input(path)
         warn: list[str] = []
         failure = None
         try:
             with warnings.catch_warnings():
                 # openpyxl warns about styles and extensions it ignores; they do not matter.
                 warnings.simplefilter("ignore")
-                self._book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-        except (zipfile.BadZipFile, KeyError, OSError, ValueError, TypeError) as exc:
+                self._book = openpyxl.load_workbook(self._handle, read_only=True, data_only=True)
+        except (zipfile.BadZipFile, KeyError, OSError, ValueError, TypeError, XmlParseError,
+                SyntaxError) as exc:
             failure = type(exc).__name__
         if failure is not None:
+            self._handle.close()
             raise MalformedFile(f"the workbook cannot be read ({failure})")
         try:
             names, total = self._open_sheet(warn)
@@ -333,12 +410,14 @@ class XlsxSource(Source):
         super().__init__("xlsx", None, names, total, warn)
         self._chunk_rows = chunk_rows
         self._done = 0
+        self._cells = 0
 
     def _open_sheet(self, warn: list[str]) -> tuple[list[str], int]:
         """Read the header of the first worksheet: (column names, data rows expected)."""
         if not self._book.worksheets:
             raise MalformedFile("the workbook has no worksheet")
         sheet = self._book.worksheets[0]
+        _check_dimension(sheet.max_row, sheet.max_column, self._limits)
         if len(self._book.worksheets) > 1:
             warn.append(f"only the first worksheet ({sheet.title}) was read")
         self._rows = sheet.iter_rows(values_only=True)
@@ -362,8 +441,9 @@ class XlsxSource(Source):
         if rows is not None:
             rows.close()
         self._book.close()
+        self._handle.close()
 
-    def chunks(self) -> Iterator[Chunk]:
+    def _read_chunks(self) -> Iterator[Chunk]:
         ncols = len(self.columns)
         columns: list[list[str | None]] = [[] for _ in range(ncols)]
         first = self._row + 1
@@ -371,6 +451,8 @@ class XlsxSource(Source):
         try:
             for values in self._rows:
                 self._row += 1
+                self._cells += len(values)
+                _check_counted(self._row, self._cells, self._limits)
                 if len(values) > ncols and any(v is not None for v in values[ncols:]):
                     raise MalformedFile(
                         f"row {self._row} has values beyond the {ncols} header columns",
@@ -386,7 +468,10 @@ class XlsxSource(Source):
                     first = self._row + 1
             if columns[0]:
                 yield self._chunk(first, columns)
-        except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError) as exc:
+        except PipelineError:
+            raise
+        except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError, XmlParseError,
+                SyntaxError) as exc:
             failure = type(exc).__name__
         finally:
             self.close()
@@ -401,18 +486,139 @@ class XlsxSource(Source):
         return Chunk(first, pa.Table.from_arrays(arrays, names=self.columns))
 
 
+# ---------------------------------------------------------------------------- XLSX guard
+
+
+def _mb(n: int) -> str:
+    return f"{n / _MB:.1f}"
+
+
+def check_workbook(source: InputFile, limits: ReadLimits = DEFAULT_LIMITS) -> None:
+    """Refuse a zip bomb or a workbook with a DTD before any XML of it is parsed.
+
+    Reads only the zip directory and the first bytes of each XML part. Raises LimitExceeded
+    (``limit`` = ``unpacked`` or ``ratio``) and MalformedFile (not a zip, a DTD, a prolog that
+    never ends). Zip entries never unpack beyond their declared size (the zipfile module cuts
+    them there and the CRC check then fails), so the directory's sizes can be trusted.
+    """
+    with open_input(source) as handle:
+        try:
+            archive = zipfile.ZipFile(handle)
+        except (zipfile.BadZipFile, OSError, ValueError):
+            raise MalformedFile(N_("the workbook is not a valid zip archive")) from None
+        with archive:
+            members = archive.infolist()
+            unpacked = sum(m.file_size for m in members)
+            if unpacked > limits.xlsx_max_unpacked_bytes:
+                raise LimitExceeded(
+                    N_("the workbook unpacks to %(size)s MB; at most %(max_size)s MB are "
+                       "accepted"),
+                    limit="unpacked",
+                    size=_mb(unpacked),
+                    max_size=_mb(limits.xlsx_max_unpacked_bytes),
+                )
+            for m in members:
+                if m.file_size >= RATIO_MIN_BYTES:
+                    ratio = m.file_size / max(1, m.compress_size)
+                    if ratio > limits.xlsx_max_ratio:
+                        raise LimitExceeded(
+                            N_("a part of the workbook is compressed %(ratio)s to 1; at most "
+                               "%(max_ratio)s to 1 is accepted (this is how zip bombs look)"),
+                            limit="ratio",
+                            ratio=int(ratio),
+                            max_ratio=limits.xlsx_max_ratio,
+                        )
+            for m in members:
+                if m.filename.lower().endswith((".xml", ".rels", ".vml")):
+                    _check_prolog(archive, m)
+
+
+def _check_prolog(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> None:
+    try:
+        with archive.open(member) as fh:
+            head = b""
+            while len(head) < PROLOG_MAX_BYTES:
+                block = fh.read(4096)
+                if not block:
+                    break
+                head += block
+                if _START_TAG.search(head):
+                    break
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, RuntimeError):
+        raise MalformedFile(N_("the workbook is damaged: a part of it cannot be unpacked")) from None
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        head = head.decode("utf-16", "replace").encode("utf-8", "replace")
+    found = _START_TAG.search(head)
+    prolog = head[: found.start()] if found else head
+    if _DTD.search(prolog):
+        raise MalformedFile(
+            N_("the workbook contains a document type declaration (DTD), which is refused for "
+               "security reasons; open it in Excel or WPS and save it again as .xlsx")
+        )
+    if found is None and len(head) >= PROLOG_MAX_BYTES:
+        raise MalformedFile(
+            N_("a part of the workbook does not start like a spreadsheet; save it again as .xlsx")
+        )
+
+
+def _check_dimension(rows: int | None, columns: int | None, limits: ReadLimits) -> None:
+    """The sheet's declared size (its ``dimension``), before any row is read."""
+    if rows is not None and rows > limits.xlsx_max_rows:
+        raise LimitExceeded(
+            N_("the worksheet declares %(rows)s rows; at most %(max_rows)s are accepted"),
+            limit="rows",
+            rows=rows,
+            max_rows=limits.xlsx_max_rows,
+        )
+    if columns is not None and columns > EXCEL_MAX_COLUMNS:
+        raise LimitExceeded(
+            N_("the worksheet declares %(columns)s columns; a worksheet has at most "
+               "%(max_columns)s"),
+            limit="columns",
+            columns=columns,
+            max_columns=EXCEL_MAX_COLUMNS,
+        )
+    if rows is not None and columns is not None and rows * columns > limits.xlsx_max_cells:
+        raise LimitExceeded(
+            N_("the worksheet declares %(cells)s cells; at most %(max_cells)s are accepted"),
+            limit="cells",
+            cells=rows * columns,
+            max_cells=limits.xlsx_max_cells,
+        )
+
+
+def _check_counted(row: int, cells: int, limits: ReadLimits) -> None:
+    """The same caps while reading: the ``dimension`` may be missing or lie."""
+    if row > limits.xlsx_max_rows:
+        raise LimitExceeded(
+            N_("the worksheet has more than %(max_rows)s rows"),
+            limit="rows",
+            row=row,
+            max_rows=limits.xlsx_max_rows,
+        )
+    if cells > limits.xlsx_max_cells:
+        raise LimitExceeded(
+            N_("the worksheet has more than %(max_cells)s cells"),
+            limit="cells",
+            row=row,
+            max_cells=limits.xlsx_max_cells,
+        )
+
+
 # ---------------------------------------------------------------------------- Parquet
 
 
 class ParquetSource(Source):
     def __init__(self, path: Path, chunk_rows: int):
         failure = None
+        self._handle = open_input(path)
         try:
-            self._file = pq.ParquetFile(path)
+            self._file = pq.ParquetFile(self._handle)
             schema = self._file.schema_arrow
         except (pa.ArrowException, OSError) as exc:
             failure = type(exc).__name__
         if failure is not None:
+            self._handle.close()
             raise MalformedFile(f"the Parquet file cannot be read ({failure})")
         warn: list[str] = []
         try:
@@ -425,7 +631,7 @@ class ParquetSource(Source):
                         column=f.name,
                     )
         except BaseException:
-            self._file.close()
+            self.close()
             raise
         super().__init__("parquet", None, names, self._file.metadata.num_rows, warn)
         self._chunk_rows = chunk_rows
@@ -436,8 +642,9 @@ class ParquetSource(Source):
 
     def close(self) -> None:
         self._file.close()
+        self._handle.close()
 
-    def chunks(self) -> Iterator[Chunk]:
+    def _read_chunks(self) -> Iterator[Chunk]:
         row = 2
         failure = None
         try:

@@ -24,6 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from market.i18n import N_
+
 from . import domains, kinds
 from . import vectorized as vz
 from .columns import ColumnChunk, Plan, analyse, consistency_checks, repeats, treat
@@ -32,9 +34,10 @@ from .detect import Detection, detect_column
 from .errors import KAnonymityTooLow, PipelineError
 from .kanon import GroupCounter, QuasiIdentifier, choose_step
 from .quality import QualityAccumulator
-from .readers import Chunk, Source, open_source
+from .readers import DEFAULT_LIMITS, Chunk, ReadLimits, Source, open_source
 from .report import ColumnInspection, ColumnReport, InspectReport, PipelineReport
 from .schema import infer
+from .sealed import InputFile
 from .treatments import allowed_treatments, check_entity_key, default_treatment, validate_overrides
 
 logger = logging.getLogger(__name__)
@@ -78,12 +81,13 @@ def _detect(first: Chunk, today: dt.date) -> list[Detection]:
 
 
 def inspect(
-    source_path: str | os.PathLike[str],
+    source_path: InputFile,
     filename: str,
     *,
     entity_key: str | None = None,
     chunk_rows: int = 200_000,
     now: dt.datetime | None = None,
+    limits: ReadLimits = DEFAULT_LIMITS,
 ) -> InspectReport:
     """Detect types and PII kinds and propose treatments, without writing anything.
 
@@ -91,7 +95,7 @@ def inspect(
     MalformedFile), InvalidEntityKey, or PipelineError for a file without data rows.
     """
     today = _now(now).date()
-    with open_source(source_path, filename, chunk_rows=chunk_rows) as source:
+    with open_source(source_path, filename, chunk_rows=chunk_rows, limits=limits) as source:
         first, chunks = _first_chunk(source)
         detections = _detect(first, today)
         chunks.close()  # type: ignore[attr-defined]
@@ -115,7 +119,7 @@ def inspect(
 
 
 def run_pipeline(
-    source_path: str | os.PathLike[str],
+    source_path: InputFile,
     *,
     filename: str,
     out_path: str | os.PathLike[str],
@@ -128,6 +132,7 @@ def run_pipeline(
     now: dt.datetime | None = None,
     progress: Progress | None = None,
     key_unique: bool | None = None,
+    limits: ReadLimits = DEFAULT_LIMITS,
 ) -> PipelineReport:
     """Publish ``source_path`` (uploaded as ``filename``) as desensitized Parquet at ``out_path``.
 
@@ -135,8 +140,13 @@ def run_pipeline(
     be unique (None: decided from the first chunk). ``progress(done, total)`` is called after
     every chunk, in bytes for CSV and rows otherwise.
 
-    Raises UnsupportedFormat, EncodingError, MalformedFile, InvalidEntityKey, InvalidOverride,
-    KAnonymityTooLow or PipelineError; in every case no output file is left behind.
+    ``source_path`` may be a :class:`~market.pipeline.sealed.SealedFile` (an encrypted staging
+    file). ``limits`` caps workbooks (zip bombs). NUL bytes in text cells are removed and
+    reported as warnings.
+
+    Raises UnsupportedFormat, EncodingError, MalformedFile, LimitExceeded, InvalidEntityKey,
+    InvalidOverride, KAnonymityTooLow or PipelineError; in every case no output file is left
+    behind.
     """
     if not key:
         raise ValueError("the pseudonym key is empty")
@@ -148,7 +158,7 @@ def run_pipeline(
             + ", ".join(kinds.UPDATE_FREQUENCY_DAYS)
         )
     request = _Request(
-        source_path=Path(source_path),
+        source_path=source_path if not isinstance(source_path, str) else Path(source_path),
         filename=filename,
         out_path=Path(out_path),
         entity_key=entity_key,
@@ -157,6 +167,7 @@ def run_pipeline(
         k_min=k_min,
         chunk_rows=chunk_rows,
         key_unique=key_unique,
+        limits=limits,
     )
     request.out_path.parent.mkdir(parents=True, exist_ok=True)
     temps: list[Path] = []
@@ -183,7 +194,7 @@ def run_pipeline(
 
 @dataclass(frozen=True)
 class _Request:
-    source_path: Path
+    source_path: InputFile
     filename: str
     out_path: Path
     entity_key: str | None
@@ -192,9 +203,11 @@ class _Request:
     k_min: int
     chunk_rows: int
     key_unique: bool | None
+    limits: ReadLimits = DEFAULT_LIMITS
 
 
 def _temp(out_path: Path, temps: list[Path]) -> Path:
+    out_path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".part")
     os.close(fd)
     temps.append(Path(name))
@@ -221,7 +234,9 @@ class _Job:
     def run(self, req: _Request, temps: list[Path]) -> PipelineReport:
         self.k_min = req.k_min
         entity_key = req.entity_key
-        with open_source(req.source_path, req.filename, chunk_rows=req.chunk_rows) as source:
+        with open_source(
+            req.source_path, req.filename, chunk_rows=req.chunk_rows, limits=req.limits
+        ) as source:
             self.warnings.extend(source.warnings)
             logger.info(
                 "pipeline: %s file, encoding %s, %d columns",
@@ -312,7 +327,7 @@ class _Job:
             generalization_step=step,
             entity_key=entity_key,
             key_unique=check_key if entity_key else None,
-            warnings=self.warnings + self._parse_warnings(),
+            warnings=self.warnings + self._parse_warnings() + _nul_warnings(source),
         )
 
     # ------------------------------------------------------------------ set-up
@@ -517,3 +532,11 @@ class _Job:
                     f"column {name!r}: {count} decimals had more digits than the column's scale and were truncated"
                 )
         return out
+
+
+def _nul_warnings(source: Source) -> list[str]:
+    return [
+        N_("column %(name)r: NUL bytes were removed from %(count)s values")
+        % {"name": name, "count": count}
+        for name, count in source.nul_cells.items()
+    ]
