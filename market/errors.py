@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
+from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, g, jsonify, render_template, request
+from flask import Flask, g, jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ class DomainError(Exception):
         errors: dict[str, Any] | None = None,
         *,
         audit: tuple[str, tuple[str, Any] | None, dict[str, Any]] | None = None,
+        retry_after: int | None = None,
     ):
         super().__init__(message)
         self.message = message
@@ -35,6 +37,11 @@ class DomainError(Exception):
         #: ``(type, subject, data)`` of an event that must be recorded even though the
         #: request fails (a failed login, a refused query). Written after the rollback.
         self.audit = audit
+        #: Seconds, sent as ``Retry-After`` (429, 503).
+        self.retry_after = retry_after
+        #: Work that must persist although the request fails (a failed-login count): run
+        #: after the rollback, in the transaction that records ``audit``.
+        self.after_rollback: Callable[[], None] | None = None
 
 
 class ValidationFailed(DomainError):
@@ -147,7 +154,10 @@ def _render(code: int, message: str | None, errors: dict | None = None):
     return render_template("error.html", code=code, message=message, errors=errors or {}), code
 
 
-def _after_error(code: int, message: str, event: tuple | None = None) -> None:
+def _after_error(
+    code: int, message: str, event: tuple | None = None,
+    after_rollback: Callable[[], None] | None = None,
+) -> None:
     """Roll back the failed request's work, then record security-relevant refusals.
 
     The denial event goes in a transaction of its own: the request's transaction is being
@@ -156,12 +166,14 @@ def _after_error(code: int, message: str, event: tuple | None = None) -> None:
     from market.extensions import db
 
     db.session.rollback()
-    if event is None and code not in (401, 403, 429):
+    if event is None and after_rollback is None and code not in (401, 403, 429):
         return
     from market.accounts.actor import ANONYMOUS
     from market.audit import services as audit
 
     try:
+        if after_rollback is not None:
+            after_rollback()
         if event is not None:
             type_, subject, data = event
             audit.record(db.session, type_, g.get("actor") or ANONYMOUS, subject, data)
@@ -196,8 +208,12 @@ def _out_of_range(exc: BaseException) -> bool:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def handle_domain(exc: DomainError):
-        _after_error(exc.status, exc.message, exc.audit)
-        return _render(exc.status, exc.message, exc.errors)
+        _after_error(exc.status, exc.message, exc.audit, exc.after_rollback)
+        response = _render(exc.status, exc.message, exc.errors)
+        if exc.retry_after is not None:
+            response = make_response(response)
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.errorhandler(HTTPException)
     def handle_http(exc: HTTPException):
