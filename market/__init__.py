@@ -70,6 +70,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     register_commands(app)
     errors.register_error_handlers(app)
     app.after_request(_commit_on_success)
+    from market.auth import deferred_validation_guard
+
+    app.after_request(deferred_validation_guard)  # registered after, so it runs before the commit
     app.wsgi_app = TrustedProxies(app, app.wsgi_app)  # type: ignore[method-assign]
     return app
 

@@ -7,10 +7,13 @@ CSRF token, so a cookie alone never authorizes a state change.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from functools import wraps
 
-from flask import Flask, current_app, g, redirect, request, session, url_for
+from flask import Flask, current_app, g, has_request_context, redirect, request, session, url_for
 from flask_babel import lazy_gettext as _l
+from webargs.flaskparser import FlaskParser
+from werkzeug.exceptions import HTTPException
 
 from market.accounts import services as accounts
 from market.accounts import sessions as server_sessions
@@ -163,6 +166,110 @@ def login_required(view):
     return wrapped
 
 
+# ------------------------------------------------------- authorization before validation
+
+
+class InvalidArguments(Mapping):
+    """Stands in for a view's arguments that failed validation (see ``AuthorizationFirst``).
+
+    It has the schema's field names as keys (so ``**body`` still unpacks), and every value is
+    an :class:`_Invalid` that raises the parser's 422 as soon as anything is done with it. A
+    view checks the caller first, so a caller who may not use the endpoint gets the 403 or
+    404 and never learns the field rules; a caller who may gets the 422.
+    """
+
+    def __init__(self, error: HTTPException, fields: list[str]):
+        self.error = error
+        self.fields = fields
+        self.used = False
+
+    def fail(self):
+        self.used = True
+        raise self.error
+
+    def __getitem__(self, key):
+        if key not in self.fields:
+            raise KeyError(key)
+        return _Invalid(self)
+
+    def __iter__(self):
+        return iter(self.fields)
+
+    def __len__(self):
+        return len(self.fields)
+
+
+def _raise_invalid(self, *args, **kwargs):
+    object.__getattribute__(self, "_owner").fail()
+
+
+class _Invalid:
+    """A value that failed validation: any use of it raises the 422."""
+
+    __slots__ = ("_owner",)
+
+    def __init__(self, owner: InvalidArguments):
+        object.__setattr__(self, "_owner", owner)
+
+    def __repr__(self) -> str:  # logging must not raise
+        return "<invalid argument>"
+
+    __getattr__ = __setattr__ = __call__ = __str__ = __format__ = __bytes__ = _raise_invalid
+    __bool__ = __len__ = __iter__ = __contains__ = __getitem__ = __hash__ = _raise_invalid
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _raise_invalid
+    __int__ = __float__ = __index__ = __round__ = __neg__ = __abs__ = _raise_invalid
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _raise_invalid
+    __truediv__ = __rtruediv__ = __floordiv__ = __mod__ = __rmod__ = _raise_invalid
+
+
+class AuthorizationFirst(FlaskParser):
+    """flask-smorest's argument parser, with validation errors handed to the view late.
+
+    A 422 found while parsing is not raised before the view runs: the view gets an
+    :class:`InvalidArguments` instead, which raises it when first used, after the view's
+    permission checks. If the view never uses it, :func:`deferred_validation_guard` turns the
+    response into that 422 anyway (and the request's work is rolled back), so no invalid
+    input is ever accepted.
+    """
+
+    def parse(self, argmap, req=None, **kwargs):
+        try:
+            return super().parse(argmap, req, **kwargs)
+        except HTTPException as exc:
+            if exc.code != 422 or not has_request_context():
+                raise
+            schema = self._get_schema(argmap, req or request)
+            fields = [name for name, field in schema.fields.items() if not field.dump_only]
+            invalid = InvalidArguments(exc, fields)
+            g.setdefault("invalid_arguments", []).append(invalid)
+            return invalid
+
+
+#: What a view may answer although its arguments were invalid: the caller may not call it.
+_REFUSALS = {401, 403, 404, 429}
+
+
+def deferred_validation_guard(response):
+    """A request whose arguments were invalid answers their 422, unless the view refused the
+    caller first (401, 403, 404, 429). Whatever else the view did is rolled back: a view
+    that ignored its invalid arguments, or stumbled on them in some other way (a 409, a 500),
+    accepts nothing."""
+    pending = g.get("invalid_arguments")
+    if not pending or response.status_code in _REFUSALS or response.status_code == 422:
+        return response
+    from market.extensions import db
+
+    db.session.rollback()
+    return current_app.handle_user_exception(pending[0].error)
+
+
 def init_auth(app: Flask) -> None:
+    import flask_smorest.arguments
+
+    # The one parser every smorest Blueprint uses (looked up per request): authorization
+    # comes before validation on every /api/ route (#14.8).
+    parser = flask_smorest.arguments.ArgumentsMixin.ARGUMENTS_PARSER
+    if not isinstance(parser, AuthorizationFirst):
+        parser.__class__ = AuthorizationFirst
     app.before_request(load_caller)
     app.after_request(_no_session_on_error)
