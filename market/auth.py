@@ -73,6 +73,13 @@ def public(view):
     even parsed, so that nobody learns an endpoint's validation rules without a token.
     """
     view.market_public = True
+    # The OpenAPI document says so: no token needed (flask-smorest reads ``_apidoc`` when the
+    # blueprint is registered, after this decorator ran).
+    apidoc = getattr(view, "_apidoc", None)
+    if isinstance(apidoc, dict):
+        manual = dict(apidoc.get("manual_doc", {}))
+        manual["security"] = []
+        view._apidoc = {**apidoc, "manual_doc": manual}
     return view
 
 

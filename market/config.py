@@ -125,6 +125,8 @@ def build_config(instance_path: Path, overrides: dict[str, Any] | None = None) -
         # Reverse proxies in front of the app whose X-Forwarded-* headers are believed
         # (ProxyFix); 0 = none, the socket's peer is the client.
         "MARKET_TRUSTED_PROXIES": _env_int("MARKET_TRUSTED_PROXIES", 0),
+        # Longer URLs get a 414 in the JSON envelope (gunicorn's limit_request_line is above).
+        "MARKET_MAX_URL_BYTES": _env_int("MARKET_MAX_URL_BYTES", 8000),
         "WTF_CSRF_TIME_LIMIT": None,
         "WTF_CSRF_SSL_STRICT": False,
         "BABEL_DEFAULT_LOCALE": "zh",

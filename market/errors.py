@@ -205,6 +205,35 @@ def _out_of_range(exc: BaseException) -> bool:
     return isinstance(exc, DataError) and getattr(exc.orig, "sqlstate", None) in {"22003", "22008"}
 
 
+#: Retry-After (seconds) sent with a 503 while the database cannot be reached.
+DB_RETRY_AFTER_SECONDS = 30
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """The database could not be reached (refused, down, gone mid-request, disk missing),
+    as opposed to a query that failed: the client should retry, not report a bug."""
+    try:
+        from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+    except ImportError:  # pragma: no cover - SQLAlchemy is a dependency
+        return False
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, InterfaceError):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate is not None:
+        # PostgreSQL: connection exceptions (08), shutdown / cannot connect now (57P0x).
+        return sqlstate.startswith("08") or sqlstate.startswith("57P")
+    text = str(exc.orig).lower()
+    # psycopg before a connection exists carries no sqlstate; SQLite names its failures.
+    return any(marker in text for marker in (
+        "connection", "could not connect", "unable to open database", "disk i/o error",
+        "server closed", "terminating",
+    ))
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def handle_domain(exc: DomainError):
@@ -234,7 +263,11 @@ def register_error_handlers(app: Flask) -> None:
         if code == 429:
             message = "Too many requests; slow down and try again later."
         _after_error(code, message or HTTPStatus(code).phrase)
-        response = _render(code, message, errors)
+        response = make_response(_render(code, message, errors))
+        # What the exception says about retrying or the allowed methods (405 → Allow).
+        for name, value in exc.get_headers():
+            if name in ("Allow", "Retry-After", "WWW-Authenticate"):
+                response.headers[name] = value
         return response
 
     @app.errorhandler(Exception)
@@ -256,6 +289,16 @@ def register_error_handlers(app: Flask) -> None:
                      type(exc).__name__)
             _after_error(422, OUT_OF_RANGE)
             return _render(422, OUT_OF_RANGE)
+        if database_unavailable(exc):
+            log.error("database unavailable on %s %s: %s", request.method, request.path,
+                      type(exc).__name__)
+            from flask_babel import gettext as _
+
+            message = _("The service is temporarily unavailable; try again shortly.")
+            _after_error(503, message)
+            response = make_response(_render(503, message))
+            response.headers["Retry-After"] = str(DB_RETRY_AFTER_SECONDS)
+            return response
         # The message is generic on purpose: engine errors and data values stay in the log.
         log.exception("unhandled error on %s %s", request.method, request.path)
         _after_error(500, "internal error")

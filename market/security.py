@@ -180,7 +180,65 @@ def _nul_guard() -> None:
                 _refuse_nul(field)
 
 
+def schema_state() -> str:
+    """``ok`` if the database is at the migrations' head, ``outdated`` if at another
+    revision, ``missing`` if it was never migrated (an empty database is not healthy)."""
+    import sqlalchemy as sa
+
+    from market.extensions import db
+
+    heads = _migration_heads()
+    try:
+        current = set(db.session.scalars(sa.text("SELECT version_num FROM alembic_version")))
+    except Exception:
+        db.session.rollback()
+        return "missing"
+    if not current:
+        return "missing"
+    return "ok" if current == heads else "outdated"
+
+
+def _migration_heads() -> set[str]:
+    cached = current_app.extensions.get("market_migration_heads")
+    if cached is None:
+        from pathlib import Path
+
+        from alembic.config import Config
+        from alembic.script import ScriptDirectory
+
+        config = Config()
+        config.set_main_option(
+            "script_location", str(Path(__file__).resolve().parent.parent / "migrations")
+        )
+        cached = set(ScriptDirectory.from_config(config).get_heads())
+        current_app.extensions["market_migration_heads"] = cached
+    return cached
+
+
+DEFAULT_MAX_URL_BYTES = 8000
+
+
+def _url_length_guard() -> None:
+    """A URL longer than ``MARKET_MAX_URL_BYTES`` is a 414 in the error envelope (gunicorn's
+    own limit, ``limit_request_line`` in gunicorn.conf.py, is set just above it)."""
+    limit = current_app.config.get("MARKET_MAX_URL_BYTES", DEFAULT_MAX_URL_BYTES)
+    environ = request.environ
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    length = len(raw) if raw else (
+        len(request.path.encode("utf-8")) + len(request.query_string) + 1
+    )
+    if limit and length > limit:
+        from flask_babel import gettext as _
+        from werkzeug.exceptions import RequestURITooLarge
+
+        raise RequestURITooLarge(
+            _("The URL is longer than %(limit)s bytes; send long parameters in a JSON body.",
+              limit=limit)
+        )
+
+
 def init_security(app: Flask) -> None:
+    app.before_request(_url_length_guard)
     app.before_request(_bounded_path_ids)
     app.before_request(_json_body_guard)
     app.before_request(_nul_guard)

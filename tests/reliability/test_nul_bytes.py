@@ -59,7 +59,7 @@ def test_nul_in_a_json_string_is_422_naming_the_field(app, client, world, method
         ("/api/v1/datasets?q=abc%00def", "buyer"),
         ("/api/v1/audit/events?type=%00", "regulator"),
         ("/api/v1/organizations?kind=buyer%00", "operator"),
-        ("/datasets?q=%00", "anonymous"),
+        ("/catalog?q=%00", "anonymous"),
     ],
 )
 def test_nul_in_a_query_parameter_is_422_naming_it(client, world, path, caller):
