@@ -267,7 +267,7 @@ def deferred_validation_guard(response):
     from market.extensions import db
 
     db.session.rollback()
-    return current_app.handle_user_exception(pending[0].error)
+    return current_app.make_response(current_app.handle_user_exception(pending[0].error))
 
 
 def init_auth(app: Flask) -> None:

@@ -8,8 +8,8 @@ every error (4xx, 5xx, raised in a view or outside one) as
 from __future__ import annotations
 
 import logging
-from http import HTTPStatus
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, g, jsonify, make_response, render_template, request

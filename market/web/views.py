@@ -18,7 +18,14 @@ from flask_babel import gettext as _
 
 from market.accounts import services as accounts
 from market.accounts import sessions
-from market.auth import LOGIN_RATE_LIMIT, end_session, login_required, public, start_session, throttle_policy
+from market.auth import (
+    LOGIN_RATE_LIMIT,
+    end_session,
+    login_required,
+    public,
+    start_session,
+    throttle_policy,
+)
 from market.errors import RateLimited, Unauthenticated
 from market.extensions import db, limiter
 from market.keys import pseudonym_key
