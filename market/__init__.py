@@ -73,7 +73,38 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     init_leases(app)
     app.after_request(_commit_on_success)
+    from market.auth import deferred_validation_guard
+
+    app.after_request(deferred_validation_guard)  # registered after, so it runs before the commit
+    app.wsgi_app = TrustedProxies(app, app.wsgi_app)  # type: ignore[method-assign]
     return app
+
+
+class TrustedProxies:
+    """``ProxyFix`` for ``MARKET_TRUSTED_PROXIES`` hops (0: none, the socket peer is the client).
+
+    Behind the TLS proxy every request comes from the proxy's address: without this, the
+    rate limits would put every user in one bucket, and ``request.is_secure`` (HSTS, Secure
+    cookies) would not know that the client spoke https. Only as many ``X-Forwarded-For`` /
+    ``X-Forwarded-Proto`` entries as there are trusted hops are believed, so a client cannot
+    pick its own address. The setting is read per request (tests change it).
+    """
+
+    def __init__(self, app: Flask, wsgi_app):
+        self.app = app
+        self.wsgi_app = wsgi_app
+        self._fixes: dict[int, Any] = {}
+
+    def __call__(self, environ, start_response):
+        hops = int(self.app.config.get("MARKET_TRUSTED_PROXIES") or 0)
+        if hops <= 0:
+            return self.wsgi_app(environ, start_response)
+        fix = self._fixes.get(hops)
+        if fix is None:
+            from werkzeug.middleware.proxy_fix import ProxyFix
+
+            fix = self._fixes[hops] = ProxyFix(self.wsgi_app, x_for=hops, x_proto=hops)
+        return fix(environ, start_response)
 
 
 def _commit_on_success(response):

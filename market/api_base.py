@@ -63,6 +63,8 @@ blp = Blueprint("meta", __name__, url_prefix="/api/v1", description="Health and 
 class HealthSchema(ma.Schema):
     status = ma.fields.String()
     database = ma.fields.String()
+    schema = ma.fields.String(metadata={"description": "ok, outdated (not at the migrations' "
+                                                        "head) or missing (never migrated)"})
     version = ma.fields.String()
 
 
@@ -83,18 +85,23 @@ class Health(MethodView):
     @blp.alt_response(503, schema=HealthSchema)
     def get(self):
         """Liveness and database reachability."""
+        from market.security import schema_state
+
         try:
             db.session.execute(sa.text("SELECT 1"))
             database = "ok"
         except Exception:
             db.session.rollback()
             database = "unavailable"
+        schema = schema_state() if database == "ok" else "unknown"
+        healthy = database == "ok" and schema == "ok"
         body = {
-            "status": "ok" if database == "ok" else "degraded",
+            "status": "ok" if healthy else "degraded",
             "database": database,
+            "schema": schema,
             "version": current_app.config["MARKET_VERSION"],
         }
-        return body, (200 if database == "ok" else 503)
+        return body, (200 if healthy else 503)
 
 
 @blp.route("/keys")

@@ -126,8 +126,18 @@ def build_config(instance_path: Path, overrides: dict[str, Any] | None = None) -
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_NAME": "market_session",
-        "PERMANENT_SESSION_LIFETIME": dt.timedelta(hours=8),
+        "PERMANENT_SESSION_LIFETIME": dt.timedelta(hours=_env_int("MARKET_SESSION_MAX_HOURS", 8)),
         "MARKET_SESSION_IDLE_MINUTES": _env_int("MARKET_SESSION_IDLE_MINUTES", 60),
+        # Sessions live on the server (market.accounts.sessions): absolute lifetime, and the
+        # per-account login backoff (free failures, then 1 s doubling up to the cap).
+        "MARKET_SESSION_MAX_HOURS": _env_int("MARKET_SESSION_MAX_HOURS", 8),
+        "MARKET_LOGIN_FREE_ATTEMPTS": _env_int("MARKET_LOGIN_FREE_ATTEMPTS", 5),
+        "MARKET_LOGIN_BACKOFF_MAX_SECONDS": _env_int("MARKET_LOGIN_BACKOFF_MAX_SECONDS", 300),
+        # Reverse proxies in front of the app whose X-Forwarded-* headers are believed
+        # (ProxyFix); 0 = none, the socket's peer is the client.
+        "MARKET_TRUSTED_PROXIES": _env_int("MARKET_TRUSTED_PROXIES", 0),
+        # Longer URLs get a 414 in the JSON envelope (gunicorn's limit_request_line is above).
+        "MARKET_MAX_URL_BYTES": _env_int("MARKET_MAX_URL_BYTES", 8000),
         "WTF_CSRF_TIME_LIMIT": None,
         "WTF_CSRF_SSL_STRICT": False,
         "BABEL_DEFAULT_LOCALE": "zh",

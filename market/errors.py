@@ -8,10 +8,11 @@ every error (4xx, 5xx, raised in a view or outside one) as
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
-from flask import Flask, g, jsonify, render_template, request
+from flask import Flask, g, jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ class DomainError(Exception):
         errors: dict[str, Any] | None = None,
         *,
         audit: tuple[str, tuple[str, Any] | None, dict[str, Any]] | None = None,
+        retry_after: int | None = None,
     ):
         super().__init__(message)
         self.message = message
@@ -35,6 +37,11 @@ class DomainError(Exception):
         #: ``(type, subject, data)`` of an event that must be recorded even though the
         #: request fails (a failed login, a refused query). Written after the rollback.
         self.audit = audit
+        #: Seconds, sent as ``Retry-After`` (429, 503).
+        self.retry_after = retry_after
+        #: Work that must persist although the request fails (a failed-login count): run
+        #: after the rollback, in the transaction that records ``audit``.
+        self.after_rollback: Callable[[], None] | None = None
 
 
 class ValidationFailed(DomainError):
@@ -147,7 +154,10 @@ def _render(code: int, message: str | None, errors: dict | None = None):
     return render_template("error.html", code=code, message=message, errors=errors or {}), code
 
 
-def _after_error(code: int, message: str, event: tuple | None = None) -> None:
+def _after_error(
+    code: int, message: str, event: tuple | None = None,
+    after_rollback: Callable[[], None] | None = None,
+) -> None:
     """Roll back the failed request's work, then record security-relevant refusals.
 
     The denial event goes in a transaction of its own: the request's transaction is being
@@ -156,12 +166,14 @@ def _after_error(code: int, message: str, event: tuple | None = None) -> None:
     from market.extensions import db
 
     db.session.rollback()
-    if event is None and code not in (401, 403, 429):
+    if event is None and after_rollback is None and code not in (401, 403, 429):
         return
     from market.accounts.actor import ANONYMOUS
     from market.audit import services as audit
 
     try:
+        if after_rollback is not None:
+            after_rollback()
         if event is not None:
             type_, subject, data = event
             audit.record(db.session, type_, g.get("actor") or ANONYMOUS, subject, data)
@@ -193,11 +205,44 @@ def _out_of_range(exc: BaseException) -> bool:
     return isinstance(exc, DataError) and getattr(exc.orig, "sqlstate", None) in {"22003", "22008"}
 
 
+#: Retry-After (seconds) sent with a 503 while the database cannot be reached.
+DB_RETRY_AFTER_SECONDS = 30
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """The database could not be reached (refused, down, gone mid-request, disk missing),
+    as opposed to a query that failed: the client should retry, not report a bug."""
+    try:
+        from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+    except ImportError:  # pragma: no cover - SQLAlchemy is a dependency
+        return False
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, InterfaceError):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate is not None:
+        # PostgreSQL: connection exceptions (08), shutdown / cannot connect now (57P0x).
+        return sqlstate.startswith("08") or sqlstate.startswith("57P")
+    text = str(exc.orig).lower()
+    # psycopg before a connection exists carries no sqlstate; SQLite names its failures.
+    return any(marker in text for marker in (
+        "connection", "could not connect", "unable to open database", "disk i/o error",
+        "server closed", "terminating",
+    ))
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def handle_domain(exc: DomainError):
-        _after_error(exc.status, exc.message, exc.audit)
-        return _render(exc.status, exc.message, exc.errors)
+        _after_error(exc.status, exc.message, exc.audit, exc.after_rollback)
+        response = _render(exc.status, exc.message, exc.errors)
+        if exc.retry_after is not None:
+            response = make_response(response)
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.errorhandler(HTTPException)
     def handle_http(exc: HTTPException):
@@ -218,7 +263,11 @@ def register_error_handlers(app: Flask) -> None:
         if code == 429:
             message = "Too many requests; slow down and try again later."
         _after_error(code, message or HTTPStatus(code).phrase)
-        response = _render(code, message, errors)
+        response = make_response(_render(code, message, errors))
+        # What the exception says about retrying or the allowed methods (405 → Allow).
+        for name, value in exc.get_headers():
+            if name in ("Allow", "Retry-After", "WWW-Authenticate"):
+                response.headers[name] = value
         return response
 
     @app.errorhandler(Exception)
@@ -240,6 +289,16 @@ def register_error_handlers(app: Flask) -> None:
                      type(exc).__name__)
             _after_error(422, OUT_OF_RANGE)
             return _render(422, OUT_OF_RANGE)
+        if database_unavailable(exc):
+            log.error("database unavailable on %s %s: %s", request.method, request.path,
+                      type(exc).__name__)
+            from flask_babel import gettext as _
+
+            message = _("The service is temporarily unavailable; try again shortly.")
+            _after_error(503, message)
+            response = make_response(_render(503, message))
+            response.headers["Retry-After"] = str(DB_RETRY_AFTER_SECONDS)
+            return response
         # The message is generic on purpose: engine errors and data values stay in the log.
         log.exception("unhandled error on %s %s", request.method, request.path)
         _after_error(500, "internal error")

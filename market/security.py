@@ -12,6 +12,7 @@ handlers, no CDNs (every asset is vendored under /static). Pages pass data to sc
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from flask import Flask, current_app, request
 
@@ -124,7 +125,121 @@ def _too_large(limit: int) -> None:
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
+def _nul_field(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first key or string in ``value`` holding a NUL, or None."""
+    if isinstance(value, str):
+        return (path or "body") if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            name = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return path or "body"
+            found = _nul_field(item, name)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_field(item, f"{path}.{index}" if path else str(index))
+            if found:
+                return found
+    return None
+
+
+def _refuse_nul(field: str) -> None:
+    from flask_babel import gettext as _
+
+    from market.errors import ValidationFailed
+
+    raise ValidationFailed(
+        _("The request contains a NUL character (U+0000) in %(field)s.", field=field),
+        {field: [_("NUL characters are not allowed.")]},
+    )
+
+
+def _nul_guard() -> None:
+    """NUL (U+0000) in a query parameter, a path segment, a form field or a JSON string is
+    refused here, before any view: PostgreSQL cannot store it in text and used to answer 500.
+    (Uploaded files are the pipeline's business: it reports NUL cells itself.)"""
+    if b"%00" in request.query_string or b"\x00" in request.query_string:
+        for key, values in request.args.lists():
+            if "\x00" in key or any("\x00" in v for v in values):
+                _refuse_nul(key.replace("\x00", "") or "query")
+    for key, value in (request.view_args or {}).items():
+        if isinstance(value, str) and "\x00" in value:
+            _refuse_nul(key)
+    if request.mimetype == "application/x-www-form-urlencoded":
+        for key, values in request.form.lists():
+            if "\x00" in key or any("\x00" in v for v in values):
+                _refuse_nul(key.replace("\x00", "") or "form")
+    if request.is_json and request.method in _BODY_METHODS:
+        data = request.get_data(cache=True)
+        # A NUL inside a JSON string is always the escape (a raw control byte is invalid JSON).
+        if b"\\u0000" in data:
+            field = _nul_field(request.get_json(silent=True))
+            if field:
+                _refuse_nul(field)
+
+
+def schema_state() -> str:
+    """``ok`` if the database is at the migrations' head, ``outdated`` if at another
+    revision, ``missing`` if it was never migrated (an empty database is not healthy)."""
+    import sqlalchemy as sa
+
+    from market.extensions import db
+
+    heads = _migration_heads()
+    try:
+        current = set(db.session.scalars(sa.text("SELECT version_num FROM alembic_version")))
+    except Exception:
+        db.session.rollback()
+        return "missing"
+    if not current:
+        return "missing"
+    return "ok" if current == heads else "outdated"
+
+
+def _migration_heads() -> set[str]:
+    cached = current_app.extensions.get("market_migration_heads")
+    if cached is None:
+        from pathlib import Path
+
+        from alembic.config import Config
+        from alembic.script import ScriptDirectory
+
+        config = Config()
+        config.set_main_option(
+            "script_location", str(Path(__file__).resolve().parent.parent / "migrations")
+        )
+        cached = set(ScriptDirectory.from_config(config).get_heads())
+        current_app.extensions["market_migration_heads"] = cached
+    return cached
+
+
+DEFAULT_MAX_URL_BYTES = 8000
+
+
+def _url_length_guard() -> None:
+    """A URL longer than ``MARKET_MAX_URL_BYTES`` is a 414 in the error envelope (gunicorn's
+    own limit, ``limit_request_line`` in gunicorn.conf.py, is set just above it)."""
+    limit = current_app.config.get("MARKET_MAX_URL_BYTES", DEFAULT_MAX_URL_BYTES)
+    environ = request.environ
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    length = len(raw) if raw else (
+        len(request.path.encode("utf-8")) + len(request.query_string) + 1
+    )
+    if limit and length > limit:
+        from flask_babel import gettext as _
+        from werkzeug.exceptions import RequestURITooLarge
+
+        raise RequestURITooLarge(
+            _("The URL is longer than %(limit)s bytes; send long parameters in a JSON body.",
+              limit=limit)
+        )
+
+
 def init_security(app: Flask) -> None:
+    app.before_request(_url_length_guard)
     app.before_request(_bounded_path_ids)
     app.before_request(_json_body_guard)
+    app.before_request(_nul_guard)
     app.after_request(_headers)

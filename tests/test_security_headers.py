@@ -40,7 +40,8 @@ def test_failed_logins_are_throttled_and_audited(app, client, make_user, rate_li
     from market.extensions import db
 
     user = make_user("buyer")
-    codes = [client.post("/api/v1/auth/token", json={"email": user.email, "password": "wrong-password"}).status_code for _ in range(12)]
+    # Different names: the per-address limit (the per-account backoff: tests/accounts/test_throttle.py).
+    codes = [client.post("/api/v1/auth/token", json={"email": f"{n}{user.email}", "password": "wrong-password"}).status_code for n in range(12)]
     assert codes[:10] == [401] * 10 and codes[-1] == 429
     r429 = db.session.scalar(sa.select(AuditEvent).where(AuditEvent.type == "access.rate_limited"))
     assert r429 is not None and r429.data["path"] == "/api/v1/auth/token"
@@ -51,5 +52,5 @@ def test_login_page_is_throttled(client, make_user, rate_limits):
 
     user = make_user("buyer")
     token = csrf_from(client.get("/login").get_data(as_text=True))
-    codes = [client.post("/login", data={"email": user.email, "password": "nope-nope-nope", "csrf_token": token}).status_code for _ in range(11)]
+    codes = [client.post("/login", data={"email": f"{n}{user.email}", "password": "nope-nope-nope", "csrf_token": token}).status_code for n in range(11)]
     assert codes[:10] == [401] * 10 and codes[10] == 429

@@ -5,9 +5,10 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from market.accounts import permissions as perm
-from market.accounts import services
+from market.accounts import services, sessions
 from market.accounts.schemas import (
     AdmissionSchema,
+    LogoutEverywhereSchema,
     MeSchema,
     OrganizationCreateSchema,
     OrganizationListArgs,
@@ -19,7 +20,7 @@ from market.accounts.schemas import (
     UserSchema,
 )
 from market.api_base import PageArgs, page_of, paginate
-from market.auth import current_actor, public
+from market.auth import LOGIN_RATE_LIMIT, current_actor, public, throttle_policy
 from market.errors import NotFound
 from market.extensions import db, limiter
 from market.keys import pseudonym_key
@@ -29,14 +30,19 @@ blp = Blueprint("accounts_api", __name__, url_prefix="/api/v1", description="Ide
 
 @blp.route("/auth/token")
 class AuthToken(MethodView):
-    decorators = [limiter.limit("10 per minute")]
+    # One per-address bucket with the login form; the per-account backoff is in services.login.
+    decorators = [limiter.shared_limit(LOGIN_RATE_LIMIT, scope="login", methods=["POST"])]
 
     @public
     @blp.arguments(TokenRequestSchema)
     @blp.response(201, TokenSchema)
+    @blp.alt_response(429, description="Too many failed attempts for this account (see Retry-After).")
     def post(self, body):
         """Exchange e-mail and password for an API token."""
-        user = services.authenticate(db.session, body["email"], body["password"], key=pseudonym_key())
+        user = services.login(
+            db.session, body["email"], body["password"], key=pseudonym_key(),
+            throttle=throttle_policy(),
+        )
         token, row = services.issue_token(db.session, user, current_app.config["MARKET_TOKEN_TTL"])
         return {"token": token, "expires_at": row.expires_at}
 
@@ -47,6 +53,15 @@ class AuthToken(MethodView):
         if g.token is not None:
             services.revoke_token(db.session, g.token, actor)
         return None
+
+
+@blp.route("/auth/logout-everywhere")
+class LogoutEverywhere(MethodView):
+    @blp.response(200, LogoutEverywhereSchema)
+    def post(self):
+        """End every browser session and revoke every API token of the caller (this one too)."""
+        actor = current_actor()
+        return sessions.logout_everywhere(db.session, g.user, actor)
 
 
 @blp.route("/me")

@@ -83,3 +83,37 @@ class ApiToken(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     user: Mapped[User] = relationship(lazy="joined")
+
+
+class UserSession(Base):
+    """A browser session, held on the server so that it can end there.
+
+    The cookie carries only a random identifier; its SHA-256 is stored here. A session ends
+    at logout, at "log out everywhere", after ``MARKET_SESSION_IDLE_MINUTES`` without a
+    request, and ``MARKET_SESSION_MAX_HOURS`` after login, whatever the cookie says.
+    """
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    sid_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    #: logout, everywhere, idle, expired (codes, not prose).
+    end_reason: Mapped[str | None] = mapped_column(sa.String(20))
+
+
+class LoginThrottle(Base):
+    """Failed logins per account (keyed by a keyed fingerprint of the login name, so that
+    unknown names are throttled the same way and no e-mail is stored), shared by the form
+    and the API and by every app server through the database."""
+
+    __tablename__ = "login_throttles"
+
+    key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    last_failure_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: No attempt is checked before this instant (exponential backoff, capped).
+    blocked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

@@ -71,3 +71,8 @@ class RegisterSchema(ma.Schema):
 class AdmissionSchema(ma.Schema):
     decision = ma.fields.String(required=True, validate=ma.validate.OneOf(["admit", "refuse"]))
     reason = ma.fields.String(load_default="", validate=ma.validate.Length(max=2000))
+
+
+class LogoutEverywhereSchema(ma.Schema):
+    sessions_ended = ma.fields.Integer(metadata={"description": "Browser sessions ended"})
+    tokens_revoked = ma.fields.Integer(metadata={"description": "API tokens revoked"})

@@ -11,14 +11,16 @@ import secrets
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
 from market.accounts import permissions as perm
+from market.accounts import sessions as server_sessions
 from market.accounts.actor import Actor
 from market.accounts.models import ApiToken, Organization, OrgKind, OrgStatus, User
 from market.audit import services as audit
 from market.db import iso, utcnow
-from market.errors import Conflict, NotFound, Unauthenticated, ValidationFailed
+from market.errors import Conflict, NotFound, RateLimited, Unauthenticated, ValidationFailed
 from market.idcodes import is_valid_uscc
 
 _hasher = PasswordHasher()
@@ -160,7 +162,7 @@ def authenticate(session: Session, email: str, password: str, *, key: bytes) -> 
     if not ok or user is None or not user.is_active:
         reason = "unknown_user" if user is None else ("inactive" if ok else "bad_password")
         raise Unauthenticated(
-            "The e-mail or password is wrong.",
+            _l("The e-mail or password is wrong."),
             audit=(
                 "auth.login_failed",
                 ("user", user.id) if user else None,
@@ -172,6 +174,48 @@ def authenticate(session: Session, email: str, password: str, *, key: bytes) -> 
     user.last_login_at = utcnow()
     audit.record(session, "auth.login", Actor.from_user(user), ("user", user.id), {})
     return user
+
+
+def login(
+    session: Session,
+    email: str,
+    password: str,
+    *,
+    key: bytes,
+    throttle: server_sessions.ThrottlePolicy,
+) -> User:
+    """:func:`authenticate` behind the per-account throttle shared by every entrance.
+
+    Raises RateLimited (``retry_after`` set, an ``auth.login_throttled`` event recorded, the
+    password not even checked) while the account is backing off, or Unauthenticated whose
+    ``after_rollback`` counts the failure once the request's transaction is rolled back.
+    """
+    email_n = (email or "").strip().lower()
+    fingerprint = _email_fingerprint(email_n, key)
+    wait = server_sessions.blocked_for(session, fingerprint)
+    if wait:
+        user_id = session.scalar(sa.select(User.id).where(User.email == email_n)) if email_n else None
+        raise RateLimited(
+            _l("Too many failed sign-ins for this account. Try again in %(seconds)s seconds.",
+               seconds=wait),
+            audit=(
+                "auth.login_throttled",
+                ("user", user_id) if user_id else None,
+                {"login": fingerprint, "retry_after": wait},
+            ),
+            retry_after=wait,
+        )
+    try:
+        user = authenticate(session, email, password, key=key)
+    except Unauthenticated as exc:
+        exc.after_rollback = lambda: _count_failure(session, fingerprint, throttle)
+        raise
+    server_sessions.reset(session, fingerprint)
+    return user
+
+
+def _count_failure(session: Session, fingerprint: str, throttle) -> None:
+    server_sessions.record_failure(session, fingerprint, throttle)
 
 
 def _token_hash(token: str) -> str:

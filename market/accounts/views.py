@@ -22,6 +22,10 @@ bp = Blueprint("accounts", __name__)
 
 registry.nav_link("accounts.admissions", _l("Admissions"), roles={"operator"}, order=80)
 registry.nav_link("accounts.organizations", _l("Organizations"), roles={"operator", "regulator"}, order=90)
+registry.nav_link(
+    "accounts.security", _l("Sign-in sessions"),
+    roles={"department", "buyer", "operator", "regulator", "subject"}, order=99,
+)
 
 
 @registry.panel("admissions", roles={"operator"}, title=_l("Admission queue"), order=30)
@@ -126,4 +130,18 @@ def organizations():
     return render_template(
         "accounts/organizations.html", orgs=orgs, users=users, org_form=org_form, user_form=user_form,
         can_manage=perm.can_create_organization(g.actor),
+    )
+
+
+@bp.get("/account/security")
+@login_required
+def security():
+    """The signed-in user's live browser sessions, and "log out everywhere"."""
+    from market.accounts import sessions
+    from market.web.forms import LogoutForm
+
+    live = sessions.live_sessions(db.session, g.user.id)
+    return render_template(
+        "accounts/security.html", sessions=live, current_sid=g.get("session_sid"),
+        form=LogoutForm(),
     )

@@ -1,13 +1,32 @@
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+import re
+from urllib.parse import quote, urlsplit
 
-from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 
 from market.accounts import services as accounts
-from market.auth import login_required, public, start_session
-from market.errors import Unauthenticated
+from market.accounts import sessions
+from market.auth import (
+    LOGIN_RATE_LIMIT,
+    end_session,
+    login_required,
+    public,
+    start_session,
+    throttle_policy,
+)
+from market.errors import RateLimited, Unauthenticated
 from market.extensions import db, limiter
 from market.keys import pseudonym_key
 from market.web import registry
@@ -15,16 +34,24 @@ from market.web.forms import LoginForm, LogoutForm
 
 bp = Blueprint("web", __name__)
 
+#: Characters that never belong in a redirect target: control characters (CR/LF would break
+#: the Location header) and the backslash (browsers read ``/\\host`` as ``//host``).
+_UNSAFE_NEXT = re.compile(r"[\x00-\x1f\x7f\\\u2028\u2029]")
+MAX_NEXT = 2000
 
 
-def _safe_next(target: str | None) -> str:
-    """Only same-site relative redirects after login (no open redirect)."""
-    if not target:
-        return url_for("web.dashboard")
+def safe_next(target: str | None) -> str | None:
+    """``target`` (as decoded from the query string) percent-encoded, if it is a same-site
+    path: one leading slash and not two (``//host`` is another site), no scheme, no host, no
+    control character or backslash. Otherwise None."""
+    if not target or len(target) > MAX_NEXT or _UNSAFE_NEXT.search(target):
+        return None
+    if not target.startswith("/") or target.startswith("//"):
+        return None
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return url_for("web.dashboard")
-    return target
+    if parts.scheme or parts.netloc:
+        return None
+    return quote(target, safe="/?&=:@!$'()*+,;%-._~#")
 
 
 @bp.get("/")
@@ -35,38 +62,59 @@ def index():
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit("10 per minute", methods=["POST"])
+@limiter.shared_limit(LOGIN_RATE_LIMIT, scope="login", methods=["POST"])
 def login():
+    # Decided before anything else: an unsafe target is dropped, never redirected to after
+    # the session is made (a broken redirect used to fail after the login).
+    target = safe_next(request.args.get("next")) or url_for("web.dashboard")
     form = LoginForm()
     error = None
+    status = 200
+    retry_after = None
     if form.validate_on_submit():
         try:
-            user = accounts.authenticate(
-                db.session, form.email.data, form.password.data, key=pseudonym_key()
+            user = accounts.login(
+                db.session, form.email.data, form.password.data, key=pseudonym_key(),
+                throttle=throttle_policy(),
             )
-        except Unauthenticated as exc:
-            # Record the failed attempt in its own transaction, then show the form again.
+        except (Unauthenticated, RateLimited) as exc:
+            # Record the refusal (and count the failure) in a transaction of its own, then
+            # show the form again.
             from market.audit import services as audit
 
             db.session.rollback()
+            if exc.after_rollback is not None:
+                exc.after_rollback()
             type_, subject, data = exc.audit
             audit.record(db.session, type_, g.actor, subject, data)
             db.session.commit()
-            error = _("The e-mail or password is wrong.")
+            error, status, retry_after = str(exc.message), exc.status, exc.retry_after
         else:
             start_session(user)
-            return redirect(_safe_next(request.args.get("next")))
-    status = 401 if error else 200
-    return render_template("login.html", form=form, error=error), status
+            return redirect(target)
+    response = make_response(render_template("login.html", form=form, error=error), status)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 @bp.post("/logout")
 def logout():
-    form = LogoutForm()
+    form = LogoutForm()  # CSRFProtect has checked the token before this view runs
     if form.validate_on_submit() and g.get("user") is not None:
         accounts.logout(db.session, g.user)
-    session.clear()
+    end_session()
     flash(_("You have signed out."), "info")
+    return redirect(url_for("web.index"))
+
+
+@bp.post("/logout/everywhere")
+@login_required
+def logout_everywhere():
+    """End every session and revoke every API token of the signed-in user."""
+    sessions.logout_everywhere(db.session, g.user, g.actor)
+    session.clear()
+    flash(_("You have signed out on every device, and your API tokens are revoked."), "info")
     return redirect(url_for("web.index"))
 
 

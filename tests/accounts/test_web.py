@@ -75,7 +75,7 @@ def test_session_rotates_on_login(client, make_user):
         s["planted"] = "attacker"
     login(client, user.email)
     with client.session_transaction() as s:
-        assert "planted" not in s and s["uid"] == user.id
+        assert "planted" not in s and s["sid"]
 
 
 def test_session_dies_when_epoch_moves(app, client, make_user):

@@ -262,15 +262,16 @@ def member(app, make_org) -> Callable[..., Any]:
 @pytest.fixture
 def login(client):
     """``login(user)``: a browser session for ``user`` on ``client`` (as start_session makes)."""
-    import time
+    from market.auth import session_values
+    from market.extensions import db
 
     def do(user):
+        values = session_values(user)  # a server-side session, as start_session opens
+        db.session.commit()
         with client.session_transaction() as session:
             session.clear()
             session.permanent = True
-            session["uid"] = user.id
-            session["epoch"] = user.session_epoch
-            session["seen"] = int(time.time())
+            session.update(values)
         return client
 
     return do

@@ -44,6 +44,7 @@ GET    /api/v1/openapi.json                                      -              
 GET    /api/v1/docs                                              -                               200  200     200     200     200     200
 POST   /api/v1/auth/token                                        -                               201  201     201     201     201     201
 DELETE /api/v1/auth/token                                        -                               401  204     204     204     204     204
+POST   /api/v1/auth/logout-everywhere                            -                               401  200     200     200     200     200
 GET    /api/v1/me                                                -                               401  200     200     200     200     200
 POST   /api/v1/register                                          -                               201  201     201     201     201     201
 GET    /api/v1/organizations                                     -                               401  403     403     200     200     403

@@ -38,8 +38,9 @@ def test_a_429_is_the_envelope_and_is_audited(app, client, rate_limits):
     from market.extensions import db
 
     statuses = []
-    for _ in range(11):
-        r = client.post("/api/v1/auth/token", json={"email": "nobody@example.cn",
+    # A different name each time: this is the per-address limit, not the per-account backoff.
+    for n in range(11):
+        r = client.post("/api/v1/auth/token", json={"email": f"nobody{n}@example.cn",
                                                      "password": "wrong-password"})
         statuses.append(r.status_code)
     assert statuses == [401] * 10 + [429]
@@ -55,8 +56,8 @@ def test_the_login_form_is_limited(client, rate_limits):
     from tests.accounts.test_web import csrf_from
 
     token = csrf_from(client.get("/login").get_data(as_text=True))
-    codes = [client.post("/login", data={"email": "nobody@example.cn", "password": "x" * 12,
-                                         "csrf_token": token}).status_code for _ in range(11)]
+    codes = [client.post("/login", data={"email": f"nobody{n}@example.cn", "password": "x" * 12,
+                                         "csrf_token": token}).status_code for n in range(11)]
     assert codes[-1] == 429 and 429 not in codes[:10], codes
 
 
@@ -120,8 +121,10 @@ _WORKER = textwrap.dedent(
             upgrade()
     from market.extensions import limiter
     client = app.test_client()
+    import uuid
     codes = [client.post("/api/v1/auth/token",
-                         json={"email": "nobody@example.cn", "password": "wrong-password"},
+                         json={"email": f"nobody-{uuid.uuid4().hex[:8]}@example.cn",
+                               "password": "wrong-password"},
                          environ_base={"REMOTE_ADDR": "127.0.0.9"}).status_code
              for _ in range(requests)]
     print(json.dumps({"storage": type(limiter.storage).__name__,

@@ -47,12 +47,30 @@ def login_session(client, world: World, role: str) -> None:
     from market.accounts.models import User
     from market.extensions import db
 
+    from market.auth import session_values
+
     user = db.session.get(User, world.users[role].user_id)
+    values = session_values(user)
+    db.session.commit()
     with client.session_transaction() as session:
         session.clear()
-        session["uid"] = user.id
-        session["epoch"] = user.session_epoch
-        session["seen"] = int(dt.datetime.now(dt.UTC).timestamp())
+        session.update(values)
+
+
+def _age_session(client, **delta) -> None:
+    """Move this client's server-side session back in time (its last request, its login)."""
+    import hashlib
+
+    from market.accounts.models import UserSession
+    from market.extensions import db
+
+    with client.session_transaction() as session:
+        sid = session["sid"]
+    row = db.session.scalar(sa.select(UserSession).where(
+        UserSession.sid_hash == hashlib.sha256(sid.encode()).hexdigest()))
+    for field, value in delta.items():
+        setattr(row, field, getattr(row, field) - value)
+    db.session.commit()
 
 
 def web_rules(app, method: str):
@@ -189,26 +207,38 @@ def test_an_idle_session_expires(app, client, world):
     login_session(client, world, "operator")
     assert client.get("/dashboard").status_code == 200
     idle = app.config["MARKET_SESSION_IDLE_MINUTES"]
-    with client.session_transaction() as session:
-        session["seen"] = int((dt.datetime.now(dt.UTC) - dt.timedelta(minutes=idle + 1))
-                              .timestamp())
+    # The server decides: the cookie is the same one that just worked.
+    _age_session(client, last_seen_at=dt.timedelta(minutes=idle + 1))
     r = client.get("/dashboard")
     assert r.status_code == 302 and "/login" in r.headers["Location"]
     # ... and the API does not accept the dead session either.
     assert client.get("/api/v1/me").status_code == 401
 
 
-def test_an_active_session_slides_but_a_session_without_a_timestamp_is_dead(app, client, world):
+def test_an_active_session_slides_but_a_cookie_without_a_server_session_is_dead(
+    app, client, world
+):
     login_session(client, world, "buyer")
     idle = app.config["MARKET_SESSION_IDLE_MINUTES"]
-    with client.session_transaction() as session:
-        session["seen"] = int((dt.datetime.now(dt.UTC) - dt.timedelta(minutes=idle - 1))
-                              .timestamp())
+    _age_session(client, last_seen_at=dt.timedelta(minutes=idle - 1))
     assert client.get("/dashboard").status_code == 200  # within the window: renewed
+    _age_session(client, last_seen_at=dt.timedelta(minutes=2))
+    assert client.get("/dashboard").status_code == 200  # renewed above: still live
+    # A cookie of the old kind (user id and epoch, signed with the right key) grants nothing.
+    user_id = world.users["buyer"].user_id
     with client.session_transaction() as session:
-        assert dt.datetime.now(dt.UTC).timestamp() - session["seen"] < 60
-        del session["seen"]
+        del session["sid"]
+        session["uid"] = user_id
     assert client.get("/dashboard").status_code == 302
+
+
+def test_a_session_ends_at_its_absolute_lifetime_however_active(app, client, world):
+    login_session(client, world, "operator")
+    hours = app.config["MARKET_SESSION_MAX_HOURS"]
+    _age_session(client, created_at=dt.timedelta(hours=hours, minutes=1))
+    r = client.get("/dashboard")
+    assert r.status_code == 302 and "/login" in r.headers["Location"]
+    assert client.get("/api/v1/me").status_code == 401
 
 
 def test_the_session_cookie_expires_with_the_absolute_lifetime(app, client, make_user):
