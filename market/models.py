@@ -20,3 +20,4 @@ from market.consents.models import Consent, Lookup  # noqa: F401
 from market.datasets.models import Dataset, DatasetColumn, DatasetContributor, DatasetVersion  # noqa: F401
 from market.quotes.models import PricingParameterSet, Quote  # noqa: F401
 from sandbox.models import SandboxQuery  # noqa: F401
+from sandbox.models import PrivacySpending, SandboxRelease, VersionSpending  # noqa: F401
