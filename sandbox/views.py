@@ -31,6 +31,12 @@ bp = Blueprint("sandbox", __name__)
 registry.nav_link("sandbox.index", _l("Sandbox"), roles={"buyer"}, order=50)
 
 
+@bp.app_template_global("sandbox_privacy_left")
+def _privacy_left(lic: License):
+    """The organization's remaining epsilon over the license's DP datasets (or None)."""
+    return services.organization_budget_remaining(db.session, lic)
+
+
 @registry.panel("sandbox", roles={"buyer"}, title=_l("Sandbox"), order=25)
 def _sandbox_panel(user):
     org_id = user.organization_id
