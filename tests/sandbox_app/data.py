@@ -141,6 +141,8 @@ def dataset(
     department=None,
     dp_budget: str | None = "100",
     version_budget: str | None = "1000",
+    eps_per_query: str | None = None,
+    delta: str | None = None,
     k_min: int = K,
     grade: str | None = None,
 ):
@@ -162,6 +164,8 @@ def dataset(
         k_min=k_min,
         dp_epsilon_budget=Decimal(dp_budget) if dp_budget else None,
         dp_version_budget=Decimal(version_budget) if version_budget else None,
+        dp_epsilon_per_query=Decimal(eps_per_query) if eps_per_query else None,
+        dp_delta=Decimal(delta) if delta else None,
         dp_ranges={c[0]: [str(c[4][0]), str(c[4][1])] for c in columns if c[4]} or None,
     )
     session.add(ds)
