@@ -287,7 +287,7 @@ class DuckDBEngine:
                 )
             )
             entity_rows[view.slug] = prepared.max_rows
-        cap = query.row_cap if row_cap is None else min(row_cap, query.row_cap)
+        cap = query.engine_row_cap if row_cap is None else min(row_cap, query.engine_row_cap)
         return self._run(query.engine_sql, views, entity_rows, timeout_s, cap)
 
     def run_sql(
