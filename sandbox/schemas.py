@@ -102,8 +102,11 @@ class AnswerPrivacySchema(ma.Schema):
     epsilon_spent = ma.fields.Decimal(as_string=True)
     budget_remaining = ma.fields.Decimal(as_string=True, allow_none=True)
     error_bounds = ma.fields.List(
-        ma.fields.String(allow_none=True),
-        metadata={"description": "Per column: the 95% half-width of the noise, or null."},
+        ma.fields.Dict(allow_none=True),
+        metadata={
+            "description": "Per column: {kind, confidence, half_width, per_row} (the 95% "
+            "interval half-width of the noise, per row for AVG), or null (dimension)."
+        },
     )
     notice = ma.fields.String(metadata={"description": "A fixed sentence."})
     cached = ma.fields.Boolean()

@@ -31,9 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import inspect
 import math
-import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -66,6 +64,7 @@ from .models import (
 )
 from .policy import check
 from .query import CheckedQuery
+from .results import SandboxResult
 from .refusals import (
     AUDIT_TYPE,
     BLACKLISTED,
@@ -95,8 +94,9 @@ class Answer:
     columns: list[str]
     column_kinds: list[str]
     rows: list[list[Any]]
-    #: Per output column: the 95% half-width of its noise ("±"), or None (exact / dimension).
-    error_bounds: list[str | None]
+    #: Per output column: its 95% error bound (``ErrorBound.as_dict``), or None (exact,
+    #: dimension).
+    error_bounds: list[dict[str, Any] | None]
     truncated: bool
     #: Groups withheld below k: only on non-DP (open) data; None on DP data (no oracle).
     suppressed_groups: int | None
@@ -352,7 +352,7 @@ def _charge_ledger(
 
 def _dp_tables(workspace: Workspace, checked: CheckedQuery) -> list[WorkspaceTable]:
     """The differentially private tables the query reads (each is charged)."""
-    used = {s.lower() for s in checked.tables_used}
+    used = {s.lower() for s in checked.charged_tables}
     return [t for t in workspace.tables if t.privacy is not None and t.slug.lower() in used]
 
 
@@ -366,7 +366,7 @@ def _charge_budget(
     """Charge every DP table's organization and version ledgers; raises QueryRefused (429)
     when one of them has not enough left (the caller's transaction is then rolled back)."""
     cost = Decimal(checked.epsilon_cost)
-    delta = Decimal(getattr(checked, "delta_cost", 0) or 0)
+    delta = Decimal(checked.delta_cost)
     if cost <= 0:
         return Decimal(0)
     for table in tables:
@@ -473,7 +473,7 @@ def organization_budget_remaining(session: Session, lic: License) -> Decimal | N
 def release_hash(checked: CheckedQuery, data_versions: str) -> str:
     """The identity of a release: the policy's release key (canonical question and privacy
     parameters) over these data versions."""
-    key = getattr(checked, "release_key", None) or checked.canonical
+    key = checked.release_key
     text = f"sandbox.release:v1\n{data_versions}\n{key}"
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -507,20 +507,13 @@ def _store_release(
     return release
 
 
-def _bound(value: Any) -> str | None:
-    if value is None:
-        return None
-    value = Decimal(str(value))
-    return format(value.quantize(Decimal("0.01")) if value.is_finite() else value, "f")
-
-
-def _answer(checked: CheckedQuery, result: Any, dp: bool) -> Answer:
-    bounds = getattr(result, "error_bounds", None) or [None] * len(result.columns)
+def _answer(checked: CheckedQuery, result: SandboxResult, dp: bool) -> Answer:
+    bounds = result.error_bounds or (None,) * len(result.columns)
     return Answer(
         list(result.columns),
         [o.kind for o in checked.outputs],
         json_rows(result.rows),
-        [_bound(b) for b in bounds],
+        [b.as_dict() if b is not None else None for b in bounds],
         bool(result.truncated),
         None if dp else result.suppressed_groups,
     )
@@ -631,10 +624,6 @@ def run_query(
         )
         end_transaction()  # (a) ends: the engine runs with no transaction open
 
-    core_kw: dict[str, Any] = {"noise": noise}
-    if "noise" not in inspect.signature(run_checked).parameters:
-        # TODO(dp-core merge): the old core seeds its noise; a fresh secret per release.
-        core_kw = {"dp_secret": secrets.token_hex(32)}
     try:
         outcome = run_checked(
             sql,
@@ -643,7 +632,7 @@ def run_query(
             engine,
             timeout_s=settings.timeout_s,
             before_run=before_run,
-            **core_kw,
+            noise=noise,
         )
     except _Cached as hit:
         return _answer_cached(session, actor, attempt, lic_id, org_id, hit.release, state, now)
@@ -658,7 +647,7 @@ def run_query(
     if dp_tables:
         release = _store_release(
             session, state["key"], workspace.data_versions, answer, attempt.epsilon_spent,
-            Decimal(getattr(outcome.checked, "delta_cost", 0) or 0), org_id, now,
+            Decimal(outcome.checked.delta_cost), org_id, now,
         )
         release_id = release.id
         answer = Answer.from_payload(release.payload)
@@ -790,7 +779,7 @@ def estimate_cost(
     checked = _check(workspace, sql, attempt)
     dp_tables = _dp_tables(workspace, checked)
     cost = Decimal(checked.epsilon_cost) if dp_tables else Decimal(0)
-    delta = Decimal(getattr(checked, "delta_cost", 0) or 0) if dp_tables else Decimal(0)
+    delta = Decimal(checked.delta_cost) if dp_tables else Decimal(0)
     cached = bool(dp_tables) and (
         _find_release(session, release_hash(checked, workspace.data_versions)) is not None
     )

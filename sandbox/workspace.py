@@ -83,10 +83,7 @@ class WorkspaceTable:
 
     def spec(self) -> TableSpec:
         kw: dict[str, Any] = {}
-        if self.privacy is not None and not hasattr(specs, "TablePrivacy"):
-            # TODO(dp-core merge): the old core knows only a per-query epsilon.
-            kw["dp_epsilon_per_query"] = self.privacy.epsilon_per_query
-        elif self.privacy is not None:
+        if self.privacy is not None:
             kw["privacy"] = specs.TablePrivacy(
                 epsilon_per_query=self.privacy.epsilon_per_query,
                 delta=self.privacy.delta,

@@ -54,7 +54,7 @@ _ATTRS = {
 }
 _EPS_MAX = Decimal(10)
 _BUDGET_MAX = Decimal(1000)
-_DELTA_MAX = Decimal("0.001")
+_DELTA_MAX = Decimal("0.0001")  # sandbox.specs.TablePrivacy.MAX_DELTA
 _EPS_PLACES = Decimal("0.0001")
 _RANGE_ABS_MAX = Decimal(10) ** 15
 MAX_RANGES = 200
