@@ -64,7 +64,6 @@ from .models import (
 )
 from .policy import check
 from .query import CheckedQuery
-from .results import SandboxResult
 from .refusals import (
     AUDIT_TYPE,
     BLACKLISTED,
@@ -81,6 +80,7 @@ from .refusals import (
     audit_data,
     engine_refusal,
 )
+from .results import SandboxResult
 from .runner import run_query as run_checked
 from .workspace import SandboxSettings, Workspace, WorkspaceTable, build_workspace
 

@@ -44,6 +44,7 @@ from market.accounts.actor import Actor
 from market.accounts.permissions import require
 from market.audit.services import record
 from market.datasets import permissions as perms
+from market.datasets import privacy
 from market.datasets.models import (
     Dataset,
     DatasetContributor,
@@ -111,6 +112,8 @@ class PublishMeta:
     description: str = ""
     k_min: int | None = None
     treatments: Mapping[str, str] = field(default_factory=dict)
+    #: Validated ``metadata.privacy`` (``market.datasets.privacy.parse_privacy``), if given.
+    privacy: Mapping[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PublishMeta:
@@ -126,6 +129,7 @@ class PublishMeta:
             costs=Costs(costs["collection"], costs["processing"], costs["storage_monthly"]),
             k_min=data.get("k_min"),
             treatments=dict(data.get("treatments") or {}),
+            privacy=data.get("privacy"),
         )
 
 
@@ -481,6 +485,8 @@ def create_dataset(
     )
     if meta.k_min is not None:
         dataset.k_min = meta.k_min
+    if meta.privacy and meta.open_grade == OpenGrade.conditional:
+        privacy.store(dataset, meta.privacy)  # audited with dataset.uploaded below
     session.add(dataset)
     session.flush()
     dataset.slug = make_slug(dataset.id, meta.category)
@@ -519,6 +525,9 @@ def create_dataset(
             "category": meta.category,
             "open_grade": meta.open_grade,
             "overrides": sorted(meta.treatments),
+            "privacy": privacy.effective_privacy(dataset).as_json()  # type: ignore[union-attr]
+            if privacy.uses_dp(dataset)
+            else None,
         },
     )
     return version

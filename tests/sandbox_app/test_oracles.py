@@ -130,10 +130,10 @@ def test_a_data_dependent_error_is_charged_and_answers_like_no_error(world, clie
     answers = []
     for value in (existing, missing):
         sql = (
-            "SELECT CAST(CASE WHEN amount = {v} THEN 'x' ELSE '1' END AS INTEGER) AS g, "
-            "COUNT(*) AS n FROM loans GROUP BY CAST(CASE WHEN amount = {v} THEN 'x' ELSE '1' END "
+            f"SELECT CAST(CASE WHEN amount = {value} THEN 'x' ELSE '1' END AS INTEGER) AS g, "
+            f"COUNT(*) AS n FROM loans GROUP BY CAST(CASE WHEN amount = {value} THEN 'x' ELSE '1' END "
             "AS INTEGER)"
-        ).format(v=value)
+        )
         before = _quota_and_spent(world, lic.id, buyer.org_id, ds.id)
         r = query(client, lic.id, sql, buyer.headers)
         after = _quota_and_spent(world, lic.id, buyer.org_id, ds.id)
