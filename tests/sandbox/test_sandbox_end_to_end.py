@@ -62,18 +62,26 @@ def test_group_by_district_matches_the_bounded_reference(wide_ctx, tables, engin
     ref = bounded_groups(loans, ["district"])
     ref = ref[ref["d"] >= K]
     want = [
-        (r.district, int(r.n), _money(r.s), _money(r.s / r.k), int(r.d))
-        for r in ref.itertuples()
+        (r.district, int(r.n), _money(r.s), _money(r.s / r.k), int(r.d)) for r in ref.itertuples()
     ]
     assert result.columns == ("district", "n", "total", "mean", "people")
     assert result.rows == sorted(want)  # no ORDER BY: rows come in group-key order
     # Rare (3 entities) and Short (9) are withheld and nothing says how many were.
     assert {r[0] for r in result.rows} == {
-        "Huangpu", "Xuhui", "Jingan", "Pudong", "Minhang", "Edge",
+        "Huangpu",
+        "Xuhui",
+        "Jingan",
+        "Pudong",
+        "Minhang",
+        "Edge",
     }
     assert result.suppressed_groups is None
     assert [b.kind if b else None for b in result.error_bounds] == [
-        None, "count", "sum", "avg", "count",
+        None,
+        "count",
+        "sum",
+        "avg",
+        "count",
     ]
 
 
@@ -176,8 +184,13 @@ def test_small_groups_are_withheld_without_a_count(wide_ctx, tables, engine):
     assert edge.rows == [("Edge", K)]
     # Without GROUP BY the single group is public: an empty selection answers (noisy) zero,
     # exactly like a small one, never an error and never NULL.
-    none = run("SELECT COUNT(*), SUM(amount) FROM loans WHERE district = 'Nowhere'",
-               wide_ctx, tables, engine, noise=EXACT)
+    none = run(
+        "SELECT COUNT(*), SUM(amount) FROM loans WHERE district = 'Nowhere'",
+        wide_ctx,
+        tables,
+        engine,
+        noise=EXACT,
+    )
     assert none.rows == [(0, Decimal("0.00"))]
 
 

@@ -8,7 +8,6 @@ import pytest
 import sqlglot
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from sandbox_testdata import WIDE, loans_spec
 
 from sandbox import PolicyContext, PolicyViolation, check
@@ -189,7 +188,10 @@ def test_release_key_covers_every_parameter_that_shapes_the_answer(dp_ctx):
             "SELECT district, COUNT(*) FROM loans GROUP BY district HAVING SUM(amount) >= 5",
             "having_not_released",
         ),
-        ("SELECT district FROM loans GROUP BY district HAVING COUNT(*) > 20", "having_not_released"),
+        (
+            "SELECT district FROM loans GROUP BY district HAVING COUNT(*) > 20",
+            "having_not_released",
+        ),
         (
             "SELECT district, COUNT(*) FROM loans GROUP BY 1 HAVING district = 'Xuhui'",
             "having_not_released",
