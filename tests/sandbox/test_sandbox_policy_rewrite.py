@@ -115,7 +115,12 @@ def test_entity_totals_are_clamped_null_safely_in_generated_sql(ctx):
     assert 'SUM(TRY_CAST("loans"."amount" AS DOUBLE))' in q.engine_sql
     assert 'CASE WHEN "__sbx_p1" < 0 THEN 0 WHEN "__sbx_p1" > 100000 THEN 100000' in q.engine_sql
     assert "GREATEST" not in q.engine_sql.upper()
-    assert 'PARTITION BY "__sbx_e"' in q.engine_sql  # groups per entity bounded
+    assert 'MIN(hash("loans"."__sbx_eh", "loans"."district"))' in q.engine_sql  # one group
+    wide = check(
+        "SELECT district, SUM(amount) FROM loans GROUP BY district",
+        PolicyContext({"loans": loans_spec(privacy=WIDE)}),
+    )
+    assert 'QUALIFY ROW_NUMBER() OVER (PARTITION BY "__sbx_e"' in wide.engine_sql  # <= 3 groups
     assert [o.kind for o in q.outputs] == ["dimension", "sum", "avg"]
     # one group per entity by default: one entity moves a SUM by at most the bound
     assert q.outputs[1].sensitivity == Decimal(100000)
