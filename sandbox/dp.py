@@ -155,16 +155,19 @@ def calibrate_threshold(
     return scale, tau, _dec(eps), _dec(dlt)
 
 
+@lru_cache(maxsize=1024)
 def count_accuracy(scale: float) -> Decimal:
     """Half-width of the 95% interval of a discrete-Laplace count of this scale."""
     return _dec(_opendp().discrete_laplacian_scale_to_accuracy(scale=scale, alpha=ALPHA))
 
 
+@lru_cache(maxsize=1024)
 def sum_accuracy(scale: float) -> Decimal:
     """Half-width of the 95% interval of a Laplace sum of this scale."""
     return _dec(_opendp().laplacian_scale_to_accuracy(scale=scale, alpha=ALPHA))
 
 
+@lru_cache(maxsize=1024)
 def split_accuracy(kind: str, scale: float, alpha: float) -> float:
     """Half-width of the (1 - alpha) interval (used for AVG's union bound)."""
     dp = _opendp()

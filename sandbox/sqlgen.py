@@ -406,7 +406,8 @@ def aggregate_query(
         p  per (entity, group): the entity-key hash, the group keys, and the entity's own
            row count, non-NULL counts and SUM totals over its rows of that group
         b  at most max_groups_per_entity rows of p per entity, chosen by a hash of (entity,
-           group) (ROW_NUMBER over a window: generated here, never from caller text)
+           group) (ROW_NUMBER over a window: generated here, never from caller text); with
+           one group per entity, a MIN(hash) first pass and a join instead (m)
         then per group: distinct entities d, SUM(LEAST(rows, max_rows)) per COUNT, the SUM
            of the entity totals clamped into the declared range per SUM; every candidate
            group, most entities first (see MAX_CANDIDATE_GROUPS).
@@ -423,10 +424,17 @@ def aggregate_query(
         for o, p in zip(outputs, plans, strict=True)
     ]
 
-    p_cols = [f"{render(entity_hash)} AS {q('__sbx_e')}"]
+    ehash = render(entity_hash)
+    key_sql = [render(total(node)) for _, node in key_items]
+    one_group = grouped and privacy.max_groups_per_entity == 1
+    p_cols = [f"{ehash} AS {q('__sbx_e')}"]
+    # With one group per entity (the default) each entity keeps the group whose hash of
+    # (entity, key) is smallest: a first pass finds that hash per entity, the second keeps
+    # only those rows (faster than aggregating every (entity, group) pair and windowing).
+    # A 64-bit collision can only merge two groups of one entity into one.
     p_cols += [
-        f"{render(total(node))} AS {q(n)}"
-        for (_, node), n in zip(key_items, key_names, strict=True)
+        f"any_value({k}) AS {q(n)}" if one_group else f"{k} AS {q(n)}"
+        for k, n in zip(key_sql, key_names, strict=True)
     ]
     final_cols = [q(n) for n in key_names] + [f"COUNT(*) AS {q(DISTINCT_COLUMN)}"]
     for column, per_entity, final in pre:
@@ -437,24 +445,41 @@ def aggregate_query(
         else:
             final_cols.append(f"{final('')} AS {q(column)}")
     where_sql = " AND ".join(f"{render(total(node))}" for _, node in _unique_sorted(where))
-    p_sql = f"SELECT {', '.join(p_cols)} FROM {_from(scope_tables, joins)}"
-    if where_sql:
-        p_sql += f" WHERE {where_sql}"
-    p_sql += " GROUP BY ALL"
-    if grouped:
+    from_sql = _from(scope_tables, joins)
+    where_clause = f" WHERE {where_sql}" if where_sql else ""
+    keys_sql = ", ".join(q(n) for n in key_names)
+    tail = (
+        f" GROUP BY {keys_sql} ORDER BY {q(DISTINCT_COLUMN)} DESC, hash({keys_sql}) "
+        f"LIMIT {MAX_CANDIDATE_GROUPS + 1}"
+    )
+    if one_group:
+        pair_hash = f"hash({', '.join([ehash, *key_sql])})"
+        m_sql = (
+            f"SELECT {ehash} AS {q('__sbx_e')}, MIN({pair_hash}) AS {q('__sbx_h')} "
+            f"FROM {from_sql}{where_clause} GROUP BY 1"
+        )
+        p_sql = (
+            f"SELECT {', '.join(p_cols)} FROM {from_sql} JOIN {q('__sbx_m')} ON "
+            f"{ehash} = {q('__sbx_m')}.{q('__sbx_e')} AND {pair_hash} = "
+            f"{q('__sbx_m')}.{q('__sbx_h')}{where_clause} GROUP BY 1"
+        )
+        sql = (
+            f"WITH {q('__sbx_m')} AS ({m_sql}), {q('__sbx_p')} AS ({p_sql}) "
+            f"SELECT {', '.join(final_cols)} FROM {q('__sbx_p')}{tail}"
+        )
+    elif grouped:
+        p_sql = f"SELECT {', '.join(p_cols)} FROM {from_sql}{where_clause} GROUP BY ALL"
         hashed = ", ".join(q(n) for n in ["__sbx_e", *key_names])
         b_sql = (
             f"SELECT * FROM {q('__sbx_p')} QUALIFY ROW_NUMBER() OVER (PARTITION BY "
             f"{q('__sbx_e')} ORDER BY hash({hashed})) <= {privacy.max_groups_per_entity}"
         )
-        keys_sql = ", ".join(q(n) for n in key_names)
         sql = (
             f"WITH {q('__sbx_p')} AS ({p_sql}), {q('__sbx_b')} AS ({b_sql}) "
-            f"SELECT {', '.join(final_cols)} FROM {q('__sbx_b')} GROUP BY {keys_sql} "
-            f"ORDER BY {q(DISTINCT_COLUMN)} DESC, hash({keys_sql}) "
-            f"LIMIT {MAX_CANDIDATE_GROUPS + 1}"
+            f"SELECT {', '.join(final_cols)} FROM {q('__sbx_b')}{tail}"
         )
     else:
+        p_sql = f"SELECT {', '.join(p_cols)} FROM {from_sql}{where_clause} GROUP BY 1"
         sql = f"WITH {q('__sbx_p')} AS ({p_sql}) SELECT {', '.join(final_cols)} FROM {q('__sbx_p')}"
     engine_columns = tuple(key_names + [DISTINCT_COLUMN] + [c for c, _, _ in pre])
 
