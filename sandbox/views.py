@@ -86,8 +86,12 @@ def console(license_id: int):
             example = f"SELECT {dims[0]}, COUNT(*) AS n\nFROM {table.slug}\nGROUP BY {dims[0]}"
         else:
             example = f"SELECT COUNT(*) AS n FROM {table.slug}"
+    budgets = services.budgets_of(
+        db.session, lic.buyer_org_id, [t for t in workspace.tables if t.privacy is not None]
+    )
     return render_template(
         "sandbox/console.html",
+        budgets=budgets,
         lic=lic,
         workspace=workspace,
         usable=lic.status == LicenseStatus.ACTIVE.value,
