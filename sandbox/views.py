@@ -37,6 +37,14 @@ def _privacy_left(lic: License):
     return services.organization_budget_remaining(db.session, lic)
 
 
+@registry.panel(
+    "privacy_spending", roles={"regulator", "operator"}, title=_l("Privacy budget spent"), order=40
+)
+def _privacy_spending_panel(user):
+    items = [i for i in services.privacy_spending(db.session, g.actor, None) if i["buyers"]]
+    return {"datasets": items}
+
+
 @registry.panel("sandbox", roles={"buyer"}, title=_l("Sandbox"), order=25)
 def _sandbox_panel(user):
     org_id = user.organization_id

@@ -273,3 +273,19 @@ def test_the_dataset_page_shows_and_saves_privacy_settings(world, client, owned)
     anonymous = world.app.test_client().get(f"/datasets/{ds.id}").get_data(as_text=True)
     assert 'data-testid="privacy-settings"' in anonymous
     assert 'data-testid="privacy-form"' not in anonymous
+
+
+def test_the_regulator_dashboard_shows_spending_per_buyer(world, client):
+    from types import SimpleNamespace
+
+    from tests.sandbox_app.test_web import login
+
+    world.dataset("loans")
+    buyer = world.party()
+    lic = world.license(buyer, ["loans"])
+    assert query(client, lic.id, "SELECT COUNT(*) AS n FROM loans", buyer.headers).status_code == 200
+    regulator = world.party("regulator")
+    login(client, SimpleNamespace(user=regulator.user))
+    page = client.get("/dashboard?lang=en").get_data(as_text=True)
+    assert 'data-testid="privacy-spending"' in page
+    assert f'data-buyer="{buyer.org_id}"' in page and "0.5000 / 100.0000" in page
