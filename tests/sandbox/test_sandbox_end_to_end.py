@@ -9,7 +9,15 @@ from decimal import Decimal
 
 import pandas as pd
 import pytest
-from sandbox_testdata import AMOUNT_HI, OUTLIER, K, firms_frame, loans_frame, loans_spec
+from sandbox_testdata import (
+    AMOUNT_HI,
+    OUTLIER,
+    K,
+    firms_frame,
+    firms_spec,
+    loans_frame,
+    loans_spec,
+)
 
 from sandbox import NoNoise, PolicyContext, PolicyViolation, TablePrivacy, check, run_query
 
@@ -340,3 +348,40 @@ def test_every_allowlisted_scalar_function_runs(ctx, tables, engine):
         "Firm 12!",
         cap % 7,
     )
+
+
+def test_join_with_one_group_per_entity_bounds_on_the_joined_entity(dp_ctx, tables, engine, loans):
+    """Default bounds (one group per entity) across a join: each enterprise counts once."""
+    ctx = PolicyContext({**dp_ctx.tables, "firms": firms_spec()})
+    result = run(
+        "SELECT f.district, COUNT(DISTINCT l.ek), COUNT(*) FROM loans l "
+        "JOIN firms f ON l.ek = f.fk GROUP BY f.district ORDER BY f.district DESC",
+        ctx,
+        tables,
+        engine,
+        noise=NoNoise(min_entities=1),
+    )
+    joined = loans.merge(firms_frame(), left_on="ek", right_on="fk")
+    assert sum(r[1] for r in result.rows) == joined["ek"].nunique()
+    assert [r[0] for r in result.rows] == sorted({r[0] for r in result.rows}, reverse=True)
+
+
+def test_order_by_a_group_key_that_is_not_an_output(wide_ctx, tables, engine):
+    result = run(
+        "SELECT COUNT(*) FROM loans WHERE district IN ('Xuhui', 'Pudong', 'Jingan') "
+        "GROUP BY district ORDER BY district DESC",
+        wide_ctx,
+        tables,
+        engine,
+        noise=NoNoise(min_entities=1),
+    )
+    by_district = run(
+        "SELECT district, COUNT(*) FROM loans WHERE district IN ('Xuhui', 'Pudong', 'Jingan') "
+        "GROUP BY district",
+        wide_ctx,
+        tables,
+        engine,
+        noise=NoNoise(min_entities=1),
+    )
+    want = [n for _, n in sorted(by_district.rows, reverse=True)]
+    assert [r[0] for r in result.rows] == want
