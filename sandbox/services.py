@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -85,6 +86,7 @@ from .runner import run_query as run_checked
 from .workspace import SandboxSettings, Workspace, WorkspaceTable, build_workspace
 
 _EPS = Decimal("0.0001")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -640,6 +642,13 @@ def run_query(
         raise QueryRefused(422, exc.rule, _policy_message(exc), attempt=attempt) from None
     except EngineError as exc:
         raise engine_refusal(exc, attempt) from None
+    except Exception as exc:
+        if attempt.log_id is None:
+            raise
+        # After the charge, any failure (in the engine or in the noise step) is charged and
+        # answers the generic message: its cause could depend on the data.
+        log.exception("sandbox query %s failed after its charge", attempt.log_id)
+        raise engine_refusal(EngineError(kind="engine", detail=type(exc).__name__), attempt) from None
     # (c) the outcome, in a new short transaction
     dp_tables = state["dp_tables"]
     answer = _answer(outcome.checked, outcome.result, bool(dp_tables))

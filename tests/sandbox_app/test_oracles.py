@@ -180,6 +180,7 @@ def test_every_engine_error_is_charged_and_answers_one_generic_message(world, cl
         EngineError("division by zero", kind="engine"),
         ResourceLimit("out of memory"),
         EngineError("permission denied", kind="permission"),
+        ValueError("a bug in a noise step that only some data triggers"),
     ]
     real = app_engine._engines.get(app)
     try:
@@ -210,7 +211,7 @@ def test_every_engine_error_is_charged_and_answers_one_generic_message(world, cl
     ).all()
     assert [(q.status, q.rule, q.quota_charged) for q in log] == [
         ("error", "execution_error", True)
-    ] * 4
+    ] * 5
     assert all(q.epsilon_spent > 0 for q in log)
 
 
