@@ -115,7 +115,7 @@
         var td = cell("td", display(value), isNumeric(value) ? "num" : "");
         var half = errorBound(bounds[ci], ri);
         if (half !== null && value !== null) {
-          var pm = cell("span", " ± " + display(Number(half)), "sbx-pm");
+          var pm = cell("span", " ± " + (half === "∞" ? half : display(Number(half))), "sbx-pm");
           pm.setAttribute("data-testid", "error-bound");
           pm.title = i18n.bound_title || "";
           td.appendChild(pm);
@@ -135,7 +135,8 @@
     if (bound.per_row && bound.per_row[rowIndex] !== null && bound.per_row[rowIndex] !== undefined) {
       return bound.per_row[rowIndex];
     }
-    return null;
+    // An AVG whose count may be near zero: its error has no useful bound.
+    return bound.per_row ? "∞" : null;
   }
 
   // The chart: the first dimension column against the first numeric column.
