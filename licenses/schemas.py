@@ -188,7 +188,11 @@ class LicenseSchema(ma.Schema):
     privacy_budget_remaining = ma.fields.Decimal(
         as_string=True,
         allow_none=True,
-        metadata={"description": "Differential-privacy epsilon left; null unless required."},
+        metadata={
+            "description": "Differential-privacy epsilon the buyer organization has left (the "
+            "smallest over the license's DP datasets, shared by all its licenses); null when "
+            "no licensed dataset is differentially private."
+        },
     )
     price = ma.fields.Nested(PriceSchema)
     created_at = ma.fields.DateTime()
@@ -196,6 +200,17 @@ class LicenseSchema(ma.Schema):
     status_reason = ma.fields.String(allow_none=True)
     has_document = ma.fields.Boolean()
     allowed_events = ma.fields.List(ma.fields.String())
+
+
+def _privacy_budget_remaining(lic: License) -> Any:
+    """The buyer organization's remaining epsilon (smallest over the license's DP datasets,
+    shared by all its licenses); null when no licensed dataset is differentially private."""
+    from sqlalchemy.orm import object_session
+
+    from sandbox.services import organization_budget_remaining
+
+    session = object_session(lic)
+    return None if session is None else organization_budget_remaining(session, lic)
 
 
 def license_view(lic: License) -> dict[str, Any]:
@@ -226,7 +241,7 @@ def license_view(lic: License) -> dict[str, Any]:
         "starts_at": lic.starts_at,
         "ends_at": lic.ends_at,
         "quota_remaining": lic.quota_remaining,
-        "privacy_budget_remaining": lic.privacy_budget_remaining,
+        "privacy_budget_remaining": _privacy_budget_remaining(lic),
         "price": {"total": lic.price_total_fen, "currency": lic.currency},
         "created_at": lic.created_at,
         "review_comment": lic.review_comment,

@@ -2,13 +2,13 @@
 
     checked = check(sql, PolicyContext(tables={slug: TableSpec(...)}))
     raw = DuckDBEngine().run(checked, {slug: parquet_path}, timeout_s=10)
-    result = postprocess(checked, raw, dp_secret=...)
+    result = postprocess(checked, raw)  # noise: OpenDP, fresh each time
 
 or `run_query(...)`, which does the three steps. Importing this package starts nothing; the
 engine's worker processes start on first use (or `DuckDBEngine.start()`).
 """
 
-from .dp import apply_dp, laplace_noise
+from .dp import Noise, NoNoise, OpenDPNoise, laplace_noise  # noqa: F401 - laplace_noise: old name
 from .engine import DuckDBEngine, Engine, EngineResult
 from .errors import (
     RULES,
@@ -19,10 +19,10 @@ from .errors import (
     SandboxError,
 )
 from .policy import check
-from .query import CheckedQuery, DPPlan, OutputColumn, ViewSpec
-from .results import SandboxResult, postprocess
+from .query import CheckedQuery, DPPlan, OutputColumn, Release, ViewSpec
+from .results import ErrorBound, SandboxResult, postprocess
 from .runner import QueryOutcome, run_query
-from .specs import ColumnSpec, PolicyContext, TableSpec
+from .specs import ColumnSpec, PolicyContext, TablePrivacy, TableSpec
 
 __all__ = [
     "RULES",
@@ -33,19 +33,23 @@ __all__ = [
     "Engine",
     "EngineError",
     "EngineResult",
+    "ErrorBound",
+    "NoNoise",
+    "Noise",
+    "OpenDPNoise",
     "OutputColumn",
     "PolicyContext",
     "PolicyViolation",
     "QueryOutcome",
     "QueryTimeout",
+    "Release",
     "ResourceLimit",
     "SandboxError",
     "SandboxResult",
+    "TablePrivacy",
     "TableSpec",
     "ViewSpec",
-    "apply_dp",
     "check",
-    "laplace_noise",
     "postprocess",
     "run_query",
 ]

@@ -1,27 +1,34 @@
-"""JSON API of the data sandbox: the license's tables, queries, their cost and the query log."""
+"""JSON API of the data sandbox: the license's tables, queries, their cost and the query log;
+the privacy settings of a dataset and the privacy spending per buyer."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
 
-from flask import current_app, jsonify
+from flask import current_app, g, jsonify, request
 from flask.views import MethodView
+from flask_babel import gettext as _
 from flask_smorest import Blueprint
 
 from market.api_base import PageArgs, page_of, paginate
-from market.auth import current_actor
-from market.errors import envelope
+from market.auth import current_actor, public
+from market.datasets import permissions as dataset_perms
+from market.datasets import privacy as dataset_privacy
+from market.datasets.models import Dataset
+from market.errors import NotFound, ValidationFailed, envelope
 from market.extensions import db, limiter, per_user_key
-from market.keys import pseudonym_key
 from market.storage import storage
 
 from . import app_engine, services
 from .schemas import (
     CostSchema,
+    PrivacySettingsSchema,
     QueryLogSchema,
     QueryRequestSchema,
     QueryResultSchema,
+    SpendingArgs,
+    SpendingSchema,
     TableSchema,
 )
 from .workspace import SandboxSettings, Workspace
@@ -58,6 +65,7 @@ def tables_view(workspace: Workspace) -> list[dict[str, Any]]:
             "version": t.version,
             "entity_key": t.entity_key,
             "dp_epsilon_per_query": t.dp_epsilon_per_query,
+            "privacy": t.privacy.as_json() if t.privacy is not None else None,
             "columns": [
                 {
                     "name": c.name,
@@ -94,21 +102,55 @@ def eps(value: Decimal | None) -> Decimal | None:
     return None if value is None else Decimal(value).quantize(_EPS_PLACES)
 
 
+def notice() -> str:
+    """The fixed sentence of every DP answer (never a count of withheld groups)."""
+    return _(
+        "Values carry random noise (differential privacy; the ± figures are 95% error "
+        "bounds). Groups with too few enterprises are withheld; how many is not disclosed."
+    )
+
+
 def result_view(run: services.QueryRun) -> dict[str, Any]:
-    return {
+    answer = run.answer
+    out: dict[str, Any] = {
         "id": run.log.id,
         "status": "ok",
-        "columns": list(run.result.columns),
-        "column_kinds": [o.kind for o in run.checked.outputs],
-        "rows": services.json_rows(run.result.rows),
-        "suppressed_groups": run.result.suppressed_groups,
-        "truncated": run.result.truncated,
+        "columns": answer.columns,
+        "column_kinds": answer.column_kinds,
+        "rows": answer.rows,
+        "truncated": answer.truncated,
         "quota_remaining": run.quota_remaining,
         "elapsed_ms": run.log.elapsed_ms,
-        "epsilon_spent": eps(run.log.epsilon_spent),
-        "repeat": run.repeat,
-        "privacy_budget_remaining": eps(run.privacy_budget_remaining),
+        "epsilon_spent": eps(run.epsilon_spent),
+        "repeat": run.cached,
+        "cached": run.cached,
+        "privacy_budget_remaining": eps(run.budget_remaining),
     }
+    if run.uses_dp:
+        out["privacy"] = {
+            "epsilon_spent": eps(run.epsilon_spent),
+            "budget_remaining": eps(run.budget_remaining),
+            "error_bounds": answer.error_bounds,
+            "notice": notice(),
+            "cached": run.cached,
+            "budgets": [b.as_json() for b in run.budgets],
+        }
+    else:
+        out["suppressed_groups"] = answer.suppressed_groups or 0
+    return out
+
+
+def end_transaction() -> None:
+    """Step (a)'s boundary: commit the charges, the ``running`` row and its event. The session
+    then holds no transaction and no connection until step (c) uses it again (nothing touches
+    it while the engine runs; ``services.run_query`` reads only plain values meanwhile)."""
+    db.session.commit()
+
+
+def test_noise() -> Any:
+    """The core's noise seam: tests set ``app.extensions["sandbox.noise"]`` in code (never
+    from configuration); production has no such key and uses OpenDP."""
+    return current_app.extensions.get("sandbox.noise")
 
 
 @blp.route("/sandbox/<int:license_id>/tables")
@@ -149,7 +191,8 @@ class Queries(MethodView):
                 engine=app_engine.engine(),
                 local_path=storage().local_path,
                 settings=settings(),
-                dp_key=pseudonym_key(),
+                end_transaction=end_transaction,
+                noise=test_noise(),
             )
         except services.QueryRefused as refusal:
             return refusal_response(refusal)
@@ -183,7 +226,58 @@ class Cost(MethodView):
         return {
             "epsilon_cost": eps(estimate.epsilon_cost),
             "query_epsilon": eps(estimate.query_epsilon),
-            "repeat": estimate.repeat,
+            "delta_cost": estimate.delta_cost,
+            "repeat": estimate.cached,
+            "cached": estimate.cached,
             "uses_dp": estimate.uses_dp,
-            "privacy_budget_remaining": eps(estimate.privacy_budget_remaining),
+            "affordable": estimate.affordable,
+            "privacy_budget_remaining": eps(estimate.budget_remaining),
+            "budgets": [b.as_json() for b in estimate.budgets],
         }
+
+
+def _dataset(dataset_id: int) -> Dataset:
+    dataset = db.session.get(Dataset, dataset_id)
+    if dataset is None:
+        raise NotFound(_("Dataset %(id)s does not exist.", id=dataset_id))
+    return dataset
+
+
+@blp.route("/datasets/<int:dataset_id>/privacy")
+class DatasetPrivacy(MethodView):
+    @public
+    @blp.response(200, PrivacySettingsSchema)
+    def get(self, dataset_id):
+        """A conditional dataset's privacy settings and declared ranges (public metadata,
+        readable by whoever may read the dataset)."""
+        dataset = _dataset(dataset_id)
+        if not dataset_perms.can_read_dataset(g.actor, dataset):
+            raise NotFound(_("Dataset %(id)s does not exist.", id=dataset_id))
+        settings_ = dataset_privacy.effective_privacy(dataset)
+        return {"dataset_id": dataset.id, "differential_privacy": settings_ is not None,
+                "settings": settings_.as_json() if settings_ is not None else None}
+
+    @blp.response(200, PrivacySettingsSchema)
+    def put(self, dataset_id):
+        """Change a conditional dataset's privacy settings: its department; the operator may
+        only tighten (lower epsilon and budgets, narrower ranges). Audited."""
+        actor = current_actor()
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise ValidationFailed(
+                _("Send a JSON object of privacy settings."), {"privacy": [_("Give a JSON object.")]}
+            )
+        dataset = _dataset(dataset_id)
+        new = dataset_privacy.update_privacy(db.session, actor, dataset, body)
+        return {"dataset_id": dataset.id, "differential_privacy": True, "settings": new.as_json()}
+
+
+@blp.route("/privacy/spending")
+class PrivacySpendingView(MethodView):
+    @blp.arguments(SpendingArgs, location="query")
+    @blp.response(200, SpendingSchema)
+    def get(self, args):
+        """Privacy budget spent per buyer organization and per version, for each conditional
+        dataset (the regulator and the operator; a department sees its own datasets)."""
+        items = services.privacy_spending(db.session, current_actor(), args.get("dataset_id"))
+        return {"items": items}

@@ -39,6 +39,13 @@ def engine_for(app: Any) -> DuckDBEngine:
         return eng
 
 
+def install(app: Any, eng: Any) -> None:
+    """Make ``eng`` the engine of ``app`` (a test seam, set by code: a slow or failing engine
+    that stands in for, or wraps, DuckDB). The previous engine is left to the caller."""
+    with _lock:
+        _engines[app] = eng
+
+
 def engine() -> DuckDBEngine:
     """The current app's engine."""
     from flask import current_app

@@ -130,7 +130,7 @@ class DuckDBEngine:
     - `temp_dir`: where worker directories (empty database file, spill space) are created.
     - `projection_dir`: if set (recommended), each data file is copied once per licensed
       column set into a file holding only those columns, the entity key and a 64-bit hash of
-      it. Then even a policy bypass cannot read unlicensed columns, and the exact k-threshold
+      it. Then even a policy bypass cannot read unlicensed columns, and the per-entity bounding
       reads 8-byte hashes instead of pseudonym strings. Without it the views still expose
       only licensed columns, but a raw read_parquet() of the allowed file would see all of
       them, and the hash is computed per query.
@@ -287,7 +287,7 @@ class DuckDBEngine:
                 )
             )
             entity_rows[view.slug] = prepared.max_rows
-        cap = query.row_cap if row_cap is None else min(row_cap, query.row_cap)
+        cap = query.engine_row_cap if row_cap is None else min(row_cap, query.engine_row_cap)
         return self._run(query.engine_sql, views, entity_rows, timeout_s, cap)
 
     def run_sql(

@@ -24,6 +24,8 @@ FORBIDDEN_OPERATOR = "forbidden_operator"
 FORBIDDEN_JOIN = "forbidden_join"
 NOT_DIMENSION = "not_dimension"
 UNBOUNDED_AGGREGATE = "unbounded_aggregate"
+# HAVING on conditional data that is not a filter on released (noisy) outputs.
+HAVING_NOT_RELEASED = "having_not_released"
 
 RULES: frozenset[str] = frozenset(
     {
@@ -43,6 +45,7 @@ RULES: frozenset[str] = frozenset(
         FORBIDDEN_JOIN,
         NOT_DIMENSION,
         UNBOUNDED_AGGREGATE,
+        HAVING_NOT_RELEASED,
     }
 )
 
@@ -56,13 +59,19 @@ class SandboxError(Exception):
 
 
 class PolicyViolation(SandboxError):
-    """The query breaks the policy; `rule` is one of `RULES` (answer 422)."""
+    """The query breaks the policy; `rule` is one of `RULES` (answer 422).
 
-    def __init__(self, rule: str, message: str) -> None:
+    `message` is an English msgid (marked with N_ where new); `params` are its `%(name)s`
+    values, kept apart so that the app can translate (`market.i18n.translate`).
+    """
+
+    def __init__(self, rule: str, message: str, **params: object) -> None:
         if rule not in RULES:
             raise ValueError(f"unknown policy rule {rule!r}")
-        super().__init__(message)
+        super().__init__(message % params if params else message)
         self.rule = rule
+        self.msgid = message
+        self.params = dict(params)
 
     def __repr__(self) -> str:
         return f"PolicyViolation({self.rule!r}, {self.message!r})"

@@ -8,12 +8,15 @@ from typing import Literal
 
 Mode = Literal["rows", "aggregate"]
 OutputKind = Literal["value", "dimension", "count", "sum", "avg"]
+ReleaseKind = Literal["threshold", "count", "sum"]
 
 # Names of the hidden objects shared by policy, engine and post-processing.
-ENTITY_ROWS_VIEW = "__sbx_entity_rows"  # (slug, max_rows): max rows per entity, from the engine
-ENTITY_HASH_COLUMN = "__sbx_eh"  # hash of the entity key, added to every view by the engine
-PASS_COLUMN = "__sbx_pass"  # TRUE on a released group; NULL on the "no groups" sentinel row
-SUPPRESSED_COLUMN = "__sbx_supp"  # number of groups below k, repeated on every row
+ENTITY_ROWS_VIEW = "__sbx_entity_rows"  # (slug, max_rows) per table, created by the engine
+ENTITY_HASH_COLUMN = "__sbx_eh"  # 64-bit hash of the entity key, added to every view
+DISTINCT_COLUMN = "__sbx_d"  # aggregate mode: distinct entities per group, after bounding
+# Aggregate mode returns every candidate group to post-processing (the noisy threshold needs
+# them all); beyond this many, the groups with the fewest entities are dropped first.
+MAX_CANDIDATE_GROUPS = 100_000
 
 
 @dataclass(frozen=True)
@@ -29,8 +32,9 @@ class ViewSpec:
 class OutputColumn:
     """One visible output column.
 
-    `sensitivity` is the L1 sensitivity of one record on this value (1 for counts, the largest
-    absolute clamp bound for sums and averages), None for dimensions and row values.
+    `sensitivity` is how much one entity can move this value, after contribution bounding
+    (the L1 sensitivity of its release, all groups together); None for dimensions, row values
+    and averages (a ratio of two releases).
     """
 
     name: str
@@ -39,45 +43,103 @@ class OutputColumn:
 
 
 @dataclass(frozen=True)
-class DPMeasurement:
-    """The noisy release behind one output.
+class Release:
+    """One noisy release of an aggregate-mode query (OpenDP measurement).
 
-    COUNT and SUM release their own value. AVG releases a clamped SUM (`canonical`, `scale`)
-    and a COUNT (`count_canonical`, `count_scale`) from two hidden engine columns, and shows
-    their ratio, clamped into [lower, upper].
+    - `threshold`: the noisy count of distinct entities per group; groups whose noisy count is
+      below `threshold` (tau) are withheld (Wilson et al. 2020). Its input distance is
+      (l0, l1, linf) = (groups per entity, groups per entity, 1).
+    - `count`: integer vector, discrete Laplace; `sum`: float vector, Laplace.
+
+    `epsilon`/`delta` are what OpenDP's privacy map reports for `sensitivity` at `scale`.
     """
 
-    output_index: int
-    kind: Literal["count", "sum", "avg"]
-    canonical: str  # the measurement itself, for example SUM("t"."amount")
+    name: str  # the measurement, e.g. COUNT(*) or SUM("t"."x"); "threshold" for the selection
+    kind: ReleaseKind
+    column: str  # engine column holding the bounded exact value
     sensitivity: Decimal
-    scale: Decimal  # Laplace scale b = sensitivity / (epsilon share)
+    scale: float
+    epsilon: Decimal
+    delta: Decimal = Decimal(0)
+    threshold: int | None = None
+
+
+@dataclass(frozen=True)
+class OutputPlan:
+    """How post-processing builds one visible output of an aggregate-mode query.
+
+    `dimension`: the group key in engine column `column`. `count`/`sum`: release `release`.
+    `distinct`: the threshold's noisy count (grouped) or release `release` (no GROUP BY).
+    `avg`: release `release` (the SUM) over release `count_release` (the COUNT), clamped into
+    [lower, upper].
+    """
+
+    kind: Literal["dimension", "count", "sum", "avg", "distinct"]
+    column: str | None = None
+    release: int | None = None
+    count_release: int | None = None
     lower: Decimal | None = None
     upper: Decimal | None = None
-    sum_column: str | None = None  # engine column names of the AVG parts
-    count_column: str | None = None
-    count_canonical: str | None = None
-    count_scale: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class HavingTerm:
+    """A HAVING conjunct evaluated on the released (noisy) value of output `output`."""
+
+    output: int
+    op: Literal["=", "<>", "<", "<=", ">", ">=", "between"]
+    values: tuple[Decimal, ...]
+
+
+@dataclass(frozen=True)
+class SortTerm:
+    """An ORDER BY term applied after noise: output `output`, or hidden key column `column`."""
+
+    output: int | None
+    column: str | None
+    desc: bool
+    nulls_first: bool
 
 
 @dataclass(frozen=True)
 class DPPlan:
-    epsilon: Decimal  # what the query costs; equal to CheckedQuery.epsilon_cost
-    scope: str  # canonical FROM ... WHERE ... GROUP BY ...: what the groups are drawn from
-    measurements: tuple[DPMeasurement, ...]
-    group_columns: tuple[str, ...]  # engine column names of the group keys (for the seed)
+    """Everything post-processing needs to release an aggregate-mode answer."""
+
+    epsilon: Decimal  # the per-query epsilon charged (>= the sum of the releases' epsilons)
+    delta: Decimal  # charged delta: the table's delta if groups are selected, else 0
+    max_groups_per_entity: int
+    max_rows_per_entity: int
+    releases: tuple[Release, ...]
+    outputs: tuple[OutputPlan, ...]
+    group_columns: tuple[str, ...]  # engine columns of the group keys
+    threshold: int | None  # index of the threshold release (None without GROUP BY)
+    having: tuple[HavingTerm, ...]
+    order: tuple[SortTerm, ...]
+    limit: int | None
+    offset: int | None
+
+    @property
+    def epsilon_split(self) -> tuple[tuple[str, Decimal], ...]:
+        """(release name, epsilon) for every release, in order."""
+        return tuple((r.name, r.epsilon) for r in self.releases)
 
 
 @dataclass(frozen=True)
 class CheckedQuery:
     """A query the policy accepted, rewritten for the engine.
 
-    - `engine_sql`: DuckDB SQL over views named by slug. In aggregate mode it already drops
-      groups below k and reports how many (`SUPPRESSED_COLUMN`), so `postprocess` only strips.
+    - `engine_sql`: DuckDB SQL over views named by slug. In aggregate mode it bounds each
+      entity's contribution and returns every candidate group with its bounded aggregates;
+      noise, the group threshold, HAVING, ORDER BY and LIMIT are applied by `postprocess`.
     - `canonical`: normalized SQL (aliases removed, AND terms and IN lists sorted, columns
       written as slug.column); equal for trivially rewritten queries. Hash it, do not run it.
-    - `engine_columns`: the columns `engine_sql` returns, visible ones first.
-    - `epsilon_cost`: the differential-privacy budget the query spends (0 without DP).
+    - `release_key`: a stable hash of the canonical text and every parameter that shapes the
+      answer (privacy parameters, post-processing, row cap): the key of a release cache
+      (the caller adds the data versions).
+    - `engine_columns`: the columns `engine_sql` returns; `engine_row_cap` how many rows the
+      engine must fetch (the row cap in rows mode, every candidate group in aggregate mode).
+    - `epsilon_cost` / `delta_cost`: the privacy budget the query spends on EACH table in
+      `charged_tables` (the conditional ones; sequential composition per dataset).
     """
 
     engine_sql: str
@@ -89,8 +151,9 @@ class CheckedQuery:
     tables_used: tuple[str, ...]
     views: tuple[ViewSpec, ...]
     row_cap: int
-    k_min: int | None
-    k_column: str | None
-    suppressed_column: str | None
+    engine_row_cap: int
     epsilon_cost: Decimal
+    delta_cost: Decimal
+    charged_tables: tuple[str, ...]
+    release_key: str
     dp: DPPlan | None

@@ -15,16 +15,19 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from flask_babel import gettext as _
+
 from market.errors import DomainError
 
 from .errors import EngineError, QueryTimeout, ResourceLimit
 from .models import QueryStatus
 from .query import CheckedQuery
-from .results import SandboxResult
 
 log = logging.getLogger(__name__)
 
 AUDIT_TYPE = "sandbox.query"
+#: Written with the ``running`` log row, in the transaction that charges quota and budget.
+STARTED_AUDIT_TYPE = "sandbox.query_started"
 MAX_LOGGED_SQL = 4000
 
 # Rule codes of refusals outside the SQL policy (the policy's own are sandbox.errors.RULES).
@@ -71,7 +74,9 @@ class QueryRefused(DomainError):
             audit=(
                 AUDIT_TYPE,
                 ("license", attempt.license_id),
-                audit_data(attempt, query_status, rule, None, self.elapsed_ms, Decimal(0)),
+                audit_data(
+                    attempt, query_status, rule, 0, None, self.elapsed_ms, attempt.epsilon_spent
+                ),
             ),
         )
 
@@ -90,6 +95,8 @@ class Attempt:
     data_versions: str = ""
     quota_charged: bool = False
     epsilon_spent: Decimal = Decimal(0)
+    #: The ``running`` log row, once step (a) committed (quota and budget are then spent).
+    log_id: int | None = None
 
     def elapsed_ms(self) -> int:
         return max(0, math.ceil((time.perf_counter() - self.started) * 1000))
@@ -111,20 +118,24 @@ def audit_data(
     attempt: Attempt,
     decision: str,
     rule: str | None,
-    result: SandboxResult | None,
+    rows: int,
+    suppressed_groups: int | None,
     elapsed_ms: int,
     epsilon: Decimal,
 ) -> dict[str, Any]:
+    """The ``sandbox.query`` payload. ``suppressed_groups`` is None on DP data: how many
+    groups fell below the threshold is never recorded where it could be read back."""
     return {
         "license": attempt.license_id,
         "sql_hash": attempt.sql_hash,
         "sql": attempt.sql[:MAX_LOGGED_SQL],
         "decision": QueryStatus.error.value if decision == QueryStatus.timeout else str(decision),
         "rule": rule,
-        "rows": len(result.rows) if result is not None else 0,
-        "suppressed_groups": result.suppressed_groups if result is not None else 0,
+        "rows": rows,
+        "suppressed_groups": suppressed_groups,
         "elapsed_ms": elapsed_ms,
         "epsilon": format(epsilon.normalize(), "f") if epsilon else "0",
+        "charged": attempt.log_id is not None,
     }
 
 
@@ -132,42 +143,36 @@ def audit_data(
 
 
 def engine_refusal(exc: EngineError, attempt: Attempt) -> QueryRefused:
+    """The refusal of an accepted query that the engine did not answer. Its quota and budget
+    were committed before the run and stay spent (``attempt.log_id``).
+
+    Every runtime failure of the query itself (a failed cast, a division, a memory or file
+    guard) answers the same generic message and rule ``execution_error``: which one it was can
+    depend on the data, and on DP data even telling them apart would be an oracle. A timeout
+    keeps its rule (its duration is public anyway); an unavailable engine answers 503.
+    """
     if isinstance(exc, QueryTimeout):
         return QueryRefused(
             422,
             TIMEOUT,
-            "The query ran too long and was stopped; narrow it down and try again.",
+            _("The query ran too long and was stopped; narrow it down and try again."),
             attempt=attempt,
             query_status=QueryStatus.timeout,
-            charge_quota=True,
         )
-    if isinstance(exc, ResourceLimit):
-        return QueryRefused(
-            422,
-            RESOURCE_LIMIT,
-            "The query needed more memory or temporary space than allowed, "
-            "or the sandbox is busy; simplify it or try again shortly.",
-            attempt=attempt,
-            query_status=QueryStatus.error,
-        )
-    if exc.kind == "permission":
-        log.warning(
-            "sandbox engine refused access for license %s (query %s)",
-            attempt.license_id,
-            attempt.sql_hash[:16],
-        )
-        return QueryRefused(
-            422,
-            FORBIDDEN_ACCESS,
-            "The query tried to access something outside the sandbox.",
-            attempt=attempt,
-        )
-    if exc.kind == "engine":
+    if isinstance(exc, ResourceLimit) or exc.kind in ("engine", "permission"):
+        if exc.kind == "permission":
+            log.warning(
+                "sandbox engine refused access for license %s (query %s)",
+                attempt.license_id,
+                attempt.sql_hash[:16],
+            )
         return QueryRefused(
             422,
             EXECUTION_ERROR,
-            "The query could not be executed (for example a value that "
-            "cannot be converted); check the expressions and try again.",
+            _(
+                "The query could not be executed. It was charged like an answer; check the "
+                "expressions and try again."
+            ),
             attempt=attempt,
             query_status=QueryStatus.error,
         )
@@ -180,8 +185,10 @@ def engine_refusal(exc: EngineError, attempt: Attempt) -> QueryRefused:
     return QueryRefused(
         503,
         ENGINE_UNAVAILABLE,
-        "The sandbox could not run this query right now; the incident "
-        "has been logged. Try again later.",
+        _(
+            "The sandbox could not run this query right now; the incident has been logged. "
+            "Try again later."
+        ),
         attempt=attempt,
         query_status=QueryStatus.error,
     )

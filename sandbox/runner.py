@@ -1,9 +1,10 @@
 """One call from SQL text to a releasable result: check, run, post-process.
 
 Quota, the privacy-budget ledger and audit logging belong to the caller (they need the
-database); `before_run` is the hook where they go: it sees the checked query (its canonical
-text and `epsilon_cost`) after the policy accepted it and before the engine runs, and may
-raise to stop it.
+database); `before_run` is the hook where they go: it sees the checked query (its
+`release_key`, `epsilon_cost`, `delta_cost`, `charged_tables`) after the policy accepted it and
+before the engine runs, and may raise to stop it (for example: commit the charges, or answer
+from the release cache instead).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from .dp import Noise
 from .engine import Engine
 from .policy import check
 from .query import CheckedQuery
@@ -33,22 +35,23 @@ def run_query(
     engine: Engine,
     *,
     timeout_s: float = 10.0,
-    dp_secret: bytes | str | None = None,
+    noise: Noise | None = None,
     before_run: Callable[[CheckedQuery], None] | None = None,
+    dp_secret: object = None,
 ) -> QueryOutcome:
     """Check `sql` against `ctx`, run it on `engine` over `tables` (slug -> Parquet path).
 
-    `dp_secret` seeds the noise of tables with a privacy budget (for example a server key plus
-    the license id); it is required when the query has a DP plan.
+    `noise` defaults to OpenDP (fresh randomness); only tests pass another (`NoNoise`).
+    `dp_secret` is ignored (noise is no longer seeded); it is accepted so that callers written
+    before issue #12 keep working until they drop it.
     Raises PolicyViolation, QueryTimeout, ResourceLimit, EngineError, and whatever
     `before_run` raises.
     """
+    del dp_secret
     started = time.perf_counter()
     checked = check(sql, ctx)
-    if checked.dp is not None and not dp_secret:
-        raise ValueError("this license's tables need a DP secret")
     if before_run is not None:
         before_run(checked)
     raw = engine.run(checked, tables, timeout_s=timeout_s)
-    result = postprocess(checked, raw, dp_secret=dp_secret)
+    result = postprocess(checked, raw, noise=noise)
     return QueryOutcome(checked, result, (time.perf_counter() - started) * 1000)

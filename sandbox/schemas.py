@@ -26,7 +26,9 @@ class ColumnSchema(ma.Schema):
         }
     )
     treatment = ma.fields.String(metadata={"description": "Desensitization applied."})
-    lower_bound = ma.fields.Decimal(as_string=True, allow_none=True)
+    lower_bound = ma.fields.Decimal(
+        as_string=True, allow_none=True, metadata={"description": "The declared range (public)."}
+    )
     upper_bound = ma.fields.Decimal(as_string=True, allow_none=True)
 
 
@@ -43,6 +45,7 @@ class TableSchema(ma.Schema):
         allow_none=True,
         metadata={"description": "Epsilon each new query on this table spends; null: no DP."},
     )
+    privacy = ma.fields.Nested(lambda: PrivacyValuesSchema(), allow_none=True)
     columns = ma.fields.List(ma.fields.Nested(ColumnSchema))
 
 
@@ -59,15 +62,55 @@ class QueryResultSchema(ma.Schema):
         required=True,
         metadata={"description": "Exact decimals are strings; times are ISO 8601."},
     )
-    suppressed_groups = ma.fields.Integer(required=True)
+    suppressed_groups = ma.fields.Integer(
+        metadata={"description": "Groups withheld below k: open data only (absent on DP data)."}
+    )
     truncated = ma.fields.Boolean(metadata={"description": "More rows existed than the cap."})
     quota_remaining = ma.fields.Integer(required=True)
-    elapsed_ms = ma.fields.Integer(required=True)
+    elapsed_ms = ma.fields.Integer(required=True, allow_none=True)
     epsilon_spent = ma.fields.Decimal(as_string=True)
-    repeat = ma.fields.Boolean(
-        metadata={"description": "The same question was answered before: same noise, no cost."}
+    repeat = ma.fields.Boolean(metadata={"description": "Same as cached (kept for clients)."})
+    cached = ma.fields.Boolean(
+        metadata={"description": "The same question over the same data was released before "
+                  "(by any buyer): the stored answer, no privacy cost."}
     )
     privacy_budget_remaining = ma.fields.Decimal(as_string=True, allow_none=True)
+    privacy = ma.fields.Nested(lambda: AnswerPrivacySchema(), metadata={
+        "description": "On differentially private data only."})
+
+
+class BudgetSchema(ma.Schema):
+    dataset_id = ma.fields.Integer()
+    slug = ma.fields.String()
+    version = ma.fields.Integer()
+    epsilon_per_query = ma.fields.String()
+    delta = ma.fields.String()
+    epsilon_budget = ma.fields.String(
+        metadata={"description": "The buyer organization's budget on the dataset."}
+    )
+    epsilon_spent = ma.fields.String()
+    budget_remaining = ma.fields.String(
+        metadata={"description": "Shared by all the organization's licenses."}
+    )
+    version_budget = ma.fields.String(
+        metadata={"description": "What all buyers together may spend on this version."}
+    )
+    version_remaining = ma.fields.String()
+
+
+class AnswerPrivacySchema(ma.Schema):
+    epsilon_spent = ma.fields.Decimal(as_string=True)
+    budget_remaining = ma.fields.Decimal(as_string=True, allow_none=True)
+    error_bounds = ma.fields.List(
+        ma.fields.Dict(allow_none=True),
+        metadata={
+            "description": "Per column: {kind, confidence, half_width, per_row} (the 95% "
+            "interval half-width of the noise, per row for AVG), or null (dimension)."
+        },
+    )
+    notice = ma.fields.String(metadata={"description": "A fixed sentence."})
+    cached = ma.fields.Boolean()
+    budgets = ma.fields.List(ma.fields.Nested(BudgetSchema))
 
 
 class CostSchema(ma.Schema):
@@ -79,9 +122,17 @@ class CostSchema(ma.Schema):
     query_epsilon = ma.fields.Decimal(
         as_string=True, metadata={"description": "The query's cost before repeat discount."}
     )
-    repeat = ma.fields.Boolean()
+    delta_cost = ma.fields.Decimal(as_string=True)
+    repeat = ma.fields.Boolean(metadata={"description": "Same as cached (kept for clients)."})
+    cached = ma.fields.Boolean(
+        metadata={"description": "Already released over the same data: running it is free."}
+    )
     uses_dp = ma.fields.Boolean()
+    affordable = ma.fields.Boolean(
+        metadata={"description": "Enough organization and version budget left (or cached)."}
+    )
     privacy_budget_remaining = ma.fields.Decimal(as_string=True, allow_none=True)
+    budgets = ma.fields.List(ma.fields.Nested(BudgetSchema))
 
 
 class QueryLogSchema(ma.Schema):
@@ -98,3 +149,52 @@ class QueryLogSchema(ma.Schema):
     elapsed_ms = ma.fields.Integer(allow_none=True)
     quota_charged = ma.fields.Boolean()
     epsilon_spent = ma.fields.Decimal(as_string=True)
+
+
+class PrivacyValuesSchema(ma.Schema):
+    epsilon_budget = ma.fields.String()
+    version_budget = ma.fields.String()
+    epsilon_per_query = ma.fields.String()
+    delta = ma.fields.String()
+    max_groups_per_entity = ma.fields.Integer()
+    max_rows_per_entity = ma.fields.Integer()
+    ranges = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.List(ma.fields.String()))
+
+
+class PrivacySettingsSchema(ma.Schema):
+    dataset_id = ma.fields.Integer()
+    differential_privacy = ma.fields.Boolean()
+    settings = ma.fields.Nested(PrivacyValuesSchema, allow_none=True)
+
+
+class SpendingArgs(ma.Schema):
+    dataset_id = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=1))
+
+
+class BuyerSpendingSchema(ma.Schema):
+    buyer_org_id = ma.fields.Integer()
+    buyer = ma.fields.String()
+    epsilon_spent = ma.fields.String()
+    delta_spent = ma.fields.String()
+    releases = ma.fields.Integer()
+    budget_remaining = ma.fields.String()
+
+
+class VersionSpendingSchema(ma.Schema):
+    version = ma.fields.Integer()
+    epsilon_spent = ma.fields.String()
+    releases = ma.fields.Integer()
+    version_remaining = ma.fields.String()
+
+
+class DatasetSpendingSchema(ma.Schema):
+    dataset_id = ma.fields.Integer()
+    slug = ma.fields.String()
+    title = ma.fields.String()
+    settings = ma.fields.Nested(PrivacyValuesSchema)
+    buyers = ma.fields.List(ma.fields.Nested(BuyerSpendingSchema))
+    versions = ma.fields.List(ma.fields.Nested(VersionSpendingSchema))
+
+
+class SpendingSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(DatasetSpendingSchema))

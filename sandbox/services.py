@@ -1,43 +1,45 @@
-"""Sandbox services: run a buyer's query under its license, with quota, privacy budget, log
-and audit. The pure policy and the engine live in this package's other modules.
+"""Sandbox services: run a buyer's query under its license, with quota, privacy budget,
+release cache, log and audit. The pure policy and the engine live in this package's other
+modules.
 
-The order of one query, in the caller's transaction:
+The engine never runs inside a database transaction (a 10-second query must not hold a
+connection, nor on SQLite the write lock that every transaction takes). One query is:
 
-1. the license must be the caller's (else 404) and usable now (else 403; blacklisted: 403);
-2. the policy checks the SQL (else 422 with ``errors.rule``) — nothing is charged yet;
-3. one unit of quota is taken by an atomic ``UPDATE … WHERE quota_remaining > 0 AND status =
-   'active' AND term not over`` (a revoked or suspended license stops here at once; no unit
-   left: 429). On PostgreSQL that row lock also serializes the license's concurrent queries;
-4. if a table needs differential privacy and this license never ran the same canonical query,
-   the query's epsilon is taken by a second atomic ``UPDATE … WHERE remaining - cost >= 0``
-   (not enough left: 429). A repeat is answered with the same noise and spends nothing;
-5. the engine runs; the result is post-processed (k-suppression, DP noise, row cap);
-6. the log row and the ``sandbox.query`` audit event are written.
+(a) a short transaction: the license must be the caller's (else 404) and usable now (else
+    403); the policy checks the SQL (else 422 with ``errors.rule``; refusals here depend on
+    the SQL, the license and the ledgers, never on the data); one unit of quota is taken by an
+    atomic ``UPDATE … WHERE quota_remaining > 0 …`` (none left: 429). If the same question
+    (release key) was already released over the same data versions, by any buyer, the stored
+    release is the answer: no engine, no budget, nothing new revealed; the log row and the
+    ``sandbox.query`` event are written and the request ends. Otherwise, for every
+    differentially private dataset the query reads, its epsilon and delta are taken from the
+    buyer organization's ledger and from the version's ledger by atomic ``UPDATE … WHERE
+    spent + cost <= total`` (sequential composition; not enough left: 429
+    ``privacy_budget_exhausted``); the log row in state ``running`` and its
+    ``sandbox.query_started`` event are written; COMMIT (``end_transaction``);
+(b) the engine runs, with no transaction open and no connection checked out;
+(c) a second short transaction: the log row's outcome, the ``sandbox.query`` event, the
+    release stored (for a DP answer). The request boundary commits it.
 
-A refusal at any step raises :class:`QueryRefused`; the request's work is rolled back and
-:func:`record_refusal` writes the log row and the audit event in a transaction of their own.
-Decisions on engine failures:
-
-- timeout: 422, rule ``timeout``; the unit of quota *is* used (the query was accepted and
-  held the engine for the whole limit), no privacy budget is spent (nothing was released);
-- the engine's memory limit: 422, rule ``resource_limit``; a failed execution (a bad cast…):
-  422, rule ``execution_error``; the engine's own file/network guard: 422, rule
-  ``forbidden_access``; none of them uses quota;
-- the engine unavailable or a data file missing: 503, rule ``engine_unavailable``.
+After (a) committed, nothing is given back: a timeout (rule ``timeout``), any runtime error
+of the engine (one generic message, rule ``execution_error``), a resource limit or the
+engine being unavailable all keep the unit of quota and the budget, so that an error can
+never be a free yes/no answer about the data.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import hmac
+import logging
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
 from licenses import services as licenses
@@ -46,13 +48,21 @@ from licenses.models import License
 from licenses.states import LicenseStatus
 from market.accounts.actor import Actor
 from market.audit import services as audit
+from market.datasets.models import Dataset, DatasetVersion
+from market.datasets.privacy import effective_privacy
 from market.db import utcnow
 from market.errors import Forbidden, NotFound
 
 from . import permissions as perm
 from .engine import Engine
 from .errors import EngineError, PolicyViolation
-from .models import QueryStatus, SandboxQuery
+from .models import (
+    PrivacySpending,
+    QueryStatus,
+    SandboxQuery,
+    SandboxRelease,
+    VersionSpending,
+)
 from .policy import check
 from .query import CheckedQuery
 from .refusals import (
@@ -65,6 +75,7 @@ from .refusals import (
     NOT_FOUND,
     PRIVACY_BUDGET_EXHAUSTED,
     QUOTA_EXHAUSTED,
+    STARTED_AUDIT_TYPE,
     Attempt,
     QueryRefused,
     audit_data,
@@ -72,40 +83,130 @@ from .refusals import (
 )
 from .results import SandboxResult
 from .runner import run_query as run_checked
-from .workspace import SandboxSettings, Workspace, build_workspace
+from .workspace import SandboxSettings, Workspace, WorkspaceTable, build_workspace
+
+_EPS = Decimal("0.0001")
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A released answer, JSON-native (what the API returns and a release stores)."""
+
+    columns: list[str]
+    column_kinds: list[str]
+    rows: list[list[Any]]
+    #: Per output column: its 95% error bound (``ErrorBound.as_dict``), or None (exact,
+    #: dimension).
+    error_bounds: list[dict[str, Any] | None]
+    truncated: bool
+    #: Groups withheld below k: only on non-DP (open) data; None on DP data (no oracle).
+    suppressed_groups: int | None
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "columns": self.columns,
+            "column_kinds": self.column_kinds,
+            "rows": self.rows,
+            "error_bounds": self.error_bounds,
+            "truncated": self.truncated,
+        }
+
+    @classmethod
+    def from_payload(cls, data: Mapping[str, Any]) -> Answer:
+        return cls(
+            list(data["columns"]),
+            list(data["column_kinds"]),
+            [list(r) for r in data["rows"]],
+            list(data["error_bounds"]),
+            bool(data["truncated"]),
+            None,
+        )
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One DP dataset's balances for one buyer organization."""
+
+    dataset_id: int
+    slug: str
+    version: int
+    epsilon_per_query: Decimal
+    delta: Decimal
+    epsilon_budget: Decimal
+    epsilon_spent: Decimal
+    version_budget: Decimal
+    version_spent: Decimal
+
+    @property
+    def remaining(self) -> Decimal:
+        return max(Decimal(0), self.epsilon_budget - self.epsilon_spent)
+
+    @property
+    def version_remaining(self) -> Decimal:
+        return max(Decimal(0), self.version_budget - self.version_spent)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "dataset_id": self.dataset_id,
+            "slug": self.slug,
+            "version": self.version,
+            "epsilon_per_query": _eps(self.epsilon_per_query),
+            "delta": format(self.delta.normalize(), "f"),
+            "epsilon_budget": _eps(self.epsilon_budget),
+            "epsilon_spent": _eps(self.epsilon_spent),
+            "budget_remaining": _eps(self.remaining),
+            "version_budget": _eps(self.version_budget),
+            "version_remaining": _eps(self.version_remaining),
+        }
 
 
 @dataclass(frozen=True)
 class QueryRun:
-    """An answered query: its log row, the released result and the license's balances."""
+    """An answered query: its log row, the answer and the balances after it."""
 
     log: SandboxQuery
-    checked: CheckedQuery
-    result: SandboxResult
+    answer: Answer
     quota_remaining: int
-    privacy_budget_remaining: Decimal | None
-    repeat: bool
+    uses_dp: bool
+    #: True when the answer is a stored release (no engine run, no budget spent).
+    cached: bool
+    epsilon_spent: Decimal
+    budgets: list[Budget] = field(default_factory=list)
+
+    @property
+    def budget_remaining(self) -> Decimal | None:
+        return min((b.remaining for b in self.budgets), default=None)
 
 
 @dataclass(frozen=True)
 class CostEstimate:
-    #: What running the query now would spend: 0 for a repeat or without a DP table.
+    #: What running the query now would spend: 0 when cached or without a DP table.
     epsilon_cost: Decimal
-    #: The query's own cost (what a first run spends).
+    #: The query's own cost (what a new release spends).
     query_epsilon: Decimal
-    #: True when this license already paid for the same canonical query (costs nothing now).
-    repeat: bool
-    privacy_budget_remaining: Decimal | None
+    delta_cost: Decimal
+    #: True when the same question over the same data was already released (free now).
+    cached: bool
     uses_dp: bool
+    #: The balances of every DP dataset the query reads.
+    budgets: list[Budget]
+    #: Whether it could run now (enough organization and version budget, or cached).
+    affordable: bool
+
+    @property
+    def budget_remaining(self) -> Decimal | None:
+        return min((b.remaining for b in self.budgets), default=None)
 
 
-def dp_secret(key: bytes, license_id: int, data_versions: str = "") -> str:
-    """The secret that seeds a license's DP noise: derived from the platform's pseudonym key,
-    the license id (one license's answers say nothing about another's noise) and the data
-    versions of its tables (new data gets new noise: reusing the old noise on changed data
-    would let a difference of two answers reveal the exact change)."""
-    message = f"sandbox.dp:{license_id}:{data_versions}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+def _eps(value: Decimal) -> str:
+    return format(Decimal(value).quantize(_EPS), "f")
+
+
+def _dec(value: Any) -> Decimal:
+    if value is None:
+        return Decimal(0)
+    return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
 def _usable_license(session: Session, actor: Actor, attempt: Attempt, now: dt.datetime) -> License:
@@ -134,7 +235,7 @@ def _require_tables(workspace: Workspace, attempt: Attempt) -> None:
         raise QueryRefused(
             422,
             NO_TABLES,
-            "None of this license's datasets can be queried right now (no listed version).",
+            _("None of this license's datasets can be queried right now (no listed version)."),
             attempt=attempt,
         )
 
@@ -144,27 +245,21 @@ def _check(workspace: Workspace, sql: str, attempt: Attempt) -> CheckedQuery:
     try:
         return check(sql, workspace.context())
     except PolicyViolation as exc:
-        raise QueryRefused(422, exc.rule, exc.message, attempt=attempt) from None
+        raise QueryRefused(422, exc.rule, _policy_message(exc), attempt=attempt) from None
 
 
-def _repeat_of(session: Session, license_id: int, canonical_hash: str) -> bool:
-    """Whether this license already paid privacy budget for the same canonical query."""
-    return (
-        session.scalar(
-            sa.select(SandboxQuery.id)
-            .where(
-                SandboxQuery.license_id == license_id,
-                SandboxQuery.canonical_hash == canonical_hash,
-                SandboxQuery.status == QueryStatus.ok.value,
-                SandboxQuery.epsilon_spent > 0,
-            )
-            .limit(1)
-        )
-        is not None
-    )
+def _policy_message(exc: PolicyViolation) -> str:
+    params = getattr(exc, "params", None)
+    if params:
+        from market.i18n import translate
+
+        return translate(exc.message, params)
+    return _(exc.message)
 
 
 _licenses = License.__table__
+_spending = PrivacySpending.__table__
+_version_spending = VersionSpending.__table__
 
 
 def _take_quota(session: Session, license_id: int, now: dt.datetime) -> int | None:
@@ -183,25 +278,6 @@ def _take_quota(session: Session, license_id: int, now: dt.datetime) -> int | No
     return None if row is None else int(row[0])
 
 
-def _take_budget(session: Session, license_id: int, cost: Decimal) -> bool:
-    """``cost`` epsilon from the license's privacy budget, atomically; False if not enough.
-
-    Rounded to the column's four places in SQL, so SQLite's floating point cannot drift.
-    """
-    left = sa.func.round(_licenses.c.privacy_budget_remaining - cost, 4)
-    row = session.execute(
-        sa.update(_licenses)
-        .where(
-            _licenses.c.id == license_id,
-            _licenses.c.privacy_budget_remaining.is_not(None),
-            left >= 0,
-        )
-        .values(privacy_budget_remaining=left)
-        .returning(_licenses.c.id)
-    ).first()
-    return row is not None
-
-
 def _why_no_quota(
     session: Session, license_id: int, now: dt.datetime, attempt: Attempt
 ) -> QueryRefused:
@@ -212,45 +288,245 @@ def _why_no_quota(
         return QueryRefused(
             403,
             LICENSE_NOT_ACTIVE,
-            f"License {license_id} cannot be used: it is "
-            f"{status if status != LicenseStatus.ACTIVE.value else 'past its term'}.",
+            _("License %(id)s cannot be used now (not active or past its term).", id=license_id),
             attempt=attempt,
         )
     return QueryRefused(
         429,
         QUOTA_EXHAUSTED,
-        f"License {license_id} has used its whole query quota; ask for a new license or an "
-        "upgrade to run more queries.",
+        _(
+            "License %(id)s has used its whole query quota; ask for a new license or an "
+            "upgrade to run more queries.",
+            id=license_id,
+        ),
         attempt=attempt,
     )
 
 
-def _charge(
-    session: Session, lic: License, checked: CheckedQuery, attempt: Attempt, now: dt.datetime
+# ------------------------------------------------------------------------ the privacy ledger
+
+
+def _insert_ignore(session: Session, table: sa.Table, values: dict[str, Any], keys: list[str]):
+    """INSERT … ON CONFLICT DO NOTHING (two first queries at once both try to make the row)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    session.execute(insert(table).values(**values).on_conflict_do_nothing(index_elements=keys))
+
+
+def _ensure_ledgers(session: Session, org_id: int, table: WorkspaceTable) -> None:
+    zero = {"epsilon_spent": Decimal(0), "delta_spent": Decimal(0), "releases": 0}
+    _insert_ignore(
+        session,
+        _spending,
+        {"buyer_org_id": org_id, "dataset_id": table.dataset_id, **zero},
+        ["buyer_org_id", "dataset_id"],
+    )
+    _insert_ignore(
+        session,
+        _version_spending,
+        {"version_id": table.version_id, "dataset_id": table.dataset_id, **zero},
+        ["version_id"],
+    )
+
+
+def _charge_ledger(
+    session: Session, t: sa.Table, where: Any, cost: Decimal, delta: Decimal, total: Decimal
 ) -> bool:
-    """Steps 3 and 4: quota, then privacy budget. Returns whether the query is a DP repeat."""
-    attempt.checked = checked
-    if _take_quota(session, lic.id, now) is None:
-        raise _why_no_quota(session, lic.id, now, attempt)
-    attempt.quota_charged = True
-    cost = checked.epsilon_cost
-    if cost <= 0:
-        return False
-    canonical = attempt.canonical_hash
-    assert canonical is not None
-    if _repeat_of(session, lic.id, canonical):
-        return True
-    if not _take_budget(session, lic.id, cost):
-        raise QueryRefused(
-            429,
-            PRIVACY_BUDGET_EXHAUSTED,
-            f"License {lic.id} does not have enough privacy budget left for this query "
-            f"(it costs epsilon {format(cost.normalize(), 'f')}). Repeating a question already "
-            "answered costs nothing; new questions need a new license.",
-            attempt=attempt,
+    """``cost`` epsilon from one ledger row, atomically: ``UPDATE … WHERE spent + cost <=
+    total`` (no read-modify-write; PostgreSQL's row lock orders concurrent charges, SQLite's
+    write lock serializes them). Rounded to four places in SQL so that SQLite's floating
+    point cannot drift."""
+    after = sa.func.round(t.c.epsilon_spent + cost, 4)
+    row = session.execute(
+        sa.update(t)
+        .where(where, after <= total)
+        .values(
+            epsilon_spent=after,
+            delta_spent=t.c.delta_spent + delta,
+            releases=t.c.releases + 1,
         )
-    attempt.epsilon_spent = cost
-    return False
+        .returning(t.c.epsilon_spent)
+    ).first()
+    return row is not None
+
+
+def _dp_tables(workspace: Workspace, checked: CheckedQuery) -> list[WorkspaceTable]:
+    """The differentially private tables the query reads (each is charged)."""
+    used = {s.lower() for s in checked.charged_tables}
+    return [t for t in workspace.tables if t.privacy is not None and t.slug.lower() in used]
+
+
+def _charge_budget(
+    session: Session,
+    org_id: int,
+    tables: Sequence[WorkspaceTable],
+    checked: CheckedQuery,
+    attempt: Attempt,
+) -> Decimal:
+    """Charge every DP table's organization and version ledgers; raises QueryRefused (429)
+    when one of them has not enough left (the caller's transaction is then rolled back)."""
+    cost = Decimal(checked.epsilon_cost)
+    delta = Decimal(checked.delta_cost)
+    if cost <= 0:
+        return Decimal(0)
+    for table in tables:
+        privacy = table.privacy
+        assert privacy is not None
+        _ensure_ledgers(session, org_id, table)
+        ok = _charge_ledger(
+            session,
+            _spending,
+            sa.and_(_spending.c.buyer_org_id == org_id, _spending.c.dataset_id == table.dataset_id),
+            cost,
+            delta,
+            privacy.epsilon_budget,
+        )
+        if not ok:
+            raise QueryRefused(
+                429,
+                PRIVACY_BUDGET_EXHAUSTED,
+                _(
+                    "Your organization does not have enough privacy budget left on %(table)s "
+                    "for a new question (it costs epsilon %(cost)s). Questions already "
+                    "answered cost nothing.",
+                    table=table.slug,
+                    cost=_eps(cost),
+                ),
+                attempt=attempt,
+            )
+        ok = _charge_ledger(
+            session,
+            _version_spending,
+            _version_spending.c.version_id == table.version_id,
+            cost,
+            delta,
+            privacy.version_budget,
+        )
+        if not ok:
+            raise QueryRefused(
+                429,
+                PRIVACY_BUDGET_EXHAUSTED,
+                _(
+                    "This version of %(table)s has released all the new answers it may; only "
+                    "questions already answered can be asked until a new version is published.",
+                    table=table.slug,
+                ),
+                attempt=attempt,
+            )
+    return cost
+
+
+def budgets_of(session: Session, org_id: int, tables: Sequence[WorkspaceTable]) -> list[Budget]:
+    """The organization's and the versions' balances for the given DP tables."""
+    out = []
+    for t in tables:
+        if t.privacy is None:
+            continue
+        spent = session.scalar(
+            sa.select(_spending.c.epsilon_spent).where(
+                _spending.c.buyer_org_id == org_id, _spending.c.dataset_id == t.dataset_id
+            )
+        )
+        vspent = session.scalar(
+            sa.select(_version_spending.c.epsilon_spent).where(
+                _version_spending.c.version_id == t.version_id
+            )
+        )
+        out.append(
+            Budget(
+                t.dataset_id,
+                t.slug,
+                t.version,
+                t.privacy.epsilon_per_query,
+                t.privacy.delta,
+                t.privacy.epsilon_budget,
+                _dec(spent),
+                t.privacy.version_budget,
+                _dec(vspent),
+            )
+        )
+    return out
+
+
+def organization_budget_remaining(session: Session, lic: License) -> Decimal | None:
+    """A license's ``privacy_budget_remaining``: the smallest remaining epsilon of its buyer
+    organization over the license's DP datasets (shared by all the organization's licenses);
+    None if no licensed dataset is differentially private."""
+    remaining: list[Decimal] = []
+    for item in lic.items:
+        privacy = effective_privacy(item.dataset)
+        if privacy is None:
+            continue
+        spent = session.scalar(
+            sa.select(_spending.c.epsilon_spent).where(
+                _spending.c.buyer_org_id == lic.buyer_org_id,
+                _spending.c.dataset_id == item.dataset_id,
+            )
+        )
+        remaining.append(max(Decimal(0), privacy.epsilon_budget - _dec(spent)))
+    return min(remaining).quantize(_EPS) if remaining else None
+
+
+# ------------------------------------------------------------------------------- releases
+
+
+def release_hash(checked: CheckedQuery, data_versions: str) -> str:
+    """The identity of a release: the policy's release key (canonical question and privacy
+    parameters) over these data versions."""
+    key = checked.release_key
+    text = f"sandbox.release:v1\n{data_versions}\n{key}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _find_release(session: Session, key: str) -> SandboxRelease | None:
+    return session.scalar(sa.select(SandboxRelease).where(SandboxRelease.release_hash == key))
+
+
+def _store_release(
+    session: Session, key: str, versions: str, answer: Answer, eps: Decimal, delta: Decimal,
+    org_id: int, now: dt.datetime,
+) -> SandboxRelease:
+    """Store the release; if the same question was released meanwhile (two first askers at
+    once), the earlier release stands and is returned (both callers see the same answer)."""
+    _insert_ignore(
+        session,
+        SandboxRelease.__table__,
+        {
+            "release_hash": key,
+            "data_versions": versions[:1000],
+            "payload": answer.payload(),
+            "epsilon": eps,
+            "delta": delta,
+            "buyer_org_id": org_id,
+            "created_at": now,
+        },
+        ["release_hash"],
+    )
+    release = _find_release(session, key)
+    assert release is not None
+    return release
+
+
+def _answer(checked: CheckedQuery, result: SandboxResult, dp: bool) -> Answer:
+    bounds = result.error_bounds or (None,) * len(result.columns)
+    return Answer(
+        list(result.columns),
+        [o.kind for o in checked.outputs],
+        json_rows(result.rows),
+        [b.as_dict() if b is not None else None for b in bounds],
+        bool(result.truncated),
+        None if dp else result.suppressed_groups,
+    )
+
+
+class _Cached(Exception):
+    """Raised from the pre-run hook to answer from a stored release (no engine run)."""
+
+    def __init__(self, release: SandboxRelease) -> None:
+        super().__init__("cached")
+        self.release = release
 
 
 # ---------------------------------------------------------------------------- public API
@@ -265,6 +541,24 @@ def workspace_of(
     return lic, build_workspace(lic, settings)
 
 
+def _log_entry(
+    attempt: Attempt, lic_id: int, org_id: int, actor: Actor, status: str, now: dt.datetime,
+    **kw: Any,
+) -> SandboxQuery:
+    return SandboxQuery(
+        license_id=lic_id,
+        buyer_org_id=org_id,
+        user_id=actor.user_id,
+        sql_text=attempt.sql[:MAX_LOGGED_SQL],
+        sql_hash=attempt.sql_hash,
+        canonical_hash=attempt.canonical_hash,
+        status=status,
+        quota_charged=True,
+        created_at=now,
+        **kw,
+    )
+
+
 def run_query(
     session: Session,
     actor: Actor,
@@ -274,17 +568,20 @@ def run_query(
     engine: Engine,
     local_path: Callable[[str], Any],
     settings: SandboxSettings,
-    dp_key: bytes,
+    end_transaction: Callable[[], None],
+    noise: Any = None,
     now: dt.datetime | None = None,
 ) -> QueryRun:
     """Run ``sql`` in the workspace of license ``license_id`` for its buyer (steps above).
 
     ``local_path`` maps a storage key to a local Parquet file (``storage().local_path``);
-    ``dp_key`` is the platform's pseudonym key (seeds the DP noise with :func:`dp_secret`).
-    Flushes the log row and the audit event; never commits.
+    ``end_transaction`` commits step (a) and leaves no transaction open (the caller owns the
+    transaction boundary); ``noise`` is the core's noise seam (tests only; None: OpenDP).
+    Flushes step (c); never commits it.
 
     Raises QueryRefused (404, 403, 422, 429 or 503, with its rule) for every query it does
-    not answer; call :func:`record_refusal` after rolling back.
+    not answer; call :func:`record_refusal` after rolling back. When the refusal comes after
+    step (a) committed, ``refusal.attempt.log_id`` names the ``running`` log row.
     """
     now = now or utcnow()
     attempt = Attempt(license_id, sql)
@@ -292,11 +589,42 @@ def run_query(
     workspace = build_workspace(lic, settings)
     attempt.data_versions = workspace.data_versions
     _require_tables(workspace, attempt)
-    repeat = False
+    lic_id, org_id = lic.id, lic.buyer_org_id
+    state: dict[str, Any] = {}
 
     def before_run(checked: CheckedQuery) -> None:
-        nonlocal repeat
-        repeat = _charge(session, lic, checked, attempt, now)
+        attempt.checked = checked
+        dp_tables = _dp_tables(workspace, checked)
+        key = release_hash(checked, workspace.data_versions)
+        state.update(dp_tables=dp_tables, key=key, quota=_take_quota(session, lic_id, now))
+        if state["quota"] is None:
+            raise _why_no_quota(session, lic_id, now, attempt)
+        attempt.quota_charged = True
+        if dp_tables:
+            release = _find_release(session, key)
+            if release is not None:
+                raise _Cached(release)
+            attempt.epsilon_spent = _charge_budget(session, org_id, dp_tables, checked, attempt)
+        entry = _log_entry(
+            attempt, lic_id, org_id, actor, QueryStatus.running.value, now,
+            epsilon_spent=attempt.epsilon_spent,
+        )
+        session.add(entry)
+        session.flush()
+        attempt.log_id = entry.id
+        audit.record(
+            session,
+            STARTED_AUDIT_TYPE,
+            actor,
+            ("license", lic_id),
+            {
+                "query_id": entry.id,
+                "sql_hash": attempt.sql_hash,
+                "epsilon": _eps(attempt.epsilon_spent),
+                "datasets": [t.dataset_id for t in dp_tables],
+            },
+        )
+        end_transaction()  # (a) ends: the engine runs with no transaction open
 
     try:
         outcome = run_checked(
@@ -305,86 +633,133 @@ def run_query(
             workspace.files(local_path),
             engine,
             timeout_s=settings.timeout_s,
-            dp_secret=dp_secret(dp_key, lic.id, workspace.data_versions)
-            if workspace.uses_dp
-            else None,
             before_run=before_run,
+            noise=noise,
         )
+    except _Cached as hit:
+        return _answer_cached(session, actor, attempt, lic_id, org_id, hit.release, state, now)
     except PolicyViolation as exc:
-        raise QueryRefused(422, exc.rule, exc.message, attempt=attempt) from None
+        raise QueryRefused(422, exc.rule, _policy_message(exc), attempt=attempt) from None
     except EngineError as exc:
         raise engine_refusal(exc, attempt) from None
-    result = outcome.result
+    except Exception as exc:
+        if attempt.log_id is None:
+            raise
+        # After the charge, any failure (in the engine or in the noise step) is charged and
+        # answers the generic message: its cause could depend on the data.
+        log.exception("sandbox query %s failed after its charge", attempt.log_id)
+        raise engine_refusal(EngineError(kind="engine", detail=type(exc).__name__), attempt) from None
+    # (c) the outcome, in a new short transaction
+    dp_tables = state["dp_tables"]
+    answer = _answer(outcome.checked, outcome.result, bool(dp_tables))
+    release_id = None
+    if dp_tables:
+        release = _store_release(
+            session, state["key"], workspace.data_versions, answer, attempt.epsilon_spent,
+            Decimal(outcome.checked.delta_cost), org_id, now,
+        )
+        release_id = release.id
+        answer = Answer.from_payload(release.payload)
+    entry = session.get(SandboxQuery, attempt.log_id)
+    assert entry is not None
     elapsed = attempt.elapsed_ms()
-    entry = SandboxQuery(
-        license_id=lic.id,
-        buyer_org_id=lic.buyer_org_id,
-        user_id=actor.user_id,
-        sql_text=sql[:MAX_LOGGED_SQL],
-        sql_hash=attempt.sql_hash,
-        canonical_hash=attempt.canonical_hash,
-        status=QueryStatus.ok.value,
-        rule=None,
-        rows_returned=len(result.rows),
-        suppressed_groups=result.suppressed_groups,
-        truncated=result.truncated,
-        elapsed_ms=elapsed,
-        quota_charged=True,
-        epsilon_spent=attempt.epsilon_spent,
-        created_at=now,
+    entry.status = QueryStatus.ok.value
+    entry.rows_returned = len(answer.rows)
+    entry.suppressed_groups = answer.suppressed_groups
+    entry.truncated = answer.truncated
+    entry.elapsed_ms = elapsed
+    entry.release_id = release_id
+    session.flush()
+    data = audit_data(
+        attempt, QueryStatus.ok, None, len(answer.rows), answer.suppressed_groups, elapsed,
+        attempt.epsilon_spent,
+    )
+    audit.record(
+        session, AUDIT_TYPE, actor, ("license", lic_id),
+        {**data, "query_id": entry.id, "release_id": release_id, "cached": False},
+    )
+    return QueryRun(
+        entry, answer, _quota_of(session, lic_id), bool(dp_tables) or workspace.uses_dp, False,
+        attempt.epsilon_spent, budgets_of(session, org_id, _dp_or_all(workspace, dp_tables)),
+    )
+
+
+def _dp_or_all(workspace: Workspace, dp_tables: list[WorkspaceTable]) -> list[WorkspaceTable]:
+    return dp_tables or [t for t in workspace.tables if t.privacy is not None]
+
+
+def _quota_of(session: Session, lic_id: int) -> int:
+    return int(
+        session.scalar(sa.select(_licenses.c.quota_remaining).where(_licenses.c.id == lic_id))
+    )
+
+
+def _answer_cached(
+    session: Session, actor: Actor, attempt: Attempt, lic_id: int, org_id: int,
+    release: SandboxRelease, state: Mapping[str, Any], now: dt.datetime,
+) -> QueryRun:
+    """A question already released over the same data: the stored answer, one unit of quota,
+    no budget (all in step (a)'s transaction; the request boundary commits)."""
+    answer = Answer.from_payload(release.payload)
+    elapsed = attempt.elapsed_ms()
+    entry = _log_entry(
+        attempt, lic_id, org_id, actor, QueryStatus.ok.value, now,
+        epsilon_spent=Decimal(0), rows_returned=len(answer.rows), suppressed_groups=None,
+        truncated=answer.truncated, elapsed_ms=elapsed, release_id=release.id,
     )
     session.add(entry)
     session.flush()
-    data = audit_data(attempt, QueryStatus.ok, None, result, elapsed, attempt.epsilon_spent)
-    audit.record(session, AUDIT_TYPE, actor, ("license", lic.id), {**data, "query_id": entry.id})
-    quota, budget = session.execute(
-        sa.select(_licenses.c.quota_remaining, _licenses.c.privacy_budget_remaining).where(
-            _licenses.c.id == lic.id
-        )
-    ).one()
-    return QueryRun(entry, outcome.checked, result, int(quota), _decimal(budget), repeat)
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if value is None:
-        return None
-    return value if isinstance(value, Decimal) else Decimal(str(value)).quantize(Decimal("0.0001"))
+    data = audit_data(attempt, QueryStatus.ok, None, len(answer.rows), None, elapsed, Decimal(0))
+    audit.record(
+        session, AUDIT_TYPE, actor, ("license", lic_id),
+        {**data, "query_id": entry.id, "release_id": release.id, "cached": True},
+    )
+    return QueryRun(
+        entry, answer, int(state["quota"]), True, True, Decimal(0),
+        budgets_of(session, org_id, state["dp_tables"]),
+    )
 
 
 def record_refusal(session: Session, actor: Actor, refusal: QueryRefused) -> SandboxQuery | None:
     """Write a refused query's log row and audit event; call it after the rollback, then commit.
 
     The log row is written only when the caller is the license's buyer (another buyer's probe
-    of a license id is audited, but kept out of that license's history). A timeout uses its
-    unit of quota here. A license found past its term is expired here too (the rolled-back
+    of a license id is audited, but kept out of that license's history). A refusal after step
+    (a) committed (timeout, engine error) completes the ``running`` row instead: its quota and
+    budget stay spent. A license found past its term is expired here too (the rolled-back
     request could not keep that change).
     """
     attempt = refusal.attempt
     now = utcnow()
-    lic = session.get(License, attempt.license_id)
-    if lic is not None and refusal.rule == LICENSE_NOT_ACTIVE:
-        licenses.expire_if_due(session, lic, now)
-    charged = False
-    if refusal.charge_quota and lic is not None:
-        charged = _take_quota(session, lic.id, now) is not None
     entry = None
-    if lic is not None and attempt.buyer_org_id == lic.buyer_org_id:
-        entry = SandboxQuery(
-            license_id=lic.id,
-            buyer_org_id=lic.buyer_org_id,
-            user_id=actor.user_id,
-            sql_text=attempt.sql[:MAX_LOGGED_SQL],
-            sql_hash=attempt.sql_hash,
-            canonical_hash=attempt.canonical_hash,
-            status=str(refusal.query_status),
-            rule=refusal.rule,
-            elapsed_ms=refusal.elapsed_ms,
-            quota_charged=charged,
-            epsilon_spent=Decimal(0),
-            created_at=now,
-        )
-        session.add(entry)
+    if attempt.log_id is not None:
+        entry = session.get(SandboxQuery, attempt.log_id)
+    if entry is not None:
+        entry.status = str(refusal.query_status)
+        entry.rule = refusal.rule
+        entry.elapsed_ms = refusal.elapsed_ms
         session.flush()
+    else:
+        lic = session.get(License, attempt.license_id)
+        if lic is not None and refusal.rule == LICENSE_NOT_ACTIVE:
+            licenses.expire_if_due(session, lic, now)
+        if lic is not None and attempt.buyer_org_id == lic.buyer_org_id:
+            entry = SandboxQuery(
+                license_id=lic.id,
+                buyer_org_id=lic.buyer_org_id,
+                user_id=actor.user_id,
+                sql_text=attempt.sql[:MAX_LOGGED_SQL],
+                sql_hash=attempt.sql_hash,
+                canonical_hash=attempt.canonical_hash,
+                status=str(refusal.query_status),
+                rule=refusal.rule,
+                elapsed_ms=refusal.elapsed_ms,
+                quota_charged=False,
+                epsilon_spent=Decimal(0),
+                created_at=now,
+            )
+            session.add(entry)
+            session.flush()
     if refusal.extra_audit is not None:
         type_, subject, data = refusal.extra_audit
         audit.record(session, type_, actor, subject, data)
@@ -403,22 +778,96 @@ def estimate_cost(
     settings: SandboxSettings,
     now: dt.datetime | None = None,
 ) -> CostEstimate:
-    """What ``sql`` would cost in privacy budget, by the policy alone: nothing is run, charged
-    or logged. Raises QueryRefused (404, 403, 422) like :func:`run_query`."""
+    """What ``sql`` would cost, by the policy and the ledgers alone: nothing is run, charged
+    or logged. Tells whether the question is already released (free), and the organization's
+    and the versions' balances. Raises QueryRefused (404, 403, 422) like :func:`run_query`."""
     attempt = Attempt(license_id, sql)
     lic = _usable_license(session, actor, attempt, now or utcnow())
     workspace = build_workspace(lic, settings)
     attempt.data_versions = workspace.data_versions
     checked = _check(workspace, sql, attempt)
-    attempt.checked = checked
-    repeat = checked.epsilon_cost > 0 and _repeat_of(session, lic.id, attempt.canonical_hash or "")
-    return CostEstimate(
-        Decimal(0) if repeat else checked.epsilon_cost,
-        checked.epsilon_cost,
-        bool(repeat),
-        _decimal(lic.privacy_budget_remaining),
-        workspace.uses_dp,
+    dp_tables = _dp_tables(workspace, checked)
+    cost = Decimal(checked.epsilon_cost) if dp_tables else Decimal(0)
+    delta = Decimal(checked.delta_cost) if dp_tables else Decimal(0)
+    cached = bool(dp_tables) and (
+        _find_release(session, release_hash(checked, workspace.data_versions)) is not None
     )
+    budgets = budgets_of(session, lic.buyer_org_id, dp_tables)
+    affordable = cached or all(
+        b.epsilon_spent + cost <= b.epsilon_budget and b.version_spent + cost <= b.version_budget
+        for b in budgets
+    )
+    return CostEstimate(
+        Decimal(0) if cached else cost, cost, delta, cached, bool(dp_tables), budgets, affordable
+    )
+
+
+def privacy_spending(session: Session, actor: Actor, dataset_id: int | None) -> list[dict[str, Any]]:
+    """Privacy spending per buyer organization and dataset, with each version's total: the
+    regulator and the operator see all, a department its own datasets. Raises Forbidden for
+    anyone else, NotFound for a dataset the caller may not see."""
+    from market.accounts.models import Organization
+
+    if actor.role not in ("regulator", "operator", "department"):
+        raise Forbidden(_("Only the regulator, the operator and departments can see privacy "
+                          "spending."))
+    datasets = sa.select(Dataset).where(Dataset.open_grade == "conditional")
+    if actor.role == "department":
+        datasets = datasets.where(Dataset.department_id == actor.org_id)
+    if dataset_id is not None:
+        datasets = datasets.where(Dataset.id == dataset_id)
+    rows = list(session.scalars(datasets.order_by(Dataset.id)))
+    if dataset_id is not None and not rows:
+        raise NotFound(_("Dataset %(id)s does not exist.", id=dataset_id))
+    out = []
+    for ds in rows:
+        privacy = effective_privacy(ds)
+        assert privacy is not None
+        buyers = session.execute(
+            sa.select(PrivacySpending, Organization.name)
+            .join(Organization, Organization.id == PrivacySpending.buyer_org_id)
+            .where(PrivacySpending.dataset_id == ds.id)
+            .order_by(PrivacySpending.epsilon_spent.desc(), PrivacySpending.buyer_org_id)
+        ).all()
+        versions = session.execute(
+            sa.select(VersionSpending, DatasetVersion.version)
+            .join(DatasetVersion, DatasetVersion.id == VersionSpending.version_id)
+            .where(VersionSpending.dataset_id == ds.id)
+            .order_by(DatasetVersion.version)
+        ).all()
+        out.append(
+            {
+                "dataset_id": ds.id,
+                "slug": ds.slug,
+                "title": ds.title,
+                "settings": privacy.as_json(),
+                "buyers": [
+                    {
+                        "buyer_org_id": sp.buyer_org_id,
+                        "buyer": name,
+                        "epsilon_spent": _eps(_dec(sp.epsilon_spent)),
+                        "delta_spent": format(_dec(sp.delta_spent).normalize(), "f"),
+                        "releases": sp.releases,
+                        "budget_remaining": _eps(
+                            max(Decimal(0), privacy.epsilon_budget - _dec(sp.epsilon_spent))
+                        ),
+                    }
+                    for sp, name in buyers
+                ],
+                "versions": [
+                    {
+                        "version": number,
+                        "epsilon_spent": _eps(_dec(vs.epsilon_spent)),
+                        "releases": vs.releases,
+                        "version_remaining": _eps(
+                            max(Decimal(0), privacy.version_budget - _dec(vs.epsilon_spent))
+                        ),
+                    }
+                    for vs, number in versions
+                ],
+            }
+        )
+    return out
 
 
 def query_history(session: Session, actor: Actor, license_id: int) -> sa.Select:
@@ -478,12 +927,16 @@ def json_rows(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
 
 __all__ = [
     "AUDIT_TYPE",
+    "Answer",
+    "Budget",
     "CostEstimate",
     "QueryRefused",
     "QueryRun",
     "SandboxSettings",
-    "dp_secret",
+    "budgets_of",
     "estimate_cost",
+    "organization_budget_remaining",
+    "privacy_spending",
     "json_rows",
     "json_value",
     "query_history",

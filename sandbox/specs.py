@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Literal
+from typing import ClassVar, Literal
 
 ColumnKind = Literal["dimension", "measure", "identifier", "entity_key", "other"]
 Grade = Literal["open", "conditional"]
@@ -29,7 +29,10 @@ class ColumnSpec:
     - `identifier` / `entity_key`: never output, grouped, transformed or compared with literals.
     - `other`: may be output from open tables; in conditional tables only counted.
 
-    `lower`/`upper` bound SUM and AVG inputs (values are clamped into them). Both or neither.
+    `lower`/`upper` are the department's declared range of ONE entity's contribution to one
+    SUM: in aggregate mode each entity's total over its own rows of a group is clamped into
+    them (public metadata; never percentiles of the data). Both or neither. A SUM or AVG of a
+    column without them is refused.
 
     Raises ValueError for an unknown kind or inconsistent bounds.
     """
@@ -63,15 +66,80 @@ class ColumnSpec:
 
 
 @dataclass(frozen=True)
+class TablePrivacy:
+    """Entity-level differential privacy of a conditional table (public parameters).
+
+    - `epsilon_per_query`: the epsilon one query spends on this table (split over the noisy
+      group selection and the released measurements).
+    - `delta`: the delta of the noisy group selection (tau-thresholding); `0 < delta <= 1e-4`.
+    - `max_groups_per_entity`: how many groups of one query an entity may contribute to; its
+      other groups are dropped (chosen by a hash, deterministically).
+    - `max_rows_per_entity`: the most rows of one entity a COUNT counts in one group.
+
+    Raises ValueError for values out of range, and for floats (use Decimal, int or str).
+    """
+
+    epsilon_per_query: Decimal
+    delta: Decimal
+    max_groups_per_entity: int = 1
+    max_rows_per_entity: int = 12
+
+    DEFAULT_EPSILON: ClassVar[Decimal] = Decimal("0.5")
+    DEFAULT_DELTA: ClassVar[Decimal] = Decimal("1e-6")
+    MAX_EPSILON: ClassVar[Decimal] = Decimal(10)
+    MAX_DELTA: ClassVar[Decimal] = Decimal("1e-4")
+
+    def __post_init__(self) -> None:
+        eps, delta = _to_decimal(self.epsilon_per_query), _to_decimal(self.delta)
+        if not eps.is_finite() or not Decimal(0) < eps <= self.MAX_EPSILON:
+            raise ValueError(f"epsilon_per_query must be in (0, {self.MAX_EPSILON}]")
+        if not delta.is_finite() or not Decimal(0) < delta <= self.MAX_DELTA:
+            raise ValueError(f"delta must be in (0, {self.MAX_DELTA}]")
+        for name, value, top in (
+            ("max_groups_per_entity", self.max_groups_per_entity, 1000),
+            ("max_rows_per_entity", self.max_rows_per_entity, 100_000),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
+                raise ValueError(f"{name} must be an integer in [1, {top}]")
+        object.__setattr__(self, "epsilon_per_query", eps)
+        object.__setattr__(self, "delta", delta)
+
+    @classmethod
+    def default(cls, epsilon_per_query: Decimal | None = None) -> TablePrivacy:
+        """The platform's defaults (epsilon 0.5 per query, delta 1e-6, one group and 12 rows
+        per entity), optionally with another epsilon."""
+        return cls(
+            epsilon_per_query if epsilon_per_query is not None else cls.DEFAULT_EPSILON,
+            cls.DEFAULT_DELTA,
+        )
+
+    @staticmethod
+    def combine(privacies: Sequence[TablePrivacy]) -> TablePrivacy:
+        """The strictest of several tables' parameters (a join of conditional tables)."""
+        return TablePrivacy(
+            min(p.epsilon_per_query for p in privacies),
+            min(p.delta for p in privacies),
+            min(p.max_groups_per_entity for p in privacies),
+            min(p.max_rows_per_entity for p in privacies),
+        )
+
+
+@dataclass(frozen=True)
 class TableSpec:
     """A licensed table: a stable slug over one desensitized Parquet file.
 
     `columns` holds only the licensed columns. The entity key (the pseudonymized subject id) is
-    always available for COUNT(DISTINCT ...), joins and the k-threshold, even when it is not in
-    `columns`. `k_min` (>= 2) is the minimum number of distinct entities per released group of a
-    conditional table; `dp_epsilon_per_query`, when set, adds Laplace noise to its aggregates.
+    always available for COUNT(DISTINCT ...) and joins, even when it is not in `columns`; it is
+    the privacy unit of a conditional table.
 
-    Raises ValueError for an invalid slug, grade, k_min, epsilon or entity-key spec.
+    `privacy` is the entity-level differential privacy of a conditional table (every answer
+    on conditional data is noisy; there is no k-only mode). Open tables have none.
+
+    Legacy inputs, kept so that older callers still build specs: `k_min` is validated and
+    ignored; `dp_epsilon_per_query`, when `privacy` is None, sets the epsilon of
+    `TablePrivacy.default()`. A conditional table without `privacy` gets those defaults.
+
+    Raises ValueError for an invalid slug, grade, k_min, epsilon, privacy or entity-key spec.
     """
 
     slug: str
@@ -80,6 +148,7 @@ class TableSpec:
     entity_key: str
     k_min: int = 10
     dp_epsilon_per_query: Decimal | None = None
+    privacy: TablePrivacy | None = None
     # Filled in by __post_init__: the entity key's spec and every visible column by lower name.
     _by_lower: Mapping[str, ColumnSpec] = field(init=False, repr=False, compare=False)
 
@@ -95,6 +164,12 @@ class TableSpec:
             if not eps.is_finite() or eps <= 0:
                 raise ValueError("dp_epsilon_per_query must be positive")
             object.__setattr__(self, "dp_epsilon_per_query", eps)
+        if self.privacy is not None and not isinstance(self.privacy, TablePrivacy):
+            raise ValueError("privacy must be a TablePrivacy")
+        if self.grade == "open" and self.privacy is not None:
+            raise ValueError("open tables have no privacy parameters")
+        if self.grade == "conditional" and self.privacy is None:
+            object.__setattr__(self, "privacy", TablePrivacy.default(self.dp_epsilon_per_query))
         if not self.entity_key:
             raise ValueError("entity_key is required")
         by_lower: dict[str, ColumnSpec] = {}
@@ -159,5 +234,8 @@ def _to_decimal(value: object) -> Decimal:
         return value
     if isinstance(value, bool) or not isinstance(value, int | str):
         # Floats are refused: a bound like 0.1 would silently become 0.1000000000000000055...
-        raise ValueError("bounds and epsilon must be Decimal, int or str")
-    return Decimal(value)
+        raise ValueError("bounds, epsilon and delta must be Decimal, int or str")
+    try:
+        return Decimal(value)
+    except ArithmeticError as exc:  # decimal.InvalidOperation for "abc"
+        raise ValueError(f"not a number: {value!r}") from exc

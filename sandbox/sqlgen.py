@@ -3,45 +3,37 @@
 Only sqlglot-rendered fragments of checked trees, our own quoted names and integers go into
 the SQL built here; nothing is copied from the caller's text.
 
-Aggregate mode runs in one statement (names abbreviated, all start with __sbx_):
-
-    q   the caller's aggregate, plus hidden group keys g*, order terms o* and n = COUNT(*)
-    rb  r = product over the tables used of the largest number of rows one entity has
-        (engine-provided view __sbx_entity_rows); NULL if unknown
-    u   groups not yet proven to cover k entities: k <= n < (k + 1) * r
-    x   exact COUNT(DISTINCT hash(entity_key)) for the groups in u only (a semi-join, so DuckDB does
-        not rescan when u is empty)
-    v   q plus pass = n >= k and (n >= (k + 1) * r or x.d >= k)
-    r   the passing groups, ORDER BY / LIMIT applied
-    s   the number of failing groups
-    and finally `s LEFT JOIN r ON TRUE`, so the suppressed count arrives even with no rows.
-
-A group of n rows covers at least n / r - 1 entities (rows with a NULL key can form one extra
-pseudo-entity), so n >= (k + 1) * r proves it covers k; exact
-distinct counting, which costs about 20x a plain GROUP BY on large files, runs only for small
-groups.
+Rows mode (open data) is one SELECT with the row cap as LIMIT. Aggregate mode (conditional
+data, entity-level differential privacy) bounds each entity's contribution in SQL and returns
+every candidate group; see `aggregate_query`. Noise, the group threshold, HAVING, ORDER BY and
+LIMIT of aggregate mode are post-processing (`sandbox.results`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 
+from market.crypto import canonical_json, sha256_hex
+
+from .dp import calibrate_laplace, calibrate_threshold
 from .query import (
-    ENTITY_ROWS_VIEW,
-    PASS_COLUMN,
-    SUPPRESSED_COLUMN,
+    DISTINCT_COLUMN,
+    MAX_CANDIDATE_GROUPS,
     CheckedQuery,
-    DPMeasurement,
     DPPlan,
+    HavingTerm,
     OutputColumn,
+    OutputPlan,
+    Release,
+    SortTerm,
     ViewSpec,
 )
-from .specs import PolicyContext, TableSpec
+from .specs import PolicyContext, TablePrivacy, TableSpec
 
 DIALECT = "duckdb"
 _DIALECT = Dialect.get_or_raise(DIALECT)
@@ -103,17 +95,40 @@ class OrderTerm:
 
 @dataclass(frozen=True)
 class AggOutput:
+    """One output of an aggregate-mode query, as the policy accepted it.
+
+    `kind` dimension: `key` is the canonical text of its GROUP BY key. count: `column` is the
+    counted column (None for COUNT(*)). distinct: COUNT(DISTINCT entity key). sum/avg:
+    `column` is the measure and [lower, upper] its declared per-entity range.
+    """
+
     name: str
-    kind: str  # dimension | count | sum | avg
+    kind: str  # dimension | count | distinct | sum | avg
     canonical: str
-    engine: exp.Expression
-    sensitivity: Decimal | None = None
+    key: str | None = None
+    column: exp.Expression | None = None
     lower: Decimal | None = None
     upper: Decimal | None = None
-    sum_engine: exp.Expression | None = None
-    count_engine: exp.Expression | None = None
-    sum_canonical: str | None = None
-    count_canonical: str | None = None
+
+
+@dataclass(frozen=True)
+class HavingSpec:
+    """A HAVING conjunct on output `output` (checked: an aggregate output vs literals)."""
+
+    output: int
+    op: str
+    values: tuple[Decimal, ...]
+    canonical: str
+
+
+@dataclass(frozen=True)
+class SortSpec:
+    """An aggregate-mode ORDER BY term: an output, or a GROUP BY key (canonical `key`)."""
+
+    output: int | None
+    key: str | None
+    term: exp.Ordered
+    canonical: str
 
 
 def _unique_sorted(nodes: Sequence[exp.Expression]) -> list[tuple[str, exp.Expression]]:
@@ -220,18 +235,152 @@ def rows_query(
         tables_used=tuple(t.slug for t in scope_tables),
         views=_views(scope_tables),
         row_cap=cap,
-        k_min=None,
-        k_column=None,
-        suppressed_column=None,
+        engine_row_cap=cap,
         epsilon_cost=Decimal(0),
+        delta_cost=Decimal(0),
+        charged_tables=(),
+        release_key=release_key(canonical, cap, None),
         dp=None,
     )
 
 
 def _order_canonical(term: OrderTerm) -> str:
-    desc = " DESC" if term.term.args.get("desc") else ""
-    nulls = term.term.args.get("nulls_first")
-    return f"{term.canonical}{desc}{' NULLS FIRST' if nulls else ''}"
+    return _order_canonical_text(term.canonical, term.term)
+
+
+def _order_canonical_text(canonical: str, term: exp.Ordered) -> str:
+    desc = " DESC" if term.args.get("desc") else ""
+    nulls = term.args.get("nulls_first")
+    return f"{canonical}{desc}{' NULLS FIRST' if nulls else ''}"
+
+
+def total(node: exp.Expression) -> exp.Expression:
+    """A row-level expression that cannot fail on any row: every CAST becomes TRY_CAST and the
+    whole is wrapped in TRY(), so an error (overflow, bad conversion, division by zero)
+    becomes NULL instead of stopping the query. A bare column cannot fail and stays as is, so
+    that DuckDB can still push simple filters into the scan."""
+    if isinstance(node, exp.Column):
+        return node.copy()
+
+    def try_cast(n: exp.Expression) -> exp.Expression:
+        if type(n) is exp.Cast:
+            return exp.TryCast(this=n.this, to=n.args["to"])
+        return n
+
+    return exp.Try(this=node.copy().transform(try_cast, copy=False))
+
+
+def _releases(
+    outputs: Sequence[AggOutput], privacy: TablePrivacy, grouped: bool
+) -> tuple[
+    list[Release], list[OutputPlan], list[tuple[str, str, Callable[[str], str]]], int | None
+]:
+    """The releases of an aggregate query, its output plans and the per-entity columns.
+
+    Returns (releases, plans, pre-aggregate columns (name, per-entity SQL, final SQL), index
+    of the threshold release). Sensitivities follow the contribution bounds; the epsilon is
+    split evenly over the releases.
+    """
+    g = privacy.max_groups_per_entity if grouped else 1
+    r = privacy.max_rows_per_entity
+    # (name, kind, per-entity SQL, final SQL, sensitivity), deduplicated by name.
+    wanted: dict[str, tuple[str, str, str, Decimal]] = {}
+    plans_src: list[tuple[AggOutput, tuple[str, ...]]] = []
+
+    def need(name: str, kind: str, per_entity: str, final: str, sens: Decimal) -> str:
+        wanted.setdefault(name, (kind, per_entity, final, sens))
+        return name
+
+    for o in outputs:
+        if o.kind == "dimension" or (o.kind == "distinct" and grouped):
+            plans_src.append((o, ()))
+            continue
+        if o.kind == "distinct":
+            plans_src.append((o, (need("COUNT(DISTINCT entity)", "count", "", "", Decimal(1)),)))
+            continue
+        col = o.column
+        if o.kind == "count":
+            if col is None:
+                name = need("COUNT(*)", "count", "COUNT(*)", "", Decimal(g * r))
+            else:
+                cname = render(exp.Count(this=col.copy()))
+                name = need(cname, "count", f"COUNT({render(col)})", "", Decimal(g * r))
+            plans_src.append((o, (name,)))
+            continue
+        assert col is not None and o.lower is not None and o.upper is not None
+        bound = max(abs(o.lower), abs(o.upper))
+        sname = need(
+            render(exp.Sum(this=col.copy())),
+            "sum",
+            f"SUM(TRY_CAST({render(col)} AS DOUBLE))",
+            f"{o.lower}|{o.upper}",
+            g * bound,
+        )
+        if o.kind == "sum":
+            plans_src.append((o, (sname,)))
+        else:
+            cname = need(
+                render(exp.Count(this=col.copy())),
+                "count",
+                f"COUNT({render(col)})",
+                "",
+                Decimal(g * r),
+            )
+            plans_src.append((o, (sname, cname)))
+
+    n = len(wanted) + (1 if grouped else 0)
+    share = privacy.epsilon_per_query / n if n else privacy.epsilon_per_query
+    releases: list[Release] = []
+    index: dict[str, int] = {}
+    threshold_idx = None
+    if grouped:
+        scale, tau, eps, delta = calibrate_threshold(g, share, privacy.delta)
+        threshold_idx = 0
+        releases.append(
+            Release("threshold", "threshold", DISTINCT_COLUMN, Decimal(g), scale, eps, delta, tau)
+        )
+    pre: list[tuple[str, str, Callable[[str], str]]] = []
+    for name, (kind, per_entity, final, sens) in wanted.items():
+        j = len(releases)
+        column = f"__sbx_m{j}"
+        scale, eps = calibrate_laplace(kind, sens, share)
+        releases.append(Release(name, kind, column, sens, scale, eps))  # type: ignore[arg-type]
+        index[name] = j
+        if name == "COUNT(DISTINCT entity)":
+            pre.append((column, "", lambda _p: "COUNT(*)"))
+        elif kind == "count":
+            pre.append((column, per_entity, lambda p, r=r: f"COALESCE(SUM(LEAST({p}, {r})), 0)"))
+        else:
+            lo, hi = (render(number(Decimal(x))) for x in final.split("|"))
+            pre.append(
+                (
+                    column,
+                    per_entity,
+                    lambda p, lo=lo, hi=hi: (
+                        f"COALESCE(SUM(CASE WHEN {p} < {lo} THEN {lo} WHEN {p} > {hi} "
+                        f"THEN {hi} ELSE {p} END), 0)::DOUBLE"
+                    ),
+                )
+            )
+    plans: list[OutputPlan] = []
+    for o, names in plans_src:
+        if o.kind == "dimension":
+            plans.append(OutputPlan("dimension"))  # column filled in by the caller
+        elif o.kind == "distinct":
+            plans.append(OutputPlan("distinct", release=index[names[0]] if names else None))
+        elif o.kind in ("count", "sum"):
+            plans.append(OutputPlan(o.kind, release=index[names[0]]))  # type: ignore[arg-type]
+        else:
+            plans.append(
+                OutputPlan(
+                    "avg",
+                    release=index[names[0]],
+                    count_release=index[names[1]],
+                    lower=o.lower,
+                    upper=o.upper,
+                )
+            )
+    return releases, plans, pre, threshold_idx
 
 
 def aggregate_query(
@@ -239,201 +388,197 @@ def aggregate_query(
     ctx: PolicyContext,
     scope_tables: Sequence[TableSpec],
     joins: Sequence[tuple[exp.Expression, exp.Expression]],
-    entity_key: exp.Expression,
+    entity_hash: exp.Expression,
     outputs: Sequence[AggOutput],
     keys: Mapping[str, exp.Expression],
     where: Sequence[exp.Expression],
-    having: Sequence[exp.Expression],
-    order: Sequence[OrderTerm],
+    having: Sequence[HavingSpec],
+    order: Sequence[SortSpec],
     limit: int | None,
     offset: int | None,
-    k_min: int,
-    epsilon: Decimal | None,
+    privacy: TablePrivacy,
+    charged_tables: Sequence[str],
 ) -> CheckedQuery:
-    """Conditional data: aggregate, then drop and count groups below k (see module doc)."""
-    cap = ctx.row_cap
-    k = int(k_min)
-    key_items = sorted(keys.items())  # canonical order: the DP seed depends on it
+    """Conditional data: bound each entity's contribution in SQL; noise comes afterwards.
+
+    The engine SQL (all names start with __sbx_):
+
+        p  per (entity, group): the entity-key hash, the group keys, and the entity's own
+           row count, non-NULL counts and SUM totals over its rows of that group
+        b  at most max_groups_per_entity rows of p per entity, chosen by a hash of (entity,
+           group) (ROW_NUMBER over a window: generated here, never from caller text); with
+           one group per entity, a MIN(hash) first pass and a join instead (m)
+        then per group: distinct entities d, SUM(LEAST(rows, max_rows)) per COUNT, the SUM
+           of the entity totals clamped into the declared range per SUM; every candidate
+           group, most entities first (see MAX_CANDIDATE_GROUPS).
+
+    Every row-level expression is made total (`total`): no data-dependent runtime error.
+    """
+    key_items = sorted(keys.items())
+    grouped = bool(key_items)
     key_names = [f"__sbx_g{i}" for i in range(len(key_items))]
-    out_names = [f"__sbx_c{i}" for i in range(len(outputs))]
-    from_sql = _from(scope_tables, joins)
-    where_sql = _conj(where)
-    group_sql = [render(node) for _, node in key_items]
+    releases, plans, pre, threshold_idx = _releases(outputs, privacy, grouped)
+    key_col = {canon: name for (canon, _), name in zip(key_items, key_names, strict=True)}
+    plans = [
+        OutputPlan("dimension", column=key_col[o.key or ""]) if o.kind == "dimension" else p
+        for o, p in zip(outputs, plans, strict=True)
+    ]
 
-    hidden: list[tuple[str, str]] = []  # (name, sql) of extra columns of q
-    order_cols: list[tuple[OrderTerm, str]] = []
-    for j, term in enumerate(order):
-        if term.index is not None:
-            order_cols.append((term, out_names[term.index]))
-        elif term.canonical in keys:
-            order_cols.append((term, key_names[[c for c, _ in key_items].index(term.canonical)]))
+    ehash = render(entity_hash)
+    key_sql = [render(total(node)) for _, node in key_items]
+    one_group = grouped and privacy.max_groups_per_entity == 1
+    p_cols = [f"{ehash} AS {q('__sbx_e')}"]
+    # With one group per entity (the default) each entity keeps the group whose hash of
+    # (entity, key) is smallest: a first pass finds that hash per entity, the second keeps
+    # only those rows (faster than aggregating every (entity, group) pair and windowing).
+    # A 64-bit collision can only merge two groups of one entity into one.
+    p_cols += [
+        f"any_value({k}) AS {q(n)}" if one_group else f"{k} AS {q(n)}"
+        for k, n in zip(key_sql, key_names, strict=True)
+    ]
+    final_cols = [q(n) for n in key_names] + [f"COUNT(*) AS {q(DISTINCT_COLUMN)}"]
+    for column, per_entity, final in pre:
+        if per_entity:
+            p_name = f"__sbx_p{column[len('__sbx_m') :]}"
+            p_cols.append(f"{per_entity} AS {q(p_name)}")
+            final_cols.append(f"{final(q(p_name))} AS {q(column)}")
         else:
-            name = f"__sbx_o{j}"
-            hidden.append((name, render(term.node)))  # type: ignore[arg-type]
-            order_cols.append((term, name))
-
-    dp_cols: list[str] = []
-    measurements: list[DPMeasurement] = []
-    if epsilon is not None:
-        releases = set()
-        for o in outputs:
-            if o.kind in ("count", "sum"):
-                releases.add(o.canonical)
-            elif o.kind == "avg":
-                releases.update((o.sum_canonical, o.count_canonical))
-        share = epsilon / len(releases) if releases else epsilon
-        for i, o in enumerate(outputs):
-            if o.kind == "dimension":
-                continue
-            sens = o.sensitivity or Decimal(1)
-            if o.kind == "avg":
-                s_name, n_name = f"__sbx_as{i}", f"__sbx_an{i}"
-                hidden.append((s_name, render(o.sum_engine)))  # type: ignore[arg-type]
-                hidden.append((n_name, render(o.count_engine)))  # type: ignore[arg-type]
-                dp_cols += [s_name, n_name]
-                measurements.append(
-                    DPMeasurement(
-                        output_index=i,
-                        kind="avg",
-                        canonical=o.sum_canonical or "",
-                        sensitivity=sens,
-                        scale=sens / share,
-                        lower=o.lower,
-                        upper=o.upper,
-                        sum_column=s_name,
-                        count_column=n_name,
-                        count_canonical=o.count_canonical,
-                        count_scale=Decimal(1) / share,
-                    )
-                )
-            else:
-                measurements.append(
-                    DPMeasurement(
-                        output_index=i,
-                        kind=o.kind,  # type: ignore[arg-type]
-                        canonical=o.canonical,
-                        sensitivity=sens,
-                        scale=sens / share,
-                        lower=o.lower,
-                        upper=o.upper,
-                    )
-                )
-
-    q_cols = [f"{render(o.engine)} AS {q(n)}" for o, n in zip(outputs, out_names, strict=True)]
-    q_cols += [f"{text} AS {q(n)}" for n, text in hidden]
-    if key_items:
-        q_cols += [f"{text} AS {q(n)}" for text, n in zip(group_sql, key_names, strict=True)]
-        u_keys = key_names
-    else:
-        q_cols.append(f"0 AS {q('__sbx_g0')}")
-        u_keys = ["__sbx_g0"]
-    q_cols.append(f"COUNT(*) AS {q('__sbx_n')}")
-    q_sql = f"SELECT {', '.join(q_cols)} FROM {from_sql}" + _clauses(
-        where_sql, group_sql, _conj(having)
+            final_cols.append(f"{final('')} AS {q(column)}")
+    where_sql = " AND ".join(f"{render(total(node))}" for _, node in _unique_sorted(where))
+    from_sql = _from(scope_tables, joins)
+    where_clause = f" WHERE {where_sql}" if where_sql else ""
+    keys_sql = ", ".join(q(n) for n in key_names)
+    tail = (
+        f" GROUP BY {keys_sql} ORDER BY {q(DISTINCT_COLUMN)} DESC, hash({keys_sql}) "
+        f"LIMIT {MAX_CANDIDATE_GROUPS + 1}"
     )
-
-    slugs = ", ".join(render(exp.Literal.string(t.slug)) for t in scope_tables)
-    # COUNT(max_rows) = number of tables: a table without a known bound makes r NULL (so every
-    # group is counted exactly) instead of silently shrinking the product.
-    rb_sql = (
-        f"SELECT CASE WHEN COUNT({q('max_rows')}) = {len(scope_tables)} "
-        f"THEN PRODUCT({q('max_rows')}) END AS {q('r')} "
-        f"FROM {q(ENTITY_ROWS_VIEW)} WHERE {q('slug')} IN ({slugs})"
-    )
-    r_val = f"(SELECT {q('r')} FROM {q('__sbx_rb')})"
-    n_col = f"{q('__sbx_q')}.{q('__sbx_n')}"
-    # k + 1: rows with a NULL entity key form one extra pseudo-entity in max_rows.
-    proven = f"COALESCE({n_col} >= {k + 1} * {r_val}, FALSE)"
-    u_sql = (
-        f"SELECT {', '.join(q(n) for n in u_keys)} FROM {q('__sbx_q')} "
-        f"WHERE {n_col} >= {k} AND NOT {proven}"
-    )
-    ek = render(entity_key)
-    if key_items:
-        on = " AND ".join(
-            f"{text} IS NOT DISTINCT FROM {q('__sbx_u')}.{q(n)}"
-            for text, n in zip(group_sql, key_names, strict=True)
+    if one_group:
+        pair_hash = f"hash({', '.join([ehash, *key_sql])})"
+        m_sql = (
+            f"SELECT {ehash} AS {q('__sbx_e')}, MIN({pair_hash}) AS {q('__sbx_h')} "
+            f"FROM {from_sql}{where_clause} GROUP BY 1"
         )
-        x_cols = ", ".join(
-            f"{text} AS {q(n)}" for text, n in zip(group_sql, key_names, strict=True)
+        p_sql = (
+            f"SELECT {', '.join(p_cols)} FROM {from_sql} JOIN {q('__sbx_m')} ON "
+            f"{ehash} = {q('__sbx_m')}.{q('__sbx_e')} AND {pair_hash} = "
+            f"{q('__sbx_m')}.{q('__sbx_h')}{where_clause} GROUP BY 1"
         )
-        x_sql = (
-            f"SELECT {x_cols}, COUNT(DISTINCT {ek}) AS {q('__sbx_d')} FROM {from_sql} "
-            f"SEMI JOIN {q('__sbx_u')} ON {on}" + _clauses(where_sql, group_sql)
+        sql = (
+            f"WITH {q('__sbx_m')} AS ({m_sql}), {q('__sbx_p')} AS ({p_sql}) "
+            f"SELECT {', '.join(final_cols)} FROM {q('__sbx_p')}{tail}"
+        )
+    elif grouped:
+        p_sql = f"SELECT {', '.join(p_cols)} FROM {from_sql}{where_clause} GROUP BY ALL"
+        hashed = ", ".join(q(n) for n in ["__sbx_e", *key_names])
+        b_sql = (
+            f"SELECT * FROM {q('__sbx_p')} QUALIFY ROW_NUMBER() OVER (PARTITION BY "
+            f"{q('__sbx_e')} ORDER BY hash({hashed})) <= {privacy.max_groups_per_entity}"
+        )
+        sql = (
+            f"WITH {q('__sbx_p')} AS ({p_sql}), {q('__sbx_b')} AS ({b_sql}) "
+            f"SELECT {', '.join(final_cols)} FROM {q('__sbx_b')}{tail}"
         )
     else:
-        x_sql = (
-            f"SELECT 0 AS {q('__sbx_g0')}, COUNT(DISTINCT {ek}) AS {q('__sbx_d')} "
-            f"FROM {from_sql} SEMI JOIN {q('__sbx_u')} ON {q('__sbx_u')}.{q('__sbx_g0')} = 0"
-            + _clauses(where_sql)
-        )
-    vx_on = " AND ".join(
-        f"{q('__sbx_q')}.{q(n)} IS NOT DISTINCT FROM {q('__sbx_x')}.{q(n)}" for n in u_keys
-    )
-    v_sql = (
-        f"SELECT {q('__sbx_q')}.*, ({n_col} >= {k} AND ({proven} OR "
-        f"COALESCE({q('__sbx_x')}.{q('__sbx_d')}, 0) >= {k})) AS {q(PASS_COLUMN)} "
-        f"FROM {q('__sbx_q')} LEFT JOIN {q('__sbx_x')} ON {vx_on}"
-    )
-    limit_eff = cap + 1 if limit is None else min(limit, cap + 1)
-    r_sql = f"SELECT * FROM {q('__sbx_v')} WHERE {q(PASS_COLUMN)}"
-    if order_cols:
-        r_sql += " ORDER BY " + ", ".join(
-            t.render_on(exp.column(c, quoted=True)) for t, c in order_cols
-        )
-    r_sql += _limits(limit_eff, offset)
-    s_sql = (
-        f"SELECT COUNT(*) FILTER (WHERE NOT {q(PASS_COLUMN)}) AS {q(SUPPRESSED_COLUMN)} "
-        f"FROM {q('__sbx_v')}"
-    )
-    final_cols = out_names + (key_names if epsilon is not None else []) + dp_cols + [PASS_COLUMN]
-    final = ", ".join(f"{q('__sbx_r')}.{q(c)}" for c in final_cols)
-    sql = (
-        f"WITH {q('__sbx_q')} AS ({q_sql}), {q('__sbx_rb')} AS ({rb_sql}), "
-        f"{q('__sbx_u')} AS ({u_sql}), {q('__sbx_x')} AS ({x_sql}), {q('__sbx_v')} AS ({v_sql}), "
-        f"{q('__sbx_r')} AS ({r_sql}), {q('__sbx_s')} AS ({s_sql}) "
-        f"SELECT {final}, {q('__sbx_s')}.{q(SUPPRESSED_COLUMN)} "
-        f"FROM {q('__sbx_s')} LEFT JOIN {q('__sbx_r')} ON TRUE"
-    )
-    if order_cols:
-        sql += " ORDER BY " + ", ".join(
-            t.render_on(exp.column(c, table="__sbx_r", quoted=True)) for t, c in order_cols
-        )
+        p_sql = f"SELECT {', '.join(p_cols)} FROM {from_sql}{where_clause} GROUP BY 1"
+        sql = f"WITH {q('__sbx_p')} AS ({p_sql}) SELECT {', '.join(final_cols)} FROM {q('__sbx_p')}"
+    engine_columns = tuple(key_names + [DISTINCT_COLUMN] + [c for c, _, _ in pre])
 
     canonical_from = _canonical_from(scope_tables)
     canon_group = [c for c, _ in key_items]
-    scope = f"FROM {canonical_from}" + _clauses(where_sql, canon_group)
-    canonical = "SELECT " + ", ".join(o.canonical for o in outputs) + " " + scope
+    canonical = (
+        "SELECT "
+        + ", ".join(o.canonical for o in outputs)
+        + f" FROM {canonical_from}"
+        + _clauses(_conj(where), canon_group)
+    )
     if having:
-        canonical += f" HAVING {_conj(having)}"
+        canonical += " HAVING " + " AND ".join(sorted({h.canonical for h in having}))
     if order:
-        canonical += " ORDER BY " + ", ".join(_order_canonical(t) for t in order)
+        canonical += " ORDER BY " + ", ".join(
+            _order_canonical_text(s.canonical, s.term) for s in order
+        )
     canonical += _limits(limit, offset)
 
-    dp = None
-    if epsilon is not None:
-        dp = DPPlan(
-            epsilon=epsilon,
-            scope=scope,
-            measurements=tuple(measurements),
-            group_columns=tuple(key_names),
+    sort_terms = tuple(
+        SortTerm(
+            output=s.output,
+            column=key_col[s.key] if s.key is not None else None,
+            desc=bool(s.term.args.get("desc")),
+            nulls_first=bool(s.term.args.get("nulls_first")),
         )
+        for s in order
+    )
+    delta = privacy.delta if grouped else Decimal(0)
+    plan = DPPlan(
+        epsilon=privacy.epsilon_per_query,
+        delta=delta,
+        max_groups_per_entity=privacy.max_groups_per_entity,
+        max_rows_per_entity=privacy.max_rows_per_entity,
+        releases=tuple(releases),
+        outputs=tuple(plans),
+        group_columns=tuple(key_names),
+        threshold=threshold_idx,
+        having=tuple(HavingTerm(h.output, h.op, h.values) for h in having),  # type: ignore[arg-type]
+        order=sort_terms,
+        limit=limit,
+        offset=offset,
+    )
+    out_cols = []
+    for o, p in zip(outputs, plans, strict=True):
+        sens = None
+        if p.kind in ("count", "sum") or (p.kind == "distinct" and p.release is not None):
+            sens = releases[p.release].sensitivity  # type: ignore[index]
+        elif p.kind == "distinct":
+            sens = releases[threshold_idx].sensitivity  # type: ignore[index]
+        kind = "count" if o.kind == "distinct" else o.kind
+        out_cols.append(OutputColumn(o.name, kind, sens))  # type: ignore[arg-type]
     return CheckedQuery(
         engine_sql=sql,
         canonical=canonical,
         mode="aggregate",
         output_columns=tuple(o.name for o in outputs),
-        outputs=tuple(
-            OutputColumn(o.name, o.kind, o.sensitivity)  # type: ignore[arg-type]
-            for o in outputs
-        ),
-        engine_columns=tuple(final_cols + [SUPPRESSED_COLUMN]),
+        outputs=tuple(out_cols),
+        engine_columns=engine_columns,
         tables_used=tuple(t.slug for t in scope_tables),
         views=_views(scope_tables),
-        row_cap=cap,
-        k_min=k,
-        k_column=PASS_COLUMN,
-        suppressed_column=SUPPRESSED_COLUMN,
-        epsilon_cost=epsilon if epsilon is not None else Decimal(0),
-        dp=dp,
+        row_cap=ctx.row_cap,
+        engine_row_cap=MAX_CANDIDATE_GROUPS,
+        epsilon_cost=privacy.epsilon_per_query,
+        delta_cost=delta,
+        charged_tables=tuple(charged_tables),
+        release_key=release_key(canonical, ctx.row_cap, plan),
+        dp=plan,
     )
+
+
+def release_key(canonical: str, row_cap: int, plan: DPPlan | None) -> str:
+    """A stable hash of everything that shapes an answer (see CheckedQuery.release_key)."""
+    spec: dict = {"v": 1, "canonical": canonical, "row_cap": row_cap}
+    if plan is not None:
+        spec["privacy"] = {
+            "epsilon": str(plan.epsilon),
+            "delta": str(plan.delta),
+            "max_groups_per_entity": plan.max_groups_per_entity,
+            "max_rows_per_entity": plan.max_rows_per_entity,
+            "releases": [
+                [
+                    r.name,
+                    r.kind,
+                    str(r.sensitivity),
+                    repr(r.scale),
+                    str(r.epsilon),
+                    str(r.delta),
+                    r.threshold,
+                ]
+                for r in plan.releases
+            ],
+            "outputs": [
+                [o.kind, o.release, o.count_release, str(o.lower), str(o.upper)]
+                for o in plan.outputs
+            ],
+            "having": [[h.output, h.op, [str(v) for v in h.values]] for h in plan.having],
+            "order": [[s.output, s.column, s.desc, s.nulls_first] for s in plan.order],
+            "limit": plan.limit,
+            "offset": plan.offset,
+        }
+    return sha256_hex(canonical_json(spec))

@@ -31,6 +31,20 @@ bp = Blueprint("sandbox", __name__)
 registry.nav_link("sandbox.index", _l("Sandbox"), roles={"buyer"}, order=50)
 
 
+@bp.app_template_global("sandbox_privacy_left")
+def _privacy_left(lic: License):
+    """The organization's remaining epsilon over the license's DP datasets (or None)."""
+    return services.organization_budget_remaining(db.session, lic)
+
+
+@registry.panel(
+    "privacy_spending", roles={"regulator", "operator"}, title=_l("Privacy budget spent"), order=40
+)
+def _privacy_spending_panel(user):
+    items = [i for i in services.privacy_spending(db.session, g.actor, None) if i["buyers"]]
+    return {"datasets": items}
+
+
 @registry.panel("sandbox", roles={"buyer"}, title=_l("Sandbox"), order=25)
 def _sandbox_panel(user):
     org_id = user.organization_id
@@ -80,8 +94,12 @@ def console(license_id: int):
             example = f"SELECT {dims[0]}, COUNT(*) AS n\nFROM {table.slug}\nGROUP BY {dims[0]}"
         else:
             example = f"SELECT COUNT(*) AS n FROM {table.slug}"
+    budgets = services.budgets_of(
+        db.session, lic.buyer_org_id, [t for t in workspace.tables if t.privacy is not None]
+    )
     return render_template(
         "sandbox/console.html",
+        budgets=budgets,
         lic=lic,
         workspace=workspace,
         usable=lic.status == LicenseStatus.ACTIVE.value,

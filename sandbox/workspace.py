@@ -15,7 +15,9 @@ from decimal import Decimal
 from typing import Any
 
 from market.datasets.models import ColumnRole, Dataset, OpenGrade, Treatment, VersionStatus
+from market.datasets.privacy import PrivacySettings, effective_privacy
 
+from . import specs
 from .specs import ColumnSpec, PolicyContext, TableSpec
 
 log = logging.getLogger(__name__)
@@ -31,19 +33,16 @@ class SandboxSettings:
 
     row_cap: int = 1000
     timeout_s: float = 10.0
-    dp_epsilon_per_query: Decimal = Decimal("0.5")
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> SandboxSettings:
-        """Raises ValueError for a non-positive cap, timeout or epsilon."""
+        """Raises ValueError for a non-positive cap or timeout. (Privacy parameters are the
+        dataset's own: ``market.datasets.privacy``.)"""
         settings = cls(
             row_cap=int(config.get("MARKET_SANDBOX_ROW_CAP", 1000)),
             timeout_s=float(config.get("MARKET_SANDBOX_TIMEOUT_S", 10)),
-            dp_epsilon_per_query=Decimal(
-                str(config.get("MARKET_SANDBOX_DP_EPSILON_PER_QUERY", "0.5"))
-            ),
         )
-        if settings.row_cap < 1 or settings.timeout_s <= 0 or settings.dp_epsilon_per_query <= 0:
+        if settings.row_cap < 1 or settings.timeout_s <= 0:
             raise ValueError("sandbox settings must be positive")
         return settings
 
@@ -69,14 +68,28 @@ class WorkspaceTable:
     grade: str
     k_min: int
     version: int
+    #: The id of that version (the per-version privacy ledger's key).
+    version_id: int
     entity_key: str
     columns: tuple[WorkspaceColumn, ...]
-    #: Epsilon per query when the dataset requires differential privacy, else None.
-    dp_epsilon_per_query: Decimal | None
+    #: The differential-privacy settings (every conditional dataset), else None.
+    privacy: PrivacySettings | None
     #: The Parquet file's storage key (relative to MARKET_DATA_DIR).
     parquet_key: str
 
+    @property
+    def dp_epsilon_per_query(self) -> Decimal | None:
+        return None if self.privacy is None else self.privacy.epsilon_per_query
+
     def spec(self) -> TableSpec:
+        kw: dict[str, Any] = {}
+        if self.privacy is not None:
+            kw["privacy"] = specs.TablePrivacy(
+                epsilon_per_query=self.privacy.epsilon_per_query,
+                delta=self.privacy.delta,
+                max_groups_per_entity=self.privacy.max_groups_per_entity,
+                max_rows_per_entity=self.privacy.max_rows_per_entity,
+            )
         return TableSpec(
             slug=self.slug,
             grade=self.grade,  # type: ignore[arg-type]
@@ -86,7 +99,7 @@ class WorkspaceTable:
             },
             entity_key=self.entity_key,
             k_min=self.k_min,
-            dp_epsilon_per_query=self.dp_epsilon_per_query,
+            **kw,
         )
 
 
@@ -112,7 +125,11 @@ class Workspace:
 
     @property
     def uses_dp(self) -> bool:
-        return any(t.dp_epsilon_per_query is not None for t in self.tables)
+        return any(t.privacy is not None for t in self.tables)
+
+    def table(self, slug: str) -> WorkspaceTable | None:
+        low = slug.lower()
+        return next((t for t in self.tables if t.slug.lower() == low), None)
 
 
 def _tidy(value: Decimal | None) -> Decimal | None:
@@ -126,14 +143,16 @@ def _tidy(value: Decimal | None) -> Decimal | None:
     return value.normalize()
 
 
-def _column(col: Any) -> WorkspaceColumn:
+def _column(col: Any, ranges: Mapping[str, tuple[Decimal, Decimal]]) -> WorkspaceColumn:
+    """A column; its clamp bounds are the department's declared range (public metadata),
+    never figures derived from the data."""
     role = col.role
     kind = role
     if role != ColumnRole.entity_key and col.treatment in _IDENTIFYING_TREATMENTS:
         kind = ColumnRole.identifier.value
-    lower, upper = _tidy(col.lower_bound), _tidy(col.upper_bound)
-    if lower is None or upper is None or lower > upper:
-        lower = upper = None
+    lower = upper = None
+    if col.name in ranges and kind == ColumnRole.measure.value:
+        lower, upper = _tidy(ranges[col.name][0]), _tidy(ranges[col.name][1])
     return WorkspaceColumn(col.name, col.type, role, kind, col.treatment, lower, upper)
 
 
@@ -152,19 +171,16 @@ def table_for(
     wanted = set(licensed)
     columns: list[WorkspaceColumn] = []
     entity_key: str | None = None
+    privacy = effective_privacy(dataset)
+    ranges = privacy.ranges if privacy is not None else {}
     for col in version.columns:
         if col.role == ColumnRole.entity_key:
             entity_key = col.name
-            columns.append(_column(col))
+            columns.append(_column(col, ranges))
         elif col.name in wanted and col.treatment != Treatment.suppressed:
-            columns.append(_column(col))
+            columns.append(_column(col, ranges))
     if entity_key is None:
         return None
-    dp = (
-        settings.dp_epsilon_per_query
-        if dataset.dp_epsilon_budget is not None and dataset.open_grade == OpenGrade.conditional
-        else None
-    )
     table = WorkspaceTable(
         dataset_id=dataset.id,
         slug=dataset.slug,
@@ -172,9 +188,10 @@ def table_for(
         grade=dataset.open_grade,
         k_min=max(int(dataset.k_min or 10), 2),
         version=version.version,
+        version_id=version.id,
         entity_key=entity_key,
         columns=tuple(columns),
-        dp_epsilon_per_query=dp,
+        privacy=privacy,
         parquet_key=version.parquet_path,
     )
     try:

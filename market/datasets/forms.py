@@ -185,6 +185,16 @@ def _cost_field(label: Any) -> StringField:
     )
 
 
+_PRIVACY_SCALARS = (
+    "epsilon_budget",
+    "version_budget",
+    "epsilon_per_query",
+    "delta",
+    "max_groups_per_entity",
+    "max_rows_per_entity",
+)
+
+
 class UploadForm(FlaskForm):
     title = StringField(
         _l("Title"),
@@ -248,6 +258,28 @@ class UploadForm(FlaskForm):
         _l("Minimum group size k (optional)"),
         validators=[Optional(), NumberRange(min=2, max=1000, message=_l("Between 2 and 1000."))],
     )
+    # Differential privacy (conditional data; empty fields take the dataset's defaults).
+    dp_epsilon_budget = StringField(
+        _l("Privacy budget per buyer organization (ε)"), validators=[Optional(), Length(max=20)]
+    )
+    dp_version_budget = StringField(
+        _l("Privacy budget per version, all buyers together (ε)"),
+        validators=[Optional(), Length(max=20)],
+    )
+    dp_epsilon_per_query = StringField(
+        _l("ε per new question"), validators=[Optional(), Length(max=20)]
+    )
+    dp_delta = StringField(_l("δ per new question"), validators=[Optional(), Length(max=30)])
+    dp_max_groups_per_entity = StringField(
+        _l("Groups per enterprise per query"), validators=[Optional(), Length(max=6)]
+    )
+    dp_max_rows_per_entity = StringField(
+        _l("Rows per enterprise counted per group"), validators=[Optional(), Length(max=6)]
+    )
+    dp_ranges = TextAreaField(
+        _l("Declared ranges of one enterprise's total (one per line: column: low, high)"),
+        validators=[Optional(), Length(max=20_000)],
+    )
     file = FileField(
         _l("Data file (CSV, XLSX or Parquet; UTF-8 or GBK)"),
         validators=[
@@ -294,6 +326,9 @@ class UploadForm(FlaskForm):
         }
         if treatments:
             data["treatments"] = treatments
+        privacy = privacy_from_form(self, "dp_")
+        if privacy and self.open_grade.data == "conditional":
+            data["privacy"] = privacy
         return data
 
     #: Metadata keys (and nested cost keys) → the form field that shows their errors.
@@ -303,7 +338,71 @@ class UploadForm(FlaskForm):
         "costs.storage_monthly": "cost_storage_monthly",
         "costs": "cost_collection",
         "metadata": "title",
+        **{f"privacy.{name}": f"dp_{name}" for name in _PRIVACY_SCALARS},
+        "privacy.ranges": "dp_ranges",
     }
+
+
+def parse_ranges(text: str) -> dict[str, Any]:
+    """``column: low, high`` lines as ``{column: [low, high]}``; a line that does not parse
+    keeps its text, so that validation names it."""
+    out: dict[str, Any] = {}
+    for line in (text or "").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        name, sep, rest = line.partition(":")
+        parts = [p.strip() for p in rest.replace("，", ",").split(",")] if sep else []
+        out[name.strip() or line] = parts if len(parts) == 2 else line
+    return out
+
+
+def privacy_from_form(form: Any, prefix: str) -> dict[str, Any]:
+    """The ``privacy`` settings typed into ``form``'s ``<prefix><setting>`` fields (empty
+    ones left out: the dataset's defaults or current values apply)."""
+    out: dict[str, Any] = {}
+    for name in _PRIVACY_SCALARS:
+        raw = (getattr(form, prefix + name).data or "").strip()
+        if raw:
+            out[name] = int(raw) if name.startswith("max_") and raw.isdigit() else raw
+    ranges = getattr(form, prefix + "ranges").data
+    if ranges and ranges.strip():
+        out["ranges"] = parse_ranges(ranges)
+    return out
+
+
+class PrivacyForm(FlaskForm):
+    """A conditional dataset's privacy settings on its page (department; operator tightens)."""
+
+    dp_epsilon_budget = StringField(
+        _l("Privacy budget per buyer organization (ε)"), validators=[Optional(), Length(max=20)]
+    )
+    dp_version_budget = StringField(
+        _l("Privacy budget per version, all buyers together (ε)"),
+        validators=[Optional(), Length(max=20)],
+    )
+    dp_epsilon_per_query = StringField(
+        _l("ε per new question"), validators=[Optional(), Length(max=20)]
+    )
+    dp_delta = StringField(_l("δ per new question"), validators=[Optional(), Length(max=30)])
+    dp_max_groups_per_entity = StringField(
+        _l("Groups per enterprise per query"), validators=[Optional(), Length(max=6)]
+    )
+    dp_max_rows_per_entity = StringField(
+        _l("Rows per enterprise counted per group"), validators=[Optional(), Length(max=6)]
+    )
+    dp_ranges = TextAreaField(
+        _l("Declared ranges of one enterprise's total (one per line: column: low, high)"),
+        validators=[Optional(), Length(max=20_000)],
+    )
+
+    def fill(self, settings: Any) -> None:
+        """Show the settings in force."""
+        for name in _PRIVACY_SCALARS:
+            getattr(self, "dp_" + name).data = str(settings.as_json()[name])
+        self.dp_ranges.data = "\n".join(
+            f"{name}: {lo}, {hi}" for name, (lo, hi) in settings.as_json()["ranges"].items()
+        )
 
 
 class ReviewForm(FlaskForm):

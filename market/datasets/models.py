@@ -95,8 +95,19 @@ class Dataset(Base):
     k_min: Mapped[int] = mapped_column(default=10)
     #: Declared 涉密 at upload: such uploads are refused and only this metadata is kept.
     confidential: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
-    #: Conditional datasets may require differential privacy; epsilon per license.
+    #: Differential privacy of a conditional dataset (always on; see ``sandbox.privacy``).
+    #: Null means the default for the dataset (``sandbox.privacy.default_privacy``).
+    #: Epsilon each buyer organization may spend on this dataset, across all its licenses.
     dp_epsilon_budget: Mapped[Decimal | None] = mapped_column(sa.Numeric(10, 4))
+    dp_epsilon_per_query: Mapped[Decimal | None] = mapped_column(sa.Numeric(10, 4))
+    dp_delta: Mapped[Decimal | None] = mapped_column(sa.Numeric(20, 15))
+    dp_max_groups_per_entity: Mapped[int | None] = mapped_column()
+    dp_max_rows_per_entity: Mapped[int | None] = mapped_column()
+    #: Epsilon all buyers together may spend on one version (pooled answers compose).
+    dp_version_budget: Mapped[Decimal | None] = mapped_column(sa.Numeric(10, 4))
+    #: Declared ranges of one entity's contribution to a SUM: ``{column: ["lo", "hi"]}``
+    #: (public metadata, never derived from the data).
+    dp_ranges: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     current_version_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("dataset_versions.id", use_alter=True, name="fk_datasets_current_version_id")
     )

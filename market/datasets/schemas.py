@@ -139,6 +139,11 @@ class DatasetSchema(ma.Schema):
     k_anonymity = ma.fields.Method("_k_anonymity")
     refusal_reasons = ma.fields.Method("_refusal_reasons")
     latest_version = ma.fields.Method("_latest")
+    privacy = ma.fields.Method(
+        "_privacy",
+        metadata={"description": "Differential privacy of a conditional dataset: budgets, "
+                  "epsilon and delta per query, contribution bounds, declared ranges."},
+    )
     created_at = ma.fields.DateTime()
     listed_at = ma.fields.DateTime(allow_none=True)
 
@@ -152,7 +157,23 @@ class DatasetSchema(ma.Schema):
 
     def _columns(self, d: Dataset) -> list[dict[str, Any]]:
         v = displayed_version(d)
-        return DatasetColumnSchema(many=True).dump(v.columns) if v else []
+        if not v:
+            return []
+        out = DatasetColumnSchema(many=True).dump(v.columns)
+        # The bounds shown are the declared ranges (public metadata), never figures derived
+        # from the data.
+        ranges = (d.dp_ranges or {}) if d.open_grade == "conditional" else {}
+        for col in out:
+            lo, hi = (ranges.get(col["name"]) or (None, None)) if col["role"] == "measure" else (
+                None, None)
+            col["lower_bound"], col["upper_bound"] = lo, hi
+        return out
+
+    def _privacy(self, d: Dataset) -> dict[str, Any] | None:
+        from .privacy import effective_privacy
+
+        settings = effective_privacy(d)
+        return settings.as_json() if settings is not None else None
 
     def _quality(self, d: Dataset) -> dict[str, Any] | None:
         v = displayed_version(d)
@@ -208,6 +229,24 @@ class TreatmentsField(ma.fields.Dict):
         )
 
 
+class PrivacyField(ma.fields.Field):
+    """``metadata.privacy`` of a conditional dataset (``market.datasets.privacy``); errors
+    name the setting, e.g. ``privacy.epsilon_budget``. Ranges name columns of the file, which
+    are only known once processed: a range on a column that is not a measure is unused."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dict[str, Any]:
+        from market.errors import ValidationFailed
+
+        from .privacy import parse_privacy
+
+        try:
+            return parse_privacy(value)
+        except ValidationFailed as exc:
+            raise ma.ValidationError(
+                {k.removeprefix("privacy."): v for k, v in (exc.errors or {}).items()}
+            ) from None
+
+
 class DatasetPublishMetadataSchema(ma.Schema):
     """The ``metadata`` JSON of ``POST /api/v1/datasets``."""
 
@@ -237,6 +276,7 @@ class DatasetPublishMetadataSchema(ma.Schema):
         load_default=None, allow_none=True, strict=True, validate=ma.validate.Range(min=2, max=1000)
     )
     treatments = TreatmentsField(load_default=dict)
+    privacy = PrivacyField(load_default=None, allow_none=True)
 
     class Meta:
         unknown = ma.RAISE

@@ -47,6 +47,7 @@ from market.accounts.actor import Actor
 from market.accounts.permissions import require
 from market.audit.services import record
 from market.datasets import permissions as perms
+from market.datasets import privacy
 from market.datasets.models import (
     Dataset,
     DatasetContributor,
@@ -126,6 +127,8 @@ class PublishMeta:
     treatments: Mapping[str, str] = field(default_factory=dict)
     #: GB/T 43697-2024 grade (``market.governance.grading``).
     security_level: str = "general"
+    #: Validated ``metadata.privacy`` (``market.datasets.privacy.parse_privacy``), if given.
+    privacy: Mapping[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PublishMeta:
@@ -142,6 +145,7 @@ class PublishMeta:
             k_min=data.get("k_min"),
             treatments=dict(data.get("treatments") or {}),
             security_level=data.get("security_level") or "general",
+            privacy=data.get("privacy"),
         )
 
 
@@ -636,6 +640,8 @@ def create_dataset(
     )
     if meta.k_min is not None:
         dataset.k_min = meta.k_min
+    if meta.privacy and meta.open_grade == OpenGrade.conditional:
+        privacy.store(dataset, meta.privacy)  # audited with dataset.uploaded below
     if not reasons:
         from market.governance.services import apply_grading_defaults
 
@@ -681,6 +687,9 @@ def create_dataset(
             "open_grade": meta.open_grade,
             "security_level": meta.security_level,
             "overrides": sorted(meta.treatments),
+            "privacy": privacy.effective_privacy(dataset).as_json()  # type: ignore[union-attr]
+            if privacy.uses_dp(dataset)
+            else None,
         },
     )
     return version

@@ -16,14 +16,17 @@ from market.auth import login_required
 from market.datasets import api as publication_api
 from market.datasets import catalog, services
 from market.datasets import permissions as perms
+from market.datasets import privacy as dataset_privacy
 from market.datasets.forms import (
     DIMENSION_LABELS,
     PII_LABELS,
     TREATMENT_LABELS,
+    PrivacyForm,
     ReviewForm,
     TreatmentsForm,
     UploadForm,
     label,
+    privacy_from_form,
 )
 from market.datasets.models import Dataset, DatasetVersion, Treatment, VersionStatus
 from market.datasets.schemas import (
@@ -213,6 +216,7 @@ def _render_detail(
     review_form: ReviewForm | None = None,
     treatments_errors: dict[str, list[str]] | None = None,
     status: int = 200,
+    privacy_form: PrivacyForm | None = None,
 ):
     actor = g.actor
     version = displayed_version(dataset)
@@ -242,7 +246,45 @@ def _render_detail(
         preview=preview,
         latest_progress=progress_of(latest) if latest else None,
         is_buyer=actor.role == "buyer",
+        **_privacy_context(dataset, privacy_form),
     ), status
+
+
+def _privacy_context(dataset: Dataset, form: PrivacyForm | None) -> dict[str, Any]:
+    """The privacy section: settings in force for all; the form for who may change them."""
+    settings = dataset_privacy.effective_privacy(dataset)
+    if settings is None:
+        return {"privacy": None, "privacy_form": None}
+    editable = perms.can_manage_versions(g.actor, dataset) or perms.can_review(g.actor)
+    if editable and form is None:
+        form = PrivacyForm(formdata=None)
+        form.fill(settings)
+    return {"privacy": settings.as_json(), "privacy_form": form if editable else None}
+
+
+@bp.post("/datasets/<int:dataset_id>/privacy")
+@login_required
+def privacy_settings(dataset_id: int):
+    """Save a conditional dataset's privacy settings (department; the operator tightens)."""
+    dataset = catalog.get_visible(db.session, g.actor, dataset_id)
+    form = PrivacyForm()
+    if form.validate_on_submit():
+        try:
+            dataset_privacy.update_privacy(
+                db.session, g.actor, dataset, privacy_from_form(form, "dp_")
+            )
+        except ValidationFailed as exc:
+            db.session.rollback()
+            for key, messages in (exc.errors or {}).items():
+                name = key.replace("privacy.", "dp_", 1)
+                if name.startswith("dp_ranges"):
+                    name = "dp_ranges"
+                field = form._fields.get(name)
+                (field.errors if field is not None else form.form_errors).extend(messages)
+            return _render_detail(dataset, privacy_form=form, status=422)
+        flash(_("The privacy settings are saved."), "success")
+        return redirect(url_for("datasets.detail", dataset_id=dataset_id) + "#privacy")
+    return _render_detail(dataset, privacy_form=form, status=422)
 
 
 @bp.get("/datasets/<int:dataset_id>")
@@ -374,6 +416,8 @@ def _attach_errors(form: UploadForm, errors: dict[str, Any], message: str) -> No
     attached = False
     for key, messages in (errors or {}).items():
         name = UploadForm.FIELD_FOR.get(key, key)
+        if name.startswith("privacy.ranges."):
+            name = "dp_ranges"
         if name.startswith("treatments.") or name in ("status", "version"):
             name = "file"
         texts = (

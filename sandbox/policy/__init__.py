@@ -9,10 +9,12 @@ How a query is understood:
   row filter over one source (it may pick and rename columns and add a WHERE), so the whole
   query flattens to `slug JOIN slug ... WHERE ... GROUP BY ...` over base columns. That flat
   form is both what runs and what the canonical text is built from.
-- If any table used is `conditional`, the query is in aggregate mode: every output is a GROUP BY
-  dimension or COUNT/SUM/AVG, SUM/AVG inputs are clamped, WHERE is an AND of
-  dimension-vs-literal comparisons, and groups covering fewer than k distinct entities are
-  dropped and counted. Otherwise the query is in rows mode (open data, row cap only).
+- If any table used is `conditional`, the query is in aggregate mode, answered with
+  entity-level differential privacy: every output is a GROUP BY dimension or COUNT/SUM/AVG,
+  WHERE is an AND of dimension-vs-literal comparisons, each entity's contribution is bounded
+  in the generated SQL, and which groups appear is decided by a noisy threshold after the
+  engine (`sandbox.dp`, `sandbox.results`). Otherwise the query is in rows mode (open data,
+  row cap only).
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """The policy's rules per mode, on top of scope resolution (pure).
 
-If any table used is `conditional`, the query is in aggregate mode: every output is a GROUP BY
-dimension or COUNT/SUM/AVG, SUM/AVG inputs are clamped, WHERE is an AND of
-one-dimension-vs-literal comparisons, and groups covering fewer than k distinct entities are
-dropped and counted (in the generated SQL). Otherwise the query is in rows mode: open data,
-identifiers hidden, row cap only.
+If any table used is `conditional`, the query is in aggregate mode, answered with entity-level
+differential privacy: every output is a GROUP BY dimension or COUNT/SUM/AVG (SUM/AVG only of
+columns with a declared range, COUNT(DISTINCT ...) only of the entity key), WHERE is an AND of
+one-dimension-vs-literal comparisons, HAVING, ORDER BY and LIMIT act on the released noisy
+values only. Otherwise the query is in rows mode: open data, identifiers hidden, row cap only.
 """
 
 from __future__ import annotations
@@ -14,13 +14,15 @@ from decimal import Decimal
 
 from sqlglot import exp
 
+from market.i18n import N_
+
 from .. import sqlgen
 from ..allowlist import CONDITIONAL_AGGREGATES, OPEN_AGGREGATES, refuse_node
 from ..errors import (
     AMBIGUOUS_COLUMN,
     FORBIDDEN_CONSTRUCT,
-    FORBIDDEN_JOIN,
     FORBIDDEN_OPERATOR,
+    HAVING_NOT_RELEASED,
     IDENTIFIER_FILTER,
     IDENTIFIER_OUTPUT,
     NOT_AGGREGATED,
@@ -32,12 +34,11 @@ from ..errors import (
     PolicyViolation,
 )
 from ..query import ENTITY_HASH_COLUMN, CheckedQuery
-from ..specs import RESERVED_PREFIX, TableSpec
+from ..specs import RESERVED_PREFIX, TablePrivacy
 from .parsing import DIALECT
 from .scope import (
     AMBIGUOUS,
     COMPARISONS,
-    Agg,
     Col,
     Expr,
     Item,
@@ -146,17 +147,26 @@ class QueryBuilder(ScopeBuilder):
                     f"column {short(col.name)} is not a dimension; it may only be aggregated",
                 )
 
-    def _aggregate(self, e: Expr, node: exp.Expression) -> Agg:
-        """An allowed aggregate call of aggregate mode, with SUM/AVG inputs clamped."""
+    def _aggregate(self, e: Expr, node: exp.Expression) -> sqlgen.AggOutput:
+        """An allowed aggregate call of aggregate mode (name left empty)."""
         arg = node.this
         if isinstance(node, exp.Count):
             if isinstance(arg, exp.Star):
-                return Agg("count", "COUNT(*)", node.copy(), None, Decimal(1))
+                return sqlgen.AggOutput("", "count", "COUNT(*)")
             distinct = isinstance(arg, exp.Distinct)
             target = arg.expressions[0] if distinct else arg
             if not isinstance(target, exp.Column):
                 raise PolicyViolation(FORBIDDEN_CONSTRUCT, "aggregate arguments must be a column")
-            return Agg("count", sqlgen.render(node), node.copy(), e.col(target), Decimal(1))
+            col = e.col(target)
+            if distinct:
+                if col.spec.kind != "entity_key":
+                    # One entity could add many distinct values to a group: no bound.
+                    raise PolicyViolation(
+                        FORBIDDEN_CONSTRUCT,
+                        N_("on conditional data COUNT(DISTINCT ...) counts only the entity key"),
+                    )
+                return sqlgen.AggOutput("", "distinct", sqlgen.render(node))
+            return sqlgen.AggOutput("", "count", sqlgen.render(node), column=col.node())
         if not isinstance(arg, exp.Column):
             raise PolicyViolation(FORBIDDEN_CONSTRUCT, "aggregate arguments must be a column")
         col = e.col(arg)
@@ -164,23 +174,14 @@ class QueryBuilder(ScopeBuilder):
             raise PolicyViolation(
                 UNBOUNDED_AGGREGATE, f"column {short(col.name)} has no bounds for SUM or AVG"
             )
-        assert col.spec.lower is not None and col.spec.upper is not None
-        sens = max(abs(col.spec.lower), abs(col.spec.upper))
-        clamped = sqlgen.clamp(col.node(), col.spec.lower, col.spec.upper)
-        sum_canonical = sqlgen.render(exp.Sum(this=col.node()))
-        count_canonical = sqlgen.render(exp.Count(this=col.node()))
-        if isinstance(node, exp.Sum):
-            return Agg("sum", sum_canonical, exp.Sum(this=clamped), col, sens)
-        return Agg(
-            "avg",
+        kind = "sum" if isinstance(node, exp.Sum) else "avg"
+        return sqlgen.AggOutput(
+            "",
+            kind,
             sqlgen.render(node),
-            exp.Avg(this=clamped),
-            col,
-            sens,
-            sum_engine=exp.Sum(this=clamped.copy()),
-            count_engine=exp.Count(this=col.node()),
-            sum_canonical=sum_canonical,
-            count_canonical=count_canonical,
+            column=col.node(),
+            lower=col.spec.lower,
+            upper=col.spec.upper,
         )
 
     # -- select list ------------------------------------------------------------------------
@@ -388,12 +389,6 @@ class QueryBuilder(ScopeBuilder):
         items: list[Item],
     ) -> CheckedQuery:
         aliases = self._alias_map(items)
-        dp_tables = [src.table for _, src in scope if _dp_epsilon(src.table) is not None]
-        use_dp = bool(dp_tables)
-        if use_dp and len(scope) > 1:
-            raise PolicyViolation(
-                FORBIDDEN_JOIN, "joins are not allowed on tables with a privacy budget"
-            )
         where = [c for _, src in scope for c in src.where]
         if select.args.get("where"):
             where += self._where(select.args["where"].this, scope)
@@ -407,64 +402,50 @@ class QueryBuilder(ScopeBuilder):
         for it in items:
             e = self._rewrite(it.node, scope, "select")
             outputs.append(self._agg_output(it.name, e, keys))
+        canon_out = [o.canonical for o in outputs]
+        released = {o.canonical: i for i, o in enumerate(outputs) if o.kind != "dimension"}
 
-        having: list[exp.Expression] = []
-        having_aggs: list[Agg] = []
+        having: list[sqlgen.HavingSpec] = []
         if select.args.get("having"):
-            if use_dp:
-                raise PolicyViolation(
-                    FORBIDDEN_CONSTRUCT, "HAVING is not allowed on tables with a privacy budget"
-                )
             for conj in conjuncts(select.args["having"].this):
                 e = self._rewrite(conj, scope, "having", aliases)
-                having.append(self._having_predicate(e, having_aggs))
+                having.append(self._having_term(e, released))
 
-        canon_out = [o.canonical for o in outputs]
-        order: list[sqlgen.OrderTerm] = []
+        order: list[sqlgen.SortSpec] = []
         for term in self._order_terms(select):
             idx = self._output_ref(term.this, items, scope, aliases)
-            node: exp.Expression | None = None
-            canon = ""
             if idx is None:
                 e = self._rewrite(term.this, scope, "order", aliases)
                 canon = e.canonical
                 if canon in canon_out:
                     idx = canon_out.index(canon)
+                elif canon in keys:
+                    order.append(sqlgen.SortSpec(None, canon, term, canon))
+                    continue
                 elif isinstance(e.node, exp.AggFunc):
-                    agg = self._aggregate(e, e.node)
-                    node, canon = agg.engine, agg.canonical
-                    if use_dp:
+                    canon = self._aggregate(e, e.node).canonical
+                    if canon not in released:
                         raise PolicyViolation(
                             FORBIDDEN_CONSTRUCT,
-                            "ORDER BY an aggregate is not allowed with a privacy budget",
+                            N_("ORDER BY an aggregate only if it is also an output"),
                         )
-                elif canon in keys:
-                    node = keys[canon]
+                    idx = released[canon]
                 else:
                     raise PolicyViolation(
                         NOT_AGGREGATED, "ORDER BY a grouped column, an output or an aggregate"
                     )
-            if idx is not None:
-                if use_dp and outputs[idx].kind != "dimension":
-                    raise PolicyViolation(
-                        FORBIDDEN_CONSTRUCT,
-                        "ORDER BY an aggregate is not allowed with a privacy budget",
-                    )
-                order.append(sqlgen.OrderTerm(None, idx, term, canon_out[idx]))
-            else:
-                order.append(sqlgen.OrderTerm(node, None, term, canon))
+            order.append(sqlgen.SortSpec(idx, None, term, canon_out[idx]))
 
         conditional = [src.table for _, src in scope if src.table.grade == "conditional"]
-        k_min = max(t.k_min for t in conditional)
-        epsilon = max((_dp_epsilon(t) or Decimal(0)) for t in dp_tables) if use_dp else None
-        entity = scope[0][1].table
+        privacy = TablePrivacy.combine([t.privacy for t in conditional if t.privacy is not None])
+        # The privacy unit: the entity of the (first) conditional table. Joins are equalities
+        # of entity keys, so every joined row belongs to that one entity.
+        entity = conditional[0]
         return sqlgen.aggregate_query(
             ctx=self.ctx,
             scope_tables=[src.table for _, src in scope],
             joins=[(a.node(), b.node()) for a, b in joins],
-            # The engine adds the entity-key hash to every view; counting it is exact up to
-            # 64-bit collisions, which can only lower the count.
-            entity_key=exp.column(ENTITY_HASH_COLUMN, table=entity.slug, quoted=True),
+            entity_hash=exp.column(ENTITY_HASH_COLUMN, table=entity.slug, quoted=True),
             outputs=outputs,
             keys=keys,
             where=where,
@@ -472,8 +453,8 @@ class QueryBuilder(ScopeBuilder):
             order=order,
             limit=self._limit(select, "limit"),
             offset=self._limit(select, "offset"),
-            k_min=k_min,
-            epsilon=epsilon,
+            privacy=privacy,
+            charged_tables=list(dict.fromkeys(t.slug for t in conditional)),
         )
 
     def _agg_output(self, name: str, e: Expr, keys: dict[str, exp.Expression]) -> sqlgen.AggOutput:
@@ -481,17 +462,7 @@ class QueryBuilder(ScopeBuilder):
         if isinstance(node, exp.AggFunc):
             agg = self._aggregate(e, node)
             return sqlgen.AggOutput(
-                name=name,
-                kind=agg.kind,
-                canonical=agg.canonical,
-                engine=agg.engine,
-                sensitivity=agg.sensitivity,
-                lower=agg.col.spec.lower if agg.col is not None else None,
-                upper=agg.col.spec.upper if agg.col is not None else None,
-                sum_engine=agg.sum_engine,
-                count_engine=agg.count_engine,
-                sum_canonical=agg.sum_canonical,
-                count_canonical=agg.count_canonical,
+                name, agg.kind, agg.canonical, None, agg.column, agg.lower, agg.upper
             )
         if has_aggregate(node):
             raise PolicyViolation(
@@ -499,7 +470,7 @@ class QueryBuilder(ScopeBuilder):
             )
         canon = e.canonical
         if canon in keys:
-            return sqlgen.AggOutput(name=name, kind="dimension", canonical=canon, engine=node)
+            return sqlgen.AggOutput(name, "dimension", canon, key=canon)
         for _, col in e.columns():
             if col.spec.kind != "dimension":
                 raise PolicyViolation(
@@ -508,42 +479,75 @@ class QueryBuilder(ScopeBuilder):
         # The output's name may be query text with literals in it, so it is not echoed.
         raise PolicyViolation(NOT_AGGREGATED, "an output column is not in GROUP BY")
 
-    def _having_predicate(self, e: Expr, aggs: list[Agg]) -> exp.Expression:
+    def _having_term(self, e: Expr, released: dict[str, int]) -> sqlgen.HavingSpec:
+        """A HAVING conjunct that filters released (noisy) outputs, evaluated after noise.
+
+        Anything else would decide which groups appear from exact values: refused.
+        """
         node = unparen(e.node)
         if isinstance(node, exp.Or | exp.Not):
             raise PolicyViolation(FORBIDDEN_OPERATOR, "HAVING is an AND of comparisons")
+        not_released = PolicyViolation(
+            HAVING_NOT_RELEASED,
+            N_(
+                "on conditional data HAVING may only compare an aggregate that is also an "
+                "output with a number"
+            ),
+        )
 
-        def agg_of(x: exp.Expression) -> exp.Expression:
+        def output_of(x: exp.Expression) -> tuple[int, str]:
             x = unparen(x)
             if not isinstance(x, exp.AggFunc):
-                raise PolicyViolation(
-                    FORBIDDEN_OPERATOR, "HAVING compares COUNT, SUM or AVG with a literal"
-                )
-            agg = self._aggregate(e, x)
-            aggs.append(agg)
-            return agg.engine
+                raise not_released
+            canon = self._aggregate(e, x).canonical
+            if canon not in released:
+                raise not_released
+            return released[canon], canon
 
         if type(node) in COMPARISONS:
             left, right = node.this, node.expression
             if is_literal(left) and not is_literal(right):
                 node = COMPARISONS[type(node)](this=right, expression=left)
                 left, right = right, left
-            if not is_literal(right):
-                raise PolicyViolation(
-                    FORBIDDEN_OPERATOR, "HAVING compares COUNT, SUM or AVG with a literal"
-                )
-            return type(node)(this=agg_of(left), expression=right.copy())
+            idx, canon = output_of(left)
+            value = _number(right)
+            if value is None:
+                raise not_released
+            op = _HAVING_OPS[type(node)]
+            return sqlgen.HavingSpec(idx, op, (value,), f"{canon} {op} {value}")
         if isinstance(node, exp.Between):
-            if not (is_literal(node.args["low"]) and is_literal(node.args["high"])):
-                raise PolicyViolation(FORBIDDEN_OPERATOR, "BETWEEN takes literal bounds")
-            return exp.Between(
-                this=agg_of(node.this), low=node.args["low"].copy(), high=node.args["high"].copy()
+            idx, canon = output_of(node.this)
+            low, high = _number(node.args["low"]), _number(node.args["high"])
+            if low is None or high is None:
+                raise not_released
+            return sqlgen.HavingSpec(
+                idx, "between", (low, high), f"{canon} BETWEEN {low} AND {high}"
             )
-        raise PolicyViolation(
-            FORBIDDEN_OPERATOR, "HAVING compares COUNT, SUM or AVG with a literal"
-        )
+        raise not_released
 
 
-def _dp_epsilon(table: TableSpec) -> Decimal | None:
-    # Open tables are readable row by row anyway, so a budget on them would protect nothing.
-    return table.dp_epsilon_per_query if table.grade == "conditional" else None
+_HAVING_OPS: dict[type[exp.Expression], str] = {
+    exp.EQ: "=",
+    exp.NEQ: "<>",
+    exp.LT: "<",
+    exp.LTE: "<=",
+    exp.GT: ">",
+    exp.GTE: ">=",
+}
+
+
+def _number(node: exp.Expression) -> Decimal | None:
+    """The value of a numeric literal (possibly negated), else None."""
+    node = unparen(node)
+    negative = False
+    if isinstance(node, exp.Neg):
+        negative, node = True, unparen(node.this)
+    if not isinstance(node, exp.Literal) or node.is_string:
+        return None
+    try:
+        value = Decimal(node.name)
+    except ArithmeticError:
+        return None
+    if not value.is_finite():
+        return None
+    return -value if negative else value

@@ -8,7 +8,6 @@ flattens to `slug JOIN slug ... WHERE ...` over base columns, written "slug"."co
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from sqlglot import exp
 
@@ -102,21 +101,6 @@ class Expr:
     @property
     def canonical(self) -> str:
         return sqlgen.render(self.node)
-
-
-@dataclass
-class Agg:
-    """An accepted aggregate call (aggregate mode)."""
-
-    kind: str  # count | sum | avg
-    canonical: str  # unclamped, for example SUM("t"."amount")
-    engine: exp.Expression  # clamped
-    col: Col | None
-    sensitivity: Decimal
-    sum_engine: exp.Expression | None = None  # AVG parts, for differential privacy
-    count_engine: exp.Expression | None = None
-    sum_canonical: str | None = None
-    count_canonical: str | None = None
 
 
 @dataclass

@@ -134,6 +134,9 @@ GET    /api/v1/sandbox/{license_id}/tables                       license_id=lice
 GET    /api/v1/sandbox/{license_id}/queries                      license_id=license_active       401     404     200/404  200     200     404
 POST   /api/v1/sandbox/{license_id}/queries                      license_id=license_active       401  403     200/404 403     403     403
 POST   /api/v1/sandbox/{license_id}/queries/cost                 license_id=license_active       401  403     200/404 403     403     403
+GET    /api/v1/datasets/{dataset_id}/privacy                     dataset_id=dataset_conditional  200  200     200     200     200     200
+PUT    /api/v1/datasets/{dataset_id}/privacy                     dataset_id=dataset_conditional  401  200/403 403     200     403     403
+GET    /api/v1/privacy/spending                                  -                               401  200     403     200     200     403
 """
 
 #: Rows whose observed answer differs from the documented one: ``row id -> reason``. They
@@ -368,6 +371,9 @@ REQUESTS: dict[tuple[str, str], Callable[[World, str, str], Request]] = {
     ("POST", "/api/v1/sandbox/{license_id}/queries"): lambda w, s, r: {
         "json": {"sql": f"SELECT district, COUNT(*) AS n FROM {w.of(s, 'listed_slug')} "
                         "GROUP BY district"}
+    },
+    ("PUT", "/api/v1/datasets/{dataset_id}/privacy"): lambda w, s, r: {
+        "json": {"epsilon_budget": "1"}
     },
     ("POST", "/api/v1/sandbox/{license_id}/queries/cost"): lambda w, s, r: {
         "json": {"sql": f"SELECT district, COUNT(*) AS n FROM {w.of(s, 'listed_slug')} "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sandbox_testdata import firms_frame, firms_spec, loans_frame, loans_spec
+from sandbox_testdata import WIDE, firms_frame, firms_spec, loans_frame, loans_spec
 
 from sandbox import DuckDBEngine, PolicyContext
 
@@ -19,7 +19,14 @@ def ctx() -> PolicyContext:
 
 @pytest.fixture(scope="session")
 def dp_ctx() -> PolicyContext:
+    """The platform defaults (epsilon 0.5, delta 1e-6, one group and 12 rows per entity)."""
     return PolicyContext({"loans": loans_spec(dp_epsilon_per_query=Decimal("0.5"))})
+
+
+@pytest.fixture(scope="session")
+def wide_ctx() -> PolicyContext:
+    """Contribution bounds that drop nothing in the test data (for exact NoNoise checks)."""
+    return PolicyContext({"loans": loans_spec(privacy=WIDE), "firms": firms_spec()}, row_cap=1000)
 
 
 @pytest.fixture(scope="session")

@@ -9,9 +9,12 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from sandbox import ColumnSpec, TableSpec
+from sandbox import ColumnSpec, TablePrivacy, TableSpec
 
 K = 10
+# Exact-value tests (with sandbox.dp.NoNoise): no entity has more than 9 rows or 3 industries,
+# so these bounds drop nothing and only the per-entity SUM clamp changes values.
+WIDE = TablePrivacy(Decimal(1), Decimal("1e-6"), max_groups_per_entity=3, max_rows_per_entity=12)
 AMOUNT_HI = 100_000
 OUTLIER = 10**9
 DISTRICTS = ["Huangpu", "Xuhui", "Jingan", "Pudong", "Minhang"]
@@ -73,6 +76,7 @@ def loans_spec(**kw) -> TableSpec:
         columns={
             "district": ColumnSpec("district", "dimension"),
             "industry": ColumnSpec("industry", "dimension"),
+            # declared range of ONE entity's total in a group
             "amount": ColumnSpec("amount", "measure", Decimal(0), Decimal(AMOUNT_HI)),
             "id_no": ColumnSpec("id_no", "identifier"),
             "note": ColumnSpec("note", "other"),

@@ -8,6 +8,7 @@ import pytest
 import sqlglot
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sandbox_testdata import WIDE, loans_spec
 
 from sandbox import PolicyContext, PolicyViolation, check
 
@@ -106,17 +107,21 @@ def test_canonical_ignores_and_order_in_list_order_and_case(ctx, conjuncts, in_l
     assert check(sql, ctx).canonical == check(reference, ctx).canonical
 
 
-def test_sum_and_avg_inputs_are_clamped_null_safely(ctx):
+def test_entity_totals_are_clamped_null_safely_in_generated_sql(ctx):
     q = check("SELECT district, SUM(amount), AVG(amount) FROM loans GROUP BY district", ctx)
-    clamp = (
-        'CASE WHEN "loans"."amount" < 0 THEN 0 WHEN "loans"."amount" > 100000 THEN 100000 '
-        'ELSE "loans"."amount" END'
-    )
-    assert f"SUM({clamp})" in q.engine_sql
-    assert f"AVG({clamp})" in q.engine_sql
-    # Never LEAST/GREATEST: DuckDB's GREATEST(NULL, 0) is 0, which would change AVG.
+    # Per (entity, group) total first, then clamped into the declared range, NULL-safe
+    # (never LEAST/GREATEST on the value: DuckDB's GREATEST(NULL, 0) is 0).
+    assert 'SUM(TRY_CAST("loans"."amount" AS DOUBLE))' in q.engine_sql
+    assert 'CASE WHEN "__sbx_p1" < 0 THEN 0 WHEN "__sbx_p1" > 100000 THEN 100000' in q.engine_sql
     assert "GREATEST" not in q.engine_sql.upper()
+    assert 'MIN(hash("loans"."__sbx_eh", "loans"."district"))' in q.engine_sql  # one group
+    wide = check(
+        "SELECT district, SUM(amount) FROM loans GROUP BY district",
+        PolicyContext({"loans": loans_spec(privacy=WIDE)}),
+    )
+    assert 'QUALIFY ROW_NUMBER() OVER (PARTITION BY "__sbx_e"' in wide.engine_sql  # <= 3 groups
     assert [o.kind for o in q.outputs] == ["dimension", "sum", "avg"]
+    # one group per entity by default: one entity moves a SUM by at most the bound
     assert q.outputs[1].sensitivity == Decimal(100000)
 
 
@@ -130,56 +135,113 @@ def test_negative_bounds_render_as_numbers():
         entity_key="e",
     )
     q = check("SELECT d, SUM(x) FROM t GROUP BY d", PolicyContext({"t": t}))
-    assert 'WHEN "t"."x" < -2.5 THEN -2.5' in q.engine_sql
+    assert "< -2.5 THEN -2.5" in q.engine_sql
     assert q.outputs[1].sensitivity == Decimal("7")
 
 
 def test_aggregate_query_metadata(ctx):
     q = check("SELECT district, COUNT(DISTINCT ek) AS people FROM loans GROUP BY district", ctx)
     assert q.mode == "aggregate"
-    assert q.k_min == 10
     assert q.output_columns == ("district", "people")
-    assert q.tables_used == ("loans",)
+    assert q.tables_used == ("loans",) and q.charged_tables == ("loans",)
     assert q.views[0].columns == ("district", "industry", "amount", "id_no", "note", "ek")
-    assert q.engine_columns[-2:] == (q.k_column, q.suppressed_column)
-    assert q.epsilon_cost == 0 and q.dp is None
+    assert q.epsilon_cost == Decimal("0.5") and q.delta_cost == Decimal("1e-6")
+    assert q.dp is not None and [r.kind for r in q.dp.releases] == ["threshold"]
+    assert q.engine_row_cap > q.row_cap  # every candidate group reaches the threshold
+    assert len(q.release_key) == 64
     sqlglot.parse_one(q.engine_sql, read="duckdb")  # valid SQL
 
 
-def test_epsilon_cost_is_known_before_running(dp_ctx):
+def test_epsilon_is_split_over_the_threshold_and_each_release(dp_ctx):
     q = check("SELECT district, COUNT(*), SUM(amount), AVG(amount) FROM loans GROUP BY 1", dp_ctx)
     assert q.epsilon_cost == Decimal("0.5")
     assert q.dp is not None
-    # COUNT(*), SUM(amount), and AVG = SUM(amount) (shared) / COUNT(amount): three releases.
-    kinds = {m.kind: m for m in q.dp.measurements}
-    assert kinds["count"].scale == Decimal(1) / (Decimal("0.5") / 3)
-    assert kinds["sum"].scale == Decimal(100000) / (Decimal("0.5") / 3)
-    assert kinds["avg"].count_scale == kinds["count"].scale
-    assert q.dp.group_columns and set(q.dp.group_columns) <= set(q.engine_columns)
+    # threshold, COUNT(*), SUM(amount), and AVG = SUM(amount) (shared) / COUNT(amount)
+    names = [name for name, _ in q.dp.epsilon_split]
+    assert names == ["threshold", "COUNT(*)", 'SUM("loans"."amount")', 'COUNT("loans"."amount")']
+    share = Decimal("0.5") / 4
+    assert all(eps <= share for _, eps in q.dp.epsilon_split)
+    assert sum(eps for _, eps in q.dp.epsilon_split) <= q.epsilon_cost
+    by_name = {r.name: r for r in q.dp.releases}
+    assert by_name["COUNT(*)"].sensitivity == 12  # max rows per entity
+    assert by_name["threshold"].threshold > 10  # tau from delta, not a k
+
+
+def test_release_key_covers_every_parameter_that_shapes_the_answer(dp_ctx):
+    base = "SELECT district, COUNT(*) AS n FROM loans GROUP BY 1"
+    keys = {
+        check(sql, c).release_key
+        for sql, c in [
+            (base, dp_ctx),
+            (base + " ORDER BY n DESC", dp_ctx),
+            (base + " HAVING COUNT(*) > 5", dp_ctx),
+            (base + " LIMIT 2", dp_ctx),
+            (base, PolicyContext(dp_ctx.tables, row_cap=5)),
+            (base, PolicyContext({"loans": loans_spec(dp_epsilon_per_query=Decimal(1))})),
+            (base, PolicyContext({"loans": loans_spec(privacy=WIDE)})),
+        ]
+    }
+    assert len(keys) == 7
+    assert check(base, dp_ctx).release_key == check(base + " ;", dp_ctx).release_key
 
 
 @pytest.mark.parametrize(
     ("sql", "rule"),
     [
-        ("SELECT COUNT(*) FROM loans JOIN firms ON loans.ek = firms.fk", "forbidden_join"),
+        (  # the oracle of issue #12: HAVING on an aggregate that is not released
+            "SELECT district, COUNT(*) FROM loans GROUP BY district HAVING SUM(amount) >= 5",
+            "having_not_released",
+        ),
         (
             "SELECT district FROM loans GROUP BY district HAVING COUNT(*) > 20",
-            "forbidden_construct",
+            "having_not_released",
         ),
         (
-            "SELECT district, COUNT(*) AS n FROM loans GROUP BY 1 ORDER BY n DESC",
-            "forbidden_construct",
+            "SELECT district, COUNT(*) FROM loans GROUP BY 1 HAVING district = 'Xuhui'",
+            "having_not_released",
+        ),
+        (
+            "SELECT district, SUM(amount) FROM loans GROUP BY 1 HAVING SUM(amount) > COUNT(*)",
+            "having_not_released",
         ),
         ("SELECT district FROM loans GROUP BY 1 ORDER BY SUM(amount)", "forbidden_construct"),
+        (
+            "SELECT district, COUNT(DISTINCT industry) FROM loans GROUP BY 1",
+            "forbidden_construct",
+        ),
     ],
 )
-def test_privacy_budget_tables_refuse_constructs_that_leak_exact_values(dp_ctx, sql, rule):
+def test_conditional_data_refuses_constructs_on_unreleased_values(dp_ctx, sql, rule):
     from sandbox_testdata import firms_spec
 
     ctx = PolicyContext({**dp_ctx.tables, "firms": firms_spec()})
     with pytest.raises(PolicyViolation) as caught:
         check(sql, ctx)
     assert caught.value.rule == rule
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT COUNT(*) FROM loans JOIN firms ON loans.ek = firms.fk",
+        "SELECT district, COUNT(*) AS n FROM loans GROUP BY 1 ORDER BY n DESC",
+        "SELECT district, COUNT(*) AS n FROM loans GROUP BY 1 HAVING n > 20 ORDER BY 2",
+        "SELECT district, SUM(amount) FROM loans GROUP BY 1 HAVING SUM(amount) BETWEEN 1 AND 9",
+        "SELECT district, COUNT(*) FROM loans GROUP BY 1 ORDER BY COUNT(*) DESC LIMIT 2",
+    ],
+)
+def test_post_processing_on_released_values_is_allowed(dp_ctx, sql):
+    from sandbox_testdata import firms_spec
+
+    q = check(sql, PolicyContext({**dp_ctx.tables, "firms": firms_spec()}))
+    assert q.mode == "aggregate" and q.epsilon_cost == Decimal("0.5")
+    # The caller's HAVING, ORDER BY and LIMIT never reach the engine: same SQL as without.
+    base = sql.split(" HAVING")[0].split(" ORDER BY")[0]
+    assert (
+        q.engine_sql
+        == check(base, PolicyContext({**dp_ctx.tables, "firms": firms_spec()})).engine_sql
+    )
+    assert "HAVING" not in q.engine_sql
 
 
 def test_dp_order_by_dimension_is_allowed(dp_ctx):
@@ -191,7 +253,7 @@ def test_open_star_expands_to_non_identifier_columns(ctx):
     q = check("SELECT * FROM firms", ctx)
     assert q.mode == "rows"
     assert q.output_columns == ("district", "name", "capital")  # no uscc, no fk
-    assert q.k_min is None and q.suppressed_column is None
+    assert q.dp is None and q.epsilon_cost == 0 and q.charged_tables == ()
 
 
 @pytest.mark.parametrize(("limit", "expected"), [(None, 1001), (5, 5), (50_000, 1001)])

@@ -139,11 +139,16 @@ def dataset(
     *,
     slug: str | None = None,
     department=None,
-    dp_budget: str | None = None,
+    dp_budget: str | None = "100",
+    version_budget: str | None = "1000",
+    eps_per_query: str | None = None,
+    delta: str | None = None,
     k_min: int = K,
     grade: str | None = None,
 ):
-    """A listed dataset over table ``name`` (see TABLES), slug ``name`` unless given."""
+    """A listed dataset over table ``name`` (see TABLES), slug ``name`` unless given. Its
+    measure bounds are declared ranges (``dp_ranges``); the test budgets are large unless
+    given (None: the dataset's defaults)."""
     from market.datasets.models import Dataset, DatasetColumn, DatasetVersion
 
     _, default_grade, _, columns = TABLES[name]
@@ -158,6 +163,10 @@ def dataset(
         status="listed",
         k_min=k_min,
         dp_epsilon_budget=Decimal(dp_budget) if dp_budget else None,
+        dp_version_budget=Decimal(version_budget) if version_budget else None,
+        dp_epsilon_per_query=Decimal(eps_per_query) if eps_per_query else None,
+        dp_delta=Decimal(delta) if delta else None,
+        dp_ranges={c[0]: [str(c[4][0]), str(c[4][1])] for c in columns if c[4]} or None,
     )
     session.add(ds)
     session.flush()
@@ -175,10 +184,8 @@ def dataset(
             type=typ,
             role=role,
             treatment=treatment,
-            lower_bound=Decimal(bounds[0]) if bounds else None,
-            upper_bound=Decimal(bounds[1]) if bounds else None,
         )
-        for i, (col, typ, role, treatment, bounds) in enumerate(columns)
+        for i, (col, typ, role, treatment, _bounds) in enumerate(columns)
     ]
     session.add(version)
     session.flush()

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from tests.sandbox_app import data
 
 
-def _seed(app, *, quota: int, budget: str | None = None, dp: bool = False) -> tuple[int, str]:
+def _seed(app, *, quota: int, budget: str | None = None) -> tuple[int, str]:
     """A buyer with a token and an active license over ``loans``; committed."""
     from market.accounts import services as accounts
     from market.accounts.actor import Actor
@@ -30,15 +30,17 @@ def _seed(app, *, quota: int, budget: str | None = None, dp: bool = False) -> tu
             check=False,
         )
         ds = data.dataset(
-            db.session, app.config["MARKET_DATA_DIR"], "loans", dp_budget="5" if dp else None
+            db.session, app.config["MARKET_DATA_DIR"], "loans", dp_budget=budget or "100"
         )
-        lic = data.license_for(db.session, buyer.id, [(ds, None)], quota=quota, budget=budget)
+        lic = data.license_for(db.session, buyer.id, [(ds, None)], quota=quota)
         token, _ = accounts.issue_token(db.session, user, dt.timedelta(hours=1))
         db.session.commit()
         return lic.id, token
 
 
-def _hammer(app, license_id: int, token: str, sqls: list[str]) -> list[int]:
+def _hammer(
+    app, license_id: int, token: str, sqls: list[str], bodies: list | None = None
+) -> list[int]:
     barrier = threading.Barrier(len(sqls))
     codes: list[int] = [0] * len(sqls)
 
@@ -51,6 +53,8 @@ def _hammer(app, license_id: int, token: str, sqls: list[str]) -> list[int]:
             headers={"Authorization": f"Bearer {token}"},
         )
         codes[i] = r.status_code
+        if bodies is not None:
+            bodies.append(r.get_json())
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(sqls))]
     for t in threads:
@@ -66,10 +70,15 @@ def _state(app, license_id: int):
     from market.audit.services import verify_chain
     from market.extensions import db
     from market.keys import public_keys
-    from sandbox.models import SandboxQuery
+    from sandbox.models import PrivacySpending, SandboxQuery
 
     with app.app_context():
         lic = db.session.get(License, license_id)
+        spent = db.session.scalar(
+            sa.select(PrivacySpending.epsilon_spent).where(
+                PrivacySpending.buyer_org_id == lic.buyer_org_id
+            )
+        )
         log = Counter(
             (q.status, q.rule)
             for q in db.session.scalars(
@@ -82,7 +91,7 @@ def _state(app, license_id: int):
             .where(AuditEvent.type == "sandbox.query")
         )
         valid = verify_chain(db.session, public_keys()).valid
-        return lic.quota_remaining, lic.privacy_budget_remaining, log, events, valid
+        return lic.quota_remaining, Decimal(str(spent or 0)), log, events, valid
 
 
 def test_fifty_concurrent_queries_against_a_quota_of_ten(live_app):
@@ -104,7 +113,7 @@ def test_fifty_concurrent_queries_against_a_quota_of_ten(live_app):
 def test_concurrent_new_questions_never_overspend_the_privacy_budget(live_app):
     from sandbox import app_engine
 
-    license_id, token = _seed(live_app, quota=100, budget="1.0", dp=True)
+    license_id, token = _seed(live_app, quota=100, budget="1.0")
     sqls = [
         f"SELECT district, COUNT(*) AS n FROM loans WHERE industry <> 'x{i}' GROUP BY district"
         for i in range(12)
@@ -114,7 +123,25 @@ def test_concurrent_new_questions_never_overspend_the_privacy_budget(live_app):
     finally:
         app_engine.close_engine(live_app)
     assert Counter(codes) == {200: 2, 429: 10}  # epsilon 0.5 each, budget 1.0
-    quota, budget, log, _, valid = _state(live_app, license_id)
-    assert budget == Decimal(0) and quota == 98  # refused queries gave their unit back
+    quota, spent, log, _, valid = _state(live_app, license_id)
+    assert spent == Decimal("1.0") and quota == 98  # refused queries gave their unit back
     assert log == {("ok", None): 2, ("refused", "privacy_budget_exhausted"): 10}
     assert valid
+
+
+def test_the_same_new_question_at_once_gets_one_answer(live_app):
+    """Several first askers of one question at once: every answer is the one stored release
+    (whoever stored it first), so comparing them reveals nothing."""
+    from sandbox import app_engine
+
+    license_id, token = _seed(live_app, quota=100)
+    sql = "SELECT industry, COUNT(*) AS n FROM loans GROUP BY industry"
+    bodies: list = []
+    try:
+        codes = _hammer(live_app, license_id, token, [sql] * 6, bodies)
+    finally:
+        app_engine.close_engine(live_app)
+    assert codes == [200] * 6
+    assert len({repr(b["rows"]) for b in bodies}) == 1
+    _, _, log, events, valid = _state(live_app, license_id)
+    assert log == {("ok", None): 6} and events == 6 and valid

@@ -25,8 +25,8 @@ def login(client, party) -> str:
 
 def test_console_renders_for_the_owning_buyer_only(world, client):
     buyer, stranger = world.party(), world.party()
-    lic = world.license(buyer, [("loans", ["district", "amount"])], budget="2.0")
-    world.dataset("loans")
+    world.dataset("loans", dp_budget="2.0")
+    lic = world.license(buyer, [("loans", ["district", "amount"])])
     token = login(client, buyer)
     r = client.get(f"/sandbox/{lic.id}?lang=en")
     assert r.status_code == 200
@@ -35,7 +35,10 @@ def test_console_renders_for_the_owning_buyer_only(world, client):
     kinds = re.findall(r'data-testid="schema-column" data-kind="(\w+)"', page)
     assert kinds == ["entity_key", "dimension", "measure"]  # only licensed columns (+ the key)
     assert "id_no" not in page and "secret" not in page
-    assert 'data-testid="quota-remaining">100<' in page and "2.0000" in page
+    assert 'data-testid="quota-remaining">100<' in page
+    # The organization's budget (not the license's) is shown before running, with ranges.
+    assert 'data-testid="budget-remaining">2.0000<' in page
+    assert "range 0 to 100000" in page
     assert "SELECT district, COUNT(*) AS n" in page  # a starting example
 
     # The page's JavaScript calls the API with the session and the CSRF header.

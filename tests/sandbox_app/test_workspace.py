@@ -7,7 +7,7 @@ from types import SimpleNamespace as NS
 
 from sandbox.workspace import SandboxSettings, build_workspace, table_for
 
-SETTINGS = SandboxSettings(row_cap=50, timeout_s=5, dp_epsilon_per_query=Decimal("0.25"))
+SETTINGS = SandboxSettings(row_cap=50, timeout_s=5)
 
 
 def col(name, role="dimension", treatment="none", lower=None, upper=None, type_="string"):
@@ -30,8 +30,11 @@ def dataset(
     path="d/1.parquet",
     version=True,
     status="listed",
+    ranges=None,
 ):
-    current = NS(version=3, parquet_path=path, columns=columns, status=status) if version else None
+    current = (
+        NS(id=30, version=3, parquet_path=path, columns=columns, status=status) if version else None
+    )
     return NS(
         id=7,
         slug=slug,
@@ -39,6 +42,12 @@ def dataset(
         open_grade=grade,
         k_min=8,
         dp_epsilon_budget=dp,
+        dp_epsilon_per_query=Decimal("0.25"),
+        dp_delta=None,
+        dp_max_groups_per_entity=None,
+        dp_max_rows_per_entity=None,
+        dp_version_budget=None,
+        dp_ranges=ranges,
         current_version=current,
     )
 
@@ -46,19 +55,21 @@ def dataset(
 COLUMNS = [
     col("key", "entity_key", "pseudonymized"),
     col("district"),
-    col("amount", "measure", lower=Decimal("0.0000"), upper=Decimal("1000000.0000")),
-    col("rate", "measure", lower=Decimal("0.5000"), upper=Decimal("2.2500")),
+    # Bounds the pipeline once derived from the data are never used: only declared ranges.
+    col("amount", "measure", lower=Decimal("5.0000"), upper=Decimal("77.0000")),
+    col("rate", "measure"),
     col("phone", "other", "masked"),
     col("alias", "dimension", "pseudonymized"),
     col("dropped", "dimension", "suppressed"),
     col("half", "measure", lower=Decimal(1)),
     col("not_licensed"),
 ]
+RANGES = {"amount": ["0", "1000000.0000"], "rate": ["0.5000", "2.2500"], "district": ["0", "1"]}
 LICENSED = ["district", "amount", "rate", "phone", "alias", "dropped", "half"]
 
 
 def test_licensed_columns_kinds_and_bounds():
-    table = table_for(dataset(COLUMNS, dp=Decimal(3)), LICENSED, SETTINGS)
+    table = table_for(dataset(COLUMNS, dp=Decimal(3), ranges=RANGES), LICENSED, SETTINGS)
     assert table is not None
     kinds = {c.name: c.kind for c in table.columns}
     # The key always comes along; masked or pseudonymized columns are identifiers whatever the
@@ -75,10 +86,14 @@ def test_licensed_columns_kinds_and_bounds():
     bounds = {c.name: (c.lower, c.upper) for c in table.columns}
     assert bounds["amount"] == (Decimal(0), Decimal(1_000_000))
     assert str(bounds["amount"][1]) == "1000000" and str(bounds["rate"][0]) == "0.5"
-    assert bounds["half"] == (None, None)  # one bound only: treated as unbounded
+    assert bounds["half"] == (None, None)  # no declared range: unbounded (data bounds ignored)
+    assert bounds["district"] == (None, None)  # ranges apply to measures only
     assert table.dp_epsilon_per_query == Decimal("0.25") and table.k_min == 8
+    assert table.privacy is not None and table.privacy.epsilon_budget == Decimal(3)
+    assert table.version_id == 30
     spec = table.spec()
     assert spec.entity_key == "key" and spec.column("amount").bounded
+    assert not spec.column("half").bounded
 
 
 def test_tables_that_cannot_be_served():
@@ -88,13 +103,14 @@ def test_tables_that_cannot_be_served():
     assert table_for(dataset(COLUMNS, grade="restricted"), LICENSED, SETTINGS) is None
     assert table_for(dataset(COLUMNS[1:]), LICENSED, SETTINGS) is None  # no entity key
     assert table_for(dataset(COLUMNS, slug="bad-slug"), LICENSED, SETTINGS) is None
-    # DP applies to conditional data only.
+    # DP applies to conditional data only, and always to it (no budget set: the defaults).
     assert (
         table_for(
             dataset(COLUMNS, grade="open", dp=Decimal(1)), LICENSED, SETTINGS
         ).dp_epsilon_per_query
         is None
     )
+    assert table_for(dataset(COLUMNS), LICENSED, SETTINGS).privacy.epsilon_budget > 0
 
 
 def test_workspace_context_and_files():
@@ -111,12 +127,6 @@ def test_workspace_context_and_files():
 
 
 def test_settings_from_config():
-    s = SandboxSettings.from_config(
-        {
-            "MARKET_SANDBOX_ROW_CAP": 10,
-            "MARKET_SANDBOX_TIMEOUT_S": "2.5",
-            "MARKET_SANDBOX_DP_EPSILON_PER_QUERY": "0.1",
-        }
-    )
-    assert (s.row_cap, s.timeout_s, s.dp_epsilon_per_query) == (10, 2.5, Decimal("0.1"))
+    s = SandboxSettings.from_config({"MARKET_SANDBOX_ROW_CAP": 10, "MARKET_SANDBOX_TIMEOUT_S": "2.5"})
+    assert (s.row_cap, s.timeout_s) == (10, 2.5)
     assert SandboxSettings.from_config({}) == SandboxSettings()

@@ -108,13 +108,35 @@
       empty.appendChild(td);
       body.appendChild(empty);
     }
-    result.rows.forEach(function (row) {
+    var bounds = (result.privacy && result.privacy.error_bounds) || [];
+    result.rows.forEach(function (row, ri) {
       var r = document.createElement("tr");
-      row.forEach(function (value) { r.appendChild(cell("td", display(value), isNumeric(value) ? "num" : "")); });
+      row.forEach(function (value, ci) {
+        var td = cell("td", display(value), isNumeric(value) ? "num" : "");
+        var half = errorBound(bounds[ci], ri);
+        if (half !== null && value !== null) {
+          var pm = cell("span", " ± " + (half === "∞" ? half : display(Number(half))), "sbx-pm");
+          pm.setAttribute("data-testid", "error-bound");
+          pm.title = i18n.bound_title || "";
+          td.appendChild(pm);
+        }
+        r.appendChild(td);
+      });
       body.appendChild(r);
     });
     table.appendChild(body);
     table.hidden = false;
+  }
+
+  // The 95% error bound of one released value: per column, or per row for an AVG.
+  function errorBound(bound, rowIndex) {
+    if (!bound) return null;
+    if (bound.half_width !== null && bound.half_width !== undefined) return bound.half_width;
+    if (bound.per_row && bound.per_row[rowIndex] !== null && bound.per_row[rowIndex] !== undefined) {
+      return bound.per_row[rowIndex];
+    }
+    // An AVG whose count may be near zero: its error has no useful bound.
+    return bound.per_row ? "∞" : null;
   }
 
   // The chart: the first dimension column against the first numeric column.
@@ -160,8 +182,9 @@
     var parts = [fmt(i18n.rows, { n: result.rows.length }), fmt(i18n.elapsed, { n: result.elapsed_ms })];
     if (result.suppressed_groups) parts.push(fmt(i18n.suppressed, { n: result.suppressed_groups }));
     if (result.truncated) parts.push(i18n.truncated);
-    if (result.repeat) parts.push(i18n.repeat);
+    if (result.cached) parts.push(i18n.repeat);
     else if (result.epsilon_spent && Number(result.epsilon_spent) > 0) parts.push(fmt(i18n.epsilon_spent, { e: result.epsilon_spent }));
+    if (result.privacy && result.privacy.notice) parts.push(result.privacy.notice);
     summary.textContent = parts.join(" · ");
     summary.hidden = false;
     renderTable(result);
@@ -236,9 +259,14 @@
       api("POST", costUrl, { sql: sql }).then(function (res) {
         if (!res.ok) { costBadge.hidden = true; return; }
         var b = res.body;
-        costBadge.textContent = b.repeat ? i18n.cost_repeat
+        var text = b.cached ? i18n.cost_repeat
           : Number(b.epsilon_cost) > 0 ? fmt(i18n.cost, { e: b.epsilon_cost }) : i18n.cost_none;
-        costBadge.className = "badge " + (Number(b.epsilon_cost) > 0 ? "warn" : "ok");
+        (b.budgets || []).forEach(function (x) {
+          text += " · " + fmt(i18n.cost_budget, { t: x.slug, b: x.budget_remaining, v: x.version_remaining });
+        });
+        if (b.affordable === false) text += " · " + i18n.cost_unaffordable;
+        costBadge.textContent = text;
+        costBadge.className = "badge " + (b.affordable === false ? "bad" : Number(b.epsilon_cost) > 0 ? "warn" : "ok");
         costBadge.hidden = false;
       }).catch(function () { costBadge.hidden = true; });
     }, 400);
