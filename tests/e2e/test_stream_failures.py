@@ -21,6 +21,10 @@ def failing_server(tmp_path_factory):
     port = harness.free_port()
     import subprocess
 
+    # Health answers 503 until the schema is at the migrations' head.
+    subprocess.run([*harness.market_command(), "init"], env=env, cwd=harness.ROOT, check=True,
+                   capture_output=True, timeout=180)
+
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--bind", f"{harness.HOST}:{port}",
