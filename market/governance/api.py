@@ -135,6 +135,7 @@ class ListRemoveSubject(MethodView):
     def delete(self, body, list_name, entry_id):
         """Take a scenario/project entry off the red or black list, with the reason
         (regulator)."""
+        services.require_entry(db.session, current_actor(), list_name, entry_id)
         services.remove_entry(
             db.session, current_actor(), list_name, entry_id=entry_id, reason=body["reason"]
         )
@@ -170,6 +171,8 @@ class LicenseRegulatorReview(MethodView):
     def post(self, body, license_id):
         """The regulator approves or rejects a license application over important data (重要数据);
         the operator's approval also needs it (regulator)."""
+        # The caller and the license first: the body's rules are for those who may use it.
+        services.require_reviewable(db.session, current_actor(), license_id)
         return services.regulator_review(db.session, current_actor(), license_id, **body)
 
 

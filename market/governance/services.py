@@ -311,6 +311,19 @@ def add_entry(
     )
 
 
+def require_entry(session: Session, actor: Actor, list_name: str, entry_id: int) -> None:
+    """Raise NotFound (unknown list or entry) or Forbidden (not the regulator) before the
+    request's body is read."""
+    from market.governance.models import ListEntry
+
+    if list_name not in LISTS:
+        raise NotFound(_("No such list."))
+    if not _can_change_lists(actor):
+        raise Forbidden(_("Only the regulator keeps the red and black lists."))
+    if session.get(ListEntry, entry_id) is None:
+        raise NotFound(_("No such entry on the list."))
+
+
 def remove_entry(
     session: Session,
     actor: Actor,
@@ -582,6 +595,17 @@ def require_regulator_approval(session: Session, lic: License) -> None:
             ),
             {"decision": [_("Waiting for the regulator's approval.")]},
         )
+
+
+def require_reviewable(session: Session, actor: Actor, license_id: int) -> None:
+    """Raise Forbidden unless ``actor`` is the regulator, NotFound unless the license exists;
+    checked before the request's body is read."""
+    from licenses.models import License
+
+    if not _can_change_lists(actor):
+        raise Forbidden(_("Only the regulator decides on licenses for important data."))
+    if session.get(License, license_id) is None:
+        raise NotFound(_("No such license."))
 
 
 def regulator_review(

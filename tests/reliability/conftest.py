@@ -321,7 +321,18 @@ def build_world(app, session) -> World:
         blacklist.add(session, regulator, banned.id, "reliability tests")
         requested = _consent(session, active.id, buyer_org.id, subject_org, "requested")
         granted = _consent(session, active.id, buyer_org.id, subject_org, "granted")
+        # A pending proposal of ceilings and caps (it belongs to no organization).
+        from market.quotes.models import PricingProposal
+
+        proposal = PricingProposal(
+            changes={"default_ceiling_fen": 7_000_000 + next(_proposals)},
+            based_on_version=1,
+            status="pending",
+        )
+        session.add(proposal)
+        session.flush()
         ids.update(
+            pricing_proposal=proposal.id,
             department=department.id,
             buyer=buyer_org.id,
             subject=subject_org.id,
@@ -348,6 +359,9 @@ def build_world(app, session) -> World:
         )
     session.commit()
     return world
+
+
+_proposals = itertools.count(1)
 
 
 @pytest.fixture

@@ -449,26 +449,6 @@ def _params():
         yield pytest.param(row, id=row.id, marks=marks)
 
 
-@pytest.fixture
-def world(world):
-    """conftest's world plus one pending pricing proposal per side (the pricing area's
-    proposals of ceilings and caps; they belong to no organization)."""
-    from market.extensions import db
-    from market.quotes.models import PricingProposal
-
-    for side in ("A", "B"):
-        proposal = PricingProposal(
-            changes={"default_ceiling_fen": 7_000_000 + _unique()},
-            based_on_version=1,
-            status="pending",
-        )
-        db.session.add(proposal)
-        db.session.flush()
-        world.ids[side]["pricing_proposal"] = proposal.id
-    db.session.commit()  # as build_world does: each cell then runs in a savepoint
-    return world
-
-
 @pytest.mark.parametrize("row", list(_params()))
 def test_authorization(app, client, world, row: Row, monkeypatch):
     from market.extensions import db

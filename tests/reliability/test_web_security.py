@@ -45,9 +45,8 @@ XSS_BLUEPRINTS = {"web", "accounts", "audit", "licenses", "quotes"}
 def login_session(client, world: World, role: str) -> None:
     """Sign ``role`` in the way /login does, without paying for argon2 on every test."""
     from market.accounts.models import User
-    from market.extensions import db
-
     from market.auth import session_values
+    from market.extensions import db
 
     user = db.session.get(User, world.users[role].user_id)
     values = session_values(user)
