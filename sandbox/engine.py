@@ -30,7 +30,6 @@ from typing import Any, Protocol
 from .errors import EngineError, QueryTimeout, ResourceLimit
 from .query import CheckedQuery
 
-
 # Version of the projection file layout. 2: rows ordered by the entity-key hash, so that the
 # per-entity aggregation of the DP path reads each entity's rows together (~2-3x faster
 # GROUP BY entity and join on the entity hash than the unordered file).
@@ -381,9 +380,7 @@ class DuckDBEngine:
             self._projection_dir.mkdir(parents=True, exist_ok=True)
             # The layout version is part of the name: a projection written by an older
             # layout (unsorted) is never reused for the clustered one.
-            digest = hashlib.sha256(
-                repr((PROJECTION_LAYOUT, key)).encode("utf-8")
-            ).hexdigest()[:32]
+            digest = hashlib.sha256(repr((PROJECTION_LAYOUT, key)).encode("utf-8")).hexdigest()[:32]
             target = self._projection_dir / f"{digest}.parquet"
             sidecar = self._projection_dir / f"{digest}.json"
             if sidecar.exists():
