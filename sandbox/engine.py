@@ -135,8 +135,9 @@ class DuckDBEngine:
     - `temp_dir`: where worker directories (empty database file, spill space) are created.
     - `projection_dir`: if set (recommended), each data file is copied once per licensed
       column set into a file holding only those columns, the entity key and a 64-bit hash of
-      it. Then even a policy bypass cannot read unlicensed columns, and the per-entity bounding
-      reads 8-byte hashes instead of pseudonym strings. Without it the views still expose
+      it, its rows ordered by that hash. Then even a policy bypass cannot read unlicensed
+      columns, and the per-entity bounding reads 8-byte hashes instead of pseudonym strings,
+      each entity's rows together (cache-local GROUP BY entity and join). Without it the views still expose
       only licensed columns, but a raw read_parquet() of the allowed file would see all of
       them, and the hash is computed per query.
     - `kill_grace_s`: how long after the timeout a silent worker is killed.

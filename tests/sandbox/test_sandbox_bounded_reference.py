@@ -194,3 +194,26 @@ def test_bounded_sql_on_a_join_equals_the_reference(data, engine, g, r, lower, u
         gd, gn, gs, gc = got[key]
         assert (gd, gn, gc) == (d, n, c), key
         assert math.isclose(gs, s, rel_tol=0, abs_tol=1e-9), key
+
+
+def test_the_projection_is_ordered_by_the_entity_hash(data, engine):
+    """Layout 2: each entity's rows are contiguous (the bounding's GROUP BY entity and join
+    read them together); the rows themselves are the source's, none lost or added."""
+    t, _, tables = data
+    prepared = engine.prepare(tables["t"], ["d", "k", "v"], "ek")
+    con = duckdb.connect()
+    try:
+        stored = con.execute(
+            f"SELECT __sbx_eh, ek, d, k, v FROM read_parquet('{prepared.path}')"
+        ).fetchall()
+    finally:
+        con.close()
+    assert prepared.stored_hash and prepared.path != tables["t"]
+    hashes = [row[0] for row in stored]
+    assert hashes == sorted(hashes)
+
+    def none(x):
+        return None if pd.isna(x) else x
+
+    src = [(r.ek, none(r.d), none(r.k), None if pd.isna(r.v) else int(r.v)) for r in t.itertuples()]
+    assert sorted(map(repr, (row[1:] for row in stored))) == sorted(map(repr, src))
