@@ -47,11 +47,6 @@ def render(node: exp.Expression) -> str:
     return _DIALECT.generate(node, copy=False, identify=True)
 
 
-def _lit(text: str) -> str:
-    """A string literal (only our own __sbx_ names go through it)."""
-    return "'" + text.replace("'", "''") + "'"
-
-
 def q(name: str) -> str:
     """A quoted identifier."""
     return '"' + name.replace('"', '""') + '"'
@@ -411,7 +406,7 @@ def aggregate_query(
         p  per (entity, group): the entity-key hash, the group keys, and the entity's own
            row count, non-NULL counts and SUM totals over its rows of that group
         b  at most max_groups_per_entity rows of p per entity, chosen by a hash of (entity,
-           group) (min_by(row, hash, G): generated here, never from caller text); with
+           group) (ROW_NUMBER over a window: generated here, never from caller text); with
            one group per entity, a MIN(hash) first pass and a join instead (m)
         then per group: distinct entities d, SUM(LEAST(rows, max_rows)) per COUNT, the SUM
            of the entity totals clamped into the declared range per SUM; every candidate
@@ -442,11 +437,9 @@ def aggregate_query(
         for k, n in zip(key_sql, key_names, strict=True)
     ]
     final_cols = [q(n) for n in key_names] + [f"COUNT(*) AS {q(DISTINCT_COLUMN)}"]
-    p_names: list[str] = []
     for column, per_entity, final in pre:
         if per_entity:
             p_name = f"__sbx_p{column[len('__sbx_m') :]}"
-            p_names.append(p_name)
             p_cols.append(f"{per_entity} AS {q(p_name)}")
             final_cols.append(f"{final(q(p_name))} AS {q(column)}")
         else:
@@ -477,14 +470,9 @@ def aggregate_query(
     elif grouped:
         p_sql = f"SELECT {', '.join(p_cols)} FROM {from_sql}{where_clause} GROUP BY ALL"
         hashed = ", ".join(q(n) for n in ["__sbx_e", *key_names])
-        # Per entity, the G (entity, group) rows of smallest hash: min_by(row, hash, G) keeps
-        # at most G whatever the ties, like ROW_NUMBER() <= G, ~25% faster than the window.
-        kept = [*key_names, *p_names]
-        packed = ", ".join(f"{_lit(n)}: {q(n)}" for n in kept)
         b_sql = (
-            f"SELECT unnest({q('__sbx_l')}, recursive := true) FROM (SELECT min_by({{{packed}}}, "
-            f"hash({hashed}), {privacy.max_groups_per_entity}) AS {q('__sbx_l')} "
-            f"FROM {q('__sbx_p')} GROUP BY {q('__sbx_e')})"
+            f"SELECT * FROM {q('__sbx_p')} QUALIFY ROW_NUMBER() OVER (PARTITION BY "
+            f"{q('__sbx_e')} ORDER BY hash({hashed})) <= {privacy.max_groups_per_entity}"
         )
         sql = (
             f"WITH {q('__sbx_p')} AS ({p_sql}), {q('__sbx_b')} AS ({b_sql}) "
