@@ -7,9 +7,9 @@
 Both sides run the same SQL text on the same Parquet file in the same run, with the same
 DuckDB thread count. "raw" is the plain aggregate on an in-process DuckDB connection; "full" is
 `sandbox.run_query` on conditional data with entity-level differential privacy: policy check,
-rewrite (per-entity pre-aggregation, at most one group per entity by a hash window, per-entity
-clamps), a fresh locked-down DuckDB instance in a worker process, then OpenDP's noisy group
-threshold and noise. "engine" is the worker's part alone (bounded SQL, measured by the engine),
+rewrite (per-entity pre-aggregation, at most one group per entity by the smallest (entity,
+group) hash, per-entity clamps; the projection is ordered by the entity hash), a fresh
+locked-down DuckDB instance in a worker process, then OpenDP's noisy group threshold and noise. "engine" is the worker's part alone (bounded SQL, measured by the engine),
 "post" the threshold + noise + post-processing. Quota and audit (database work done by the
 caller) plug into `run_query(before_run=...)`; `--hook` installs a no-op one to show the seam.
 Target: full <= max(1.5 x raw, raw + 25 ms). Reports the policy check alone as well.

@@ -253,8 +253,10 @@ class _Runner:
                 cols = ", ".join(_q(present[c.lower()]) for c in columns)
                 try:
                     con.execute(
-                        f"COPY (SELECT {cols}, hash({ek}) AS {_q(ENTITY_HASH)} FROM {scan}) "
-                        f"TO {_lit(tmp)} (FORMAT parquet)"
+                        # Ordered by the entity hash: each entity's rows are contiguous, so
+                        # the per-entity GROUP BY and join of the DP path stay cache-local.
+                        f"COPY (SELECT {cols}, hash({ek}) AS {_q(ENTITY_HASH)} FROM {scan} "
+                        f"ORDER BY {_q(ENTITY_HASH)}) TO {_lit(tmp)} (FORMAT parquet)"
                     )
                     os.replace(tmp, target)
                 finally:
