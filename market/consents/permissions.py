@@ -39,7 +39,11 @@ def can_request_consent(actor: Actor) -> bool:
 
 
 def is_consent_subject(actor: Actor, consent: Consent, subject_code: str | None) -> bool:
-    return is_subject(actor) and subject_code is not None and subject_code == consent.subject_credit_code
+    return (
+        is_subject(actor)
+        and subject_code is not None
+        and subject_code == consent.subject_credit_code
+    )
 
 
 def can_view_consent(actor: Actor, consent: Consent, subject_code: str | None) -> bool:

@@ -51,7 +51,9 @@ class ConsentListArgs(ma.Schema):
 
 class LookupCreateSchema(ma.Schema):
     license_id = ma.fields.Integer(required=True, strict=True)
-    subject_credit_code = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=64))
+    subject_credit_code = ma.fields.String(
+        required=True, validate=ma.validate.Length(min=1, max=64)
+    )
 
 
 # -- dumping -----------------------------------------------------------------------------
@@ -150,7 +152,9 @@ class LookupLogSchema(ma.Schema):
 class AccessEntrySchema(ma.Schema):
     at = ma.fields.DateTime()
     type = ma.fields.String(
-        metadata={"description": "consent.requested|granted|denied|recorded|revoked, lookup.performed"}
+        metadata={
+            "description": "consent.requested|granted|denied|recorded|revoked, lookup.performed"
+        }
     )
     consent_id = ma.fields.Integer()
     license_id = ma.fields.Integer()

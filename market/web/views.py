@@ -16,7 +16,6 @@ from market.web.forms import LoginForm, LogoutForm
 bp = Blueprint("web", __name__)
 
 
-
 def _safe_next(target: str | None) -> str:
     """Only same-site relative redirects after login (no open redirect)."""
     if not target:
