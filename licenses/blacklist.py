@@ -12,6 +12,7 @@ import datetime as dt
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -24,7 +25,7 @@ from market.db import utcnow
 from market.errors import Conflict, Forbidden, NotFound, ValidationFailed
 
 #: The 403 message every area shows to a blacklisted organization.
-BLACKLISTED_MESSAGE = (
+BLACKLISTED_MESSAGE = _l(
     "Your organization is on the regulator's blacklist; it cannot apply for licenses, request "
     "consents, run queries or make lookups. Contact the regulator."
 )
@@ -54,7 +55,7 @@ def ensure_not_blacklisted(session: Session, actor: Actor, action: str) -> None:
     actor's organization is blacklisted."""
     if is_blacklisted(session, actor.org_id):
         raise Forbidden(
-            BLACKLISTED_MESSAGE,
+            str(BLACKLISTED_MESSAGE),
             audit=("blacklist.refused", ("organization", actor.org_id), {"action": action}),
         )
 

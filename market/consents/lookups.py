@@ -22,6 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
 from licenses import blacklist
@@ -52,7 +53,7 @@ from market.pipeline import pseudonym
 from market.web import labels
 
 #: One message for "no consent" and "no such enterprise": a bank cannot probe existence.
-NO_CONSENT_MESSAGE = (
+NO_CONSENT_MESSAGE = _l(
     "No granted, unexpired consent of this enterprise covers this license. Ask the enterprise "
     "to grant a consent request, or the operator to record its authorization letter."
 )
@@ -211,7 +212,7 @@ def perform_lookup(
     if not perm.can_look_up(actor):
         raise Forbidden(_("Only buyers make lookups."))
     if not perm.is_active(actor):
-        raise Forbidden(perm.AWAITING_ADMISSION)
+        raise Forbidden(str(perm.AWAITING_ADMISSION))
     blacklist.ensure_not_blacklisted(session, actor, "lookup")
     lic = licenses.active_license_for(session, license_id, actor, now)
     code = normalize_credit_code(subject_credit_code)
@@ -227,7 +228,7 @@ def perform_lookup(
         .limit(1)
     )
     if consent is None:
-        raise Forbidden(NO_CONSENT_MESSAGE, audit=_refusal(lic, code, "no_valid_consent"))
+        raise Forbidden(str(NO_CONSENT_MESSAGE), audit=_refusal(lic, code, "no_valid_consent"))
 
     left = _take_quota(session, lic, now)
     if left is None:

@@ -117,7 +117,7 @@ def require_admitted_subject(actor: Actor) -> None:
     # A pending enterprise has not proven it owns the code it registered with: it sees no
     # consent about that code and decides none (whatever the consent id, so nothing leaks).
     if perm.is_subject(actor) and not perm.is_active(actor):
-        raise Forbidden(perm.AWAITING_ADMISSION)
+        raise Forbidden(str(perm.AWAITING_ADMISSION))
 
 
 def _lock(session: Session, consent_id: int) -> Consent | None:
@@ -181,7 +181,7 @@ def request_consent(
     if not perm.can_request_consent(actor):
         raise Forbidden(_("Only buyers request consents."))
     if not perm.is_active(actor):
-        raise Forbidden(perm.AWAITING_ADMISSION)
+        raise Forbidden(str(perm.AWAITING_ADMISSION))
     blacklist.ensure_not_blacklisted(session, actor, "request_consent")
     lic = licenses.active_license_for(session, license_id, actor, now)
     code = normalize_credit_code(subject_credit_code)
