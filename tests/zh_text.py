@@ -61,10 +61,17 @@ def _field_messages(errors) -> Iterable[str]:
 
 def visible_text(html: str) -> str:
     """The text a reader sees: no tags, scripts, styles, attribute values (tooltips), code or
-    preformatted blocks (SQL, JSON)."""
+    preformatted blocks (SQL, JSON), monospaced codes, nor the English half of a bilingual
+    document (``lang="en"``)."""
     html = re.sub(r"(?is)<(script|style|code|pre|textarea)\b.*?</\1>", " ", html)
     html = re.sub(r"(?s)<!--.*?-->", " ", html)
+    # Deliberately bilingual documents mark their English half; codes are set in `.mono`.
+    html = re.sub(r"""(?is)<(\w+)\b[^>]*\blang=["']en["'][^>]*>.*?</\1>""", " ", html)
+    html = re.sub(
+        r"""(?is)<(\w+)\b[^>]*\bclass=["'][^"']*\bmono\b[^"']*["'][^>]*>.*?</\1>""", " ", html
+    )
     html = re.sub(r"(?s)<[^>]+>", " ", html)
     import html as _html
 
-    return _html.unescape(html)
+    # A command quoted in backticks (`market audit verify …`) is code, not prose.
+    return re.sub(r"`[^`]*`", " ", _html.unescape(html))

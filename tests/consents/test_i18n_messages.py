@@ -38,10 +38,18 @@ def test_consent_refusals(world, client, lang):
         (decision, other, {"decision": "grant"}, 404, "decision by another enterprise"),
         (decision, buyer, {"decision": "grant"}, 403, "decision by the bank"),
         (decision, operator, {"decision": "grant"}, 403, "decision by the operator"),
-        ("/api/v1/consents", operator, {
-            "license_id": lic.id, "subject_credit_code": data.CODES[0],
-            "purpose": "x", "valid_until": future(),
-        }, 403, "operator requests a consent"),
+        (
+            "/api/v1/consents",
+            operator,
+            {
+                "license_id": lic.id,
+                "subject_credit_code": data.CODES[0],
+                "purpose": "x",
+                "valid_until": future(),
+            },
+            403,
+            "operator requests a consent",
+        ),
     ]
     for url, party, body, status, where in cases:
         check_answer(client.post(url, json=body, headers=_h(party, lang)), status, lang, where)
@@ -49,8 +57,17 @@ def test_consent_refusals(world, client, lang):
     check_answer(_ask(client, buyer, lic, lang), 409, lang, "consent already open")
     # A consent that would outlast the license.
     check_answer(
-        _ask(client, buyer, lic, lang, valid_until=future(days=4000), subject_credit_code=data.CODES[1]),
-        422, lang, "consent outlasts the license",
+        _ask(
+            client,
+            buyer,
+            lic,
+            lang,
+            valid_until=future(days=4000),
+            subject_credit_code=data.CODES[1],
+        ),
+        422,
+        lang,
+        "consent outlasts the license",
     )
 
 

@@ -43,19 +43,47 @@ def test_a_blacklisted_buyer_applying(client, market, lang):
 def test_role_and_state_refusals(client, market, lang):
     lic = active_license(client, market)
     cases = [
-        ("post", f"/api/v1/licenses/{lic['id']}/suspend", market.operator,
-         {"reason": "audit"}, 403, "operator suspends"),
-        ("post", f"/api/v1/licenses/{lic['id']}/payments", market.buyer,
-         {"provider": "invoice"}, 409, "pays an active license"),
-        ("post", "/api/v1/payments/999999/settle", market.operator,
-         {"bank_reference": "B-1"}, 404, "unknown payment"),
+        (
+            "post",
+            f"/api/v1/licenses/{lic['id']}/suspend",
+            market.operator,
+            {"reason": "audit"},
+            403,
+            "operator suspends",
+        ),
+        (
+            "post",
+            f"/api/v1/licenses/{lic['id']}/payments",
+            market.buyer,
+            {"provider": "invoice"},
+            409,
+            "pays an active license",
+        ),
+        (
+            "post",
+            "/api/v1/payments/999999/settle",
+            market.operator,
+            {"bank_reference": "B-1"},
+            404,
+            "unknown payment",
+        ),
         ("get", "/api/v1/ledger", market.buyer, None, 403, "buyer reads the ledger"),
-        ("post", "/api/v1/blacklist", market.regulator,
-         {"organization_id": market.operator.org.id, "reason": "x"}, 422,
-         "blacklists the operator"),
-        ("post", "/api/v1/blacklist", market.operator,
-         {"organization_id": market.buyer.org.id, "reason": "x"}, 403,
-         "operator changes the blacklist"),
+        (
+            "post",
+            "/api/v1/blacklist",
+            market.regulator,
+            {"organization_id": market.operator.org.id, "reason": "x"},
+            422,
+            "blacklists the operator",
+        ),
+        (
+            "post",
+            "/api/v1/blacklist",
+            market.operator,
+            {"organization_id": market.buyer.org.id, "reason": "x"},
+            403,
+            "operator changes the blacklist",
+        ),
     ]
     for method, url, party, body, status, where in cases:
         kwargs = {"headers": _h(party, lang)}

@@ -16,8 +16,11 @@ def test_quote_refusals(client, as_role, make_dataset, quote_body, lang):
     h = {**h, "Accept-Language": lang}
     d = make_dataset()
     cases = [
-        ({**quote_body(d), "items": [{"dataset_id": d.id}, {"dataset_id": d.id}]}, 422,
-         "a dataset listed twice"),
+        (
+            {**quote_body(d), "items": [{"dataset_id": d.id}, {"dataset_id": d.id}]},
+            422,
+            "a dataset listed twice",
+        ),
         (quote_body(d, columns=["no_such_column"]), 422, "an unknown column"),
         ({**quote_body(d), "items": [{"dataset_id": 999_999}]}, 422, "an unknown dataset"),
     ]
@@ -76,17 +79,46 @@ def test_pricing_refusals(client, as_role, lang):
     op = {**op, "Accept-Language": lang}
     buyer = {**buyer, "Accept-Language": lang}
     cases = [
-        ("put", "/api/v1/pricing/parameters", op,
-         {"parameters": {"category_coefficients": {"ecology_environment": "2"}}}, 422,
-         "an unknown category in the pricing parameters"),
-        ("put", "/api/v1/pricing/parameters", op,
-         {"parameters": {"reasonable_return": "-1"}}, 422, "a negative return"),
-        ("put", "/api/v1/pricing/parameters", buyer,
-         {"parameters": {"reasonable_return": "0.1"}}, 403, "a buyer sets parameters"),
-        ("post", "/api/v1/pricing/proposals", buyer,
-         {"changes": {"default_revenue_cap_fen": 1}}, 403, "a pricing proposal by a buyer"),
-        ("post", "/api/v1/pricing/proposals", op,
-         {"changes": {"reasonable_return": "0.2"}}, 422, "a proposal of a non-cap field"),
+        (
+            "put",
+            "/api/v1/pricing/parameters",
+            op,
+            {"parameters": {"category_coefficients": {"ecology_environment": "2"}}},
+            422,
+            "an unknown category in the pricing parameters",
+        ),
+        (
+            "put",
+            "/api/v1/pricing/parameters",
+            op,
+            {"parameters": {"reasonable_return": "-1"}},
+            422,
+            "a negative return",
+        ),
+        (
+            "put",
+            "/api/v1/pricing/parameters",
+            buyer,
+            {"parameters": {"reasonable_return": "0.1"}},
+            403,
+            "a buyer sets parameters",
+        ),
+        (
+            "post",
+            "/api/v1/pricing/proposals",
+            buyer,
+            {"changes": {"default_revenue_cap_fen": 1}},
+            403,
+            "a pricing proposal by a buyer",
+        ),
+        (
+            "post",
+            "/api/v1/pricing/proposals",
+            op,
+            {"changes": {"reasonable_return": "0.2"}},
+            422,
+            "a proposal of a non-cap field",
+        ),
     ]
     for method, url, h, body, status, where in cases:
         r = getattr(client, method)(url, json=body, headers=h)
