@@ -10,6 +10,7 @@ import calendar
 import datetime as dt
 
 import sqlalchemy as sa
+from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
 from licenses import odrl
@@ -42,7 +43,7 @@ def operator_organization(session: Session) -> Organization:
         sa.select(Organization).where(Organization.kind == "operator").order_by(Organization.id)
     )
     if org is None:
-        raise Conflict("The platform has no operator organization to issue licenses.")
+        raise Conflict(_("The platform has no operator organization to issue licenses."))
     return org
 
 
@@ -56,7 +57,9 @@ def build_document(session: Session, lic: License) -> odrl.SignedPolicy:
         assignee=odrl.PolicyParty(buyer.id, buyer.name, buyer.credit_code),
         assets=[
             odrl.LicensedAsset(
-                item.dataset_id, item.dataset_version, list(item.columns),
+                item.dataset_id,
+                item.dataset_version,
+                list(item.columns),
                 security_level=item.dataset.security_level,
             )
             for item in lic.items

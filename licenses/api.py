@@ -7,6 +7,7 @@ import dataclasses
 import sqlalchemy as sa
 from flask import Response, current_app, request
 from flask.views import MethodView
+from flask_babel import gettext as _
 from flask_smorest import Blueprint
 
 from licenses import (
@@ -59,6 +60,7 @@ from market.db import iso
 from market.errors import Conflict, Forbidden
 from market.extensions import db
 from market.keys import public_keys
+from market.web import labels
 
 # The web pages own the blueprint name "licenses" (other areas link to "licenses.apply").
 blp = Blueprint(
@@ -130,7 +132,11 @@ class Document(MethodView):
         lic = services.get_license(db.session, current_actor(), license_id)
         if lic.document is None:
             raise Conflict(
-                f"License {lic.id} is {lic.status}; its document is issued when it turns active."
+                _(
+                    "License %(id)s is %(status)s; its document is issued when it turns active.",
+                    id=lic.id,
+                    status=labels.name("license_status", lic.status),
+                )
             )
         return {"policy": lic.document, "signature": lic.signature, "public_key_id": lic.key_id}
 
@@ -232,7 +238,7 @@ class Refunds(MethodView):
         """Refunds, oldest first; ``status=pending``: credit notes to pay back (operator,
         regulator)."""
         if not perm.can_list_payments(current_actor()):
-            raise Forbidden("Only the operator and the regulator list refunds.")
+            raise Forbidden(_("Only the operator and the regulator list refunds."))
         stmt = sa.select(Refund).order_by(Refund.created_at, Refund.id)
         if args.get("status"):
             stmt = stmt.where(Refund.status == args["status"])
@@ -412,7 +418,7 @@ class Ledger(MethodView):
     def get(self, args):
         """Journal lines, newest first (operator, regulator)."""
         if not perm.can_read_ledger(current_actor()):
-            raise Forbidden("Only the operator and the regulator read the ledger.")
+            raise Forbidden(_("Only the operator and the regulator read the ledger."))
         stmt = ledger.lines_query(
             kind=args.get("kind"), account=args.get("account"), license_id=args.get("license_id")
         )
@@ -431,7 +437,7 @@ class Blacklist(MethodView):
     def get(self, args):
         """The blacklist (operator, regulator)."""
         if not perm.can_read_blacklist(current_actor()):
-            raise Forbidden("Only the operator and the regulator read the blacklist.")
+            raise Forbidden(_("Only the operator and the regulator read the blacklist."))
         return paginate(db.session, blacklist.list_entries(), args["page"], args["per_page"])
 
     @blp.arguments(BlacklistAddSchema)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 
 import sqlalchemy as sa
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,7 +25,7 @@ from market.db import utcnow
 from market.errors import Conflict, Forbidden, NotFound, ValidationFailed
 
 #: The 403 message every area shows to a blacklisted organization.
-BLACKLISTED_MESSAGE = (
+BLACKLISTED_MESSAGE = _l(
     "Your organization is on the regulator's blacklist; it cannot apply for licenses, request "
     "consents, run queries or make lookups. Contact the regulator."
 )
@@ -53,7 +55,7 @@ def ensure_not_blacklisted(session: Session, actor: Actor, action: str) -> None:
     actor's organization is blacklisted."""
     if is_blacklisted(session, actor.org_id):
         raise Forbidden(
-            BLACKLISTED_MESSAGE,
+            str(BLACKLISTED_MESSAGE),
             audit=("blacklist.refused", ("organization", actor.org_id), {"action": action}),
         )
 
@@ -61,10 +63,11 @@ def ensure_not_blacklisted(session: Session, actor: Actor, action: str) -> None:
 def _reason(reason: str | None) -> str:
     text = (reason or "").strip()
     if not text:
-        raise ValidationFailed("A reason is required.", {"reason": ["Give the reason."]})
+        raise ValidationFailed(_("A reason is required."), {"reason": [_("Give the reason.")]})
     if len(text) > MAX_REASON:
         raise ValidationFailed(
-            "The reason is too long.", {"reason": [f"Use at most {MAX_REASON} characters."]}
+            _("The reason is too long."),
+            {"reason": [_("Use at most %(max_reason)s characters.", max_reason=MAX_REASON)]},
         )
     return text
 
@@ -95,21 +98,21 @@ def add(
     platform's own kinds: operator, regulator), Conflict if it is already listed.
     """
     if not perm.can_change_blacklist(actor):
-        raise Forbidden("Only the regulator changes the blacklist.")
+        raise Forbidden(_("Only the regulator changes the blacklist."))
     text = _reason(reason)
     org = session.get(Organization, organization_id)
     if org is None:
         raise ValidationFailed(
-            "No such organization.", {"organization_id": ["Unknown organization."]}
+            _("No such organization."), {"organization_id": [_("Unknown organization.")]}
         )
     if org.kind in ("operator", "regulator"):
         raise ValidationFailed(
-            "The operator and the regulator cannot be blacklisted.",
-            {"organization_id": ["Choose a buyer, department or data subject."]},
+            _("The operator and the regulator cannot be blacklisted."),
+            {"organization_id": [_("Choose a buyer, department or data subject.")]},
         )
     now = now or utcnow()
     if is_blacklisted(session, organization_id, now):
-        raise Conflict("This organization is already on the blacklist.")
+        raise Conflict(_("This organization is already on the blacklist."))
     expired = session.scalar(
         sa.select(BlacklistEntry).where(BlacklistEntry.organization_id == organization_id)
     )
@@ -129,7 +132,7 @@ def add(
             session.flush()
     except IntegrityError:
         # Two regulators listing the same organization at once: the unique row decides.
-        raise Conflict("This organization is already on the blacklist.") from None
+        raise Conflict(_("This organization is already on the blacklist.")) from None
     audit.record(
         session,
         "blacklist.added",
@@ -146,13 +149,13 @@ def remove(session: Session, actor: Actor, organization_id: int, reason: str) ->
     Raises Forbidden, ValidationFailed (no reason), NotFound if it is not listed.
     """
     if not perm.can_change_blacklist(actor):
-        raise Forbidden("Only the regulator changes the blacklist.")
+        raise Forbidden(_("Only the regulator changes the blacklist."))
     text = _reason(reason)
     entry = session.scalar(
         sa.select(BlacklistEntry).where(BlacklistEntry.organization_id == organization_id)
     )
     if entry is None:
-        raise NotFound("This organization is not on the blacklist.")
+        raise NotFound(_("This organization is not on the blacklist."))
     session.delete(entry)
     session.flush()
     audit.record(

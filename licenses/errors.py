@@ -7,6 +7,8 @@ bad input.
 
 from __future__ import annotations
 
+from market.i18n import N_
+
 
 class LicenseError(Exception):
     """Base class of every error raised by :mod:`licenses`."""
@@ -18,7 +20,9 @@ class IllegalTransition(LicenseError):
     def __init__(self, current: str, event: str) -> None:
         self.current = current
         self.event = event
-        super().__init__(f"cannot {event} a licence that is {current}")
+        self.message = N_("cannot %(event)s a licence that is %(current)s")
+        self.params = {"event": event, "current": current}
+        super().__init__(self.message % self.params)
 
 
 class InvalidPolicy(LicenseError, ValueError):

@@ -20,7 +20,6 @@ class ApplyForm(FlaskForm):
         ],
     )
 
-
     #: Required by the service for a free (public-welfare) quote, with its error placed here.
     free_use_justification = TextAreaField(
         _l("Public-welfare justification"), validators=[Optional(), Length(max=4000)]

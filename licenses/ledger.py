@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -101,7 +102,11 @@ def post(
             session.flush()
     except IntegrityError:
         raise Conflict(
-            f"The ledger already holds a {journal.kind} journal for {journal.reference}."
+            _(
+                "The ledger already holds a %(kind)s journal for %(reference)s.",
+                kind=journal.kind,
+                reference=journal.reference,
+            )
         ) from None
     return row
 
@@ -206,7 +211,7 @@ def parse_period(period: str) -> tuple[int, int]:
     try:
         return pricing_parse_period(period or "")
     except InvalidRevenueInput as exc:
-        raise ValidationFailed("The period is not valid.", exc.to_errors()) from None
+        raise ValidationFailed(_("The period is not valid."), exc.to_errors()) from None
 
 
 def period_bounds(period: str) -> tuple[dt.datetime, dt.datetime]:
@@ -305,13 +310,13 @@ def statement_departments(
     stmt = sa.select(Organization).where(Organization.kind == "department")
     if actor.role == "department":
         if department_id is not None and department_id != actor.org_id:
-            raise Forbidden("A department reads only its own statement.")
+            raise Forbidden(_("A department reads only its own statement."))
         department_id = actor.org_id
     elif actor.role not in ("operator", "regulator") or not actor.is_user:
-        raise Forbidden("Only departments, the operator and the regulator read statements.")
+        raise Forbidden(_("Only departments, the operator and the regulator read statements."))
     if department_id is not None:
         if not perm.can_read_statement(actor, department_id):
-            raise Forbidden("A department reads only its own statement.")
+            raise Forbidden(_("A department reads only its own statement."))
         stmt = stmt.where(Organization.id == department_id)
     return stmt.order_by(Organization.id)
 
@@ -322,8 +327,8 @@ def monthly_revenue(
     """``[(period, revenue net of refunds)]`` for ``months`` periods ending at ``last_period``
     (for the revenue chart)."""
     first = shift_period(last_period, -(months - 1))
-    start, _ = period_bounds(first)
-    _, end = period_bounds(last_period)
+    start, _end = period_bounds(first)
+    _start, end = period_bounds(last_period)
     rows = session.execute(
         sa.select(LedgerJournal.posted_at, LedgerLine.debit_fen, LedgerLine.credit_fen)
         .join(LedgerLine, LedgerLine.journal_id == LedgerJournal.id)
@@ -392,17 +397,17 @@ def record_payout(
     reference was already recorded for it.
     """
     if not perm.can_record_payout(actor):
-        raise Forbidden("Only the operator records payouts.")
+        raise Forbidden(_("Only the operator records payouts."))
     reference = transfer_reference(
         reference,
         field="reference",
         max_length=MAX_PAYOUT_REFERENCE,
-        message="The payout needs its bank reference.",
-        hint=f"Give the transfer reference (1 to {MAX_PAYOUT_REFERENCE} characters).",
+        message=_("The payout needs its bank reference."),
+        hint=_("Give the transfer reference (1 to %(max)s characters).", max=MAX_PAYOUT_REFERENCE),
     )
     if isinstance(amount_fen, bool) or not isinstance(amount_fen, int) or amount_fen <= 0:
         raise ValidationFailed(
-            "The amount must be positive.", {"amount": ["Give a positive amount in fen."]}
+            _("The amount must be positive."), {"amount": [_("Give a positive amount in fen.")]}
         )
     # Lock the department's row: concurrent payouts to one department are serialized, so the
     # balance read below cannot be spent twice (SQLite: BEGIN IMMEDIATE already serializes).
@@ -411,13 +416,17 @@ def record_payout(
     ).scalar_one_or_none()
     if department is None or department.kind != "department":
         raise ValidationFailed(
-            "No such department.", {"department_id": ["Choose a providing department."]}
+            _("No such department."), {"department_id": [_("Choose a providing department.")]}
         )
     owed = department_payable(session, department_id)
     if amount_fen > owed:
         raise Conflict(
-            f"The payout of {amount_fen} fen exceeds the {owed} fen owed to this department.",
-            {"amount": [f"At most {owed} fen is payable."]},
+            _(
+                "The payout of %(amount_fen)s fen exceeds the %(owed)s fen owed to this department.",
+                amount_fen=amount_fen,
+                owed=owed,
+            ),
+            {"amount": [_("At most %(owed)s fen is payable.", owed=owed)]},
         )
     row = post(
         session,

@@ -32,6 +32,7 @@ from market.accounts.actor import Actor
 from market.audit import services as audit
 from market.db import utcnow
 from market.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from market.web import labels
 
 #: The status of a credit note the operator has not paid back yet, and of one it has.
 CREDIT_NOTE_PENDING = "pending"
@@ -89,16 +90,20 @@ def refund_payment(
     """
     found = session.get(Payment, payment_id)
     if found is None:
-        raise NotFound("No such payment.")
+        raise NotFound(_("No such payment."))
     lock_license(session, found.license_id)
     payment = lock_payment(session, payment_id)
     if payment.status != PaymentState.settled:
-        raise Conflict(f"Payment {payment.id} is not settled; there is nothing to refund.")
+        raise Conflict(
+            _("Payment %(id)s is not settled; there is nothing to refund.", id=payment.id)
+        )
     if amount_fen <= 0:
         return None
     left = payment.amount_fen - payment.refunded_fen
     if amount_fen > left:
-        raise Conflict(f"Only {left} fen of payment {payment.id} is left to refund.")
+        raise Conflict(
+            _("Only %(left)s fen of payment %(id)s is left to refund.", left=left, id=payment.id)
+        )
     parts = split_refund(
         amount_fen,
         ledger.settled_split(session, payment.id),
@@ -114,7 +119,9 @@ def refund_payment(
     if payment.provider == "invoice":
         result = invoice_provider(session, now).refund(payment.provider_id, amount_fen)
         number, provider_refund_id, status = (
-            result.credit_note_number, result.refund_id, result.status
+            result.credit_note_number,
+            result.refund_id,
+            result.status,
         )
     else:
         result, failure = _stripe_refund(config, payment, amount_fen, ref)
@@ -260,23 +267,33 @@ def pay_credit_note(
     (not a credit note, or already paid).
     """
     if not perm.can_pay_credit_note(actor):
-        raise Forbidden("Only the operator pays credit notes back.")
+        raise Forbidden(_("Only the operator pays credit notes back."))
     reference = ledger.transfer_reference(
         reference,
         field="reference",
         max_length=MAX_TRANSFER_REFERENCE,
-        message="The payment needs its bank transfer reference.",
-        hint=f"Give the transfer reference (1 to {MAX_TRANSFER_REFERENCE} characters).",
+        message=_("The payment needs its bank transfer reference."),
+        hint=_(
+            "Give the transfer reference (1 to %(max)s characters).", max=MAX_TRANSFER_REFERENCE
+        ),
     )
     # The row lock serializes two operators paying the same note; the journal's unique
     # (kind, reference) would refuse the second one anyway.
     refund = lock_refund(session, refund_id)
     if refund is None:
-        raise NotFound("No such refund.")
+        raise NotFound(_("No such refund."))
     if refund.credit_note_number is None:
-        raise Conflict(f"Refund {refund.id} was paid through Stripe; it has no credit note.")
+        raise Conflict(
+            _("Refund %(id)s was paid through Stripe; it has no credit note.", id=refund.id)
+        )
     if refund.status != CREDIT_NOTE_PENDING:
-        raise Conflict(f"Credit note {refund.credit_note_number} is already {refund.status}.")
+        raise Conflict(
+            _(
+                "Credit note %(credit_note_number)s is already %(status)s.",
+                credit_note_number=refund.credit_note_number,
+                status=labels.name("payment_status", refund.status),
+            )
+        )
     now = now or utcnow()
     journal = ledger.post(
         session,
@@ -343,7 +360,7 @@ def retry_refund(
             _(
                 "Refund %(id)s is already %(status)s; there is nothing to retry.",
                 id=refund.id,
-                status=refund.status,
+                status=labels.name("payment_status", refund.status),
             )
         )
     if not is_retryable(refund):

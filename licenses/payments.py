@@ -19,6 +19,7 @@ from fractions import Fraction
 from typing import Any
 
 import sqlalchemy as sa
+from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
 from licenses import journal as jr
@@ -40,6 +41,7 @@ from market.accounts.actor import Actor
 from market.audit import services as audit
 from market.db import utcnow
 from market.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from market.web import labels
 
 PROVIDERS = ("invoice", "stripe")
 STRIPE_ACTOR = Actor.system("stripe")
@@ -72,8 +74,8 @@ def require_stripe(config: Mapping[str, Any]) -> None:
     """Raise ValidationFailed (→ 422, "stripe is not configured") without STRIPE_API_KEY."""
     if not stripe_configured(config):
         raise ValidationFailed(
-            "stripe is not configured",
-            {"provider": ["Stripe is not configured on this platform; pay by invoice."]},
+            _("stripe is not configured"),
+            {"provider": [_("Stripe is not configured on this platform; pay by invoice.")]},
         )
 
 
@@ -83,7 +85,7 @@ def stripe_provider(config: Mapping[str, Any], *, webhook: bool = False) -> Stri
     its webhook secret) is not configured."""
     require_stripe(config)
     if webhook and not config.get("STRIPE_WEBHOOK_SECRET"):
-        raise ValidationFailed("stripe webhooks are not configured (STRIPE_WEBHOOK_SECRET)")
+        raise ValidationFailed(_("stripe webhooks are not configured (STRIPE_WEBHOOK_SECRET)"))
     return StripeProvider(
         config["STRIPE_API_KEY"],
         api_base=config.get("STRIPE_API_BASE") or None,
@@ -146,7 +148,7 @@ def list_payments(
 ) -> sa.Select:
     """Payments, oldest first (the operator's settlement queue). Raises Forbidden."""
     if not perm.can_list_payments(actor):
-        raise Forbidden("Only the operator and the regulator list payments.")
+        raise Forbidden(_("Only the operator and the regulator list payments."))
     stmt = sa.select(Payment).order_by(Payment.created_at, Payment.id)
     if status:
         stmt = stmt.where(Payment.status == status)
@@ -235,21 +237,33 @@ def create_payment(
     """
     lic = session.get(License, license_id)
     if lic is None or not perm.can_view_license(actor, lic.buyer_org_id):
-        raise NotFound("No such license.")
+        raise NotFound(_("No such license."))
     if not perm.can_pay_license(actor, lic.buyer_org_id):
-        raise Forbidden("Only the buyer that holds the license pays for it.")
+        raise Forbidden(_("Only the buyer that holds the license pays for it."))
     if provider not in PROVIDERS:
-        raise ValidationFailed("Unknown provider.", {"provider": ["Use 'invoice' or 'stripe'."]})
+        raise ValidationFailed(
+            _("Unknown provider."), {"provider": [_("Use 'invoice' or 'stripe'.")]}
+        )
     if provider == "stripe":
         require_stripe(config)
     lic = lock_license(session, license_id)
     if lic.status != LicenseStatus.AWAITING_PAYMENT:
         raise Conflict(
-            f"Only a license awaiting payment can be paid; this one is {lic.status}.",
-            {"license_id": [f"The license is {lic.status}."]},
+            _(
+                "Only a license awaiting payment can be paid; this one is %(status)s.",
+                status=labels.name("license_status", lic.status),
+            ),
+            {
+                "license_id": [
+                    _(
+                        "The license is %(status)s.",
+                        status=labels.name("license_status", lic.status),
+                    )
+                ]
+            },
         )
     if lic.price_total_fen <= 0:
-        raise Conflict("This license is free; it needs no payment.")
+        raise Conflict(_("This license is free; it needs no payment."))
 
     for existing in open_payments(session, lic.id):
         if existing.provider == provider and existing.status == PaymentState.pending:
@@ -359,23 +373,28 @@ def settle(
     now = now or utcnow()
     found = session.get(Payment, payment_id)
     if found is None:
-        raise NotFound("No such payment.")
+        raise NotFound(_("No such payment."))
     lic = lock_license(session, found.license_id)
     payment = lock_payment(session, payment_id)
     if payment.status == PaymentState.settled:
         if strict:
-            raise Conflict(f"Payment {payment.id} is already settled.")
+            raise Conflict(_("Payment %(id)s is already settled.", id=payment.id))
         return "already_settled"
     if payment.status == PaymentState.canceled and strict:
         raise Conflict(
-            f"Payment {payment.id} was canceled (replaced by another payment or the license "
-            "was revoked); it cannot be settled."
+            _(
+                "Payment %(id)s was canceled (replaced by another payment or the license was revoked); it cannot be settled.",
+                id=payment.id,
+            )
         )
     if lic.status != LicenseStatus.AWAITING_PAYMENT:
         if strict:
             raise Conflict(
-                f"License {lic.id} is {lic.status}, not awaiting payment; the payment cannot "
-                "settle it."
+                _(
+                    "License %(id)s is %(status)s, not awaiting payment; the payment cannot settle it.",
+                    id=lic.id,
+                    status=labels.name("license_status", lic.status),
+                )
             )
         # Money arrived for a license that no longer waits for it: the operator refunds it.
         audit.record(
@@ -442,18 +461,18 @@ def settle_invoice(
     invoice; already settled or canceled; the license is not awaiting payment).
     """
     if not perm.can_settle_payment(actor):
-        raise Forbidden("Only the operator settles payments.")
+        raise Forbidden(_("Only the operator settles payments."))
     reference = ledger.transfer_reference(
         bank_reference,
         field="bank_reference",
         max_length=MAX_BANK_REFERENCE,
-        message="The bank reference is required.",
-        hint="Give the reference of the buyer's bank transfer.",
+        message=_("The bank reference is required."),
+        hint=_("Give the reference of the buyer's bank transfer."),
     )
     payment = session.get(Payment, payment_id)
     if payment is None:
-        raise NotFound("No such payment.")
+        raise NotFound(_("No such payment."))
     if payment.provider != "invoice":
-        raise Conflict("Stripe payments settle through Stripe's webhook, not by hand.")
+        raise Conflict(_("Stripe payments settle through Stripe's webhook, not by hand."))
     settle(session, actor, payment_id, config=config, bank_reference=reference, now=now)
     return payment

@@ -10,15 +10,14 @@ import marshmallow as ma
 from licenses.models import License
 from licenses.states import LicenseStatus, allowed_events
 from market.api_base import MAX_PER_PAGE
+from market.web import validators as mv
 
 _STATUSES = [s.value for s in LicenseStatus]
 
 
 class _Page(ma.Schema):
-    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1))
-    per_page = ma.fields.Integer(
-        load_default=20, validate=ma.validate.Range(min=1, max=MAX_PER_PAGE)
-    )
+    page = ma.fields.Integer(load_default=1, validate=mv.Range(min=1))
+    per_page = ma.fields.Integer(load_default=20, validate=mv.Range(min=1, max=MAX_PER_PAGE))
 
 
 # ------------------------------------------------------------------------------- load: bodies
@@ -28,12 +27,12 @@ class LicenseApplySchema(ma.Schema):
     quote_id = ma.fields.Integer(required=True, strict=True)
     purpose_statement = ma.fields.String(
         required=True,
-        validate=ma.validate.Length(min=1, max=4000),
+        validate=mv.Length(min=1, max=4000),
         metadata={"description": "What the buyer will use the data for, in its own words."},
     )
     free_use_justification = ma.fields.String(
         load_default=None,
-        validate=ma.validate.Length(max=4000),
+        validate=mv.Length(max=4000),
         metadata={
             "description": "Required for a free (public-welfare) license: why the use is "
             "public welfare. Free licenses always go to the operator's review."
@@ -42,12 +41,12 @@ class LicenseApplySchema(ma.Schema):
 
 
 class ReviewSchema(ma.Schema):
-    decision = ma.fields.String(required=True, validate=ma.validate.OneOf(["approve", "reject"]))
-    comment = ma.fields.String(load_default="", validate=ma.validate.Length(max=2000))
+    decision = ma.fields.String(required=True, validate=mv.OneOf(["approve", "reject"]))
+    comment = ma.fields.String(load_default="", validate=mv.Length(max=2000))
 
 
 class ReasonSchema(ma.Schema):
-    reason = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=2000))
+    reason = ma.fields.String(required=True, validate=mv.Length(min=1, max=2000))
 
 
 class RevokeSchema(ReasonSchema):
@@ -61,17 +60,17 @@ class RevokeSchema(ReasonSchema):
 
 
 class PaymentCreateSchema(ma.Schema):
-    provider = ma.fields.String(required=True, validate=ma.validate.OneOf(["invoice", "stripe"]))
+    provider = ma.fields.String(required=True, validate=mv.OneOf(["invoice", "stripe"]))
 
 
 class SettleSchema(ma.Schema):
-    bank_reference = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
+    bank_reference = ma.fields.String(required=True, validate=mv.Length(min=1, max=200))
 
 
 class VerifyRequestSchema(ma.Schema):
     policy = ma.fields.Dict(required=True)
-    signature = ma.fields.String(required=True, validate=ma.validate.Length(max=200))
-    public_key_id = ma.fields.String(validate=ma.validate.Length(max=64))
+    signature = ma.fields.String(required=True, validate=mv.Length(max=200))
+    public_key_id = ma.fields.String(validate=mv.Length(max=64))
 
 
 class PayoutCreateSchema(ma.Schema):
@@ -79,34 +78,32 @@ class PayoutCreateSchema(ma.Schema):
     amount = ma.fields.Integer(
         required=True,
         strict=True,
-        validate=ma.validate.Range(min=1),
+        validate=mv.Range(min=1),
         metadata={"description": "Fen."},
     )
-    reference = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=120))
+    reference = ma.fields.String(required=True, validate=mv.Length(min=1, max=120))
 
 
 class BlacklistAddSchema(ma.Schema):
     organization_id = ma.fields.Integer(required=True, strict=True)
-    reason = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=2000))
+    reason = ma.fields.String(required=True, validate=mv.Length(min=1, max=2000))
 
 
 # ------------------------------------------------------------------------ load: query strings
 
 
 class LicenseListArgs(_Page):
-    status = ma.fields.String(validate=ma.validate.OneOf(_STATUSES))
+    status = ma.fields.String(validate=mv.OneOf(_STATUSES))
 
 
 class PaymentListArgs(_Page):
-    status = ma.fields.String(
-        validate=ma.validate.OneOf(["pending", "settled", "failed", "canceled"])
-    )
-    provider = ma.fields.String(validate=ma.validate.OneOf(["invoice", "stripe"]))
+    status = ma.fields.String(validate=mv.OneOf(["pending", "settled", "failed", "canceled"]))
+    provider = ma.fields.String(validate=mv.OneOf(["invoice", "stripe"]))
 
 
 class RefundListArgs(_Page):
     status = ma.fields.String(
-        validate=ma.validate.OneOf(["pending", "paid", "succeeded"]),
+        validate=mv.OneOf(["pending", "paid", "succeeded"]),
         metadata={"description": "pending: credit notes not paid back yet."},
     )
 
@@ -114,19 +111,17 @@ class RefundListArgs(_Page):
 class StatementArgs(_Page):
     period = ma.fields.String(
         required=True,
-        validate=ma.validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$"),
+        validate=mv.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$"),
         metadata={"description": "YYYY-MM, an Asia/Shanghai calendar month."},
     )
     department_id = ma.fields.Integer()
-    format = ma.fields.String(load_default="json", validate=ma.validate.OneOf(["json", "csv"]))
+    format = ma.fields.String(load_default="json", validate=mv.OneOf(["json", "csv"]))
 
 
 class LedgerArgs(_Page):
-    per_page = ma.fields.Integer(
-        load_default=50, validate=ma.validate.Range(min=1, max=MAX_PER_PAGE)
-    )
+    per_page = ma.fields.Integer(load_default=50, validate=mv.Range(min=1, max=MAX_PER_PAGE))
     kind = ma.fields.String(
-        validate=ma.validate.OneOf(
+        validate=mv.OneOf(
             [
                 "invoice_issued",
                 "invoice_voided",
@@ -138,7 +133,7 @@ class LedgerArgs(_Page):
         )
     )
     account = ma.fields.String(
-        validate=ma.validate.Length(max=100),
+        validate=mv.Length(max=100),
         metadata={"description": "Account prefix, e.g. 'payable:department:'."},
     )
     license_id = ma.fields.Integer()
@@ -314,7 +309,7 @@ def _is_retryable(refund) -> bool:
 class CreditNotePaySchema(ma.Schema):
     reference = ma.fields.String(
         required=True,
-        validate=ma.validate.Length(min=1, max=200),
+        validate=mv.Length(min=1, max=200),
         metadata={"description": "The reference of the bank transfer back to the buyer."},
     )
 
@@ -393,7 +388,7 @@ class PayoutSchema(ma.Schema):
 
 class WelfareBodyAddSchema(ma.Schema):
     organization_id = ma.fields.Integer(required=True, strict=True)
-    reason = ma.fields.String(required=True, validate=ma.validate.Length(max=2000))
+    reason = ma.fields.String(required=True, validate=mv.Length(max=2000))
 
 
 class WelfareBodySchema(ma.Schema):

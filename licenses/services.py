@@ -20,6 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -37,6 +38,7 @@ from market.datasets.models import ColumnRole, Dataset, DatasetVersion, OpenGrad
 from market.db import iso, utcnow
 from market.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from market.quotes.models import Quote
+from market.web import labels
 
 MAX_STATEMENT = 4000
 MAX_REASON = 2000
@@ -45,13 +47,16 @@ EXPIRY_ACTOR = Actor.system("expiry")
 _S = LicenseStatus
 
 
-def _text(value: str | None, field: str, what: str, limit: int = MAX_REASON) -> str:
+def _text(value: str | None, field: str, what: object, limit: int = MAX_REASON) -> str:
     text = (value or "").strip()
     if not text:
-        raise ValidationFailed(f"The {what} is required.", {field: [f"Give the {what}."]})
+        raise ValidationFailed(
+            _("The %(what)s is required.", what=what), {field: [_("Give the %(what)s.", what=what)]}
+        )
     if len(text) > limit:
         raise ValidationFailed(
-            f"The {what} is too long.", {field: [f"Use at most {limit} characters."]}
+            _("The %(what)s is too long.", what=what),
+            {field: [_("Use at most %(limit)s characters.", limit=limit)]},
         )
     return text
 
@@ -59,7 +64,7 @@ def _text(value: str | None, field: str, what: str, limit: int = MAX_REASON) -> 
 def _visible(session: Session, actor: Actor, license_id: int) -> License:
     lic = session.get(License, license_id)
     if lic is None or not perm.can_view_license(actor, lic.buyer_org_id):
-        raise NotFound("No such license.")
+        raise NotFound(_("No such license."))
     return lic
 
 
@@ -86,8 +91,11 @@ def _columns_for(
             names.insert(0, column.name)
     if not names:
         raise Conflict(
-            f"Dataset {dataset.id} version {version_no} has no columns to license; ask for a "
-            "new quote."
+            _(
+                "Dataset %(id)s version %(version_no)s has no columns to license; ask for a new quote.",
+                id=dataset.id,
+                version_no=version_no,
+            )
         )
     return names
 
@@ -97,14 +105,18 @@ def _items_from_quote(session: Session, quote: Quote) -> list[tuple[Dataset, Lic
     for raw in quote.items or []:
         dataset = session.get(Dataset, int(raw["dataset_id"]))
         if dataset is None:
-            raise Conflict(f"Dataset {raw['dataset_id']} of the quote no longer exists.")
+            raise Conflict(
+                _("Dataset %(raw)s of the quote no longer exists.", raw=raw["dataset_id"])
+            )
         if dataset.open_grade == OpenGrade.restricted:
-            raise Conflict(f"Dataset {dataset.id} is not open (不予开放) and cannot be licensed.")
+            raise Conflict(
+                _("Dataset %(id)s is not open (不予开放) and cannot be licensed.", id=dataset.id)
+            )
         version_no = raw.get("dataset_version")
         if version_no is None:
             current = dataset.current_version
             if current is None:
-                raise Conflict(f"Dataset {dataset.id} has no listed version.")
+                raise Conflict(_("Dataset %(id)s has no listed version.", id=dataset.id))
             version_no = current.version
         item = LicenseItem(
             dataset_id=dataset.id,
@@ -114,7 +126,7 @@ def _items_from_quote(session: Session, quote: Quote) -> list[tuple[Dataset, Lic
         )
         out.append((dataset, item))
     if not out:
-        raise Conflict("The quote covers no dataset.")
+        raise Conflict(_("The quote covers no dataset."))
     return out
 
 
@@ -142,31 +154,43 @@ def apply_for_license(
     """
     now = now or utcnow()
     if not perm.can_apply_for_license(actor):
-        raise Forbidden("Only buyers apply for licenses.")
+        raise Forbidden(_("Only buyers apply for licenses."))
     if actor.org_status != OrgStatus.active:
         raise Forbidden(
-            "Your organization has not been admitted by the operator yet "
-            f"(status: {actor.org_status}); it can apply for licenses once it is admitted."
+            _(
+                "Your organization has not been admitted by the operator yet (status: %(org_status)s); it can apply for licenses once it is admitted.",
+                org_status=actor.org_status,
+            )
         )
     blacklist.ensure_not_blacklisted(session, actor, "apply_license")
-    statement = _text(purpose_statement, "purpose_statement", "purpose statement", MAX_STATEMENT)
+    statement = _text(
+        purpose_statement, "purpose_statement", _l("purpose statement"), MAX_STATEMENT
+    )
 
     quote = session.get(Quote, quote_id)
     if quote is None or quote.buyer_org_id != actor.org_id:
-        raise NotFound("No such quote.")
+        raise NotFound(_("No such quote."))
     upgrade_of = getattr(quote, "upgrade_of_license_id", None)
     if upgrade_of is not None:
         raise Conflict(
-            f"This quote prices an upgrade of license {upgrade_of}; it cannot open a new license.",
-            {"quote_id": ["An upgrade quote."]},
+            _(
+                "This quote prices an upgrade of license %(upgrade_of)s; it cannot open a new license.",
+                upgrade_of=upgrade_of,
+            ),
+            {"quote_id": [_("An upgrade quote.")]},
         )
     used = session.scalar(sa.select(License.id).where(License.quote_id == quote.id))
     if used is not None:
-        raise Conflict(f"This quote was already used for license {used}; ask for a new quote.")
+        raise Conflict(
+            _("This quote was already used for license %(used)s; ask for a new quote.", used=used)
+        )
     if quote.expires_at <= now:
         raise Conflict(
-            f"The quote expired at {iso(quote.expires_at)}; ask for a new quote.",
-            {"quote_id": ["The quote has expired."]},
+            _(
+                "The quote expired at %(expires_at)s; ask for a new quote.",
+                expires_at=iso(quote.expires_at),
+            ),
+            {"quote_id": [_("The quote has expired.")]},
         )
 
     free = quote.total_fen == 0
@@ -214,7 +238,7 @@ def apply_for_license(
             session.flush()
     except IntegrityError:
         # Two applications with one quote at once: the unique quote_id decides.
-        raise Conflict("This quote was already used; ask for a new quote.") from None
+        raise Conflict(_("This quote was already used; ask for a new quote.")) from None
     audit.record(
         session,
         "license.applied",
@@ -259,17 +283,19 @@ def review_license(
     comment), IllegalTransition (→ 409) if the license is not pending review.
     """
     if not perm.can_review_license(actor):
-        raise Forbidden("Only the operator reviews license applications.")
+        raise Forbidden(_("Only the operator reviews license applications."))
     if decision not in ("approve", "reject"):
-        raise ValidationFailed("Unknown decision.", {"decision": ["Use 'approve' or 'reject'."]})
+        raise ValidationFailed(
+            _("Unknown decision."), {"decision": [_("Use 'approve' or 'reject'.")]}
+        )
     note = (comment or "").strip()
     if decision == "reject":
-        note = _text(comment, "comment", "reason for the rejection")
+        note = _text(comment, "comment", _l("reason for the rejection"))
     elif len(note) > MAX_REASON:
-        raise ValidationFailed("The comment is too long.", {"comment": ["Too long."]})
+        raise ValidationFailed(_("The comment is too long."), {"comment": [_("Too long.")]})
     lic = lock_license(session, license_id)
     if lic is None:
-        raise NotFound("No such license.")
+        raise NotFound(_("No such license."))
     if decision == "approve":  # important data (GB/T 43697-2024): the regulator approves first
         from market.governance.services import require_regulator_approval
 
@@ -367,7 +393,7 @@ def list_licenses(
     elif actor.role == "buyer" and actor.is_user:
         buyer = actor.org_id
     else:
-        raise Forbidden("Only buyers, the operator and the regulator list licenses.")
+        raise Forbidden(_("Only buyers, the operator and the regulator list licenses."))
     expire_due(session, now, buyer_org_id=buyer)
     stmt = sa.select(License).order_by(License.created_at.desc(), License.id.desc())
     if buyer is not None:
@@ -378,12 +404,12 @@ def list_licenses(
 
 
 _NOT_USABLE = {
-    _S.PENDING_REVIEW: "it is waiting for the operator's review",
-    _S.AWAITING_PAYMENT: "it has not been paid yet",
-    _S.EXPIRED: "its term is over; apply for a new license",
-    _S.REVOKED: "it was revoked",
-    _S.SUSPENDED: "the regulator suspended it",
-    _S.REJECTED: "the application was rejected",
+    _S.PENDING_REVIEW: _l("it is waiting for the operator's review"),
+    _S.AWAITING_PAYMENT: _l("it has not been paid yet"),
+    _S.EXPIRED: _l("its term is over; apply for a new license"),
+    _S.REVOKED: _l("it was revoked"),
+    _S.SUSPENDED: _l("the regulator suspended it"),
+    _S.REJECTED: _l("the application was rejected"),
 }
 
 
@@ -400,16 +426,23 @@ def active_license_for(
     """
     lic = session.get(License, license_id)
     if lic is None or (actor.role == "buyer" and lic.buyer_org_id != actor.org_id):
-        raise NotFound("No such license.")
+        raise NotFound(_("No such license."))
     if actor.role != "buyer" or not actor.is_user:
-        raise Forbidden("Only the buyer that holds a license can use it.")
+        raise Forbidden(_("Only the buyer that holds a license can use it."))
     blacklist.ensure_not_blacklisted(session, actor, "use_license")
     expire_if_due(session, lic, now)
     if not grants_access(lic.status):
         why = _NOT_USABLE.get(LicenseStatus(lic.status), lic.status)
         raise Forbidden(
-            f"License {lic.id} cannot be used: {why}.",
-            {"license_id": [f"The license is {lic.status}."]},
+            _("License %(id)s cannot be used: %(why)s.", id=lic.id, why=why),
+            {
+                "license_id": [
+                    _(
+                        "The license is %(status)s.",
+                        status=labels.name("license_status", lic.status),
+                    )
+                ]
+            },
         )
     return lic
 
@@ -448,13 +481,13 @@ def suspend_license(
     Raises Forbidden, NotFound, ValidationFailed (no reason), IllegalTransition (→ 409).
     """
     if not perm.can_suspend_license(actor):
-        raise Forbidden("Only the regulator suspends licenses.")
-    text = _text(reason, "reason", "reason")
+        raise Forbidden(_("Only the regulator suspends licenses."))
+    text = _text(reason, "reason", _l("reason"))
     lic = lock_license(session, license_id)
     if lic is None:
-        raise NotFound("No such license.")
+        raise NotFound(_("No such license."))
     if expire_if_due(session, lic, now):
-        raise Conflict("The license has just expired; there is nothing to suspend.")
+        raise Conflict(_("The license has just expired; there is nothing to suspend."))
     return _change(session, actor, lic, LicenseEvent.SUSPEND, text, "license.suspended")
 
 
@@ -463,13 +496,13 @@ def reinstate_license(
 ) -> License:
     """Lift a suspension (regulator). Raises like :func:`suspend_license`."""
     if not perm.can_reinstate_license(actor):
-        raise Forbidden("Only the regulator reinstates licenses.")
-    text = _text(reason, "reason", "reason")
+        raise Forbidden(_("Only the regulator reinstates licenses."))
+    text = _text(reason, "reason", _l("reason"))
     lic = lock_license(session, license_id)
     if lic is None:
-        raise NotFound("No such license.")
+        raise NotFound(_("No such license."))
     if expire_if_due(session, lic, now):
-        raise Conflict("The license has expired meanwhile; it cannot be reinstated.")
+        raise Conflict(_("The license has expired meanwhile; it cannot be reinstated."))
     return _change(session, actor, lic, LicenseEvent.REINSTATE, text, "license.reinstated")
 
 
@@ -496,12 +529,12 @@ def revoke_license(
     Raises Forbidden, NotFound, ValidationFailed (no reason), IllegalTransition (→ 409).
     """
     if not perm.can_revoke_license(actor):
-        raise Forbidden("Only the operator or the regulator revokes licenses.")
-    text = _text(reason, "reason", "reason")
+        raise Forbidden(_("Only the operator or the regulator revokes licenses."))
+    text = _text(reason, "reason", _l("reason"))
     now = now or utcnow()
     lic = lock_license(session, license_id)
     if lic is None:
-        raise NotFound("No such license.")
+        raise NotFound(_("No such license."))
     expire_if_due(session, lic, now)
     transition(lic.status, LicenseEvent.REVOKE)  # refuse before any refund is issued
     if refund and lic.status in (_S.ACTIVE, _S.SUSPENDED):

@@ -15,6 +15,8 @@ from decimal import (
 from functools import lru_cache
 from typing import Any
 
+from market.i18n import N_
+
 from .errors import PricingError
 
 #: Working precision for coefficient curves (powers, ratios). Far beyond what a fen needs, so
@@ -53,7 +55,9 @@ def to_decimal(value: Any, field: str, error: type[PricingError]) -> Decimal:
     Raises ``error`` naming ``field`` when the value is not an exact finite number.
     """
     if isinstance(value, bool) or isinstance(value, float):
-        raise error(field, "must be an exact number (int, Decimal or decimal string), not float")
+        raise error(
+            field, N_("must be an exact number (int, Decimal or decimal string), not float")
+        )
     if isinstance(value, int):
         return Decimal(value)
     if isinstance(value, Decimal):
@@ -62,18 +66,18 @@ def to_decimal(value: Any, field: str, error: type[PricingError]) -> Decimal:
         try:
             result = Decimal(value.strip())
         except InvalidOperation:
-            raise error(field, "must be a decimal number such as '1.25'") from None
+            raise error(field, N_("must be a decimal number such as '1.25'")) from None
     else:
-        raise error(field, f"must be a number, not {type(value).__name__}")
+        raise error(field, N_("must be a number, not %(type)s"), type=type(value).__name__)
     if not result.is_finite():
-        raise error(field, "must be a finite number")
+        raise error(field, N_("must be a finite number"))
     return result
 
 
 def to_int(value: Any, field: str, error: type[PricingError]) -> int:
     """Accept a Python int only (bools and floats are refused), raising ``error`` otherwise."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise error(field, f"must be an integer, not {type(value).__name__}")
+        raise error(field, N_("must be an integer, not %(type)s"), type=type(value).__name__)
     return value
 
 

@@ -21,6 +21,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
+from market.i18n import N_
+
 from ._num import CURVE, plain, quantize_factor, to_int
 from .errors import InvalidRevenueInput
 from .params import PricingParameters
@@ -98,11 +100,14 @@ def parse_period(period: str) -> tuple[int, int]:
     including a year outside ``MIN_PERIOD_YEAR``..``MAX_PERIOD_YEAR``."""
     match = _PERIOD.match(period) if isinstance(period, str) else None
     if match is None:
-        raise InvalidRevenueInput("period", "must be a month written YYYY-MM, e.g. 2025-07")
+        raise InvalidRevenueInput("period", N_("must be a month written YYYY-MM, e.g. 2025-07"))
     year, month = int(match.group(1)), int(match.group(2))
     if not MIN_PERIOD_YEAR <= year <= MAX_PERIOD_YEAR:
         raise InvalidRevenueInput(
-            "period", f"the year must be between {MIN_PERIOD_YEAR} and {MAX_PERIOD_YEAR}"
+            "period",
+            N_("the year must be between %(min_period_year)s and %(max_period_year)s"),
+            min_period_year=MIN_PERIOD_YEAR,
+            max_period_year=MAX_PERIOD_YEAR,
         )
     return year, month
 
@@ -130,10 +135,10 @@ def revenue_cap_report(
     totals: dict[tuple[str, str], int] = {}
     for i, entry in enumerate(revenue):
         if not isinstance(entry, RevenueEntry):
-            raise InvalidRevenueInput(f"revenue[{i}]", "must be a RevenueEntry")
+            raise InvalidRevenueInput(f"revenue[{i}]", N_("must be a RevenueEntry"))
         for name in ("party", "category"):
             if not isinstance(getattr(entry, name), str) or not getattr(entry, name):
-                raise InvalidRevenueInput(f"revenue[{i}].{name}", "must be a non-empty string")
+                raise InvalidRevenueInput(f"revenue[{i}].{name}", N_("must be a non-empty string"))
         amount = to_int(entry.amount_fen, f"revenue[{i}].amount_fen", InvalidRevenueInput)
         key = (entry.party, entry.category)
         totals[key] = totals.get(key, 0) + amount
@@ -141,10 +146,10 @@ def revenue_cap_report(
     for key, value in (prior_excess or {}).items():
         name = f"prior_excess.{key[0]}.{key[1]}" if isinstance(key, tuple) else "prior_excess"
         if not (isinstance(key, tuple) and len(key) == 2):
-            raise InvalidRevenueInput(name, "keys must be (party, category) pairs")
+            raise InvalidRevenueInput(name, N_("keys must be (party, category) pairs"))
         amount = to_int(value, name, InvalidRevenueInput)
         if amount < 0:
-            raise InvalidRevenueInput(name, "must be >= 0 fen")
+            raise InvalidRevenueInput(name, N_("must be >= 0 fen"))
         carried[key] = amount
 
     rows = []

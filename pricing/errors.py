@@ -26,8 +26,11 @@ class PricingError(Exception):
         return self.message % self.params if self.params else self.message
 
     def to_errors(self) -> dict[str, list[str]]:
-        """Field errors in the shape the API error envelope uses (English)."""
-        return {self.field: [self.text]}
+        """Field errors in the shape the API error envelope uses, in the current locale
+        (English outside an app context)."""
+        from market.i18n import translate
+
+        return {self.field: [translate(self.message, self.params)]}
 
 
 class NotPriceable(PricingError):

@@ -55,6 +55,8 @@ from math import ceil
 from types import MappingProxyType
 from typing import Any
 
+from market.i18n import N_
+
 from ._num import (
     BASE_QUANTUM,
     CURVE,
@@ -114,7 +116,7 @@ class Costs:
         for name in ("collection", "processing", "storage_monthly", "desensitization"):
             value = to_int(getattr(self, name), f"costs.{name}", NotPriceable)
             if value < 0:
-                raise NotPriceable(f"costs.{name}", "must be >= 0 fen")
+                raise NotPriceable(f"costs.{name}", N_("must be >= 0 fen"))
 
     def basis_fen(self, horizon_months: int) -> int:
         """The cost basis before return and amortization."""
@@ -152,26 +154,26 @@ class DatasetInfo:
     def __post_init__(self) -> None:
         to_int(self.dataset_id, "dataset_id", NotPriceable)
         if not isinstance(self.category, str) or not self.category:
-            raise NotPriceable("category", "must be a non-empty string")
+            raise NotPriceable("category", N_("must be a non-empty string"))
         score = to_decimal(self.quality_score, "quality_score", NotPriceable)
         if not ZERO <= score <= 100:
-            raise NotPriceable("quality_score", "must be between 0 and 100")
+            raise NotPriceable("quality_score", N_("must be between 0 and 100"))
         object.__setattr__(self, "quality_score", score)
         if not isinstance(self.costs, Costs):
-            raise NotPriceable("costs", "must be a Costs instance")
+            raise NotPriceable("costs", N_("must be a Costs instance"))
         if not isinstance(self.columns, Mapping) or not self.columns:
-            raise NotPriceable("columns", "must map at least one column name to a weight")
+            raise NotPriceable("columns", N_("must map at least one column name to a weight"))
         weights: dict[str, Decimal] = {}
         for name in sorted(self.columns):
             if not isinstance(name, str) or not name:
-                raise NotPriceable("columns", "column names must be non-empty strings")
+                raise NotPriceable("columns", N_("column names must be non-empty strings"))
             weight = to_decimal(self.columns[name], f"columns.{name}", NotPriceable)
             if weight <= 0:
-                raise NotPriceable(f"columns.{name}", "weight must be > 0")
+                raise NotPriceable(f"columns.{name}", N_("weight must be > 0"))
             weights[name] = weight
         object.__setattr__(self, "columns", MappingProxyType(weights))
         if self.entity_key not in weights:
-            raise NotPriceable("entity_key", "must be one of the dataset's columns")
+            raise NotPriceable("entity_key", N_("must be one of the dataset's columns"))
 
 
 @dataclass(frozen=True)
@@ -192,19 +194,29 @@ class Scope:
         cols = self.columns
         if cols is not None:
             if isinstance(cols, (str, bytes)) or not isinstance(cols, Iterable):
-                raise InvalidScope("columns", "must be a list of column names or null for all")
+                raise InvalidScope("columns", N_("must be a list of column names or null for all"))
             cols = frozenset(cols)
             if not cols:
-                raise InvalidScope("columns", "must name at least one column, or be null for all")
+                raise InvalidScope(
+                    "columns", N_("must name at least one column, or be null for all")
+                )
             if not all(isinstance(c, str) and c for c in cols):
-                raise InvalidScope("columns", "column names must be non-empty strings")
+                raise InvalidScope("columns", N_("column names must be non-empty strings"))
             object.__setattr__(self, "columns", cols)
         months = to_int(self.duration_months, "duration_months", InvalidScope)
         if not 1 <= months <= MAX_DURATION_MONTHS:
-            raise InvalidScope("duration_months", f"must be between 1 and {MAX_DURATION_MONTHS}")
+            raise InvalidScope(
+                "duration_months",
+                N_("must be between 1 and %(max_duration_months)s"),
+                max_duration_months=MAX_DURATION_MONTHS,
+            )
         quota = to_int(self.query_quota, "query_quota", InvalidScope)
         if not 1 <= quota <= MAX_QUERY_QUOTA:
-            raise InvalidScope("query_quota", f"must be between 1 and {MAX_QUERY_QUOTA}")
+            raise InvalidScope(
+                "query_quota",
+                N_("must be between 1 and %(max_query_quota)s"),
+                max_query_quota=MAX_QUERY_QUOTA,
+            )
         object.__setattr__(self, "purpose", parse_purpose(self.purpose))
 
     @classmethod
@@ -216,14 +228,14 @@ class Scope:
         for key in ("exclusive", "exclusivity"):
             if key in data and data[key] not in (None, False):
                 raise InvalidScope(
-                    key, "public data is never licensed exclusively; remove this field"
+                    key, N_("public data is never licensed exclusively; remove this field")
                 )
         known = {"columns", "duration_months", "purpose", "query_quota"}
         for key in sorted(set(data) - known - {"exclusive", "exclusivity"}):
-            raise InvalidScope(str(key), "unknown field")
+            raise InvalidScope(str(key), N_("unknown field"))
         for key in ("duration_months", "purpose", "query_quota"):
             if key not in data:
-                raise InvalidScope(key, "is required")
+                raise InvalidScope(key, N_("is required"))
         return cls(
             columns=data.get("columns"),
             duration_months=data["duration_months"],
@@ -255,7 +267,7 @@ def parse_purpose(value: Any) -> Purpose:
         return Purpose(value)
     except ValueError:
         options = ", ".join(str(p) for p in Purpose)
-        raise InvalidScope("purpose", f"must be one of {options}") from None
+        raise InvalidScope("purpose", N_("must be one of %(options)s"), options=options) from None
 
 
 # -- outputs ---------------------------------------------------------------------------------
@@ -390,7 +402,8 @@ def quality_coefficient(score: Decimal, params: PricingParameters) -> Decimal:
     if score < floor:
         raise NotPriceable(
             "quality_score",
-            f"is below the quality floor {plain(floor)}; the dataset cannot be priced",
+            N_("is below the quality floor %(floor)s; the dataset cannot be priced"),
+            floor=plain(floor),
         )
     lo, hi = params.quality_coefficient_at_floor, params.quality_coefficient_at_max
     if lo == hi:
@@ -406,7 +419,9 @@ def _columns(dataset: DatasetInfo, scope: Scope) -> tuple[tuple[str, ...], Decim
         return tuple(sorted(dataset.columns)), quantize_factor(ONE)
     unknown = sorted(scope.columns - dataset.columns.keys())
     if unknown:
-        raise InvalidScope("columns", f"unknown column(s) for this dataset: {', '.join(unknown)}")
+        raise InvalidScope(
+            "columns", N_("unknown column(s) for this dataset: %(value)s"), value=", ".join(unknown)
+        )
     chosen = tuple(sorted(scope.columns | {dataset.entity_key}))
     selected = ZERO
     for name in chosen:
@@ -538,15 +553,20 @@ def quote(
     ``NotPriceable``.
     """
     if not items:
-        raise InvalidScope("items", "must contain at least one dataset")
+        raise InvalidScope("items", N_("must contain at least one dataset"))
     if len(items) > MAX_ITEMS_PER_QUOTE:
-        raise InvalidScope("items", f"at most {MAX_ITEMS_PER_QUOTE} datasets per quote")
+        raise InvalidScope(
+            "items",
+            N_("at most %(max_items_per_quote)s datasets per quote"),
+            max_items_per_quote=MAX_ITEMS_PER_QUOTE,
+        )
     seen: set[int] = set()
     for dataset, _scope in items:
         if dataset.dataset_id in seen:
             raise InvalidScope(
                 "items",
-                f"dataset {dataset.dataset_id} appears twice; list its columns in one item",
+                N_("dataset %(dataset_id)s appears twice; list its columns in one item"),
+                dataset_id=dataset.dataset_id,
             )
         seen.add(dataset.dataset_id)
     ordered = sorted(items, key=lambda pair: pair[0].dataset_id)
@@ -585,13 +605,16 @@ def upgrade_quote(
     for dataset, old_scope in old_items:
         if dataset.dataset_id not in new_by_id:
             raise InvalidScope(
-                "items", f"dataset {dataset.dataset_id} cannot be dropped in an upgrade"
+                "items",
+                N_("dataset %(dataset_id)s cannot be dropped in an upgrade"),
+                dataset_id=dataset.dataset_id,
             )
         new_dataset, new_scope = new_by_id[dataset.dataset_id]
         if not new_scope.covers(old_scope, new_dataset):
             raise InvalidScope(
                 _narrowed_field(old_scope, new_scope, new_dataset),
-                f"an upgrade of dataset {dataset.dataset_id} cannot narrow the license",
+                N_("an upgrade of dataset %(dataset_id)s cannot narrow the license"),
+                dataset_id=dataset.dataset_id,
             )
     over = frozenset(over_cap_categories)
     old = quote(old_items, params, over_cap_categories=over)

@@ -271,12 +271,12 @@ class PricingParameters:
         still load. Raises ``InvalidParameters`` naming the first bad, missing or unknown field.
         """
         if not isinstance(data, Mapping):
-            raise InvalidParameters("parameters", "must be a JSON object")
+            raise InvalidParameters("parameters", N_("must be a JSON object"))
         names = [f.name for f in dataclasses.fields(cls)]
         data = {k: v for k, v in data.items() if k not in RETIRED_FIELDS}
         for key in sorted(data):
             if key not in names:
-                raise InvalidParameters(str(key), "unknown field")
+                raise InvalidParameters(str(key), N_("unknown field"))
         kwargs: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             if f.name not in data:
@@ -284,7 +284,7 @@ class PricingParameters:
                     f.default_factory is not dataclasses.MISSING
                 ):
                     continue
-                raise InvalidParameters(f.name, "is required")
+                raise InvalidParameters(f.name, N_("is required"))
             kwargs[f.name] = data[f.name]
         # Normalization and checking happen in __post_init__ via _validate.
         return cls(**kwargs)
@@ -331,22 +331,30 @@ def _dec(
 ) -> Decimal:
     result = to_decimal(value, field, InvalidParameters)
     if decimal_places(result) > FACTOR_PLACES:
-        raise InvalidParameters(field, f"must have at most {FACTOR_PLACES} decimal places")
+        raise InvalidParameters(
+            field,
+            N_("must have at most %(factor_places)s decimal places"),
+            factor_places=FACTOR_PLACES,
+        )
     if minimum is not None and (result < minimum or (min_exclusive and result == minimum)):
         op = ">" if min_exclusive else ">="
-        raise InvalidParameters(field, f"must be {op} {plain(minimum)}")
+        raise InvalidParameters(
+            field, N_("must be %(op)s %(minimum)s"), op=op, minimum=plain(minimum)
+        )
     if maximum is not None and (result > maximum or (max_exclusive and result == maximum)):
         op = "<" if max_exclusive else "<="
-        raise InvalidParameters(field, f"must be {op} {plain(maximum)}")
+        raise InvalidParameters(
+            field, N_("must be %(op)s %(maximum)s"), op=op, maximum=plain(maximum)
+        )
     return result
 
 
 def _int(value: Any, field: str, *, minimum: int, maximum: int | None = None) -> int:
     result = to_int(value, field, InvalidParameters)
     if result < minimum:
-        raise InvalidParameters(field, f"must be >= {minimum}")
+        raise InvalidParameters(field, N_("must be >= %(minimum)s"), minimum=minimum)
     if maximum is not None and result > maximum:
-        raise InvalidParameters(field, f"must be <= {maximum}")
+        raise InvalidParameters(field, N_("must be <= %(maximum)s"), maximum=maximum)
     return result
 
 
@@ -365,11 +373,11 @@ CATEGORY_FIELDS: tuple[str, ...] = (
 
 def _category_map(value: Any, field: str, convert: Any) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
-        raise InvalidParameters(field, "must be an object mapping category to value")
+        raise InvalidParameters(field, N_("must be an object mapping category to value"))
     out = {}
     for key in sorted(value, key=str):
         if not isinstance(key, str) or not key.strip():
-            raise InvalidParameters(field, "category names must be non-empty strings")
+            raise InvalidParameters(field, N_("category names must be non-empty strings"))
         if key not in CATEGORIES:
             raise InvalidParameters(
                 f"{field}.{key}",
@@ -505,31 +513,33 @@ def _validate(p: PricingParameters) -> None:
 def _validate_shares(value: Any) -> Mapping[str, Decimal]:
     field = "scope_shares"
     if not isinstance(value, Mapping):
-        raise InvalidParameters(field, "must be an object {columns, duration, quota}")
+        raise InvalidParameters(field, N_("must be an object {columns, duration, quota}"))
     for key in sorted(value, key=str):
         if key not in SCOPE_PARTS:
-            raise InvalidParameters(f"{field}.{key}", "unknown field")
+            raise InvalidParameters(f"{field}.{key}", N_("unknown field"))
     out: dict[str, Decimal] = {}
     for part in SCOPE_PARTS:
         name = f"{field}.{part}"
         if part not in value:
-            raise InvalidParameters(name, "is required")
+            raise InvalidParameters(name, N_("is required"))
         # Every part must count: a zero share would make that dimension free to split.
         out[part] = _dec(value[part], name, minimum=ZERO, maximum=ONE, min_exclusive=True)
     if sum(out.values()) != ONE:
-        raise InvalidParameters(field, "the three shares must add up to 1")
+        raise InvalidParameters(field, N_("the three shares must add up to 1"))
     return _frozen_mapping(out)
 
 
 def _validate_purposes(value: Any) -> Mapping[Purpose, Decimal]:
     field = "purpose_coefficients"
     if not isinstance(value, Mapping):
-        raise InvalidParameters(field, "must be an object mapping purpose to coefficient")
+        raise InvalidParameters(field, N_("must be an object mapping purpose to coefficient"))
     allowed = {str(p) for p in PURPOSE_ORDER}
     for key in value:
         if str(key) not in allowed:
             raise InvalidParameters(
-                f"{field}.{key}", f"unknown purpose; expected one of {', '.join(sorted(allowed))}"
+                f"{field}.{key}",
+                N_("unknown purpose; expected one of %(value)s"),
+                value=", ".join(sorted(allowed)),
             )
     by_name = {str(k): v for k, v in value.items()}
     out: dict[Purpose, Decimal] = {}
@@ -537,14 +547,14 @@ def _validate_purposes(value: Any) -> Mapping[Purpose, Decimal]:
     for purpose in PURPOSE_ORDER:
         name = f"{field}.{purpose}"
         if str(purpose) not in by_name:
-            raise InvalidParameters(name, "is required")
+            raise InvalidParameters(name, N_("is required"))
         coefficient = _dec(by_name[str(purpose)], name, minimum=ZERO, maximum=_MAX_COEFFICIENT)
         if purpose is Purpose.public_welfare:
             if coefficient != ZERO:
-                raise InvalidParameters(name, "must be 0: public-welfare use is free")
+                raise InvalidParameters(name, N_("must be 0: public-welfare use is free"))
         elif previous is not None and coefficient <= previous:
             raise InvalidParameters(
-                name, "must be greater than the coefficient of the purpose before it"
+                name, N_("must be greater than the coefficient of the purpose before it")
             )
         out[purpose] = coefficient
         previous = coefficient
@@ -554,7 +564,7 @@ def _validate_purposes(value: Any) -> Mapping[Purpose, Decimal]:
 def _validate_brackets(value: Any) -> tuple[BundleBracket, ...]:
     field = "bundle_discount_brackets"
     if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
-        raise InvalidParameters(field, "must be a list of {from_fen, rate}")
+        raise InvalidParameters(field, N_("must be a list of {from_fen, rate}"))
     out: list[BundleBracket] = []
     for i, raw in enumerate(value):
         name = f"{field}[{i}]"
@@ -563,24 +573,24 @@ def _validate_brackets(value: Any) -> tuple[BundleBracket, ...]:
         elif isinstance(raw, Mapping):
             extra = set(raw) - {"from_fen", "rate"}
             if extra:
-                raise InvalidParameters(f"{name}.{sorted(extra)[0]}", "unknown field")
+                raise InvalidParameters(f"{name}.{sorted(extra)[0]}", N_("unknown field"))
             if "from_fen" not in raw or "rate" not in raw:
-                raise InvalidParameters(name, "must have from_fen and rate")
+                raise InvalidParameters(name, N_("must have from_fen and rate"))
             from_fen, rate = raw["from_fen"], raw["rate"]
         else:
-            raise InvalidParameters(name, "must be {from_fen, rate}")
+            raise InvalidParameters(name, N_("must be {from_fen, rate}"))
         from_fen = _int(from_fen, f"{name}.from_fen", minimum=0)
         # A rate of 1 would make extra spend free; below 1 keeps totals strictly rising.
         rate = _dec(rate, f"{name}.rate", minimum=ZERO, maximum=ONE, max_exclusive=True)
         if out and from_fen <= out[-1].from_fen:
             raise InvalidParameters(
-                f"{name}.from_fen", "must be greater than the previous bracket's from_fen"
+                f"{name}.from_fen", N_("must be greater than the previous bracket's from_fen")
             )
         if out and rate < out[-1].rate:
             # Falling marginal rates would make the discount non-convex, so splitting a bundle
             # into two quotes could be cheaper than buying it whole.
             raise InvalidParameters(
-                f"{name}.rate", "must be at least the previous bracket's rate (graduated)"
+                f"{name}.rate", N_("must be at least the previous bracket's rate (graduated)")
             )
         out.append(BundleBracket(from_fen, rate))
     return tuple(out)

@@ -213,8 +213,14 @@ class StripeProvider:
         except stripe.SignatureVerificationError as exc:
             # Stripe's message says which check failed (signature or timestamp), never the secret.
             raise InvalidWebhook(f"invalid Stripe webhook: {exc.user_message or exc}") from None
-        except (ValueError, UnicodeDecodeError, TypeError, AttributeError, KeyError,
-                RecursionError):
+        except (
+            ValueError,
+            UnicodeDecodeError,
+            TypeError,
+            AttributeError,
+            KeyError,
+            RecursionError,
+        ):
             # stripe-python reads the body as a dict: a JSON list or string fails inside it.
             raise InvalidWebhook("invalid Stripe webhook: the body is not a JSON event") from None
         return _event(event.to_dict())

@@ -4,11 +4,13 @@ import datetime as dt
 
 import marshmallow as ma
 
+from market.web import validators as mv
+
 
 class EventFilterSchema(ma.Schema):
-    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1))
-    per_page = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=500))
-    type = ma.fields.String(validate=ma.validate.Length(max=64))
+    page = ma.fields.Integer(load_default=1, validate=mv.Range(min=1))
+    per_page = ma.fields.Integer(load_default=50, validate=mv.Range(min=1, max=500))
+    type = ma.fields.String(validate=mv.Length(max=64))
     actor_org = ma.fields.Integer()
     since = ma.fields.AwareDateTime(default_timezone=dt.UTC)
     until = ma.fields.AwareDateTime(default_timezone=dt.UTC)

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, g, render_template, request
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from market.accounts import permissions as perm
@@ -15,6 +16,7 @@ from market.api_base import paginate
 from market.audit import services
 from market.audit.models import AuditEvent
 from market.auth import login_required
+from market.errors import Forbidden
 from market.extensions import db
 from market.keys import public_keys
 from market.web import registry
@@ -49,7 +51,7 @@ def _local_date(value: str | None, end: bool = False) -> dt.datetime | None:
 @login_required
 def explorer():
     if not perm.can_read_audit(g.actor):
-        abort(403)
+        raise Forbidden(_("Only the operator and the regulator read the audit log."))
     args = request.args
     try:
         actor_org = int(args["actor_org"]) if args.get("actor_org") else None
@@ -114,7 +116,7 @@ def insights_page():
     """Charts for the regulator: transactions over time, revenue per department, queries and
     refusals per license, top refusal rules."""
     if not perm.can_read_audit(g.actor):
-        abort(403)
+        raise Forbidden(_("Only the operator and the regulator read the audit log."))
     from market.audit.insights import dashboard
 
     data = dashboard(db.session)

@@ -119,9 +119,7 @@ class ConsentRecord(MethodView):
     @blp.alt_response(409, description="Not requested any more.")
     def post(self, body, consent_id):
         """Record the enterprise's paper authorization letter (授权书): granted (operator)."""
-        return services.record_paper_authorization(
-            db.session, current_actor(), consent_id, **body
-        )
+        return services.record_paper_authorization(db.session, current_actor(), consent_id, **body)
 
 
 @blp.route("/consents/<int:consent_id>/revoke")

@@ -58,9 +58,11 @@ def _existing_license(buyer: Organization, dataset_ids: set[int]) -> License | N
         .where(License.buyer_org_id == buyer.id, License.status == LicenseStatus.ACTIVE.value)
         .order_by(License.id.desc())
     ):
-        covered = set(db.session.scalars(
-            sa.select(LicenseItem.dataset_id).where(LicenseItem.license_id == lic.id)
-        ))
+        covered = set(
+            db.session.scalars(
+                sa.select(LicenseItem.dataset_id).where(LicenseItem.license_id == lic.id)
+            )
+        )
         if dataset_ids <= covered and (lic.ends_at is None or lic.ends_at > utcnow()):
             return lic
     return None
@@ -154,8 +156,9 @@ def seed_consent_demo(demo: Any, report: Any) -> None:
     if lic is None:
         lic = _new_license(buyer, operator, datasets)
     if lic.status != LicenseStatus.ACTIVE:
-        paid = db.session.scalar(sa.select(sa.func.count()).select_from(Payment).where(
-            Payment.license_id == lic.id))
+        paid = db.session.scalar(
+            sa.select(sa.func.count()).select_from(Payment).where(Payment.license_id == lic.id)
+        )
         report.notes.append(
             f"consented lookups: license {lic.id} is {lic.status} ({paid} payment(s)); "
             "no consent seeded"

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
 from licenses import blacklist
@@ -48,9 +50,10 @@ from market.datasets.models import ColumnRole, Treatment
 from market.db import utcnow
 from market.errors import Forbidden, RateLimited
 from market.pipeline import pseudonym
+from market.web import labels
 
 #: One message for "no consent" and "no such enterprise": a bank cannot probe existence.
-NO_CONSENT_MESSAGE = (
+NO_CONSENT_MESSAGE = _l(
     "No granted, unexpired consent of this enterprise covers this license. Ask the enterprise "
     "to grant a consent request, or the operator to record its authorization letter."
 )
@@ -62,6 +65,7 @@ CONSENT_EVENTS = (
     "consent.revoked",
 )
 ACCESS_LOG_EVENTS = (*CONSENT_EVENTS, "lookup.performed")
+
 
 @dataclass(frozen=True)
 class LookupTable:
@@ -125,7 +129,11 @@ def _plan_tables(
             or key.treatment != Treatment.pseudonymized
         ):
             unavailable.append(
-                {"slug": dataset.slug, "dataset_id": dataset.id, "reason": "not_keyed_by_credit_code"}
+                {
+                    "slug": dataset.slug,
+                    "dataset_id": dataset.id,
+                    "reason": "not_keyed_by_credit_code",
+                }
             )
             continue
         licensed = set(item.columns or [])
@@ -172,7 +180,11 @@ def _take_quota(session: Session, lic: License, now: dt.datetime) -> int | None:
 
 
 def _refusal(lic: License, code: str, reason: str) -> tuple[str, tuple[str, Any], dict[str, Any]]:
-    return ("lookup.refused", ("license", lic.id), {"subject_ref": subject_ref(code), "reason": reason})
+    return (
+        "lookup.refused",
+        ("license", lic.id),
+        {"subject_ref": subject_ref(code), "reason": reason},
+    )
 
 
 def perform_lookup(
@@ -198,9 +210,9 @@ def perform_lookup(
     """
     now = now or utcnow()
     if not perm.can_look_up(actor):
-        raise Forbidden("Only buyers make lookups.")
+        raise Forbidden(_("Only buyers make lookups."))
     if not perm.is_active(actor):
-        raise Forbidden(perm.AWAITING_ADMISSION)
+        raise Forbidden(str(perm.AWAITING_ADMISSION))
     blacklist.ensure_not_blacklisted(session, actor, "lookup")
     lic = licenses.active_license_for(session, license_id, actor, now)
     code = normalize_credit_code(subject_credit_code)
@@ -216,18 +228,29 @@ def perform_lookup(
         .limit(1)
     )
     if consent is None:
-        raise Forbidden(NO_CONSENT_MESSAGE, audit=_refusal(lic, code, "no_valid_consent"))
+        raise Forbidden(str(NO_CONSENT_MESSAGE), audit=_refusal(lic, code, "no_valid_consent"))
 
     left = _take_quota(session, lic, now)
     if left is None:
         if lic.status != LicenseStatus.ACTIVE:
             raise Forbidden(
-                f"License {lic.id} cannot be used: it is {lic.status}.",
-                {"license_id": [f"The license is {lic.status}."]},
+                _(
+                    "License %(id)s cannot be used: it is %(status)s.",
+                    id=lic.id,
+                    status=labels.name("license_status", lic.status),
+                ),
+                {
+                    "license_id": [
+                        _(
+                            "The license is %(status)s.",
+                            status=labels.name("license_status", lic.status),
+                        )
+                    ]
+                },
             )
         raise RateLimited(
-            f"The lookup quota of license {lic.id} is used up.",
-            {"license_id": ["No quota left."]},
+            _("The lookup quota of license %(id)s is used up.", id=lic.id),
+            {"license_id": [_("No quota left.")]},
             audit=_refusal(lic, code, "quota_exhausted"),
         )
 
@@ -238,14 +261,21 @@ def perform_lookup(
         read = records.read_subject_tables([plan.spec for plan in plans], target, row_limit)
     except RecordsUnavailable as exc:
         raise ServiceUnavailable(
-            f"The data of table {exc.slug} cannot be read right now; no quota was used. "
-            "Try again later."
+            _(
+                "The data of table %(slug)s cannot be read right now; no quota was used. Try again later.",
+                slug=exc.slug,
+            )
         ) from None
     for plan, rows in zip(plans, read, strict=True):
         tables.append(
             LookupTable(
-                plan.spec.slug, plan.dataset_id, plan.title, rows.columns, plan.omitted,
-                rows.rows, rows.truncated,
+                plan.spec.slug,
+                plan.dataset_id,
+                plan.title,
+                rows.columns,
+                plan.omitted,
+                rows.rows,
+                rows.truncated,
             )
         )
 
@@ -300,7 +330,7 @@ def list_lookups(session: Session, actor: Actor) -> sa.Select:
         return stmt
     if perm.is_buyer(actor):
         return stmt.where(Lookup.buyer_org_id == actor.org_id)
-    raise Forbidden("Only buyers, the operator and the regulator list lookups.")
+    raise Forbidden(_("Only buyers, the operator and the regulator list lookups."))
 
 
 # ------------------------------------------------------------------------------- access log
@@ -331,7 +361,7 @@ def access_log(
     Raises Forbidden (not a data subject; awaiting admission).
     """
     if not perm.can_read_access_log(actor):
-        raise Forbidden("Only data subjects have an access log.")
+        raise Forbidden(_("Only data subjects have an access log."))
     require_admitted_subject(actor)
     code = subject_code_of(session, actor)
     ids = sa.select(sa.cast(Consent.id, sa.String)).where(Consent.subject_credit_code == code)

@@ -33,9 +33,7 @@ class Consent(Base):
 
     __tablename__ = "consents"
     __table_args__ = (
-        sa.CheckConstraint(
-            "status IN ('requested','granted','denied','revoked')", name="status"
-        ),
+        sa.CheckConstraint("status IN ('requested','granted','denied','revoked')", name="status"),
         sa.CheckConstraint("length(subject_credit_code) = 18", name="credit_code_length"),
         sa.Index("ix_consents_license_subject", "license_id", "subject_credit_code"),
     )

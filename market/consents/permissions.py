@@ -6,12 +6,14 @@ an enterprise acts on a consent only when the consent names its own code.
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
+
 from market.accounts.actor import Actor
 from market.accounts.models import OrgStatus
 from market.consents.models import Consent
 
 #: The 403 message for an organization the operator has not admitted yet.
-AWAITING_ADMISSION = (
+AWAITING_ADMISSION = _l(
     "Your organization is awaiting admission by the operator; it can act on consents once "
     "it is admitted."
 )
@@ -39,7 +41,11 @@ def can_request_consent(actor: Actor) -> bool:
 
 
 def is_consent_subject(actor: Actor, consent: Consent, subject_code: str | None) -> bool:
-    return is_subject(actor) and subject_code is not None and subject_code == consent.subject_credit_code
+    return (
+        is_subject(actor)
+        and subject_code is not None
+        and subject_code == consent.subject_credit_code
+    )
 
 
 def can_view_consent(actor: Actor, consent: Consent, subject_code: str | None) -> bool:

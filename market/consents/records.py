@@ -92,9 +92,7 @@ def _connect(paths: Sequence[str]) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _read(
-    con: duckdb.DuckDBPyConnection, spec: TableSpec, key_value: str, limit: int
-) -> TableRows:
+def _read(con: duckdb.DuckDBPyConnection, spec: TableSpec, key_value: str, limit: int) -> TableRows:
     path = str(spec.path)
     try:
         present = set(pq.read_schema(path).names)

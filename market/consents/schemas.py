@@ -9,6 +9,7 @@ import marshmallow as ma
 from market.accounts.schemas import OrganizationBriefSchema
 from market.consents.models import ConsentStatus
 from market.db import utcnow
+from market.web import validators as mv
 
 # -- loading -----------------------------------------------------------------------------
 
@@ -17,10 +18,10 @@ class ConsentCreateSchema(ma.Schema):
     license_id = ma.fields.Integer(required=True, strict=True)
     subject_credit_code = ma.fields.String(
         required=True,
-        validate=ma.validate.Length(min=1, max=64),
+        validate=mv.Length(min=1, max=64),
         metadata={"description": "The enterprise's Unified Social Credit Code (18 characters)."},
     )
-    purpose = ma.fields.String(required=True, validate=ma.validate.Length(max=2000))
+    purpose = ma.fields.String(required=True, validate=mv.Length(max=2000))
     valid_until = ma.fields.AwareDateTime(
         required=True,
         default_timezone=dt.UTC,
@@ -32,26 +33,26 @@ class ConsentCreateSchema(ma.Schema):
 
 
 class ConsentDecisionSchema(ma.Schema):
-    decision = ma.fields.String(required=True, validate=ma.validate.OneOf(["grant", "deny"]))
+    decision = ma.fields.String(required=True, validate=mv.OneOf(["grant", "deny"]))
 
 
 class ConsentRecordSchema(ma.Schema):
     authorization_reference = ma.fields.String(
         required=True,
-        validate=ma.validate.Length(min=1, max=200),
+        validate=mv.Length(min=1, max=200),
         metadata={"description": "The reference of the paper authorization letter (授权书)."},
     )
 
 
 class ConsentListArgs(ma.Schema):
-    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1))
-    per_page = ma.fields.Integer(load_default=20, validate=ma.validate.Range(min=1, max=100))
-    status = ma.fields.String(validate=ma.validate.OneOf([s.value for s in ConsentStatus]))
+    page = ma.fields.Integer(load_default=1, validate=mv.Range(min=1))
+    per_page = ma.fields.Integer(load_default=20, validate=mv.Range(min=1, max=100))
+    status = ma.fields.String(validate=mv.OneOf([s.value for s in ConsentStatus]))
 
 
 class LookupCreateSchema(ma.Schema):
     license_id = ma.fields.Integer(required=True, strict=True)
-    subject_credit_code = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=64))
+    subject_credit_code = ma.fields.String(required=True, validate=mv.Length(min=1, max=64))
 
 
 # -- dumping -----------------------------------------------------------------------------
@@ -150,7 +151,9 @@ class LookupLogSchema(ma.Schema):
 class AccessEntrySchema(ma.Schema):
     at = ma.fields.DateTime()
     type = ma.fields.String(
-        metadata={"description": "consent.requested|granted|denied|recorded|revoked, lookup.performed"}
+        metadata={
+            "description": "consent.requested|granted|denied|recorded|revoked, lookup.performed"
+        }
     )
     consent_id = ma.fields.Integer()
     license_id = ma.fields.Integer()

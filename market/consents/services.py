@@ -16,6 +16,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
 from licenses import blacklist
@@ -30,6 +32,7 @@ from market.consents.models import Consent, ConsentStatus
 from market.db import iso, utcnow
 from market.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from market.idcodes import is_valid_uscc
+from market.web import labels
 
 MAX_PURPOSE = 2000
 MAX_REFERENCE = 200
@@ -46,8 +49,12 @@ def normalize_credit_code(code: str | None, field: str = "subject_credit_code") 
     value = (code or "").strip().upper()
     if not is_valid_uscc(value):
         raise ValidationFailed(
-            "The Unified Social Credit Code is not valid.",
-            {field: ["Not a valid 18-character code: check the characters and the check digit."]},
+            _("The Unified Social Credit Code is not valid."),
+            {
+                field: [
+                    _("Not a valid 18-character code: check the characters and the check digit.")
+                ]
+            },
         )
     return value
 
@@ -62,13 +69,16 @@ def subject_ref(code: str) -> str:
     return mac.hexdigest()[:16]
 
 
-def _text(value: str | None, field: str, what: str, limit: int) -> str:
+def _text(value: str | None, field: str, what: object, limit: int) -> str:
     text = (value or "").strip()
     if not text:
-        raise ValidationFailed(f"The {what} is required.", {field: [f"Give the {what}."]})
+        raise ValidationFailed(
+            _("The %(what)s is required.", what=what), {field: [_("Give the %(what)s.", what=what)]}
+        )
     if len(text) > limit:
         raise ValidationFailed(
-            f"The {what} is too long.", {field: [f"Use at most {limit} characters."]}
+            _("The %(what)s is too long.", what=what),
+            {field: [_("Use at most %(limit)s characters.", limit=limit)]},
         )
     return text
 
@@ -90,7 +100,9 @@ def subject_code_of(session: Session, actor: Actor) -> str | None:
     """The credit code of the caller's organization if it is a data subject."""
     if not perm.is_subject(actor) or actor.org_id is None:
         return None
-    return session.scalar(sa.select(Organization.credit_code).where(Organization.id == actor.org_id))
+    return session.scalar(
+        sa.select(Organization.credit_code).where(Organization.id == actor.org_id)
+    )
 
 
 def registered_subject(session: Session, code: str) -> Organization | None:
@@ -105,7 +117,7 @@ def require_admitted_subject(actor: Actor) -> None:
     # A pending enterprise has not proven it owns the code it registered with: it sees no
     # consent about that code and decides none (whatever the consent id, so nothing leaks).
     if perm.is_subject(actor) and not perm.is_active(actor):
-        raise Forbidden(perm.AWAITING_ADMISSION)
+        raise Forbidden(str(perm.AWAITING_ADMISSION))
 
 
 def _lock(session: Session, consent_id: int) -> Consent | None:
@@ -117,7 +129,7 @@ def _lock(session: Session, consent_id: int) -> Consent | None:
     ).scalar_one_or_none()
 
 
-def _for_subject_action(session: Session, actor: Actor, consent_id: int, verb: str) -> Consent:
+def _for_subject_action(session: Session, actor: Actor, consent_id: int, verb: object) -> Consent:
     """The consent locked for a decision or revocation by the enterprise it names.
 
     Raises Forbidden (awaiting admission; a caller who may see the consent but is not its
@@ -127,11 +139,11 @@ def _for_subject_action(session: Session, actor: Actor, consent_id: int, verb: s
     consent = _lock(session, consent_id)
     code = subject_code_of(session, actor)
     if consent is None:
-        raise NotFound("No such consent.")
+        raise NotFound(_("No such consent."))
     if not perm.can_decide_consent(actor, consent, code):
         if perm.can_view_consent(actor, consent, code):
-            raise Forbidden(f"Only the enterprise the consent names can {verb} it.")
-        raise NotFound("No such consent.")
+            raise Forbidden(_("Only the enterprise the consent names can %(verb)s it.", verb=verb))
+        raise NotFound(_("No such consent."))
     return consent
 
 
@@ -167,23 +179,34 @@ def request_consent(
     """
     now = now or utcnow()
     if not perm.can_request_consent(actor):
-        raise Forbidden("Only buyers request consents.")
+        raise Forbidden(_("Only buyers request consents."))
     if not perm.is_active(actor):
-        raise Forbidden(perm.AWAITING_ADMISSION)
+        raise Forbidden(str(perm.AWAITING_ADMISSION))
     blacklist.ensure_not_blacklisted(session, actor, "request_consent")
     lic = licenses.active_license_for(session, license_id, actor, now)
     code = normalize_credit_code(subject_credit_code)
-    text = _text(purpose, "purpose", "purpose", MAX_PURPOSE)
+    text = _text(purpose, "purpose", _l("purpose"), MAX_PURPOSE)
     until = _aware(valid_until)
     if until <= now:
         raise ValidationFailed(
-            "The consent must be valid until a time in the future.",
-            {"valid_until": ["Choose a time in the future."]},
+            _("The consent must be valid until a time in the future."),
+            {"valid_until": [_("Choose a time in the future.")]},
         )
     if lic.ends_at is not None and until > lic.ends_at:
         raise ValidationFailed(
-            f"The consent cannot outlast license {lic.id}, which ends at {iso(lic.ends_at)}.",
-            {"valid_until": [f"Choose a time no later than the license's end, {iso(lic.ends_at)}."]},
+            _(
+                "The consent cannot outlast license %(id)s, which ends at %(ends_at)s.",
+                id=lic.id,
+                ends_at=iso(lic.ends_at),
+            ),
+            {
+                "valid_until": [
+                    _(
+                        "Choose a time no later than the license's end, %(ends_at)s.",
+                        ends_at=iso(lic.ends_at),
+                    )
+                ]
+            },
         )
     open_one = session.scalar(
         sa.select(Consent.id).where(
@@ -191,16 +214,17 @@ def request_consent(
             Consent.subject_credit_code == code,
             sa.or_(
                 Consent.status == ConsentStatus.requested.value,
-                sa.and_(
-                    Consent.status == ConsentStatus.granted.value, Consent.valid_until > now
-                ),
+                sa.and_(Consent.status == ConsentStatus.granted.value, Consent.valid_until > now),
             ),
         )
     )
     if open_one is not None:
         raise Conflict(
-            f"Consent {open_one} for this license and enterprise is already open.",
-            {"subject_credit_code": [f"See consent {open_one}."]},
+            _(
+                "Consent %(open_one)s for this license and enterprise is already open.",
+                open_one=open_one,
+            ),
+            {"subject_credit_code": [_("See consent %(open_one)s.", open_one=open_one)]},
         )
     subject = registered_subject(session, code)
     consent = Consent(
@@ -242,21 +266,25 @@ def decide_consent(
     """
     now = now or utcnow()
     if decision not in ("grant", "deny"):
-        raise ValidationFailed("Unknown decision.", {"decision": ["Use 'grant' or 'deny'."]})
-    consent = _for_subject_action(session, actor, consent_id, "decide")
+        raise ValidationFailed(_("Unknown decision."), {"decision": [_("Use 'grant' or 'deny'.")]})
+    consent = _for_subject_action(session, actor, consent_id, _l("decide"))
     if consent.status != ConsentStatus.requested:
         raise Conflict(
-            f"Consent {consent.id} is {consent.status_at(now)}; only a requested consent can be "
-            "decided."
+            _(
+                "Consent %(id)s is %(value)s; only a requested consent can be decided.",
+                id=consent.id,
+                value=labels.name("consent_status", consent.status_at(now)),
+            )
         )
     if decision == "grant" and consent.valid_until <= now:
         raise Conflict(
-            f"Consent {consent.id} asked for access until {iso(consent.valid_until)}, which has "
-            "passed; the bank must ask again."
+            _(
+                "Consent %(id)s asked for access until %(valid_until)s, which has passed; the bank must ask again.",
+                id=consent.id,
+                valid_until=iso(consent.valid_until),
+            )
         )
-    consent.status = (
-        ConsentStatus.granted if decision == "grant" else ConsentStatus.denied
-    ).value
+    consent.status = (ConsentStatus.granted if decision == "grant" else ConsentStatus.denied).value
     consent.decided_by_id = actor.user_id
     consent.decided_at = now
     consent.subject_org_id = actor.org_id
@@ -287,25 +315,31 @@ def record_paper_authorization(
     """
     now = now or utcnow()
     if not perm.can_record_authorization(actor):
-        raise Forbidden("Only the operator records paper authorization letters.")
+        raise Forbidden(_("Only the operator records paper authorization letters."))
     reference = _text(
         authorization_reference,
         "authorization_reference",
-        "authorization letter's reference",
+        _l("authorization letter's reference"),
         MAX_REFERENCE,
     )
     consent = _lock(session, consent_id)
     if consent is None:
-        raise NotFound("No such consent.")
+        raise NotFound(_("No such consent."))
     if consent.status != ConsentStatus.requested:
         raise Conflict(
-            f"Consent {consent.id} is {consent.status_at(now)}; only a requested consent can be "
-            "granted by a letter."
+            _(
+                "Consent %(id)s is %(value)s; only a requested consent can be granted by a letter.",
+                id=consent.id,
+                value=labels.name("consent_status", consent.status_at(now)),
+            )
         )
     if consent.valid_until <= now:
         raise Conflict(
-            f"Consent {consent.id} asked for access until {iso(consent.valid_until)}, which has "
-            "passed; the bank must ask again."
+            _(
+                "Consent %(id)s asked for access until %(valid_until)s, which has passed; the bank must ask again.",
+                id=consent.id,
+                valid_until=iso(consent.valid_until),
+            )
         )
     if consent.subject_org_id is None:
         subject = registered_subject(session, consent.subject_credit_code)
@@ -336,11 +370,14 @@ def revoke_consent(
     NotFound, Conflict (not granted).
     """
     now = now or utcnow()
-    consent = _for_subject_action(session, actor, consent_id, "revoke")
+    consent = _for_subject_action(session, actor, consent_id, _l("revoke"))
     if consent.status != ConsentStatus.granted:
         raise Conflict(
-            f"Consent {consent.id} is {consent.status_at(now)}; only a granted consent can be "
-            "revoked."
+            _(
+                "Consent %(id)s is %(value)s; only a granted consent can be revoked.",
+                id=consent.id,
+                value=labels.name("consent_status", consent.status_at(now)),
+            )
         )
     consent.status = ConsentStatus.revoked.value
     consent.revoked_by_id = actor.user_id
@@ -357,8 +394,10 @@ def get_consent(session: Session, actor: Actor, consent_id: int) -> Consent:
     """
     require_admitted_subject(actor)
     consent = session.get(Consent, consent_id)
-    if consent is None or not perm.can_view_consent(actor, consent, subject_code_of(session, actor)):
-        raise NotFound("No such consent.")
+    if consent is None or not perm.can_view_consent(
+        actor, consent, subject_code_of(session, actor)
+    ):
+        raise NotFound(_("No such consent."))
     return consent
 
 
@@ -380,7 +419,9 @@ def list_consents(
     elif perm.is_subject(actor):
         stmt = stmt.where(Consent.subject_credit_code == subject_code_of(session, actor))
     else:
-        raise Forbidden("Only buyers, data subjects, the operator and the regulator see consents.")
+        raise Forbidden(
+            _("Only buyers, data subjects, the operator and the regulator see consents.")
+        )
     if status == ConsentStatus.expired:
         stmt = stmt.where(Consent.status == ConsentStatus.granted.value, Consent.valid_until <= now)
     elif status == ConsentStatus.granted:

@@ -149,8 +149,10 @@ def new():
             status = _failed(exc, form)
         else:
             flash(
-                _("Consent request %(id)s sent: the enterprise can now grant or deny it.",
-                  id=consent.id),
+                _(
+                    "Consent request %(id)s sent: the enterprise can now grant or deny it.",
+                    id=consent.id,
+                ),
                 "success",
             )
             return redirect(url_for("consents.detail", consent_id=consent.id))
@@ -201,8 +203,10 @@ def decide(consent_id: int):
         _failed(exc)
     else:
         if consent.status == ConsentStatus.granted:
-            flash(_("Consent %(id)s granted to %(bank)s.", id=consent.id, bank=consent.buyer.name),
-                  "success")
+            flash(
+                _("Consent %(id)s granted to %(bank)s.", id=consent.id, bank=consent.buyer.name),
+                "success",
+            )
         else:
             flash(_("Consent %(id)s denied.", id=consent.id), "success")
     if request.form.get("next_page") == "detail":
@@ -222,8 +226,14 @@ def revoke(consent_id: int):
     except DomainError as exc:
         _failed(exc)
     else:
-        flash(_("Consent %(id)s revoked: %(bank)s can no longer look up your records.",
-                id=consent.id, bank=consent.buyer.name), "success")
+        flash(
+            _(
+                "Consent %(id)s revoked: %(bank)s can no longer look up your records.",
+                id=consent.id,
+                bank=consent.buyer.name,
+            ),
+            "success",
+        )
     return redirect(url_for("consents.index"))
 
 
@@ -234,14 +244,18 @@ def record(consent_id: int):
     if form.validate_on_submit():
         try:
             consent = services.record_paper_authorization(
-                db.session, g.actor, consent_id,
+                db.session,
+                g.actor,
+                consent_id,
                 authorization_reference=form.authorization_reference.data,
             )
         except DomainError as exc:
             status = _failed(exc, form)
         else:
-            flash(_("Paper authorization recorded: consent %(id)s is granted.", id=consent.id),
-                  "success")
+            flash(
+                _("Paper authorization recorded: consent %(id)s is granted.", id=consent.id),
+                "success",
+            )
             return redirect(url_for("consents.detail", consent_id=consent.id))
     else:
         status = 422
@@ -307,12 +321,14 @@ def _consent_requests_panel(user):
     code = user.organization.credit_code
     now = utcnow()
     requested = db.session.scalar(
-        sa.select(sa.func.count()).select_from(Consent).where(
-            Consent.subject_credit_code == code, Consent.status == ConsentStatus.requested.value
-        )
+        sa.select(sa.func.count())
+        .select_from(Consent)
+        .where(Consent.subject_credit_code == code, Consent.status == ConsentStatus.requested.value)
     )
     granted = db.session.scalar(
-        sa.select(sa.func.count()).select_from(Consent).where(
+        sa.select(sa.func.count())
+        .select_from(Consent)
+        .where(
             Consent.subject_credit_code == code,
             Consent.status == ConsentStatus.granted.value,
             Consent.valid_until > now,
@@ -326,8 +342,12 @@ def _access_log_panel(user):
     if user.organization.status != "active":
         return {"pending": True}
     result = lookups.access_log(db.session, g.actor, page=1, per_page=5)
-    return {"pending": False, "entries": result["items"], "total": result["total"],
-            "labels": EVENT_LABELS}
+    return {
+        "pending": False,
+        "entries": result["items"],
+        "total": result["total"],
+        "labels": EVENT_LABELS,
+    }
 
 
 @registry.panel("lookups", roles={"buyer"}, title=_l("Consented lookups"), order=25)
@@ -337,13 +357,17 @@ def _lookups_panel(user):
     counts = dict(
         db.session.execute(
             sa.select(Consent.status, sa.func.count())
-            .where(Consent.buyer_org_id == org_id, sa.or_(
-                Consent.status != ConsentStatus.granted.value, Consent.valid_until > now))
+            .where(
+                Consent.buyer_org_id == org_id,
+                sa.or_(Consent.status != ConsentStatus.granted.value, Consent.valid_until > now),
+            )
             .group_by(Consent.status)
         ).all()
     )
     recent = db.session.scalars(
-        sa.select(Lookup).where(Lookup.buyer_org_id == org_id)
-        .order_by(Lookup.created_at.desc(), Lookup.id.desc()).limit(3)
+        sa.select(Lookup)
+        .where(Lookup.buyer_org_id == org_id)
+        .order_by(Lookup.created_at.desc(), Lookup.id.desc())
+        .limit(3)
     ).all()
     return {"counts": counts, "recent": recent}

@@ -16,6 +16,7 @@ from market.datasets.dcat import theme_scheme_jsonld
 from market.extensions import db
 from market.governance import services
 from market.governance.pdf import certificate_pdf
+from market.web import validators as mv
 
 blp = Blueprint(
     "governance_api",
@@ -49,11 +50,9 @@ class ListsSchema(ma.Schema):
 class ListAddSchema(ma.Schema):
     organization_id = ma.fields.Integer(load_default=None, allow_none=True, strict=True)
     subject = ma.fields.String(
-        load_default=None, allow_none=True, validate=ma.validate.Length(max=services.MAX_SUBJECT)
+        load_default=None, allow_none=True, validate=mv.Length(max=services.MAX_SUBJECT)
     )
-    reason = ma.fields.String(
-        required=True, validate=ma.validate.Length(min=1, max=services.MAX_REASON)
-    )
+    reason = ma.fields.String(required=True, validate=mv.Length(min=1, max=services.MAX_REASON))
     until = ma.fields.AwareDateTime(load_default=None, allow_none=True)
 
     class Meta:
@@ -61,9 +60,7 @@ class ListAddSchema(ma.Schema):
 
 
 class ListReasonSchema(ma.Schema):
-    reason = ma.fields.String(
-        required=True, validate=ma.validate.Length(min=1, max=services.MAX_REASON)
-    )
+    reason = ma.fields.String(required=True, validate=mv.Length(min=1, max=services.MAX_REASON))
 
 
 class StatusEntrySchema(ma.Schema):
@@ -79,7 +76,7 @@ class StatusListSchema(ma.Schema):
 
 
 class CertificateArgs(ma.Schema):
-    format = ma.fields.String(load_default="json", validate=ma.validate.OneOf(["json", "pdf"]))
+    format = ma.fields.String(load_default="json", validate=mv.OneOf(["json", "pdf"]))
 
 
 def _entry_dict(entry: services.PublicEntry) -> dict:
@@ -122,7 +119,10 @@ class ListRemoveOrganization(MethodView):
     def delete(self, body, list_name, organization_id):
         """Take an organization off the red or black list, with the reason (regulator)."""
         services.remove_entry(
-            db.session, current_actor(), list_name, organization_id=organization_id,
+            db.session,
+            current_actor(),
+            list_name,
+            organization_id=organization_id,
             reason=body["reason"],
         )
         return None
@@ -153,8 +153,8 @@ class LicenseStatusList(MethodView):
 
 
 class RegulatorReviewSchema(ma.Schema):
-    decision = ma.fields.String(required=True, validate=ma.validate.OneOf(["approve", "reject"]))
-    comment = ma.fields.String(load_default="", validate=ma.validate.Length(max=services.MAX_REASON))
+    decision = ma.fields.String(required=True, validate=mv.OneOf(["approve", "reject"]))
+    comment = ma.fields.String(load_default="", validate=mv.Length(max=services.MAX_REASON))
 
 
 class RegulatorDecisionSchema(ma.Schema):

@@ -92,7 +92,7 @@ def parameter_set(session: Session, version: int) -> PricingParameterSet:
         sa.select(PricingParameterSet).where(PricingParameterSet.version == version)
     )
     if row is None:
-        raise NotFound(f"There is no pricing parameter version {version}.")
+        raise NotFound(_("There is no pricing parameter version %(version)s.", version=version))
     return row
 
 
@@ -136,13 +136,16 @@ def save_parameters(
     (or when nothing changes), Conflict (a concurrent save, or ``base_version`` is stale).
     """
     if not perm.can_edit_pricing_parameters(actor):
-        raise Forbidden("Only the operator sets pricing parameters.")
+        raise Forbidden(_("Only the operator sets pricing parameters."))
     current = current_parameter_set(session)
     if base_version is not None and base_version != current.version:
         raise Conflict(
-            f"Version {current.version} was saved after version {base_version}; "
-            "reload the parameters and apply your change again.",
-            {"base_version": [f"the current version is {current.version}"]},
+            _(
+                "Version %(version)s was saved after version %(base_version)s; reload the parameters and apply your change again.",
+                version=current.version,
+                base_version=base_version,
+            ),
+            {"base_version": [_("the current version is %(version)s", version=current.version)]},
         )
     merged = {**current.params, **dict(changes), "version": current.version + 1}
     try:
@@ -165,8 +168,12 @@ def save_parameters(
         )
     if not changed:
         raise ValidationFailed(
-            "Nothing to save: the parameters are the same as the current version.",
-            {"parameters": [f"no parameter differs from version {current.version}"]},
+            _("Nothing to save: the parameters are the same as the current version."),
+            {
+                "parameters": [
+                    _("no parameter differs from version %(version)s", version=current.version)
+                ]
+            },
         )
     row = PricingParameterSet(
         version=params.version,
@@ -180,7 +187,7 @@ def save_parameters(
             session.flush()
     except IntegrityError:
         raise Conflict(
-            "Another pricing parameter version was saved at the same time; reload and retry."
+            _("Another pricing parameter version was saved at the same time; reload and retry.")
         ) from None
     audit.record(
         session,

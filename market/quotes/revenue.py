@@ -262,7 +262,7 @@ def revenue_cap_report(
     first = period if earliest is None or earliest >= start else period_of(earliest)
     months = _months(first, period)[-MAX_CARRY_MONTHS:]
     share = fee_share() if share is None else share
-    first_start, _ = period_bounds(months[0])
+    first_start, _first_end = period_bounds(months[0])
     money, items, providers = _revenue(session, first_start, end)
     by_month: dict[str, list[_Money]] = defaultdict(list)
     for m in money:
@@ -271,7 +271,7 @@ def revenue_cap_report(
     rows: tuple[pricing.RevenueCapRow, ...] = ()
     version = 0
     for month in months:
-        _, month_end = period_bounds(month)
+        _month_start, month_end = period_bounds(month)
         param_row = parameters_in_force(session, month_end)
         version = param_row.version
         rows = pricing.revenue_cap_report(

@@ -8,10 +8,12 @@ import marshmallow as ma
 
 import pricing
 from market.db import utcnow
+from market.i18n import N_, translate
+from market.web import validators as mv
 
 PURPOSES = [str(p) for p in pricing.PURPOSE_ORDER]
-_COLUMN = ma.fields.String(validate=ma.validate.Length(min=1, max=128))
-_EXCLUSIVE = "public data is never licensed exclusively; remove this field"
+_COLUMN = ma.fields.String(validate=mv.Length(min=1, max=128))
+_EXCLUSIVE = N_("public data is never licensed exclusively; remove this field")
 
 
 class _NoExclusivity(ma.Schema):
@@ -24,7 +26,7 @@ class _NoExclusivity(ma.Schema):
     @ma.validates_schema
     def _refuse_exclusivity(self, data: dict[str, Any], **kwargs: Any) -> None:
         errors = {
-            k: [_EXCLUSIVE]
+            k: [translate(_EXCLUSIVE)]
             for k in ("exclusive", "exclusivity")
             if data.get(k) not in (None, False)
         }
@@ -44,7 +46,7 @@ class QuoteItemArgsSchema(_NoExclusivity):
         _COLUMN,
         allow_none=True,
         load_default=None,
-        validate=ma.validate.Length(max=1000),
+        validate=mv.Length(max=1000),
         metadata={
             "description": "Column names; null (or absent) for all columns. "
             "The entity key is always included."
@@ -56,14 +58,14 @@ class QuoteCreateSchema(_NoExclusivity):
     items = ma.fields.List(
         ma.fields.Nested(QuoteItemArgsSchema),
         required=True,
-        validate=ma.validate.Length(min=1, max=200),
+        validate=mv.Length(min=1, max=200),
     )
     duration_months = ma.fields.Integer(
-        required=True, strict=True, validate=ma.validate.Range(1, pricing.MAX_DURATION_MONTHS)
+        required=True, strict=True, validate=mv.Range(1, pricing.MAX_DURATION_MONTHS)
     )
-    purpose = ma.fields.String(required=True, validate=ma.validate.OneOf(PURPOSES))
+    purpose = ma.fields.String(required=True, validate=mv.OneOf(PURPOSES))
     query_quota = ma.fields.Integer(
-        required=True, strict=True, validate=ma.validate.Range(1, pricing.MAX_QUERY_QUOTA)
+        required=True, strict=True, validate=mv.Range(1, pricing.MAX_QUERY_QUOTA)
     )
 
 
@@ -79,11 +81,13 @@ class ColumnsChange(ma.fields.Field):
             out = {}
             for key, names in value.items():
                 if not str(key).isdigit():
-                    raise ma.ValidationError(f"{key!r} is not a dataset id")
+                    raise ma.ValidationError(
+                        translate(N_("%(key)s is not a dataset id"), {"key": repr(key)})
+                    )
                 out[int(key)] = None if names is None else self._names(names)
             return out
         raise ma.ValidationError(
-            "send a list of column names, an object {dataset_id: [names]}, or null"
+            translate(N_("send a list of column names, an object {dataset_id: [names]}, or null"))
         )
 
     @staticmethod
@@ -91,17 +95,15 @@ class ColumnsChange(ma.fields.Field):
         if not isinstance(value, list) or not all(
             isinstance(v, str) and 0 < len(v) <= 128 for v in value
         ):
-            raise ma.ValidationError("must be a list of column names")
+            raise ma.ValidationError(translate(N_("must be a list of column names")))
         return value
 
 
 class UpgradeQuoteArgsSchema(_NoExclusivity):
     duration_months = ma.fields.Integer(
-        strict=True, validate=ma.validate.Range(1, pricing.MAX_DURATION_MONTHS)
+        strict=True, validate=mv.Range(1, pricing.MAX_DURATION_MONTHS)
     )
-    query_quota = ma.fields.Integer(
-        strict=True, validate=ma.validate.Range(1, pricing.MAX_QUERY_QUOTA)
-    )
+    query_quota = ma.fields.Integer(strict=True, validate=mv.Range(1, pricing.MAX_QUERY_QUOTA))
     columns = ColumnsChange(
         allow_none=True,
         metadata={
@@ -203,7 +205,7 @@ class ParametersUpdateSchema(ma.Schema):
             "others keep their value. The version is assigned by the server."
         },
     )
-    note = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=500))
+    note = ma.fields.String(allow_none=True, validate=mv.Length(max=500))
     base_version = ma.fields.Integer(
         strict=True,
         metadata={"description": "Refuse (409) if a newer version was saved since this one."},
@@ -220,11 +222,11 @@ class ProposalCreateSchema(ma.Schema):
             "/pricing/parameters returns them."
         },
     )
-    note = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=500))
+    note = ma.fields.String(allow_none=True, validate=mv.Length(max=500))
 
 
 class ProposalDecisionSchema(ma.Schema):
-    note = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=500))
+    note = ma.fields.String(allow_none=True, validate=mv.Length(max=500))
 
 
 class ProposalSchema(ma.Schema):
@@ -244,9 +246,7 @@ class ProposalSchema(ma.Schema):
 
 class RevenueCapArgsSchema(ma.Schema):
     period = ma.fields.String(
-        validate=ma.validate.Regexp(
-            r"^\d{4}-(0[1-9]|1[0-2])$", error="must be a month written YYYY-MM"
-        ),
+        validate=mv.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$", error="must be a month written YYYY-MM"),
         metadata={"description": "YYYY-MM (Asia/Shanghai); default: the current month"},
     )
 

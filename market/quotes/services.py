@@ -20,6 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
 import pricing
@@ -31,6 +32,7 @@ from market.crypto import sign, verify
 from market.datasets.models import ColumnRole, Dataset, DatasetVersion, Treatment, VersionStatus
 from market.db import iso, utcnow
 from market.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from market.i18n import translate
 from market.keys import public_keys, signing_key
 from market.quotes import permissions as perm
 from market.quotes import revenue
@@ -112,8 +114,18 @@ def priced_dataset(session: Session, dataset_id: int, where: str) -> PricedDatas
     version = _listed_version(dataset) if dataset is not None else None
     if dataset is None or dataset.status != VersionStatus.listed or version is None:
         raise ValidationFailed(
-            f"Dataset {dataset_id} cannot be quoted: it does not exist or is not listed.",
-            {f"{where}.dataset_id": [f"dataset {dataset_id} does not exist or is not listed"]},
+            _(
+                "Dataset %(dataset_id)s cannot be quoted: it does not exist or is not listed.",
+                dataset_id=dataset_id,
+            ),
+            {
+                f"{where}.dataset_id": [
+                    _(
+                        "dataset %(dataset_id)s does not exist or is not listed",
+                        dataset_id=dataset_id,
+                    )
+                ]
+            },
         )
     # Suppressed columns carry no data, so they are neither priced nor licensable.
     columns = [c for c in version.columns if c.treatment != Treatment.suppressed]
@@ -122,8 +134,15 @@ def priced_dataset(session: Session, dataset_id: int, where: str) -> PricedDatas
         entity_key = dataset.entity_key
     if version.quality_score is None:
         raise ValidationFailed(
-            f"Dataset {dataset_id} has no quality score yet and cannot be priced.",
-            {f"{where}.dataset_id": [f"dataset {dataset_id} has no quality score yet"]},
+            _(
+                "Dataset %(dataset_id)s has no quality score yet and cannot be priced.",
+                dataset_id=dataset_id,
+            ),
+            {
+                f"{where}.dataset_id": [
+                    _("dataset %(dataset_id)s has no quality score yet", dataset_id=dataset_id)
+                ]
+            },
         )
     try:
         info = pricing.DatasetInfo(
@@ -140,8 +159,13 @@ def priced_dataset(session: Session, dataset_id: int, where: str) -> PricedDatas
         )
     except pricing.NotPriceable as exc:
         raise ValidationFailed(
-            f"Dataset {dataset_id} cannot be priced: {exc.field} {exc.message}.",
-            {f"{where}.{exc.field}": [exc.message]},
+            _(
+                "Dataset %(dataset_id)s cannot be priced: %(field)s %(message)s.",
+                dataset_id=dataset_id,
+                field=exc.field,
+                message=translate(exc.message, exc.params),
+            ),
+            {f"{where}.{exc.field}": [translate(exc.message, exc.params)]},
         ) from None
     return PricedDataset(dataset, version, info)
 
@@ -151,8 +175,13 @@ def _check_priceable(pd: PricedDataset, params: pricing.PricingParameters, where
         pricing.quality_coefficient(pd.info.quality_score, params)  # type: ignore[arg-type]
     except pricing.NotPriceable as exc:
         raise ValidationFailed(
-            f"Dataset {pd.dataset.id} cannot be priced: {exc.field} {exc.message}.",
-            {f"{where}.dataset_id": [f"{exc.field} {exc.message}"]},
+            _(
+                "Dataset %(id)s cannot be priced: %(field)s %(message)s.",
+                id=pd.dataset.id,
+                field=exc.field,
+                message=translate(exc.message, exc.params),
+            ),
+            {f"{where}.dataset_id": [translate(exc.message, exc.params)]},
         ) from None
 
 
@@ -161,14 +190,26 @@ def _columns(pd: PricedDataset, columns: Sequence[str] | None, where: str) -> fr
         return None
     if not columns:
         raise ValidationFailed(
-            "Name at least one column, or send null for all columns.",
-            {where: ["name at least one column, or send null for all columns"]},
+            _("Name at least one column, or send null for all columns."),
+            {where: [_("name at least one column, or send null for all columns")]},
         )
     unknown = sorted(set(columns) - set(pd.info.columns))
     if unknown:
         raise ValidationFailed(
-            f"Dataset {pd.dataset.id} has no column(s) {', '.join(unknown)}.",
-            {where: [f"unknown column(s) for dataset {pd.dataset.id}: {', '.join(unknown)}"]},
+            _(
+                "Dataset %(id)s has no column(s) %(value)s.",
+                id=pd.dataset.id,
+                value=", ".join(unknown),
+            ),
+            {
+                where: [
+                    _(
+                        "unknown column(s) for dataset %(id)s: %(value)s",
+                        id=pd.dataset.id,
+                        value=", ".join(unknown),
+                    )
+                ]
+            },
         )
     return frozenset(columns)
 
@@ -183,7 +224,12 @@ def _scope(
     except pricing.InvalidScope as exc:
         name = f"{where}.{exc.field}" if where and exc.field == "columns" else exc.field
         raise ValidationFailed(
-            f"The scope is not valid: {exc.field} {exc.message}.", {name: [exc.message]}
+            _(
+                "The scope is not valid: %(field)s %(message)s.",
+                field=exc.field,
+                message=translate(exc.message, exc.params),
+            ),
+            {name: [translate(exc.message, exc.params)]},
         ) from None
 
 
@@ -203,9 +249,11 @@ def create_quote(
     or unlisted dataset, a dataset twice, unknown columns, a bad scope, an unpriceable dataset.
     """
     if not perm.can_request_quote(actor):
-        raise Forbidden("Only buyers ask for quotes.")
+        raise Forbidden(_("Only buyers ask for quotes."))
     if not request.items:
-        raise ValidationFailed("Add at least one dataset.", {"items": ["add at least one dataset"]})
+        raise ValidationFailed(
+            _("Add at least one dataset."), {"items": [_("add at least one dataset")]}
+        )
     _scope(None, request.duration_months, request.purpose, request.query_quota)
     row = current_parameter_set(session)
     params = parameters_of(row)
@@ -215,8 +263,11 @@ def create_quote(
         where = f"items[{i}]"
         if item.dataset_id in seen:
             raise ValidationFailed(
-                f"Dataset {item.dataset_id} is listed twice; put all its columns in one item.",
-                {f"{where}.dataset_id": ["this dataset is already in an earlier item"]},
+                _(
+                    "Dataset %(dataset_id)s is listed twice; put all its columns in one item.",
+                    dataset_id=item.dataset_id,
+                ),
+                {f"{where}.dataset_id": [_("this dataset is already in an earlier item")]},
             )
         seen.add(item.dataset_id)
         pd = priced_dataset(session, item.dataset_id, where)
@@ -377,14 +428,14 @@ def get_quote(session: Session, actor: Actor, quote_id: int) -> Quote:
     """The caller's own quote. Raises NotFound for anyone else's (they may not know it)."""
     quote = session.get(Quote, quote_id)
     if quote is None or not perm.can_view_quote(actor, quote.buyer_org_id):
-        raise NotFound("No such quote.")
+        raise NotFound(_("No such quote."))
     return quote
 
 
 def list_quotes(actor: Actor) -> sa.Select:
     """The caller's organization's quotes, newest first. Raises Forbidden for non-buyers."""
     if not perm.can_list_quotes(actor):
-        raise Forbidden("Only buyers have quotes.")
+        raise Forbidden(_("Only buyers have quotes."))
     return (
         sa.select(Quote)
         .where(Quote.buyer_org_id == actor.org_id)
@@ -411,8 +462,11 @@ def quote_for_license(
     now = now or utcnow()
     if quote.is_expired(now):
         raise Conflict(
-            f"The quote expired at {iso(quote.expires_at)}; ask for a new quote.",
-            {"quote_id": ["the quote has expired"]},
+            _(
+                "The quote expired at %(expires_at)s; ask for a new quote.",
+                expires_at=iso(quote.expires_at),
+            ),
+            {"quote_id": [_("the quote has expired")]},
         )
     if quote.upgrade_of_license_id != upgrade_of:
         if quote.upgrade_of_license_id is None:
@@ -422,15 +476,15 @@ def quote_for_license(
         raise Conflict(message, {"quote_id": [message]})
     if not verify_quote(quote):
         raise Conflict(
-            "The quote's signature does not verify; ask for a new quote.",
-            {"quote_id": ["the signature does not verify"]},
+            _("The quote's signature does not verify; ask for a new quote."),
+            {"quote_id": [_("the signature does not verify")]},
         )
     if quote.upgrade_of_license_id is None:
         used = session.scalar(sa.select(License.id).where(License.quote_id == quote.id))
         if used is not None:
             raise Conflict(
-                "A license was already applied for with this quote.",
-                {"quote_id": ["already used"]},
+                _("A license was already applied for with this quote."),
+                {"quote_id": [_("already used")]},
             )
     return quote
 
@@ -455,16 +509,17 @@ def _upgrade_columns(license: License, request: UpgradeRequest) -> dict[int, Any
                 dataset_id = -1
             if dataset_id not in out:
                 raise ValidationFailed(
-                    f"Dataset {key} is not part of license {license.id}.",
-                    {f"columns.{key}": ["not a dataset of this license"]},
+                    _("Dataset %(key)s is not part of license %(id)s.", key=key, id=license.id),
+                    {f"columns.{key}": [_("not a dataset of this license")]},
                 )
             out[dataset_id] = value
         return out
     if len(ids) != 1:
         raise ValidationFailed(
-            "This license covers several datasets: send columns as an object mapping each "
-            "dataset id to its columns.",
-            {"columns": ["send an object {dataset_id: [columns] | null}"]},
+            _(
+                "This license covers several datasets: send columns as an object mapping each dataset id to its columns."
+            ),
+            {"columns": [_("send an object {dataset_id: [columns] | null}")]},
         )
     return {ids[0]: wanted}
 
@@ -487,17 +542,20 @@ def create_upgrade_quote(
     """
     license = session.get(License, license_id)
     if license is None or not license_perm.can_view_license(actor, license.buyer_org_id):
-        raise NotFound("No such license.")
+        raise NotFound(_("No such license."))
     if not perm.can_request_upgrade_quote(actor, license.buyer_org_id):
-        raise Forbidden("Only the buyer that holds the license can ask for an upgrade quote.")
+        raise Forbidden(_("Only the buyer that holds the license can ask for an upgrade quote."))
     if license.status != UPGRADABLE_STATUS:
         raise Conflict(
-            f"Only an active license can be upgraded; this one is {license.status}.",
+            _(
+                "Only an active license can be upgraded; this one is %(status)s.",
+                status=license.status,
+            ),
             {"status": [license.status]},
         )
     original = session.get(Quote, license.quote_id)
     if original is None:  # pragma: no cover - the foreign key makes this impossible
-        raise Conflict("The license has no quote to upgrade from.")
+        raise Conflict(_("The license has no quote to upgrade from."))
     params = parameters_of(parameter_set(session, original.params_version))
     duration = request.duration_months or license.duration_months
     quota = request.query_quota or license.query_quota
@@ -522,8 +580,8 @@ def create_upgrade_quote(
         new_pairs.append((pd.info, new))
     if not changed:
         raise ValidationFailed(
-            "The upgrade changes nothing: widen the columns, the duration or the query quota.",
-            {"upgrade": ["no change from the license's scope"]},
+            _("The upgrade changes nothing: widen the columns, the duration or the query quota."),
+            {"upgrade": [_("no change from the license's scope")]},
         )
     up = pricing.upgrade_quote(
         old_pairs, new_pairs, params, over_cap_categories=revenue.over_cap_categories(session, now)

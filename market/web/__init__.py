@@ -38,6 +38,9 @@ def _remember_language(response):
 def init_web(app: Flask) -> None:
     app.jinja_env.filters["fen"] = fen
     app.jinja_env.filters["local_time"] = local_time
+    from market.web.labels import label_filter
+
+    app.jinja_env.filters["label"] = label_filter
     app.after_request(_remember_language)
 
     @app.context_processor

@@ -25,4 +25,6 @@ def apply_domain_errors(form: FlaskForm, exc) -> None:
             field.errors = list(field.errors or []) + msgs
         else:
             leftovers.extend(msgs)
-    form.form_errors = list(getattr(form, "form_errors", []) or []) + (leftovers or ([] if exc.errors else [exc.message]))
+    form.form_errors = list(getattr(form, "form_errors", []) or []) + (
+        leftovers or ([] if exc.errors else [exc.message])
+    )

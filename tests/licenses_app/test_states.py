@@ -246,7 +246,9 @@ def test_active_license_for(app, client, market):
         json={"reason": "check"},
         headers=market.regulator.headers,
     )
-    with pytest.raises(Forbidden, match="suspended"):
+    from flask_babel import force_locale
+
+    with force_locale("en"), pytest.raises(Forbidden, match="suspended"):
         services.active_license_for(db.session, lic["id"], buyer)
     client.post(
         f"/api/v1/licenses/{lic['id']}/reinstate",
@@ -258,5 +260,5 @@ def test_active_license_for(app, client, market):
         json={"organization_id": market.buyer.org.id, "reason": "r"},
         headers=market.regulator.headers,
     )
-    with pytest.raises(Forbidden, match="blacklist"):
+    with force_locale("en"), pytest.raises(Forbidden, match="blacklist"):
         services.active_license_for(db.session, lic["id"], buyer)

@@ -399,7 +399,7 @@ def test_scope_from_dict_rejects_with_field(data, field):
     with pytest.raises(InvalidScope) as err:
         Scope.from_dict(data)
     assert err.value.field == field
-    assert err.value.to_errors() == {field: [err.value.message]}
+    assert err.value.to_errors() == {field: [err.value.text]}
 
 
 def test_scope_from_dict_accepts_a_request_and_an_explicit_non_exclusive_flag():

@@ -134,26 +134,33 @@ def test_quote_for_license_checks_owner_expiry_kind_use_and_signature(
     with pytest.raises(NotFound):
         services.quote_for_license(db.session, Actor.from_user(other_user), fresh_id)
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=8)
+    from flask_babel import force_locale
+
+    def quote_for_license_en(*args, **kwargs):
+        # A service called outside a request speaks the default language, zh.
+        with force_locale("en"):
+            return services.quote_for_license(*args, **kwargs)
+
     with pytest.raises(Conflict, match="expired"):
-        services.quote_for_license(db.session, buyer, fresh_id, now=later)
+        quote_for_license_en(db.session, buyer, fresh_id, now=later)
     # Already used for the license.
     with pytest.raises(Conflict, match="already"):
-        services.quote_for_license(db.session, buyer, licensed["quote"].id)
+        quote_for_license_en(db.session, buyer, licensed["quote"].id)
     # An upgrade quote only upgrades its own license.
     up_id = client.post(
         url(licensed["license"]), headers=licensed["h"], json={"duration_months": 12}
     ).get_json()["id"]
     with pytest.raises(Conflict, match="upgrades license"):
-        services.quote_for_license(db.session, buyer, up_id)
+        quote_for_license_en(db.session, buyer, up_id)
     assert (
-        services.quote_for_license(db.session, buyer, up_id, upgrade_of=licensed["license"].id).id
+        quote_for_license_en(db.session, buyer, up_id, upgrade_of=licensed["license"].id).id
         == up_id
     )
     with pytest.raises(Conflict, match="not for an upgrade"):
-        services.quote_for_license(db.session, buyer, fresh_id, upgrade_of=licensed["license"].id)
+        quote_for_license_en(db.session, buyer, fresh_id, upgrade_of=licensed["license"].id)
     # A row edited behind the signature's back is refused.
     row = db.session.get(Quote, fresh_id)
     row.total_fen = 1
     db.session.flush()
     with pytest.raises(Conflict, match="signature"):
-        services.quote_for_license(db.session, buyer, fresh_id)
+        quote_for_license_en(db.session, buyer, fresh_id)
