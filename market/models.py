@@ -25,5 +25,9 @@ from market.governance.models import (  # noqa: F401
 )
 from market.leases import JobLease  # noqa: F401
 from market.quotes.models import PricingParameterSet, PricingProposal, Quote  # noqa: F401
-from sandbox.models import SandboxQuery  # noqa: F401
-from sandbox.models import PrivacySpending, SandboxRelease, VersionSpending  # noqa: F401
+from sandbox.models import (  # noqa: F401
+    PrivacySpending,
+    SandboxQuery,  # noqa: F401
+    SandboxRelease,
+    VersionSpending,
+)
