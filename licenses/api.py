@@ -370,6 +370,7 @@ class Statements(MethodView):
         ``?format=csv`` answers with the CSV of ``/revenue/statements.csv`` instead.
         """
         actor = current_actor()
+        ledger.statement_departments(db.session, actor)  # the caller first, then the arguments
         if args["format"] == "csv":
             return _csv_response(args, actor)
         page = paginate(db.session, _statements(args, actor), args["page"], args["per_page"])

@@ -265,9 +265,10 @@ def decide_consent(
     Conflict (not requested; the requested validity has passed).
     """
     now = now or utcnow()
+    # The caller first: only the enterprise that decides learns what a decision must be.
+    consent = _for_subject_action(session, actor, consent_id, _l("decide"))
     if decision not in ("grant", "deny"):
         raise ValidationFailed(_("Unknown decision."), {"decision": [_("Use 'grant' or 'deny'.")]})
-    consent = _for_subject_action(session, actor, consent_id, _l("decide"))
     if consent.status != ConsentStatus.requested:
         raise Conflict(
             _(

@@ -61,7 +61,9 @@ class Quotes(MethodView):
     @blp.response(201, QuoteSchema)
     def post(self, body):
         """Ask for a signed price quote (buyer)."""
-        return services.create_quote(db.session, current_actor(), quote_request(body))
+        actor = current_actor()
+        services.ensure_can_request_quote(actor)  # the caller first, then the body
+        return services.create_quote(db.session, actor, quote_request(body))
 
     @blp.arguments(PageArgs, location="query")
     @blp.response(200, page_of(QuoteBriefSchema))

@@ -240,6 +240,12 @@ def valid_days() -> int:
     return int(current_app.config.get("MARKET_QUOTE_VALID_DAYS", DEFAULT_VALID_DAYS))
 
 
+def ensure_can_request_quote(actor: Actor) -> None:
+    """Raise Forbidden unless ``actor`` may ask for quotes (a buyer)."""
+    if not perm.can_request_quote(actor):
+        raise Forbidden(_("Only buyers ask for quotes."))
+
+
 def create_quote(
     session: Session, actor: Actor, request: QuoteRequest, *, now: dt.datetime | None = None
 ) -> Quote:
@@ -248,8 +254,7 @@ def create_quote(
     Raises Forbidden (not a buyer) and ValidationFailed naming the item and field: an unknown
     or unlisted dataset, a dataset twice, unknown columns, a bad scope, an unpriceable dataset.
     """
-    if not perm.can_request_quote(actor):
-        raise Forbidden(_("Only buyers ask for quotes."))
+    ensure_can_request_quote(actor)
     if not request.items:
         raise ValidationFailed(
             _("Add at least one dataset."), {"items": [_("add at least one dataset")]}

@@ -23,12 +23,6 @@ INVALID_QUERY = "page=-1&per_page=abc&kind=%E2%9C%97&status=nope&period=13-13"
 #: fix (market.auth.AuthorizationFirst) cannot reorder that; the owner must check first.
 #: Strict xfail: the row turns red when fixed, so that it is removed from here.
 VALIDATES_FIRST: dict[tuple[str, str], str] = {
-    ("POST", "/api/v1/quotes"):
-        "market/quotes/api.py builds quote_request(body) before create_quote checks the role",
-    ("GET", "/api/v1/revenue/statements"):
-        "licenses/api.py reads args['format'] before the statements' permission check",
-    ("POST", "/api/v1/consents/{consent_id}/decision"):
-        "market/consents/services.decide_consent checks the decision before the caller",
     ("POST", "/api/v1/sandbox/{license_id}/queries"):
         "sandbox/services.run_query reads the SQL before it checks the license's buyer",
     ("POST", "/api/v1/sandbox/{license_id}/queries/cost"):
