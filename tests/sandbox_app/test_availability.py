@@ -103,7 +103,11 @@ def test_three_slow_queries_never_block_health_the_catalogue_or_a_login(live_app
     }
     log = open(tmp_path / "gunicorn.log", "wb")  # noqa: SIM115 (closed below)
     server = subprocess.Popen(
-        [str(GUNICORN), "-k", "gthread", "--threads", "8", "-w", "1", "--timeout", "120",
+        # Sync workers, one request each: three hold the slow queries, the others serve the
+        # rest. (With gunicorn 27's gthread worker a new connection sometimes waited, undispatched
+        # with idle threads, until another connection's event woke the loop: py-spy showed no
+        # thread handling it, so that was the server's dispatch, not a lock of ours.)
+        [str(GUNICORN), "-k", "sync", "-w", "6", "--timeout", "120",
          "--graceful-timeout", "2",
          "-b", f"127.0.0.1:{port}", "tests.sandbox_app.slow_server:create()"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
