@@ -148,7 +148,16 @@ def test_who_may_decide(world, client):
     assert r.status_code == 403 and "awaiting admission" in r.get_json()["message"]
     assert client.get(f"/api/v1/consents/{cid}", headers=pending.headers).status_code == 403
     assert client.get("/api/v1/consents", headers=pending.headers).status_code == 403
+    # The caller comes first (#14.8): only the deciding enterprise learns the field rules.
     bad = client.post(url, json={"decision": "maybe"}, headers=buyer.headers)
+    assert bad.status_code == 403 and not bad.get_json().get("errors")
+
+
+def test_an_unknown_decision_names_the_field(world, client):
+    buyer, subject = world.party(), world.subject(0)
+    cid = ask(client, buyer, world.license(buyer)).get_json()["id"]
+    bad = client.post(f"/api/v1/consents/{cid}/decision", json={"decision": "maybe"},
+                      headers=subject.headers)
     assert bad.status_code == 422 and "decision" in bad.get_json()["errors"]
 
 
