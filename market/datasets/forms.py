@@ -195,7 +195,34 @@ _PRIVACY_SCALARS = (
 )
 
 
-class UploadForm(FlaskForm):
+class PrivacyFields(FlaskForm):
+    """Differential-privacy settings of a conditional dataset: on the upload form and on the
+    dataset page (empty fields take the dataset's defaults; see ``privacy_from_form``)."""
+
+    dp_epsilon_budget = StringField(
+        _l("Privacy budget per buyer organization (ε)"), validators=[Optional(), Length(max=20)]
+    )
+    dp_version_budget = StringField(
+        _l("Privacy budget per version, all buyers together (ε)"),
+        validators=[Optional(), Length(max=20)],
+    )
+    dp_epsilon_per_query = StringField(
+        _l("ε per new question"), validators=[Optional(), Length(max=20)]
+    )
+    dp_delta = StringField(_l("δ per new question"), validators=[Optional(), Length(max=30)])
+    dp_max_groups_per_entity = StringField(
+        _l("Groups per enterprise per query"), validators=[Optional(), Length(max=6)]
+    )
+    dp_max_rows_per_entity = StringField(
+        _l("Rows per enterprise counted per group"), validators=[Optional(), Length(max=6)]
+    )
+    dp_ranges = TextAreaField(
+        _l("Declared ranges of one enterprise's total (one per line: column: low, high)"),
+        validators=[Optional(), Length(max=20_000)],
+    )
+
+
+class UploadForm(PrivacyFields):
     title = StringField(
         _l("Title"),
         validators=[DataRequired(message=_l("Give the dataset a title.")), Length(max=200)],
@@ -257,28 +284,6 @@ class UploadForm(FlaskForm):
     k_min = IntegerField(
         _l("Minimum group size k (optional)"),
         validators=[Optional(), NumberRange(min=2, max=1000, message=_l("Between 2 and 1000."))],
-    )
-    # Differential privacy (conditional data; empty fields take the dataset's defaults).
-    dp_epsilon_budget = StringField(
-        _l("Privacy budget per buyer organization (ε)"), validators=[Optional(), Length(max=20)]
-    )
-    dp_version_budget = StringField(
-        _l("Privacy budget per version, all buyers together (ε)"),
-        validators=[Optional(), Length(max=20)],
-    )
-    dp_epsilon_per_query = StringField(
-        _l("ε per new question"), validators=[Optional(), Length(max=20)]
-    )
-    dp_delta = StringField(_l("δ per new question"), validators=[Optional(), Length(max=30)])
-    dp_max_groups_per_entity = StringField(
-        _l("Groups per enterprise per query"), validators=[Optional(), Length(max=6)]
-    )
-    dp_max_rows_per_entity = StringField(
-        _l("Rows per enterprise counted per group"), validators=[Optional(), Length(max=6)]
-    )
-    dp_ranges = TextAreaField(
-        _l("Declared ranges of one enterprise's total (one per line: column: low, high)"),
-        validators=[Optional(), Length(max=20_000)],
     )
     file = FileField(
         _l("Data file (CSV, XLSX or Parquet; UTF-8 or GBK)"),
@@ -371,30 +376,8 @@ def privacy_from_form(form: Any, prefix: str) -> dict[str, Any]:
     return out
 
 
-class PrivacyForm(FlaskForm):
+class PrivacyForm(PrivacyFields):
     """A conditional dataset's privacy settings on its page (department; operator tightens)."""
-
-    dp_epsilon_budget = StringField(
-        _l("Privacy budget per buyer organization (ε)"), validators=[Optional(), Length(max=20)]
-    )
-    dp_version_budget = StringField(
-        _l("Privacy budget per version, all buyers together (ε)"),
-        validators=[Optional(), Length(max=20)],
-    )
-    dp_epsilon_per_query = StringField(
-        _l("ε per new question"), validators=[Optional(), Length(max=20)]
-    )
-    dp_delta = StringField(_l("δ per new question"), validators=[Optional(), Length(max=30)])
-    dp_max_groups_per_entity = StringField(
-        _l("Groups per enterprise per query"), validators=[Optional(), Length(max=6)]
-    )
-    dp_max_rows_per_entity = StringField(
-        _l("Rows per enterprise counted per group"), validators=[Optional(), Length(max=6)]
-    )
-    dp_ranges = TextAreaField(
-        _l("Declared ranges of one enterprise's total (one per line: column: low, high)"),
-        validators=[Optional(), Length(max=20_000)],
-    )
 
     def fill(self, settings: Any) -> None:
         """Show the settings in force."""
