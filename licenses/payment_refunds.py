@@ -295,18 +295,7 @@ def pay_credit_note(
             )
         )
     now = now or utcnow()
-    journal = ledger.post(
-        session,
-        jr.credit_note_paid(
-            f"credit_note:{refund.id}", refund.payment.license.buyer_org_id, refund.amount_fen
-        ),
-        actor=actor,
-        posted_at=now,
-        license_id=refund.license_id,
-        payment_id=refund.payment_id,
-        refund_id=refund.id,
-        memo=reference,
-    )
+    journal = _post_credit_note_paid(session, actor, refund, now, reference)
     refund.status = CREDIT_NOTE_PAID
     refund.paid_at = now
     refund.paid_by_id = actor.user_id
@@ -390,18 +379,7 @@ def retry_refund(
             },
         )
         return refund
-    journal = ledger.post(
-        session,
-        jr.credit_note_paid(
-            f"credit_note:{refund.id}", refund.payment.license.buyer_org_id, refund.amount_fen
-        ),
-        actor=actor,
-        posted_at=now,
-        license_id=refund.license_id,
-        payment_id=refund.payment_id,
-        refund_id=refund.id,
-        memo=result.refund_id,
-    )
+    journal = _post_credit_note_paid(session, actor, refund, now, result.refund_id)
     refund.status = CREDIT_NOTE_PAID
     refund.paid_at = now
     refund.paid_by_id = actor.user_id
@@ -423,3 +401,20 @@ def retry_refund(
         },
     )
     return refund
+
+
+def _post_credit_note_paid(session, actor, refund, now, memo):
+    """The ``credit_note_paid`` journal (Dr credit_notes:buyer, Cr cash) of a credit note paid
+    back, by bank transfer or by a successful retry of the provider's refund."""
+    return ledger.post(
+        session,
+        jr.credit_note_paid(
+            f"credit_note:{refund.id}", refund.payment.license.buyer_org_id, refund.amount_fen
+        ),
+        actor=actor,
+        posted_at=now,
+        license_id=refund.license_id,
+        payment_id=refund.payment_id,
+        refund_id=refund.id,
+        memo=memo,
+    )
