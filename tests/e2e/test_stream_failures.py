@@ -18,23 +18,32 @@ def failing_server(tmp_path_factory):
     instance = tmp_path_factory.mktemp("failing-instance")
     env = harness.instance_env(instance, None)
     log = instance / "gunicorn.log"
-    port = harness.free_port()
     import subprocess
 
     # Health answers 503 until the schema is at the migrations' head.
     subprocess.run([*harness.market_command(), "init"], env=env, cwd=harness.ROOT, check=True,
                    capture_output=True, timeout=180)
 
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"{harness.HOST}:{port}",
-             "--workers", "1", "--worker-class", "gthread", "--threads", "2",
-             "tests.e2e.failing_app:make()"],
-            env=env, cwd=harness.ROOT, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://{harness.HOST}:{port}"
-    harness.wait_http(f"{url}/api/v1/health", proc, log)
+    # Wait on the test-only route, not health: only this app answers it, so a server of
+    # another test that took the same free port is never mistaken for ours; a lost race for
+    # the port (our gunicorn exits) is retried on a new one.
+    for attempt in range(3):
+        port = harness.free_port()
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "--bind", f"{harness.HOST}:{port}",
+                 "--workers", "1", "--worker-class", "gthread", "--threads", "2",
+                 "tests.e2e.failing_app:make()"],
+                env=env, cwd=harness.ROOT, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        url = f"http://{harness.HOST}:{port}"
+        try:
+            harness.wait_http(f"{url}/api/v1/test-only/failing.csv?fail=never", proc, log)
+            break
+        except RuntimeError:
+            if attempt == 2:
+                raise
     try:
         yield url
     finally:
