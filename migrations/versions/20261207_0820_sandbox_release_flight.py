@@ -1,0 +1,21 @@
+"""sandbox release flight (owner: sandbox releases (dp-finish))
+
+A pre-made slot in the migration chain, so that parallel work never forks Alembic heads: its
+owner writes the schema changes here; until then it changes nothing.
+
+Revision ID: c7a0d1e20820
+Revises: c7a0d1e20810
+"""
+
+revision = "c7a0d1e20820"
+down_revision = "c7a0d1e20810"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass
