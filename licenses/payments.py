@@ -35,7 +35,7 @@ from licenses.models import (
     PaymentState,
 )
 from licenses.providers import InvoiceProvider, ProviderPayment, StripeProvider
-from licenses.split import SplitItem, split_payment
+from licenses.split import SplitItem, split_payment_by_rates
 from licenses.states import LicenseStatus
 from market.accounts.actor import Actor
 from market.audit import services as audit
@@ -338,18 +338,34 @@ def create_payment(
 # ---------------------------------------------------------------------------------- settling
 
 
-def revenue_split(lic: License, amount_fen: int, config: Mapping[str, Any]):
+def revenue_split(
+    lic: License,
+    amount_fen: int,
+    config: Mapping[str, Any],
+    *,
+    session: Session | None = None,
+    at: dt.datetime | None = None,
+):
     """The split of ``amount_fen`` for ``lic``: the operator's fee, then the departments by
     item amount, and within an item by the dataset's contributor weights (the dataset's own
-    department, weight 1, when it declares none)."""
+    department, weight 1, when it declares none). Each department's part carries the fee
+    share of its authorization agreement (``market.agreements.services.fee_shares``);
+    ``MARKET_OPERATOR_FEE_SHARE`` is the share of a department without one."""
+    from market.agreements.services import fee_shares
+
     items = []
+    parts = []
     for item in lic.items:
         dataset = item.dataset
         weights = [(c.department_id, c.weight) for c in dataset.contributors] or [
             (dataset.department_id, 1)
         ]
         items.append(SplitItem(item.dataset_id, item.amount_fen, weights))
-    return split_payment(amount_fen, operator_fee_share(config), items)
+        parts += [(item.dataset_id, dataset.category, dept) for dept, _ in weights]
+    default = operator_fee_share(config)
+    session = session or sa.orm.object_session(lic)
+    shares = fee_shares(session, parts, at or utcnow(), default) if session is not None else {}
+    return split_payment_by_rates(amount_fen, items, shares, default)
 
 
 def settle(
@@ -406,7 +422,7 @@ def settle(
         )
         return "license_not_awaiting_payment"
 
-    split = revenue_split(lic, payment.amount_fen, config)
+    split = revenue_split(lic, payment.amount_fen, config, session=session, at=now)
     # An invoice was booked as a receivable when issued; a Stripe payment settles from cash.
     invoiced = payment.provider == "invoice"
     ledger.post(

@@ -178,3 +178,62 @@ def split_payment(
     if rest and not any(weights.values()):
         raise InvalidSplit("the items sum to 0, so the payment cannot be divided among them")
     return Split(operator_fee=fee, departments=apportion(rest, weights))
+
+
+def split_payment_by_rates(
+    total_fen: int,
+    items: Sequence[SplitItem | tuple[Any, int, Sequence[tuple[DepartmentId, Weight]]]],
+    fee_shares: Mapping[tuple[Any, DepartmentId], Fraction | Decimal | int],
+    default_fee_share: Fraction | Decimal | int,
+) -> Split:
+    """Split a payment when each department agreed its own share (授权运营协议).
+
+    ``fee_shares[(dataset_id, department_id)]`` is the operator's fee share of that
+    department's part of that item (``default_fee_share`` where absent). Each department's
+    exact part of the payment is its quota as in :func:`split_payment` (item amounts across
+    items, declared weights within one); the operator's fee is
+    ``floor(Σ part × fee share)``, and the rest is apportioned over the departments in
+    proportion to ``part × (1 − fee share)`` by largest remainder. So the shares sum exactly
+    to ``total_fen``, and with one share for everyone the result equals
+    :func:`split_payment`'s.
+
+    Raises :class:`InvalidSplit` like :func:`split_payment`, or for a share outside [0, 1].
+    """
+    check_fen(total_fen, "total")
+    default = to_fraction(default_fee_share, "default_fee_share")
+    shares = {k: to_fraction(v, f"fee share of {k!r}") for k, v in fee_shares.items()}
+    if any(not 0 <= s <= 1 for s in (default, *shares.values())):
+        raise InvalidSplit("fee shares must be between 0 and 1")
+
+    quota: dict[DepartmentId, Fraction] = {}
+    fee_weight = Fraction(0)
+    rest_weights: dict[DepartmentId, Fraction] = {}
+    for item in items:
+        try:
+            dataset_id, amount, departments = item
+        except (TypeError, ValueError):
+            raise InvalidSplit("each item must be (dataset_id, amount_fen, departments)") from None
+        check_fen(amount, f"amount of dataset {dataset_id!r}")
+        declared = [
+            (dept, to_fraction(w, f"weight of department {dept!r}")) for dept, w in departments
+        ]
+        if any(w < 0 for _, w in declared):
+            raise InvalidSplit(f"dataset {dataset_id!r} has a negative department weight")
+        item_weight = sum((w for _, w in declared), Fraction(0))
+        if amount and item_weight == 0:
+            raise InvalidSplit(f"dataset {dataset_id!r} has an amount but no providing department")
+        for dept, w in declared:
+            order_key(dept)
+            part = amount * w / item_weight if amount else Fraction(0)
+            share = shares.get((dataset_id, dept), default)
+            quota[dept] = quota.get(dept, Fraction(0)) + part
+            fee_weight += part * share
+            rest_weights[dept] = rest_weights.get(dept, Fraction(0)) + part * (1 - share)
+
+    parts_sum = sum(quota.values(), Fraction(0))
+    if parts_sum == 0:
+        if total_fen:
+            raise InvalidSplit("the items sum to 0, so the payment cannot be divided among them")
+        return Split(operator_fee=0, departments=apportion(0, rest_weights))
+    fee = math.floor(total_fen * fee_weight / parts_sum)
+    return Split(operator_fee=fee, departments=apportion(total_fen - fee, rest_weights))

@@ -74,6 +74,10 @@ def _register_steps() -> None:
     from market.datasets.demo import publish_demo_datasets
 
     DEMO_STEPS.insert(0, publish_demo_datasets)
+    # Before the datasets: a dataset is listed only under an authorization agreement.
+    from market.agreements.demo import seed_demo_agreements
+
+    DEMO_STEPS.insert(0, seed_demo_agreements)
 
 
 _register_steps()

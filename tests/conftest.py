@@ -235,12 +235,13 @@ def valid_uscc(n: int, prefix: str = "91310000") -> str:
 
 @pytest.fixture
 def make_org(app) -> Callable:
-    """``make_org(kind, name=None, status="active")`` → Organization."""
+    """``make_org(kind, name=None, status="active", agreement=True)`` → Organization (a
+    department gets an active default authorization agreement unless ``agreement=False``)."""
     from market.accounts import services
     from market.accounts.actor import Actor
     from market.extensions import db
 
-    def make(kind: str, name: str | None = None, status: str = "active"):
+    def make(kind: str, name: str | None = None, status: str = "active", agreement: bool = True):
         n = _next()
         org = services.create_organization(
             db.session,
@@ -251,6 +252,12 @@ def make_org(app) -> Callable:
             status=status,
             check=False,
         )
+        if kind == "department" and agreement:
+            # Listing needs an authorization agreement (授权运营协议): a test department has
+            # the demo's default one over all its data unless a test says otherwise.
+            from market.agreements.services import seed_default_agreement
+
+            seed_default_agreement(db.session, org)
         db.session.commit()
         return org
 

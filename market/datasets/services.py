@@ -289,7 +289,11 @@ def max_columns() -> int:
 
 
 def sync_dataset_status(dataset: Dataset) -> None:
-    """``listed`` while a version is listed, otherwise the latest version's status."""
+    """``listed`` while a version is listed, otherwise the latest version's status; a dataset
+    delisted because its authorization agreement ended stays delisted until a review under a
+    new agreement lists it again (or a new agreement covers it)."""
+    if dataset.status == "delisted":
+        return
     if any(v.status == VersionStatus.listed for v in dataset.versions):
         dataset.status = VersionStatus.listed
     elif dataset.versions:
@@ -852,7 +856,8 @@ def review(
     ``rejected`` with the comment, its output file deleted; audited ``dataset.reviewed``.
 
     Raises Forbidden unless ``actor`` is an active operator, ValidationFailed for an unknown
-    decision, Conflict if no version is pending review.
+    decision, Conflict if no version is pending review, or (rule ``no_active_agreement``) if no active
+    authorization agreement of the department covers the dataset.
     """
     require(perms.can_review(actor), "Only the operator reviews publications.")
     if decision not in ("approve", "reject"):
@@ -866,6 +871,11 @@ def review(
         )
     version = pending[-1]
     now = utcnow()
+    if decision == "approve":
+        # 授权运营协议: only data its department has authorized the operator for is listed.
+        from market.agreements.services import require_listing_agreement
+
+        require_listing_agreement(session, dataset, now)
     version.reviewed_by_id = actor.user_id
     version.reviewed_at = now
     version.review_comment = comment or None
@@ -878,6 +888,8 @@ def review(
             previous.status = VersionStatus.superseded
         dataset.current_version = version
         dataset.listed_at = now
+        if dataset.status == "delisted":
+            dataset.status = VersionStatus.listed
     else:
         version.status = VersionStatus.rejected
         if version.parquet_path:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from zoneinfo import ZoneInfo
@@ -152,28 +152,70 @@ def fee_share() -> Fraction:
     return operator_fee_share(current_app.config)
 
 
+#: ``share_of(dataset_id, category, department_id, at)`` -> the operator's fee share.
+ShareOf = Callable[[int, str, int, dt.datetime], Fraction]
+
+
+def _uniform(share: Fraction) -> ShareOf:
+    return lambda _ds, _cat, _dept, _at: share
+
+
+def agreed_shares(session: Session, providers: Mapping[int, Mapping[int, int]]) -> ShareOf:
+    """Each department's fee share from its authorization agreement at the time of the money
+    (``market.agreements.services.operator_share_at``), ``MARKET_OPERATOR_FEE_SHARE`` for a
+    department without one: the same shares the settlement split takes."""
+    from market.agreements.services import agreed_rates, operator_share_at
+
+    default = fee_share()
+    rates = agreed_rates(session, (d for ws in providers.values() for d in ws))
+    return lambda ds, cat, dept, at: operator_share_at(rates, dept, ds, cat, at, default)
+
+
 def _entries(
     money: Iterable[_Money],
     items: Mapping[int, list[_Item]],
     providers: Mapping[int, Mapping[int, int]],
-    share: Fraction,
+    share_of: ShareOf,
 ) -> list[pricing.RevenueEntry]:
     totals: dict[tuple[str, str], int] = defaultdict(int)
     for m in money:
         lic_items = items.get(m.license_id, [])
         if not lic_items:
             continue
-        weights = {i: it.amount_fen for i, it in enumerate(lic_items)}
-        if not any(weights.values()):
-            weights = dict.fromkeys(weights, 1)  # a priced license of free items: share evenly
+        amounts = {i: it.amount_fen for i, it in enumerate(lic_items)}
+        if not any(amounts.values()):
+            amounts = dict.fromkeys(amounts, 1)  # a priced license of free items: share evenly
+        at = m.at if m.at.tzinfo else m.at.replace(tzinfo=dt.UTC)
+        # Per item: the providers' weights and each one's agreed fee share. An item's fee
+        # weight is its amount times the weighted mean share of its providers, so with one
+        # share for everyone this is exactly floor(amount × share) apportioned by amount.
+        fee_w: dict[int, Fraction] = {}
+        rest_w: dict[int, Fraction] = {}
+        within: dict[int, dict[int, Fraction]] = {}
+        for i, item in enumerate(lic_items):
+            provs = providers.get(item.dataset_id, {})
+            total_w = sum(provs.values())
+            f = r = Fraction(0)
+            within[i] = {}
+            for dept, w in provs.items():
+                s = share_of(item.dataset_id, item.category, dept, at)
+                part = Fraction(w, total_w) if total_w else Fraction(0)
+                f += part * s
+                r += part * (1 - s)
+                within[i][dept] = w * (1 - s)
+            fee_w[i] = amounts[i] * f
+            rest_w[i] = amounts[i] * r
+        base = sum(fee_w.values(), Fraction(0)) + sum(rest_w.values(), Fraction(0))
         sign = 1 if m.amount_fen >= 0 else -1
         # The operator's fee as the settlement split takes it: floor(amount × share).
-        fee = math.floor(abs(m.amount_fen) * share)
-        for i, part in apportion(fee, weights).items():
+        fee = math.floor(abs(m.amount_fen) * sum(fee_w.values(), Fraction(0)) / base) if base else 0
+        for i, part in apportion(fee, fee_w).items():
             totals[(pricing.OPERATOR, lic_items[i].category)] += sign * part
-        for i, rest in apportion(abs(m.amount_fen) - fee, weights).items():
+        rest_total = abs(m.amount_fen) - fee
+        for i, rest in apportion(rest_total, rest_w if any(rest_w.values()) else amounts).items():
             item = lic_items[i]
-            for dept, part in apportion(rest, providers.get(item.dataset_id, {})).items():
+            weights = within[i] if any(within[i].values()) else providers.get(item.dataset_id, {})
+            for dept, part in apportion(rest, weights).items():
                 totals[(department_party(dept), item.category)] += sign * part
     return [
         pricing.RevenueEntry(party, category, amount)
@@ -199,7 +241,9 @@ def revenue_by_category(
     Raises ``pricing.InvalidRevenueInput`` for a bad period.
     """
     start, end = period_bounds(period)
-    return _entries(*_revenue(session, start, end), fee_share() if share is None else share)
+    money, items, providers = _revenue(session, start, end)
+    share_of = agreed_shares(session, providers) if share is None else _uniform(share)
+    return _entries(money, items, providers, share_of)
 
 
 @dataclass(frozen=True)
@@ -261,9 +305,9 @@ def revenue_cap_report(
     )
     first = period if earliest is None or earliest >= start else period_of(earliest)
     months = _months(first, period)[-MAX_CARRY_MONTHS:]
-    share = fee_share() if share is None else share
     first_start, _first_end = period_bounds(months[0])
     money, items, providers = _revenue(session, first_start, end)
+    share_of = agreed_shares(session, providers) if share is None else _uniform(share)
     by_month: dict[str, list[_Money]] = defaultdict(list)
     for m in money:
         by_month[period_of(m.at)].append(m)
@@ -276,7 +320,7 @@ def revenue_cap_report(
         version = param_row.version
         rows = pricing.revenue_cap_report(
             month,
-            _entries(by_month[month], items, providers, share),
+            _entries(by_month[month], items, providers, share_of),
             parameters_of(param_row),
             carried,
         )

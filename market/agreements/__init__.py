@@ -1,0 +1,1 @@
+"""Department authorization agreements (授权运营协议)."""
