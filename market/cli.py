@@ -223,3 +223,6 @@ def register_commands(app) -> None:
     from market.datasets.cli import datasets_group
 
     app.cli.add_command(datasets_group)
+    from market.agreements.cli import agreements_group
+
+    app.cli.add_command(agreements_group)
