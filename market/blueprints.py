@@ -14,6 +14,7 @@ API_MODULES = [
     "market.datasets.catalog_api",
     "market.governance.api",
     "market.agreements.api",
+    "market.reports.api",
     "sandbox.api",
 ]
 

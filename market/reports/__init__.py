@@ -1,0 +1,1 @@
+"""Regulator reports (监管报送)."""
