@@ -357,8 +357,39 @@ def build_world(app, session) -> World:
             consent_requested=requested.id,
             consent_granted=granted.id,
         )
+        ids.update(_agreements(session, world, side, department))
     session.commit()
     return world
+
+
+def _agreements(session, world: World, side: str, department) -> dict[str, Any]:
+    """A proposed agreement and a draft (with a registered key and its signature of the draft)
+    of the side's department; its default active agreement lets its datasets be listed."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from market.agreements import document
+    from market.agreements import services as agreements
+
+    agreements.seed_default_agreement(session, department)
+    if side == "A":
+        actor = world.users["department"]
+    else:
+        actor = Actor.from_user(_user(session, department))
+    now = dt.datetime.now(dt.UTC)
+    terms = agreements.Terms(["matrix"], [], now - dt.timedelta(days=1),
+                             now + dt.timedelta(days=30), 8000)
+    proposed = agreements.propose(session, actor, terms)
+    draft = agreements.propose(session, actor, terms, custodial=False)
+    key = Ed25519PrivateKey.generate()
+    registered = agreements.register_key(
+        session, actor, document.public_key_b64(key.public_key())
+    )
+    return {
+        "agreement_proposed": proposed.id,
+        "agreement_draft": draft.id,
+        "draft_signature": {"key_id": registered.key_id,
+                            "signature": document.sign_document(key, draft.document)},
+    }
 
 
 _proposals = itertools.count(1)

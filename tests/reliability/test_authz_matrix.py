@@ -137,6 +137,16 @@ POST   /api/v1/sandbox/{license_id}/queries/cost                 license_id=lice
 GET    /api/v1/datasets/{dataset_id}/privacy                     dataset_id=dataset_conditional  200  200     200     200     200     200
 PUT    /api/v1/datasets/{dataset_id}/privacy                     dataset_id=dataset_conditional  401  200/403 403     200     403     403
 GET    /api/v1/privacy/spending                                  -                               401  200     403     200     200     403
+GET    /api/v1/agreements                                        -                               401  200     403     200     200     403
+POST   /api/v1/agreements                                        -                               401  201     403     403     403     403
+GET    /api/v1/agreements/keys                                   -                               401  200     403     403     403     403
+POST   /api/v1/agreements/keys                                   -                               401  201     403     403     403     403
+GET    /api/v1/agreements/{agreement_id}                         agreement_id=agreement_proposed 401  200/404 404     200     200     404
+GET    /api/v1/agreements/{agreement_id}/document                agreement_id=agreement_proposed 401  200/404 404     200     200     404
+POST   /api/v1/agreements/{agreement_id}/sign                    agreement_id=agreement_draft    401  200/404 404     403     403     404
+POST   /api/v1/agreements/{agreement_id}/countersign             agreement_id=agreement_proposed 401  403     403     200     403     403
+POST   /api/v1/agreements/{agreement_id}/decline                 agreement_id=agreement_proposed 401  403     403     200     403     403
+GET    /api/v1/reports/{period}                                  period=#2020-01                 401  403     403     200     200     403
 """
 
 #: Rows whose observed answer differs from the documented one: ``row id -> reason``. They
@@ -375,11 +385,36 @@ REQUESTS: dict[tuple[str, str], Callable[[World, str, str], Request]] = {
     ("PUT", "/api/v1/datasets/{dataset_id}/privacy"): lambda w, s, r: {
         "json": {"epsilon_budget": "1"}
     },
+    ("POST", "/api/v1/agreements"): lambda w, s, r: {"json": _agreement_terms()},
+    ("POST", "/api/v1/agreements/keys"): lambda w, s, r: {"json": {"public_key": _new_key()}},
+    ("POST", "/api/v1/agreements/{agreement_id}/sign"): lambda w, s, r: {
+        "json": w.of(s, "draft_signature")
+    },
+    ("POST", "/api/v1/agreements/{agreement_id}/decline"): lambda w, s, r: {
+        "json": {"reason": "matrix"}
+    },
     ("POST", "/api/v1/sandbox/{license_id}/queries/cost"): lambda w, s, r: {
         "json": {"sql": f"SELECT district, COUNT(*) AS n FROM {w.of(s, 'listed_slug')} "
                         "GROUP BY district"}
     },
 }
+
+
+def _agreement_terms() -> dict[str, Any]:
+    import datetime as dt
+
+    now = dt.datetime.now(dt.UTC)
+    return {"categories": ["matrix"], "revenue_share_bps": 9000,
+            "starts_at": (now - dt.timedelta(days=1)).isoformat(),
+            "ends_at": (now + dt.timedelta(days=30)).isoformat()}
+
+
+def _new_key() -> str:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from market.agreements.document import public_key_b64
+
+    return public_key_b64(Ed25519PrivateKey.generate().public_key())
 
 
 def _own_org(w: World, side: str, caller: str) -> int:
