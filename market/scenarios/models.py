@@ -45,9 +45,7 @@ class ProductAccess(StrEnum):
 class Scenario(Base):
     __tablename__ = "scenarios"
     __table_args__ = (
-        sa.CheckConstraint(
-            "status IN ('draft','pending','approved','rejected')", name="status"
-        ),
+        sa.CheckConstraint("status IN ('draft','pending','approved','rejected')", name="status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -66,7 +64,9 @@ class Scenario(Base):
     decision_comment: Mapped[str | None] = mapped_column(sa.Text)
 
     datasets: Mapped[list[ScenarioDataset]] = relationship(
-        back_populates="scenario", cascade="all, delete-orphan", order_by="ScenarioDataset.dataset_id"
+        back_populates="scenario",
+        cascade="all, delete-orphan",
+        order_by="ScenarioDataset.dataset_id",
     )
 
     @property
@@ -113,7 +113,9 @@ class DataProduct(Base):
     published_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     items: Mapped[list[DataProductItem]] = relationship(
-        back_populates="product", cascade="all, delete-orphan", order_by="DataProductItem.dataset_id"
+        back_populates="product",
+        cascade="all, delete-orphan",
+        order_by="DataProductItem.dataset_id",
     )
 
 

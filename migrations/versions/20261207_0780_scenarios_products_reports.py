@@ -54,7 +54,9 @@ def upgrade():
         sa.Column("scenario_id", sa.Integer(), nullable=False),
         sa.Column("dataset_id", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["scenario_id"], ["scenarios.id"], name=op.f("fk_scenario_datasets_scenario_id_scenarios")
+            ["scenario_id"],
+            ["scenarios.id"],
+            name=op.f("fk_scenario_datasets_scenario_id_scenarios"),
         ),
         sa.ForeignKeyConstraint(
             ["dataset_id"], ["datasets.id"], name=op.f("fk_scenario_datasets_dataset_id_datasets")
@@ -105,7 +107,8 @@ def upgrade():
         sa.Column("dataset_id", sa.Integer(), nullable=False),
         sa.Column("columns", sa.JSON(), nullable=True),
         sa.ForeignKeyConstraint(
-            ["product_id"], ["data_products.id"],
+            ["product_id"],
+            ["data_products.id"],
             name=op.f("fk_data_product_items_product_id_data_products"),
         ),
         sa.ForeignKeyConstraint(
@@ -126,15 +129,21 @@ def upgrade():
             batch_op.f("fk_licenses_scenario_id_scenarios"), "scenarios", ["scenario_id"], ["id"]
         )
         batch_op.create_foreign_key(
-            batch_op.f("fk_licenses_product_id_data_products"), "data_products", ["product_id"],
+            batch_op.f("fk_licenses_product_id_data_products"),
+            "data_products",
+            ["product_id"],
             ["id"],
         )
 
 
 def downgrade():
     with op.batch_alter_table("licenses", schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f("fk_licenses_product_id_data_products"), type_="foreignkey")
-        batch_op.drop_constraint(batch_op.f("fk_licenses_scenario_id_scenarios"), type_="foreignkey")
+        batch_op.drop_constraint(
+            batch_op.f("fk_licenses_product_id_data_products"), type_="foreignkey"
+        )
+        batch_op.drop_constraint(
+            batch_op.f("fk_licenses_scenario_id_scenarios"), type_="foreignkey"
+        )
         batch_op.drop_index(batch_op.f("ix_licenses_product_id"))
         batch_op.drop_index(batch_op.f("ix_licenses_scenario_id"))
         batch_op.drop_column("product_id")
