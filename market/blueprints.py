@@ -13,6 +13,7 @@ API_MODULES = [
     "market.datasets.api",
     "market.datasets.catalog_api",
     "market.governance.api",
+    "market.scenarios.api",
     "sandbox.api",
 ]
 
