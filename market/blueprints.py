@@ -26,5 +26,6 @@ WEB_MODULES = [
     "market.consents.views",
     "market.datasets.views",
     "market.governance.views",
+    "market.scenarios.views",
     "sandbox.views",
 ]

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.catalog.conftest import login  # noqa: F401
 from tests.quotes.conftest import make_dataset  # noqa: F401
 
 
@@ -22,19 +23,22 @@ class World:
     department_org: Any
     registry: Any
     tax: Any
+    users: dict
 
 
 @pytest.fixture
 def world(as_role, make_dataset, make_user, auth_header) -> World:
-    _, operator = as_role("operator")
-    _, regulator = as_role("regulator")
+    operator_user, operator = as_role("operator")
+    regulator_user, regulator = as_role("regulator")
     buyer_user, buyer = as_role("buyer")
     _, other_buyer = as_role("buyer")
     dept_user = make_user("department")
     registry = make_dataset(category="market_supervision", department=dept_user.organization)
     tax = make_dataset(category="tax")
     return World(operator, regulator, buyer, buyer_user, other_buyer,
-                 auth_header(dept_user), dept_user.organization, registry, tax)
+                 auth_header(dept_user), dept_user.organization, registry, tax,
+                 {"operator": operator_user, "regulator": regulator_user, "buyer": buyer_user,
+                  "department": dept_user})
 
 
 def scenario_body(world: World, **over) -> dict:
