@@ -57,6 +57,9 @@ class License(Base):
     signature: Mapped[str | None] = mapped_column(sa.String(128))
     key_id: Mapped[str | None] = mapped_column(sa.String(16))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: A license for a data product (数据产品) under a scenario (场景): ``market.scenarios``.
+    scenario_id: Mapped[int | None] = mapped_column(sa.ForeignKey("scenarios.id"), index=True)
+    product_id: Mapped[int | None] = mapped_column(sa.ForeignKey("data_products.id"), index=True)
 
     items: Mapped[list[LicenseItem]] = relationship(
         back_populates="license", cascade="all, delete-orphan", order_by="LicenseItem.id"

@@ -195,6 +195,9 @@ class LicenseSchema(ma.Schema):
     status_reason = ma.fields.String(allow_none=True)
     has_document = ma.fields.Boolean()
     allowed_events = ma.fields.List(ma.fields.String())
+    #: A license for a data product under a scenario (场景/数据产品); null otherwise.
+    scenario_id = ma.fields.Integer(allow_none=True)
+    product_id = ma.fields.Integer(allow_none=True)
 
 
 def _privacy_budget_remaining(lic: License) -> Any:
@@ -243,6 +246,8 @@ def license_view(lic: License) -> dict[str, Any]:
         "status_reason": lic.status_reason,
         "has_document": lic.document is not None,
         "allowed_events": sorted(e.value for e in allowed_events(lic.status)),
+        "scenario_id": lic.scenario_id,
+        "product_id": lic.product_id,
     }
 
 

@@ -15,6 +15,7 @@ API_MODULES = [
     "market.governance.api",
     "market.agreements.api",
     "market.reports.api",
+    "market.scenarios.api",
     "sandbox.api",
 ]
 
@@ -27,5 +28,6 @@ WEB_MODULES = [
     "market.consents.views",
     "market.datasets.views",
     "market.governance.views",
+    "market.scenarios.views",
     "sandbox.views",
 ]

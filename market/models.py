@@ -26,6 +26,12 @@ from market.governance.models import (  # noqa: F401
 )
 from market.leases import JobLease  # noqa: F401
 from market.quotes.models import PricingParameterSet, PricingProposal, Quote  # noqa: F401
+from market.scenarios.models import (  # noqa: F401
+    DataProduct,
+    DataProductItem,
+    Scenario,
+    ScenarioDataset,
+)
 from sandbox.models import (  # noqa: F401
     PrivacySpending,
     SandboxQuery,  # noqa: F401

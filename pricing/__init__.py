@@ -56,6 +56,7 @@ from .params import (
     Purpose,
     upgrade_legacy,
 )
+from .products import ProductPart, ProductTerms, price_product, separate_total
 
 __all__ = [
     "CATEGORIES",
@@ -81,6 +82,8 @@ __all__ = [
     "NotPriceable",
     "PricingError",
     "PricingParameters",
+    "ProductPart",
+    "ProductTerms",
     "Purpose",
     "Quote",
     "RevenueCapRow",
@@ -97,6 +100,8 @@ __all__ = [
     "parse_period",
     "parse_purpose",
     "price_item",
+    "price_product",
+    "separate_total",
     "quality_coefficient",
     "quote",
     "revenue_cap_report",

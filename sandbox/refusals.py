@@ -43,6 +43,8 @@ EXECUTION_ERROR = "execution_error"
 FORBIDDEN_ACCESS = "forbidden_access"
 ENGINE_UNAVAILABLE = "engine_unavailable"
 NO_TABLES = "no_tables"
+#: A data-product license whose product grants consented lookups only (market.scenarios).
+PRODUCT_ACCESS = "product_access"
 
 
 class QueryRefused(DomainError):

@@ -74,6 +74,7 @@ from .refusals import (
     NOT_BUYER,
     NOT_FOUND,
     PRIVACY_BUDGET_EXHAUSTED,
+    PRODUCT_ACCESS,
     QUOTA_EXHAUSTED,
     STARTED_AUDIT_TYPE,
     Attempt,
@@ -227,6 +228,12 @@ def _usable_license(session: Session, actor: Actor, attempt: Attempt, now: dt.da
             rule = LICENSE_NOT_ACTIVE
         raise QueryRefused(403, rule, exc.message, attempt=attempt, extra_audit=exc.audit) from None
     attempt.buyer_org_id = lic.buyer_org_id
+    from market.scenarios.services import ensure_use_allowed  # a data product's access
+
+    try:
+        ensure_use_allowed(session, lic, "sandbox")
+    except Forbidden as exc:
+        raise QueryRefused(403, PRODUCT_ACCESS, exc.message, attempt=attempt) from None
     return lic
 
 

@@ -50,6 +50,7 @@ from market.datasets.models import ColumnRole, Treatment
 from market.db import utcnow
 from market.errors import Forbidden, RateLimited
 from market.pipeline import pseudonym
+from market.scenarios.services import ensure_use_allowed
 from market.web import labels
 
 #: One message for "no consent" and "no such enterprise": a bank cannot probe existence.
@@ -215,6 +216,7 @@ def perform_lookup(
         raise Forbidden(str(perm.AWAITING_ADMISSION))
     blacklist.ensure_not_blacklisted(session, actor, "lookup")
     lic = licenses.active_license_for(session, license_id, actor, now)
+    ensure_use_allowed(session, lic, "lookups")  # a data product's access (场景/数据产品)
     code = normalize_credit_code(subject_credit_code)
     consent = session.scalar(
         sa.select(Consent)

@@ -32,6 +32,7 @@ from market.consents.models import Consent, ConsentStatus
 from market.db import iso, utcnow
 from market.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from market.idcodes import is_valid_uscc
+from market.scenarios.services import ensure_use_allowed
 from market.web import labels
 
 MAX_PURPOSE = 2000
@@ -184,6 +185,7 @@ def request_consent(
         raise Forbidden(str(perm.AWAITING_ADMISSION))
     blacklist.ensure_not_blacklisted(session, actor, "request_consent")
     lic = licenses.active_license_for(session, license_id, actor, now)
+    ensure_use_allowed(session, lic, "lookups")  # a data product's access (场景/数据产品)
     code = normalize_credit_code(subject_credit_code)
     text = _text(purpose, "purpose", _l("purpose"), MAX_PURPOSE)
     until = _aware(valid_until)

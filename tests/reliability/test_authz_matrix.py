@@ -147,6 +147,18 @@ POST   /api/v1/agreements/{agreement_id}/sign                    agreement_id=ag
 POST   /api/v1/agreements/{agreement_id}/countersign             agreement_id=agreement_proposed 401  403     403     200     403     403
 POST   /api/v1/agreements/{agreement_id}/decline                 agreement_id=agreement_proposed 401  403     403     200     403     403
 GET    /api/v1/reports/{period}                                  period=#2020-01                 401  403     403     200     200     403
+GET    /api/v1/scenarios                                         -                               200  200     200     200     200     200
+POST   /api/v1/scenarios                                         -                               401  403     403     201     403     403
+GET    /api/v1/scenarios/{scenario_id}                           scenario_id=#999999             404  404     404     404     404     404
+PUT    /api/v1/scenarios/{scenario_id}                           scenario_id=#999999             401  403     403     404     403     403
+POST   /api/v1/scenarios/{scenario_id}/submit                    scenario_id=#999999             401  403     403     404     403     403
+POST   /api/v1/scenarios/{scenario_id}/decision                  scenario_id=#999999             401  403     403     403     404     403
+GET    /api/v1/scenarios/revenue                                 -                               401  200     403     200     200     403
+GET    /api/v1/products                                          -                               200  200     200     200     200     200
+POST   /api/v1/products                                          -                               401  403     403     201     403     403
+GET    /api/v1/products/{product_id}                             product_id=#999999              404  404     404     404     404     404
+POST   /api/v1/products/{product_id}/status                      product_id=#999999              401  403     403     404     403     403
+POST   /api/v1/products/{product_id}/apply                       product_id=#999999              401  403     404     403     403     403
 """
 
 #: Rows whose observed answer differs from the documented one: ``row id -> reason``. They
@@ -238,6 +250,11 @@ def _in_days(days: int) -> str:
     import datetime as dt
 
     return (dt.datetime.now(dt.UTC) + dt.timedelta(days=days)).isoformat()
+
+
+def _scenario_body(w: World, side: str) -> dict:
+    return {"code": f"matrix-scenario-{_unique()}", "title": "矩阵场景", "description": "m",
+            "dataset_ids": [w.of(side, "dataset_listed")], "purposes": ["research"]}
 
 
 def _period() -> str:
@@ -333,6 +350,26 @@ REQUESTS: dict[tuple[str, str], Callable[[World, str, str], Request]] = {
     ("POST", "/api/v1/quotes"): lambda w, s, r: {
         "json": {"items": [{"dataset_id": w.of(s, "dataset_listed"), "columns": None}],
                  "duration_months": 6, "purpose": "research", "query_quota": 10}
+    },
+    ("POST", "/api/v1/scenarios"): lambda w, s, r: {"json": _scenario_body(w, s)},
+    ("PUT", "/api/v1/scenarios/{scenario_id}"): lambda w, s, r: {
+        "json": {k: v for k, v in _scenario_body(w, s).items() if k != "code"}
+    },
+    ("POST", "/api/v1/scenarios/{scenario_id}/decision"): lambda w, s, r: {
+        "json": {"decision": "approve"}
+    },
+    ("GET", "/api/v1/scenarios/revenue"): lambda w, s, r: {"query_string": {"period": _period()}},
+    ("POST", "/api/v1/products"): lambda w, s, r: {
+        "json": {"code": f"matrix-product-{_unique()}", "title": "矩阵产品", "description": "m",
+                 "access": "both", "purpose": "research", "duration_months": 6,
+                 "query_quota": 10,
+                 "items": [{"dataset_id": w.of(s, "dataset_listed"), "columns": None}]}
+    },
+    ("POST", "/api/v1/products/{product_id}/status"): lambda w, s, r: {
+        "json": {"action": "publish"}
+    },
+    ("POST", "/api/v1/products/{product_id}/apply"): lambda w, s, r: {
+        "json": {"scenario_id": 999999, "purpose_statement": "matrix"}
     },
     ("PUT", "/api/v1/pricing/parameters"): _parameters_body,
     ("POST", "/api/v1/pricing/proposals"): lambda w, s, r: {
