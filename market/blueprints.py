@@ -12,6 +12,7 @@ API_MODULES = [
     "market.consents.api",
     "market.datasets.api",
     "market.datasets.catalog_api",
+    "market.datasets.lifecycle_api",
     "market.governance.api",
     "sandbox.api",
 ]
@@ -24,6 +25,7 @@ WEB_MODULES = [
     "market.audit.views",
     "market.consents.views",
     "market.datasets.views",
+    "market.datasets.lifecycle_views",
     "market.governance.views",
     "sandbox.views",
 ]

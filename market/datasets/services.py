@@ -289,7 +289,11 @@ def max_columns() -> int:
 
 
 def sync_dataset_status(dataset: Dataset) -> None:
-    """``listed`` while a version is listed, otherwise the latest version's status."""
+    """``listed`` while a version is listed, otherwise the latest version's status; a
+    withdrawn dataset stays ``withdrawn`` (``market.datasets.lifecycle``)."""
+    if dataset.withdrawn_at is not None:
+        dataset.status = "withdrawn"
+        return
     if any(v.status == VersionStatus.listed for v in dataset.versions):
         dataset.status = VersionStatus.listed
     elif dataset.versions:
@@ -713,6 +717,11 @@ def create_version(
         dataset.open_grade == OpenGrade.restricted
     ):
         raise Conflict("A refused dataset cannot get new versions; publish a new dataset.")
+    if dataset.withdrawn_at is not None:
+        raise Conflict(
+            "A withdrawn dataset cannot get new versions; publish a new dataset.",
+            {"status": ["withdrawn"]},
+        )
     busy = [
         v.version
         for v in dataset.versions
