@@ -233,6 +233,11 @@ def revenue():
         raise Forbidden(_("Only the operator records payouts."))
 
     statement = ledger.statement(db.session, department, period) if department else None
+    from licenses.earnings import earnings as earnings_of
+
+    earned = (
+        earnings_of(db.session, department.id, *ledger.period_bounds(period)) if department else None
+    )
     chart = ledger.monthly_revenue(db.session, department.id, period, 12) if department else []
     summary = []
     if actor.role in ("operator", "regulator"):
@@ -245,6 +250,7 @@ def revenue():
         department=department,
         departments=departments,
         statement=statement,
+        earnings=earned,
         payable=ledger.department_payable(db.session, department.id) if department else 0,
         chart={
             "labels": [p for p, _v in chart],

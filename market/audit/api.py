@@ -10,7 +10,7 @@ from market.accounts import permissions as perm
 from market.api_base import page_of, paginate
 from market.audit import services
 from market.audit.models import AuditEvent
-from market.audit.schemas import EventFilterSchema, EventSchema, HeadSchema, VerifySchema
+from market.audit.schemas import EventFilterSchema, EventInChainSchema, EventSchema, HeadSchema, VerifySchema
 from market.auth import current_actor
 from market.csvutil import csv_response
 from market.errors import NotFound
@@ -91,3 +91,18 @@ class Export(MethodView):
                 ]
 
         return csv_response(header, rows, "audit-events.csv")
+
+
+@blp.route("/events/<int:seq>")
+class EventItem(MethodView):
+    @blp.response(200, EventInChainSchema)
+    def get(self, seq):
+        """One event with its place in the chain: previous and next event, whether its link and
+        hash hold, and the signed checkpoint that covers it (operator, regulator)."""
+        from market.audit.chain import position
+
+        perm.require(perm.can_read_audit(current_actor()), _("Only the operator and the regulator read the audit log."))
+        event = db.session.get(AuditEvent, seq)
+        if event is None:
+            raise NotFound(_("The audit chain has no event %(seq)s.", seq=seq))
+        return {"event": services.event_dict(event), "chain": position(db.session, event, public_keys()).to_dict()}

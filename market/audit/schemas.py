@@ -47,3 +47,29 @@ class HeadSchema(ma.Schema):
     signed_at = ma.fields.String(required=True)
     signature = ma.fields.String(required=True)
     public_key_id = ma.fields.String(required=True)
+
+
+class CheckpointSchema(ma.Schema):
+    seq = ma.fields.Integer(required=True)
+    hash = ma.fields.String(required=True)
+    signed_at = ma.fields.String(required=True)
+    public_key_id = ma.fields.String(required=True)
+    signature = ma.fields.String(required=True)
+    signature_valid = ma.fields.Boolean(required=True)
+    events_after_this = ma.fields.Integer(required=True)
+
+
+class ChainPositionSchema(ma.Schema):
+    seq = ma.fields.Integer(required=True)
+    hash = ma.fields.String(required=True)
+    prev_hash = ma.fields.String(required=True)
+    previous_seq = ma.fields.Integer(allow_none=True)
+    next_seq = ma.fields.Integer(allow_none=True)
+    link_ok = ma.fields.Boolean(required=True)
+    hash_ok = ma.fields.Boolean(required=True)
+    checkpoint = ma.fields.Nested(CheckpointSchema, allow_none=True)
+
+
+class EventInChainSchema(ma.Schema):
+    event = ma.fields.Nested(EventSchema, required=True)
+    chain = ma.fields.Nested(ChainPositionSchema, required=True)

@@ -16,7 +16,7 @@ from market.api_base import paginate
 from market.audit import services
 from market.audit.models import AuditEvent
 from market.auth import login_required
-from market.errors import Forbidden
+from market.errors import Forbidden, NotFound
 from market.extensions import db
 from market.keys import public_keys
 from market.web import registry
@@ -91,15 +91,24 @@ def explorer():
     lost = services.lost_heads(db.session)
     orgs = db.session.scalars(sa.select(Organization).order_by(Organization.kind, Organization.name)).all()
     org_names = {o.id: o.name for o in orgs}
-    types = db.session.scalars(sa.select(AuditEvent.type).distinct().order_by(AuditEvent.type)).all()
-    export_args = {k: v for k, v in args.items() if k in ("type", "actor_org", "since", "until") and v}
+    from market.audit.describe import describe_all, type_choices
+
+    filter_args = {k: v for k, v in args.items() if k in ("type", "actor_org", "since", "until") and v}
+    # The export API reads instants (UTC), not Shanghai dates: pass what the page filtered on.
+    export_args = {k: v for k, v in filter_args.items() if k in ("type", "actor_org")}
+    if filters["since"] is not None:
+        export_args["since"] = filters["since"].isoformat()
+    if filters["until"] is not None:
+        export_args["until"] = filters["until"].isoformat()
     return render_template(
         "audit/explorer.html",
         page=page,
         orgs=orgs,
         org_names=org_names,
-        types=types,
+        type_groups=type_choices(db.session),
+        described=describe_all(db.session, page["items"]),
         args=args,
+        filter_args=filter_args,
         verification=verification,
         head=head,
         lost_heads=lost,
@@ -121,3 +130,23 @@ def insights_page():
 
     data = dashboard(db.session)
     return render_template("audit/insights.html", data=data)
+
+
+@bp.get("/audit/events/<int:seq>")
+@login_required
+def event_detail(seq: int):
+    """One event in words, its place in the chain and the signed checkpoint that covers it."""
+    if not perm.can_read_audit(g.actor):
+        raise Forbidden(_("Only the operator and the regulator read the audit log."))
+    from market.audit.chain import position
+    from market.audit.describe import describe_all
+
+    event = db.session.get(AuditEvent, seq)
+    if event is None:
+        raise NotFound(_("The audit chain has no event %(seq)s.", seq=seq))
+    return render_template(
+        "audit/event.html",
+        event=event,
+        described=describe_all(db.session, [event])[0],
+        chain=position(db.session, event, public_keys()),
+    )

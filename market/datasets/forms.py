@@ -56,6 +56,7 @@ STATUS_LABELS: dict[str, Any] = {
     "refused": _l("Refused"),
     "failed": _l("Failed"),
     "superseded": _l("Superseded"),
+    "withdrawn": _l("Withdrawn"),
 }
 #: The upload page's per-column treatment choices are fields named ``treatment:<column>``
 #: (offered after the first lines of the chosen file are inspected).

@@ -113,6 +113,10 @@ class Dataset(Base):
     )
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     listed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    #: Withdrawn by its department: delisted for good (status ``withdrawn``); licenses already
+    #: granted run to their end (see ``market.datasets.lifecycle``).
+    withdrawn_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    withdrawal_reason: Mapped[str | None] = mapped_column(sa.Text)
 
     department: Mapped[Organization] = relationship(lazy="joined")
     versions: Mapped[list[DatasetVersion]] = relationship(
@@ -211,3 +215,35 @@ class DatasetColumn(Base):
     profile: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
 
     version: Mapped[DatasetVersion] = relationship(back_populates="columns")
+
+
+class ChangeStatus(StrEnum):
+    pending = "pending"
+    approved = "approved"
+    rejected = "rejected"
+    withdrawn = "withdrawn"  # the dataset was withdrawn before the review
+
+
+class DatasetChangeRequest(Base):
+    """Metadata changes a department proposed that change what buyers get (category, costs):
+    they apply only once the operator approves them (``market.datasets.lifecycle``)."""
+
+    __tablename__ = "dataset_change_requests"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "status IN ('pending','approved','rejected','withdrawn')", name="status"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(sa.ForeignKey("datasets.id"), index=True)
+    status: Mapped[str] = mapped_column(sa.String(16), default=ChangeStatus.pending, index=True)
+    #: ``{field: new value}`` (JSON-native: fen as integers).
+    changes: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    #: The values in force when proposed, for the reviewer's comparison.
+    before: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    proposed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    proposed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    reviewed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    reviewed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    review_comment: Mapped[str | None] = mapped_column(sa.Text)

@@ -289,9 +289,13 @@ def max_columns() -> int:
 
 
 def sync_dataset_status(dataset: Dataset) -> None:
-    """``listed`` while a version is listed, otherwise the latest version's status; a dataset
-    delisted because its authorization agreement ended stays delisted until a review under a
-    new agreement lists it again (or a new agreement covers it)."""
+    """``listed`` while a version is listed, otherwise the latest version's status; a
+    withdrawn dataset stays ``withdrawn`` (``market.datasets.lifecycle``); a dataset delisted
+    because its authorization agreement ended stays delisted until a review under a new
+    agreement lists it again (or a new agreement covers it)."""
+    if dataset.withdrawn_at is not None:
+        dataset.status = "withdrawn"
+        return
     if dataset.status == "delisted":
         return
     if any(v.status == VersionStatus.listed for v in dataset.versions):
@@ -717,6 +721,11 @@ def create_version(
         dataset.open_grade == OpenGrade.restricted
     ):
         raise Conflict("A refused dataset cannot get new versions; publish a new dataset.")
+    if dataset.withdrawn_at is not None:
+        raise Conflict(
+            "A withdrawn dataset cannot get new versions; publish a new dataset.",
+            {"status": ["withdrawn"]},
+        )
     busy = [
         v.version
         for v in dataset.versions

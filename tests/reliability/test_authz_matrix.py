@@ -57,6 +57,7 @@ GET    /api/v1/audit/events                                      -              
 GET    /api/v1/audit/verify                                      -                               401  403     403     200     200     403
 GET    /api/v1/audit/export.csv                                  -                               401  403     403     403     200     403
 GET    /api/v1/audit/head                                        -                               401  403     403     200     200     403
+GET    /api/v1/audit/events/{seq}                                seq=#1                          401  403     403     200     200     403
 GET    /api/v1/licenses                                          -                               401  403     200     200     200     403
 POST   /api/v1/licenses                                          -                               401  403     201/404 403     403     403
 POST   /api/v1/licenses/verify                                   -                               200  200     200     200     200     200
@@ -136,6 +137,11 @@ POST   /api/v1/sandbox/{license_id}/queries                      license_id=lice
 POST   /api/v1/sandbox/{license_id}/queries/cost                 license_id=license_active       401  403     200/404 403     403     403
 GET    /api/v1/datasets/{dataset_id}/privacy                     dataset_id=dataset_conditional  200  200     200     200     200     200
 PUT    /api/v1/datasets/{dataset_id}/privacy                     dataset_id=dataset_conditional  401  200/403 403     200     403     403
+PUT    /api/v1/datasets/{dataset_id}/metadata                    dataset_id=dataset_listed       401  200/403 403     403     403     403
+PUT    /api/v1/datasets/{dataset_id}/metadata                    dataset_id=dataset_unlisted     401  200/404 404     403     403     404
+GET    /api/v1/datasets/{dataset_id}/changes                     dataset_id=dataset_listed       401  200/403 403     200     200     403
+POST   /api/v1/datasets/{dataset_id}/changes/review              dataset_id=dataset_listed       401  403     403     409     403     403
+POST   /api/v1/datasets/{dataset_id}/withdraw                    dataset_id=dataset_listed       401  200/403 403     403     403     403
 GET    /api/v1/privacy/spending                                  -                               401  200     403     200     200     403
 GET    /api/v1/agreements                                        -                               401  200     403     200     200     403
 POST   /api/v1/agreements                                        -                               401  201     403     403     403     403
@@ -428,6 +434,13 @@ REQUESTS: dict[tuple[str, str], Callable[[World, str, str], Request]] = {
         "json": w.of(s, "draft_signature")
     },
     ("POST", "/api/v1/agreements/{agreement_id}/decline"): lambda w, s, r: {
+    ("PUT", "/api/v1/datasets/{dataset_id}/metadata"): lambda w, s, r: {
+        "json": {"title": f"matrix title {_unique()}"}
+    },
+    ("POST", "/api/v1/datasets/{dataset_id}/changes/review"): lambda w, s, r: {
+        "json": {"decision": "approve"}
+    },
+    ("POST", "/api/v1/datasets/{dataset_id}/withdraw"): lambda w, s, r: {
         "json": {"reason": "matrix"}
     },
     ("POST", "/api/v1/sandbox/{license_id}/queries/cost"): lambda w, s, r: {
