@@ -14,6 +14,7 @@ API_MODULES = [
     "market.datasets.catalog_api",
     "market.governance.api",
     "sandbox.api",
+    "market.notifications.api",
 ]
 
 WEB_MODULES = [
@@ -26,4 +27,5 @@ WEB_MODULES = [
     "market.datasets.views",
     "market.governance.views",
     "sandbox.views",
+    "market.notifications.views",
 ]

@@ -223,3 +223,6 @@ def register_commands(app) -> None:
     from market.datasets.cli import datasets_group
 
     app.cli.add_command(datasets_group)
+    from market.notifications.cli import notify_group
+
+    app.cli.add_command(notify_group)

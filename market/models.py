@@ -24,6 +24,7 @@ from market.governance.models import (  # noqa: F401
     RegistrationCertificate,
 )
 from market.leases import JobLease  # noqa: F401
+from market.notifications.models import EmailOutbox, Notification  # noqa: F401
 from market.quotes.models import PricingParameterSet, PricingProposal, Quote  # noqa: F401
 from sandbox.models import (  # noqa: F401
     PrivacySpending,

@@ -137,6 +137,9 @@ POST   /api/v1/sandbox/{license_id}/queries/cost                 license_id=lice
 GET    /api/v1/datasets/{dataset_id}/privacy                     dataset_id=dataset_conditional  200  200     200     200     200     200
 PUT    /api/v1/datasets/{dataset_id}/privacy                     dataset_id=dataset_conditional  401  200/403 403     200     403     403
 GET    /api/v1/privacy/spending                                  -                               401  200     403     200     200     403
+GET    /api/v1/notifications                                     -                               401  200     200     200     200     200
+POST   /api/v1/notifications/{notification_id}/read              notification_id=#999999         401  404     404     404     404     404
+POST   /api/v1/notifications/read-all                            -                               401  200     200     200     200     200
 """
 
 #: Rows whose observed answer differs from the documented one: ``row id -> reason``. They
