@@ -28,4 +28,5 @@ WEB_MODULES = [
     "market.governance.views",
     "sandbox.views",
     "market.notifications.views",
+    "licenses.invoice_views",
 ]
