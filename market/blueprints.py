@@ -18,6 +18,7 @@ API_MODULES = [
     "market.reports.api",
     "market.scenarios.api",
     "sandbox.api",
+    "market.notifications.api",
 ]
 
 WEB_MODULES = [
@@ -32,4 +33,6 @@ WEB_MODULES = [
     "market.governance.views",
     "market.scenarios.views",
     "sandbox.views",
+    "market.notifications.views",
+    "licenses.invoice_views",
 ]

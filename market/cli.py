@@ -226,3 +226,6 @@ def register_commands(app) -> None:
     from market.agreements.cli import agreements_group
 
     app.cli.add_command(agreements_group)
+    from market.notifications.cli import notify_group
+
+    app.cli.add_command(notify_group)

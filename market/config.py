@@ -121,6 +121,21 @@ def build_config(instance_path: Path, overrides: dict[str, Any] | None = None) -
         "STRIPE_WEBHOOK_SECRET": os.environ.get("STRIPE_WEBHOOK_SECRET"),
         "STRIPE_PUBLISHABLE_KEY": os.environ.get("STRIPE_PUBLISHABLE_KEY"),
         "REDIS_URL": os.environ.get("REDIS_URL"),
+        # Notifications (market.notifications): e-mail them through the outbox, which
+        # `market notify send` delivers over SMTP.
+        "MARKET_NOTIFY_EMAIL": _env_bool("MARKET_NOTIFY_EMAIL", False),
+        "MARKET_SMTP_HOST": os.environ.get("MARKET_SMTP_HOST", "localhost"),
+        "MARKET_SMTP_PORT": _env_int("MARKET_SMTP_PORT", 25),
+        "MARKET_SMTP_USER": os.environ.get("MARKET_SMTP_USER"),
+        "MARKET_SMTP_PASSWORD": os.environ.get("MARKET_SMTP_PASSWORD"),
+        "MARKET_SMTP_STARTTLS": _env_bool("MARKET_SMTP_STARTTLS", False),
+        "MARKET_SMTP_FROM": os.environ.get("MARKET_SMTP_FROM", "noreply@market.invalid"),
+        # The operator's details printed on invoices (licenses.invoice_pdf).
+        "MARKET_INVOICE_PAYEE_NAME": os.environ.get("MARKET_INVOICE_PAYEE_NAME", ""),
+        "MARKET_INVOICE_BANK_NAME": os.environ.get("MARKET_INVOICE_BANK_NAME", ""),
+        "MARKET_INVOICE_BANK_ACCOUNT": os.environ.get("MARKET_INVOICE_BANK_ACCOUNT", ""),
+        "MARKET_INVOICE_TAX_NUMBER": os.environ.get("MARKET_INVOICE_TAX_NUMBER", ""),
+        "MARKET_INVOICE_DUE_DAYS": _env_int("MARKET_INVOICE_DUE_DAYS", 30),
         # Cookies: Secure by default; `market serve` relaxes it only for plain-HTTP loopback.
         "SESSION_COOKIE_SECURE": _env_bool("MARKET_COOKIE_SECURE", True),
         "SESSION_COOKIE_HTTPONLY": True,

@@ -132,6 +132,11 @@ def record(
     if _checkpoint_due(session, seq, at):
         _add_checkpoint(session, seq, event.hash, at)
     session.flush()
+    # The notification centre: the events that concern someone notify them, in this
+    # transaction (market.notifications.rules).
+    from market.notifications.rules import notify_for_event
+
+    notify_for_event(session, event)
     return event
 
 

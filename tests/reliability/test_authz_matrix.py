@@ -165,6 +165,9 @@ POST   /api/v1/products                                          -              
 GET    /api/v1/products/{product_id}                             product_id=#999999              404  404     404     404     404     404
 POST   /api/v1/products/{product_id}/status                      product_id=#999999              401  403     403     404     403     403
 POST   /api/v1/products/{product_id}/apply                       product_id=#999999              401  403     404     403     403     403
+GET    /api/v1/notifications                                     -                               401  200     200     200     200     200
+POST   /api/v1/notifications/{notification_id}/read              notification_id=#999999         401  404     404     404     404     404
+POST   /api/v1/notifications/read-all                            -                               401  200     200     200     200     200
 """
 
 #: Rows whose observed answer differs from the documented one: ``row id -> reason``. They

@@ -1,0 +1,1 @@
+from tests.licenses_app.conftest import market  # noqa: F401
