@@ -178,6 +178,8 @@ class Queries(MethodView):
     @blp.response(200, QueryResultSchema)
     @blp.alt_response(403, description="License not active, or the buyer is blacklisted.")
     @blp.alt_response(404, description="No such license (or another buyer's).")
+    @blp.alt_response(409, description="The same new question is being released for another "
+                      "request and did not finish in time (release_in_flight): ask again.")
     @blp.alt_response(422, description="The policy refused the query; see errors.rule.")
     @blp.alt_response(429, description="Quota or privacy budget used up.")
     def post(self, body, license_id):

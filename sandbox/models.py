@@ -90,6 +90,23 @@ class SandboxRelease(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class SandboxReleaseClaim(Base):
+    """A release being made: the first asker of a new question holds it from its charge until
+    its answer is stored (or its query failed). Anyone asking the same question meanwhile
+    waits for that release instead of drawing (and paying for) a second one. The primary key
+    is what makes the claim exclusive on SQLite and on PostgreSQL alike."""
+
+    __tablename__ = "sandbox_release_claims"
+
+    release_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    #: The ``running`` query that holds the claim (set in the same transaction).
+    query_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sandbox_queries.id"))
+    claimed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: After this the holder is presumed dead (its process was killed) and the claim may be
+    #: taken over: the engine's time limit plus a margin.
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
 class PrivacySpending(Base):
     """What one buyer organization spent on one dataset, across all its licenses."""
 

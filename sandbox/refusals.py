@@ -45,6 +45,8 @@ ENGINE_UNAVAILABLE = "engine_unavailable"
 NO_TABLES = "no_tables"
 #: A data-product license whose product grants consented lookups only (market.scenarios).
 PRODUCT_ACCESS = "product_access"
+#: The same new question is being released for another request; ask again (it will be free).
+RELEASE_IN_FLIGHT = "release_in_flight"
 
 
 class QueryRefused(DomainError):
@@ -99,6 +101,8 @@ class Attempt:
     epsilon_spent: Decimal = Decimal(0)
     #: The ``running`` log row, once step (a) committed (quota and budget are then spent).
     log_id: int | None = None
+    #: The release claim this attempt holds (a new DP release in flight), if any.
+    claim_key: str | None = None
 
     def elapsed_ms(self) -> int:
         return max(0, math.ceil((time.perf_counter() - self.started) * 1000))

@@ -33,6 +33,7 @@ import datetime as dt
 import hashlib
 import logging
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -61,6 +62,7 @@ from .models import (
     QueryStatus,
     SandboxQuery,
     SandboxRelease,
+    SandboxReleaseClaim,
     VersionSpending,
 )
 from .policy import check
@@ -76,6 +78,7 @@ from .refusals import (
     PRIVACY_BUDGET_EXHAUSTED,
     PRODUCT_ACCESS,
     QUOTA_EXHAUSTED,
+    RELEASE_IN_FLIGHT,
     STARTED_AUDIT_TYPE,
     Attempt,
     QueryRefused,
@@ -536,6 +539,87 @@ class _Cached(Exception):
         self.release = release
 
 
+class _InFlight(Exception):
+    """Raised from the pre-run hook: another request holds the claim on this release."""
+
+    def __init__(self, key: str, attempt: Attempt) -> None:
+        super().__init__("in flight")
+        self.key = key
+        self.attempt = attempt
+
+
+# ----------------------------------------------------------------- release claims (flights)
+#
+# A new DP question is released once however many requests ask it at the same moment. The
+# first asker takes the claim row (primary key = release hash) in step (a), in the same
+# transaction as its charge; everyone else finds the claim and, with nothing charged (their
+# transaction is rolled back), waits for it to go: then the stored release answers them, free.
+#
+# Why no second release can slip through: the claim is inserted BEFORE the release is looked
+# up, in the same transaction. SQLite serializes whole transactions (BEGIN IMMEDIATE). On
+# PostgreSQL (READ COMMITTED) the INSERT … ON CONFLICT DO NOTHING waits for a concurrent
+# uncommitted insert of the same key and then does nothing; if it succeeds, the holder before
+# it has committed (release stored, claim deleted) before this INSERT ran, so the following
+# SELECT, a new statement with a new snapshot, sees the release.
+
+#: A claim outlives its holder's time limit by this much before it may be taken over (the
+#: holder's process was killed between its charge and its answer).
+CLAIM_GRACE_S = 60.0
+#: A waiter gives up (409, ``release_in_flight``, nothing charged) this long after the engine's
+#: own time limit.
+WAIT_MARGIN_S = 5.0
+_POLL_S = 0.05
+
+_claims = SandboxReleaseClaim.__table__
+
+
+def _claim(session: Session, key: str, timeout_s: float) -> bool:
+    """Take the claim on release ``key``: True if this transaction now holds it (a new claim,
+    or one whose holder is past its expiry); False if another request holds it."""
+    now = utcnow()
+    expires = now + dt.timedelta(seconds=timeout_s + CLAIM_GRACE_S)
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    # RETURNING, not rowcount: psycopg reports -1 for a skipped ON CONFLICT row here.
+    inserted = session.execute(
+        insert(_claims)
+        .values(release_hash=key, claimed_at=now, expires_at=expires)
+        .on_conflict_do_nothing(index_elements=["release_hash"])
+        .returning(_claims.c.release_hash)
+    ).first()
+    if inserted is not None:
+        return True
+    taken = session.execute(
+        sa.update(_claims)
+        .where(_claims.c.release_hash == key, _claims.c.expires_at < now)
+        .values(claimed_at=now, expires_at=expires, query_id=None)
+        .returning(_claims.c.release_hash)
+    ).first()
+    return taken is not None
+
+
+def _drop_claim(session: Session, key: str) -> None:
+    session.execute(sa.delete(_claims).where(_claims.c.release_hash == key))
+
+
+def _await_claim(session: Session, key: str, deadline: float) -> bool:
+    """Poll (short read transactions, no write lock) until the claim on ``key`` is gone or
+    expired: True; or until ``deadline`` (``time.monotonic``): False."""
+    while True:
+        session.connection(execution_options={"market_read_only": True})
+        expires = session.scalar(
+            sa.select(_claims.c.expires_at).where(_claims.c.release_hash == key)
+        )
+        session.rollback()
+        if expires is None or expires < utcnow():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(_POLL_S)
+
+
 # ---------------------------------------------------------------------------- public API
 
 
@@ -581,6 +665,11 @@ def run_query(
 ) -> QueryRun:
     """Run ``sql`` in the workspace of license ``license_id`` for its buyer (steps above).
 
+    When another request is releasing the same new question right now, this one rolls its
+    step (a) back (nothing charged), waits for that release and answers it from the cache;
+    if the other request does not finish within the engine's time limit plus a margin, it
+    raises QueryRefused (409, ``release_in_flight``), still with nothing charged.
+
     ``local_path`` maps a storage key to a local Parquet file (``storage().local_path``);
     ``end_transaction`` commits step (a) and leaves no transaction open (the caller owns the
     transaction boundary); ``noise`` is the core's noise seam (tests only; None: OpenDP).
@@ -590,6 +679,41 @@ def run_query(
     not answer; call :func:`record_refusal` after rolling back. When the refusal comes after
     step (a) committed, ``refusal.attempt.log_id`` names the ``running`` log row.
     """
+    deadline = time.monotonic() + settings.timeout_s + WAIT_MARGIN_S
+    while True:
+        try:
+            return _run_once(
+                session, actor, license_id, sql, engine=engine, local_path=local_path,
+                settings=settings, end_transaction=end_transaction, noise=noise, now=now,
+            )
+        except _InFlight as busy:
+            session.rollback()
+            if not _await_claim(session, busy.key, deadline):
+                raise QueryRefused(
+                    409,
+                    RELEASE_IN_FLIGHT,
+                    _(
+                        "The same question is being answered for another request right now. "
+                        "Ask again in a few seconds: you will get that answer, free."
+                    ),
+                    attempt=busy.attempt,
+                ) from None
+
+
+def _run_once(
+    session: Session,
+    actor: Actor,
+    license_id: int,
+    sql: str,
+    *,
+    engine: Engine,
+    local_path: Callable[[str], Any],
+    settings: SandboxSettings,
+    end_transaction: Callable[[], None],
+    noise: Any,
+    now: dt.datetime | None,
+) -> QueryRun:
+    """One pass of :func:`run_query`; raises _InFlight when another request holds the claim."""
     now = now or utcnow()
     attempt = Attempt(license_id, sql)
     lic = _usable_license(session, actor, attempt, now)
@@ -608,9 +732,15 @@ def run_query(
             raise _why_no_quota(session, lic_id, now, attempt)
         attempt.quota_charged = True
         if dp_tables:
+            claimed = _claim(session, key, settings.timeout_s)  # first: see _claim's note
             release = _find_release(session, key)
             if release is not None:
+                if claimed:
+                    _drop_claim(session, key)
                 raise _Cached(release)
+            if not claimed:
+                raise _InFlight(key, attempt)
+            attempt.claim_key = key
             attempt.epsilon_spent = _charge_budget(session, org_id, dp_tables, checked, attempt)
         entry = _log_entry(
             attempt, lic_id, org_id, actor, QueryStatus.running.value, now,
@@ -619,6 +749,12 @@ def run_query(
         session.add(entry)
         session.flush()
         attempt.log_id = entry.id
+        if attempt.claim_key is not None:
+            session.execute(
+                sa.update(_claims)
+                .where(_claims.c.release_hash == attempt.claim_key)
+                .values(query_id=entry.id)
+            )
         audit.record(
             session,
             STARTED_AUDIT_TYPE,
@@ -667,6 +803,7 @@ def run_query(
         )
         release_id = release.id
         answer = Answer.from_payload(release.payload)
+        _drop_claim(session, state["key"])  # the release answers the waiters from now on
     entry = session.get(SandboxQuery, attempt.log_id)
     assert entry is not None
     elapsed = attempt.elapsed_ms()
@@ -746,6 +883,9 @@ def record_refusal(session: Session, actor: Actor, refusal: QueryRefused) -> San
         entry.rule = refusal.rule
         entry.elapsed_ms = refusal.elapsed_ms
         session.flush()
+        if attempt.claim_key is not None:
+            # No release was made: the next asker of this question may make it (and pays).
+            _drop_claim(session, attempt.claim_key)
     else:
         lic = session.get(License, attempt.license_id)
         if lic is not None and refusal.rule == LICENSE_NOT_ACTIVE:
