@@ -113,3 +113,55 @@ def java_missing() -> str | None:
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         return "no Java runtime (java on PATH or JAVA_HOME) for Spark"
     return None
+
+
+def s3_missing() -> str | None:
+    for module, package in (("boto3", "boto3"), ("moto", "moto[server]"), ("flask_cors", "moto[server]")):
+        if importlib.util.find_spec(module) is None:
+            return f"{package} is not installed (pip install -e '.[test]')"
+    return None
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """moto's standalone S3-compatible server on a free loopback port (its own process)."""
+    require("REQUIRE_S3", s3_missing())
+    import urllib.request
+
+    from tests.e2e.harness import free_port, stop
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"},
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/moto-api/", timeout=2):
+                break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop(proc)
+            pytest.fail(f"moto server did not start:\n{log.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.2)
+    yield url
+    stop(proc)
+
+
+@pytest.fixture
+def s3_bucket(s3_server, monkeypatch):
+    """A fresh bucket on the moto server; returns (endpoint, bucket, client)."""
+    import boto3
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
+    bucket = f"market-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
+    return s3_server, bucket, client
