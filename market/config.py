@@ -91,6 +91,15 @@ def build_config(instance_path: Path, overrides: dict[str, Any] | None = None) -
         # ... and at the first event after this many minutes without a checkpoint.
         "MARKET_AUDIT_CHECKPOINT_MINUTES": _env_int("MARKET_AUDIT_CHECKPOINT_MINUTES", 10),
         "MARKET_JOB_RUNNER": os.environ.get("MARKET_JOB_RUNNER", "thread"),
+        # MARKET_JOB_RUNNER=celery: the broker of `celery -A market.worker worker`.
+        "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL"),
+        # Where desensitized Parquet lives: local (MARKET_DATA_DIR) or s3 (docs/scaling.md).
+        "MARKET_STORAGE": os.environ.get("MARKET_STORAGE", "local"),
+        "MARKET_S3_BUCKET": os.environ.get("MARKET_S3_BUCKET"),
+        "MARKET_S3_ENDPOINT_URL": os.environ.get("MARKET_S3_ENDPOINT_URL"),
+        "MARKET_S3_REGION": os.environ.get("MARKET_S3_REGION"),
+        "MARKET_S3_PREFIX": os.environ.get("MARKET_S3_PREFIX", ""),
+        "MARKET_STORAGE_CACHE_DIR": os.environ.get("MARKET_STORAGE_CACHE_DIR"),
         "MARKET_QUOTE_VALID_DAYS": _env_int("MARKET_QUOTE_VALID_DAYS", 7),
         "MARKET_QUOTE_RATE_LIMIT": os.environ.get("MARKET_QUOTE_RATE_LIMIT", "60 per minute"),
         #: The operator's fee as a decimal string (never a float): 0.10 = 10 %.

@@ -4,8 +4,8 @@
 - ``thread`` (default): a small in-process thread pool — right for the embedded, one-machine
   setup;
 - ``inline``: run at once in the caller's thread (tests, CLI);
-- a queue (RQ or Celery on Redis) is the scale-out path (docs/scaling.md): jobs are plain
-  functions called by dotted path with JSON-able arguments, so they can be enqueued as they are.
+- ``celery``: sent to ``celery -A market.worker worker`` through ``CELERY_BROKER_URL``
+  (docs/scaling.md): jobs are plain functions called by dotted path with JSON-able arguments.
 
 A job runs in its own app context and its own session, and commits its own work.
 
@@ -13,14 +13,16 @@ Crash safety does not depend on the runner: a job that must not be left half-don
 lease (:mod:`market.leases`) recorded with its work and renewed by the process that runs it;
 if that process dies, the sweeper fails the job and deletes its files. The publication job
 reads a staged upload sealed with a key that lives only in the memory of the process that
-received it (:mod:`market.pipeline.sealed`): a runner in another process gets
-``KEY_UNAVAILABLE`` unless the upload is handed over some other way (never by writing the key
-to the broker or the disk).
+received it (:mod:`market.pipeline.sealed`): the Celery runner wraps it for one live worker
+process's in-memory key pair and routes the task to that worker's own queue
+(:mod:`market.jobkeys`), so the key is never written anywhere in the clear.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from importlib import import_module
@@ -50,6 +52,10 @@ def _run(app: Flask, path: str, args: tuple[Any, ...]) -> None:
             db.session.remove()
 
 
+class NoWorker(Exception):
+    """No live queue worker could take a job that must reach a particular worker."""
+
+
 class InlineRunner:
     def submit(self, path: str, *args: Any) -> None:
         _resolve(path)(*args)
@@ -64,12 +70,109 @@ class ThreadRunner:
         return self.pool.submit(_run, self.app, path, args)
 
 
-def runner() -> InlineRunner | ThreadRunner:
+#: Job path -> the lease kind its first argument holds (market.leases).
+LEASED_JOBS = {"market.datasets.processing.process_version": "publication"}
+
+
+class CeleryRunner:
+    """Sends jobs to ``celery -A market.worker worker`` (``MARKET_JOB_RUNNER=celery``).
+
+    An argument that is a sealed staging file of this process travels as its key wrapped for
+    one live worker (chosen round-robin among the announced ones), and the task goes to that
+    worker's own queue; this process then forgets the key. Raises NoWorker if no worker is
+    announced. Other jobs go to the shared queue.
+    """
+
+    def __init__(self, app: Flask):
+        from market import worker
+
+        self.app = app
+        self.worker = worker
+        self.celery = worker.make_celery(app.config.get("CELERY_BROKER_URL") or worker.broker_url())
+        self._turn = 0
+        self._lock = threading.Lock()
+        #: (lease kind, subject) -> the worker it was sent to, until that worker claims it.
+        self._sent: dict[tuple[str, int], Any] = {}
+        self._watcher: threading.Thread | None = None
+
+    def submit(self, path: str, *args: Any) -> None:
+        from market.datasets import services
+        from market.jobkeys import wrap_for
+
+        sealed_paths = [a for a in args if isinstance(a, str) and a in services._STAGING_KEYS]
+        if not sealed_paths:
+            self.celery.send_task(self.worker.RUN_JOB, args=[path, list(args), None],
+                                  queue=self.worker.queue_name())
+            return
+        workers = self.worker.live_workers(self.app.config["MARKET_SECRET_KEY"],
+                                           self.worker.registry_url(self.celery.conf.broker_url))
+        if not workers:
+            raise NoWorker(path)
+        with self._lock:
+            chosen = workers[self._turn % len(workers)]
+            self._turn += 1
+        wrapped = {p: wrap_for(chosen.public, services._STAGING_KEYS[p], p) for p in sealed_paths}
+        self.celery.send_task(self.worker.RUN_JOB, args=[path, list(args), wrapped],
+                              queue=chosen.queue)
+        for p in sealed_paths:
+            services.forget_staging_key(p)
+        if path in LEASED_JOBS and args:
+            self._watch((LEASED_JOBS[path], int(args[0])), chosen)
+
+    def _watch(self, lease: tuple[str, int], chosen: Any) -> None:
+        """Keep renewing the job's lease here only while its worker is announced: the job
+        sits in that worker's own queue, and if the worker dies before claiming it nobody
+        else can read the upload, so the lease must expire and the sweeper fail it."""
+        with self._lock:
+            self._sent[lease] = chosen
+            if self._watcher is None or not self._watcher.is_alive():
+                self._watcher = threading.Thread(
+                    target=self._watch_loop, name="market-job-watch", daemon=True
+                )
+                self._watcher.start()
+
+    def _watch_loop(self) -> None:
+        from market import leases
+
+        with self.app.app_context():
+            keeper = leases.keeper()
+        url = self.worker.registry_url(self.celery.conf.broker_url)
+        while True:
+            time.sleep(max(0.2, self.worker.announce_ttl() / 3))
+            with self._lock:
+                sent = dict(self._sent)
+            if not sent:
+                with self._lock:
+                    if not self._sent:
+                        self._watcher = None
+                        return
+                continue
+            for lease, chosen in sent.items():
+                if lease not in keeper.held:  # claimed by the worker, or done
+                    gone = True
+                else:
+                    try:
+                        gone = not self.worker.is_announced(chosen, url)
+                    except Exception as exc:  # noqa: BLE001 - Redis may come back
+                        log.warning("worker liveness unknown (%s)", type(exc).__name__)
+                        continue
+                    if gone:
+                        log.warning("job %s %s: its worker is gone; letting its lease expire",
+                                    *lease)
+                        keeper.drop(*lease)
+                if gone:
+                    with self._lock:
+                        self._sent.pop(lease, None)
+
+
+def runner() -> InlineRunner | ThreadRunner | CeleryRunner:
     ext = current_app.extensions
     if "market.jobs" not in ext:
         kind = current_app.config.get("MARKET_JOB_RUNNER", "thread")
         if kind == "inline":
             ext["market.jobs"] = InlineRunner()
+        elif kind == "celery":
+            ext["market.jobs"] = CeleryRunner(current_app._get_current_object())
         else:
             workers = int(current_app.config.get("MARKET_JOB_WORKERS", 2))
             ext["market.jobs"] = ThreadRunner(current_app._get_current_object(), workers)

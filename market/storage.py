@@ -8,10 +8,13 @@ without touching the pipeline or the sandbox. Keys are relative POSIX paths such
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import logging
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from flask import current_app
 
@@ -143,9 +146,218 @@ class LocalStorage:
         return self._resolve(key).exists()
 
 
+log = logging.getLogger(__name__)
+
+
+class StorageIntegrityError(Exception):
+    """A fetched object does not hash to the SHA-256 recorded when it was written."""
+
+
+#: Multipart part size: S3's minimum for every part but the last is 5 MiB.
+DEFAULT_PART_BYTES = 8 << 20
+_HASH_BLOCK = 1 << 20
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(_HASH_BLOCK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class S3Storage(LocalStorage):
+    """Desensitized Parquet in an S3-compatible bucket (``MARKET_STORAGE=s3``).
+
+    Staging stays local, under ``MARKET_DATA_DIR`` (raw uploads never go to the bucket, and
+    the pipeline writes its output next to where the inherited local methods expect it).
+    :meth:`commit` sends a finished staging file with a multipart upload and completes it,
+    so the object appears whole or not at all (a failed upload is aborted); the object
+    carries its SHA-256 as metadata. Query hosts read through a local cache keyed by content
+    hash (``<cache>/<sha256>.parquet``): :meth:`local_path` downloads an object it does not
+    hold yet, hashes it and refuses it (:class:`StorageIntegrityError`) unless the hash
+    matches the one recorded in the database for that key (``digest_of``), or, for a key the
+    database does not know, the one recorded at commit.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        bucket: str,
+        client: Any,
+        prefix: str = "",
+        cache_dir: str | Path | None = None,
+        digest_of: Callable[[str], str | None] | None = None,
+        part_bytes: int = DEFAULT_PART_BYTES,
+    ):
+        super().__init__(root)
+        self.bucket = bucket
+        self.client = client
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.cache = Path(cache_dir).resolve() if cache_dir else self.root / ".cache"
+        self.digest_of = digest_of
+        self.part_bytes = max(5 << 20, part_bytes)
+
+    def _object(self, key: str) -> str:
+        self._resolve(key)  # the same rule as local keys: no escaping
+        return self.prefix + key
+
+    def commit(self, staging: Path, key: str) -> Path:
+        digest = _sha256_of(staging)
+        name = self._object(key)
+        upload = self.client.create_multipart_upload(
+            Bucket=self.bucket, Key=name, Metadata={"sha256": digest}
+        )
+        upload_id = upload["UploadId"]
+        try:
+            parts = []
+            with open(staging, "rb") as fh:
+                for number, block in enumerate(iter(lambda: fh.read(self.part_bytes), b""), 1):
+                    done = self.client.upload_part(
+                        Bucket=self.bucket, Key=name, UploadId=upload_id,
+                        PartNumber=number, Body=block,
+                    )
+                    parts.append({"PartNumber": number, "ETag": done["ETag"]})
+            if not parts:  # an empty file is still one (empty) part
+                done = self.client.upload_part(
+                    Bucket=self.bucket, Key=name, UploadId=upload_id, PartNumber=1, Body=b""
+                )
+                parts.append({"PartNumber": 1, "ETag": done["ETag"]})
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=name, UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+        except BaseException:
+            try:
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=name, UploadId=upload_id)
+            except Exception as exc:  # noqa: BLE001 - the sweep aborts it later
+                log.warning("multipart upload not aborted (%s)", type(exc).__name__)
+            raise
+        self.cache.mkdir(parents=True, exist_ok=True)
+        cached = self.cache / f"{digest}.parquet"
+        os.replace(staging, cached)
+        self._prune(staging.parent)
+        return cached
+
+    def _expected(self, key: str) -> str:
+        recorded = self.digest_of(key) if self.digest_of is not None else None
+        if recorded:
+            return recorded
+        head = self.client.head_object(Bucket=self.bucket, Key=self._object(key))
+        meta = head.get("Metadata") or {}
+        if "sha256" not in meta:
+            raise StorageIntegrityError(f"{key}: no SHA-256 is recorded for this object")
+        return meta["sha256"]
+
+    def local_path(self, key: str) -> Path:
+        """The verified local copy of ``key``. Raises StorageIntegrityError if the object's
+        content does not hash to the recorded SHA-256 (nothing is then cached)."""
+        expected = self._expected(key)
+        cached = self.cache / f"{expected}.parquet"
+        if cached.exists():
+            return cached
+        self.cache.mkdir(parents=True, exist_ok=True)
+        temp = self.cache / f".fetch-{uuid.uuid4().hex}"
+        try:
+            self.client.download_file(self.bucket, self._object(key), str(temp))
+            actual = _sha256_of(temp)
+            if actual != expected:
+                log.error("object %s failed its SHA-256 check: refused", key)
+                raise StorageIntegrityError(
+                    f"{key}: content hashes to {actual[:12]}…, {expected[:12]}… was recorded"
+                )
+            os.replace(temp, cached)
+        finally:
+            temp.unlink(missing_ok=True)
+        return cached
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._object(key))
+        self._prune(self._resolve(key).parent)
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._object(key))
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                return False
+            raise
+
+    def purge(self, key: str) -> int:
+        deleted = 0
+        if self.exists(key):
+            self.client.delete_object(Bucket=self.bucket, Key=self._object(key))
+            deleted += 1
+        return deleted + super().purge(key)
+
+    def sweep_staging(self, *, protected: set[str], older_than: dt.datetime) -> int:
+        """Local staging files as for LocalStorage, and multipart uploads left incomplete
+        (a process died between create and complete) started before ``older_than``."""
+        deleted = super().sweep_staging(protected=protected, older_than=older_than)
+        listing = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=self.prefix)
+        for upload in listing.get("Uploads") or []:
+            started = upload["Initiated"]
+            if started.tzinfo is None:
+                started = started.replace(tzinfo=dt.UTC)
+            if started < older_than:
+                self.client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                )
+                deleted += 1
+        return deleted
+
+
+def s3_client(config: Any) -> Any:
+    """A boto3 S3 client from ``MARKET_S3_*`` (credentials: the usual AWS variables)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=config.get("MARKET_S3_ENDPOINT_URL") or None,
+        region_name=config.get("MARKET_S3_REGION") or "us-east-1",
+        config=Config(retries={"max_attempts": 3, "mode": "standard"},
+                      s3={"addressing_style": "path"}),
+    )
+
+
+def _recorded_digest(engine: Any) -> Callable[[str], str | None]:
+    def digest_of(key: str) -> str | None:
+        import sqlalchemy as sa
+        from sqlalchemy.orm import Session
+
+        from market.datasets.models import DatasetVersion
+
+        with Session(bind=engine) as s:
+            return s.scalar(
+                sa.select(DatasetVersion.parquet_sha256)
+                .where(DatasetVersion.parquet_path == key)
+                .limit(1)
+            )
+
+    return digest_of
+
+
 def storage() -> Storage:
-    """The app's storage (``MARKET_STORAGE=local`` is the only backend today)."""
+    """The app's storage: ``MARKET_STORAGE=local`` (default) or ``s3`` (:class:`S3Storage`)."""
     ext = current_app.extensions
     if "market.storage" not in ext:
-        ext["market.storage"] = LocalStorage(current_app.config["MARKET_DATA_DIR"])
+        config = current_app.config
+        if config.get("MARKET_STORAGE", "local") == "s3":
+            from market.extensions import db
+
+            ext["market.storage"] = S3Storage(
+                config["MARKET_DATA_DIR"],
+                bucket=config["MARKET_S3_BUCKET"],
+                client=s3_client(config),
+                prefix=config.get("MARKET_S3_PREFIX") or "",
+                cache_dir=config.get("MARKET_STORAGE_CACHE_DIR") or None,
+                digest_of=_recorded_digest(db.engine),
+            )
+        else:
+            ext["market.storage"] = LocalStorage(config["MARKET_DATA_DIR"])
     return ext["market.storage"]

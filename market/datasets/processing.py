@@ -93,6 +93,10 @@ LEASE_EXPIRED = N_(
     "processing stopped because the server running it stopped; the upload was deleted: "
     "upload it again"
 )
+NO_WORKER = N_(
+    "processing could not be started because no publication worker is running; the upload "
+    "was deleted: upload it again later"
+)
 KEY_UNAVAILABLE = N_(
     "processing could not read the upload (it was received by another server process, which "
     "holds its key); the upload was deleted: upload it again"

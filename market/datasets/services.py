@@ -784,9 +784,18 @@ def _lease(session: Session, version: DatasetVersion, upload: StagedUpload | Non
 def start_processing(version: DatasetVersion, upload: StagedUpload) -> None:
     """Hand the staged upload to the background job (call after the commit).
 
-    From here on the job owns the staged file and deletes it whatever happens.
+    From here on the job owns the staged file and deletes it whatever happens. With a queue
+    runner and no live worker to take it, the version fails at once with a clear reason (and
+    the upload is deleted): nothing would ever be able to read it.
     """
-    jobs.submit(PROCESS_JOB, version.id, str(upload.path))
+    try:
+        jobs.submit(PROCESS_JOB, version.id, str(upload.path))
+    except jobs.NoWorker:
+        from market.datasets.processing import NO_WORKER, record_failure
+        from market.extensions import db
+
+        upload.discard()
+        record_failure(db.session, version.id, VersionStatus.failed, [NO_WORKER], "no_worker")
 
 
 # ----------------------------------------------------------------------------- reading
