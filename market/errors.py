@@ -15,6 +15,8 @@ from typing import Any
 from flask import Flask, g, jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from market.i18n import N_
+
 log = logging.getLogger(__name__)
 
 
@@ -190,7 +192,21 @@ def _after_error(
         db.session.rollback()
 
 
-OUT_OF_RANGE = "A number or date in the request is out of range."
+OUT_OF_RANGE = N_("A number or date in the request is out of range.")
+TOO_MANY = N_("Too many requests; slow down and try again later.")
+INTERNAL = N_("Something went wrong on our side. The error has been logged.")
+#: Werkzeug's default descriptions are English; a person reads these instead (#15).
+HTTP_MESSAGES: dict[int, str] = {
+    400: N_("The request could not be understood."),
+    401: N_("Sign in first."),
+    403: N_("You do not have permission to do this."),
+    404: N_("The page or object was not found."),
+    405: N_("This method is not allowed here."),
+    406: N_("No acceptable answer format was asked for."),
+    409: N_("The request conflicts with the current state."),
+    413: N_("The request is too large."),
+    415: N_("This content type is not supported."),
+}
 
 
 def _out_of_range(exc: BaseException) -> bool:
@@ -246,9 +262,13 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def handle_http(exc: HTTPException):
+        from market.i18n import translate
+
         code = exc.code or 500
         errors = None
         message = exc.description
+        if message == type(exc).description and code in HTTP_MESSAGES:
+            message = translate(HTTP_MESSAGES[code])
         # flask-smorest / webargs put field errors in exc.data["messages"].
         data = getattr(exc, "data", None)
         if isinstance(data, dict) and "messages" in data:
@@ -259,9 +279,13 @@ def register_error_handlers(app: Flask) -> None:
                 errors = only if isinstance(only, dict) else messages
             else:
                 errors = messages
-            message = "The request is not valid; see errors for each field."
+            from market.field_messages import SCHEMA_ENVELOPE, translate_errors
+            from market.i18n import translate
+
+            errors = translate_errors(errors)
+            message = translate(SCHEMA_ENVELOPE)
         if code == 429:
-            message = "Too many requests; slow down and try again later."
+            message = translate(TOO_MANY)
         _after_error(code, message or HTTPStatus(code).phrase)
         response = make_response(_render(code, message, errors))
         # What the exception says about retrying or the allowed methods (405 → Allow).
@@ -272,10 +296,10 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception):
+        from market.i18n import translate
+
         status = external_status(exc)
         if status is not None:
-            from market.i18n import translate
-
             message = translate(
                 getattr(exc, "message", None) or str(exc), getattr(exc, "params", None)
             )
@@ -288,7 +312,7 @@ def register_error_handlers(app: Flask) -> None:
             log.info("out-of-range value on %s %s: %s", request.method, request.path,
                      type(exc).__name__)
             _after_error(422, OUT_OF_RANGE)
-            return _render(422, OUT_OF_RANGE)
+            return _render(422, translate(OUT_OF_RANGE))
         if database_unavailable(exc):
             log.error("database unavailable on %s %s: %s", request.method, request.path,
                       type(exc).__name__)
@@ -302,4 +326,4 @@ def register_error_handlers(app: Flask) -> None:
         # The message is generic on purpose: engine errors and data values stay in the log.
         log.exception("unhandled error on %s %s", request.method, request.path)
         _after_error(500, "internal error")
-        return _render(500, "Something went wrong on our side. The error has been logged.")
+        return _render(500, translate(INTERNAL))

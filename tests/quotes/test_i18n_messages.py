@@ -54,13 +54,6 @@ def test_schema_field_errors_are_in_the_callers_language(
             assert not CJK.search(text), (where, text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not done (#15): the envelope message of a schema error, 'The request is not valid; "
-    "see errors for each field.', and marshmallow's own field messages ('Missing data for "
-    "required field.', 'Unknown field.') come from market/errors.py and marshmallow, outside "
-    "this change",
-)
 def test_schema_error_envelope_is_chinese(client, as_role, make_dataset, quote_body):
     _, h = as_role("buyer")
     d = make_dataset()
