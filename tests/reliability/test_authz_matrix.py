@@ -437,6 +437,8 @@ REQUESTS: dict[tuple[str, str], Callable[[World, str, str], Request]] = {
         "json": w.of(s, "draft_signature")
     },
     ("POST", "/api/v1/agreements/{agreement_id}/decline"): lambda w, s, r: {
+        "json": {"reason": "matrix"}
+    },
     ("PUT", "/api/v1/datasets/{dataset_id}/metadata"): lambda w, s, r: {
         "json": {"title": f"matrix title {_unique()}"}
     },
