@@ -566,9 +566,10 @@ class _InFlight(Exception):
 #: holder's process was killed between its charge and its answer).
 CLAIM_GRACE_S = 60.0
 #: A waiter gives up (409, ``release_in_flight``, nothing charged) this long after the engine's
-#: own time limit.
-WAIT_MARGIN_S = 5.0
-_POLL_S = 0.05
+#: own time limit (the holder still has to store its answer, on a machine that may be busy).
+WAIT_MARGIN_S = 20.0
+#: Polling starts at 20 ms and backs off to 0.5 s: fifty waiters must not starve the holder.
+_POLL_FIRST_S, _POLL_MAX_S = 0.02, 0.5
 
 _claims = SandboxReleaseClaim.__table__
 
@@ -607,6 +608,7 @@ def _drop_claim(session: Session, key: str) -> None:
 def _await_claim(session: Session, key: str, deadline: float) -> bool:
     """Poll (short read transactions, no write lock) until the claim on ``key`` is gone or
     expired: True; or until ``deadline`` (``time.monotonic``): False."""
+    pause = _POLL_FIRST_S
     while True:
         session.connection(execution_options={"market_read_only": True})
         expires = session.scalar(
@@ -617,7 +619,8 @@ def _await_claim(session: Session, key: str, deadline: float) -> bool:
             return True
         if time.monotonic() >= deadline:
             return False
-        time.sleep(_POLL_S)
+        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = min(pause * 2, _POLL_MAX_S)
 
 
 # ---------------------------------------------------------------------------- public API

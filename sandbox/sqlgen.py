@@ -279,7 +279,7 @@ def _releases(
 
     Returns (releases, plans, pre-aggregate columns (name, per-entity SQL, final SQL), index
     of the threshold release). Sensitivities follow the contribution bounds; the epsilon is
-    split evenly over the releases.
+    split by `split_epsilon` (weighted toward the group threshold).
     """
     g = privacy.max_groups_per_entity if grouped else 1
     r = privacy.max_rows_per_entity
@@ -328,13 +328,15 @@ def _releases(
             )
             plans_src.append((o, (sname, cname)))
 
-    n = len(wanted) + (1 if grouped else 0)
-    share = privacy.epsilon_per_query / n if n else privacy.epsilon_per_query
+    threshold_share, share = split_epsilon(
+        privacy.epsilon_per_query, len(wanted), grouped, g, privacy.delta
+    )
     releases: list[Release] = []
     index: dict[str, int] = {}
     threshold_idx = None
     if grouped:
-        scale, tau, eps, delta = calibrate_threshold(g, share, privacy.delta)
+        assert threshold_share is not None
+        scale, tau, eps, delta = calibrate_threshold(g, threshold_share, privacy.delta)
         threshold_idx = 0
         releases.append(
             Release("threshold", "threshold", DISTINCT_COLUMN, Decimal(g), scale, eps, delta, tau)
@@ -381,6 +383,42 @@ def _releases(
                 )
             )
     return releases, plans, pre, threshold_idx
+
+
+_SPLIT_PLACES = Decimal("1e-12")
+
+
+def split_epsilon(
+    epsilon: Decimal, values: int, grouped: bool, groups_per_entity: int, delta: Decimal
+) -> tuple[Decimal | None, Decimal]:
+    """(threshold's epsilon or None, each value release's epsilon) for one query.
+
+    Without GROUP BY there is no threshold: `values` equal shares. With it, the shares
+    minimize the sum of the releases' error coefficients per unit of sensitivity, sum_j c_j /
+    eps_j subject to sum_j eps_j = epsilon; by Lagrange, eps_j is proportional to sqrt(c_j):
+
+    - the threshold: tau - 1 = (g / eps_t) * ln(g / (2 delta)), so c_t = ln(g / (2 delta))
+      (about 13.1 at g = 1, delta = 1e-6): every entity of tau is a group size withheld;
+    - a COUNT or SUM: its 95% half-width is (sensitivity / eps_v) * ln(1 / 0.05), so
+      c_v = ln 20 (about 3.0).
+
+    eps_t = epsilon * sqrt(c_t) / (sqrt(c_t) + values * sqrt(c_v)). Shares are rounded
+    down (12 places), so that they never sum to more than `epsilon`; each release is then
+    calibrated by OpenDP's own privacy map to stay within its share (`sandbox.dp`).
+    """
+    if not grouped:
+        if values == 0:
+            return None, epsilon
+        return None, (epsilon / values).quantize(_SPLIT_PLACES, rounding="ROUND_FLOOR")
+    if values == 0:
+        return epsilon, epsilon
+    c_t = (Decimal(groups_per_entity) / (2 * delta)).ln()
+    c_v = Decimal(20).ln()
+    w_t, w_v = c_t.sqrt(), c_v.sqrt()
+    total = w_t + values * w_v
+    eps_t = (epsilon * w_t / total).quantize(_SPLIT_PLACES, rounding="ROUND_FLOOR")
+    eps_v = (epsilon * w_v / total).quantize(_SPLIT_PLACES, rounding="ROUND_FLOOR")
+    return eps_t, eps_v
 
 
 def aggregate_query(

@@ -101,8 +101,13 @@ def test_postprocess_thresholds_then_noises_and_strips():
     ]
     assert exact.truncated and exact.suppressed_groups is None
     assert exact.epsilon_spent == Decimal(1) and exact.delta_spent == Decimal("1e-6")
-    # default NoNoise threshold is tau itself (far above 50 at this epsilon): nothing passes
-    assert postprocess(q, res, noise=NoNoise()).rows == []
+    # default NoNoise threshold is tau itself: 33 at this epsilon (1.0 split over the threshold
+    # and three releases, weighted toward the threshold); the three big groups reach it, in key
+    # order, cut at the row cap
+    tau = q.dp.releases[q.dp.threshold].threshold
+    assert tau == 33
+    assert [r[0] for r in postprocess(q, res, noise=NoNoise()).rows] == ["a", "c"]
+    assert postprocess(q, res, noise=NoNoise(min_entities=46)).rows[0][0] == "a"
     with pytest.raises(EngineError):
         postprocess(q, EngineResult(("a",), []))
 

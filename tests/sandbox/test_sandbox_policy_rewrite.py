@@ -152,6 +152,10 @@ def test_aggregate_query_metadata(ctx):
     sqlglot.parse_one(q.engine_sql, read="duckdb")  # valid SQL
 
 
+def by_threshold(q) -> int:
+    return q.dp.releases[q.dp.threshold].threshold
+
+
 def test_epsilon_is_split_over_the_threshold_and_each_release(dp_ctx):
     q = check("SELECT district, COUNT(*), SUM(amount), AVG(amount) FROM loans GROUP BY 1", dp_ctx)
     assert q.epsilon_cost == Decimal("0.5")
@@ -159,9 +163,13 @@ def test_epsilon_is_split_over_the_threshold_and_each_release(dp_ctx):
     # threshold, COUNT(*), SUM(amount), and AVG = SUM(amount) (shared) / COUNT(amount)
     names = [name for name, _ in q.dp.epsilon_split]
     assert names == ["threshold", "COUNT(*)", 'SUM("loans"."amount")', 'COUNT("loans"."amount")']
-    share = Decimal("0.5") / 4
-    assert all(eps <= share for _, eps in q.dp.epsilon_split)
+    # weighted toward the threshold (sqrt(ln(1/(2 delta))) : sqrt(ln 20) per value release)
+    split = dict(q.dp.epsilon_split)
+    assert Decimal("0.2054") <= split["threshold"] <= Decimal("0.2055")
+    values = [eps for name, eps in q.dp.epsilon_split if name != "threshold"]
+    assert all(Decimal("0.0981") <= eps <= Decimal("0.0982") for eps in values)
     assert sum(eps for _, eps in q.dp.epsilon_split) <= q.epsilon_cost
+    assert by_threshold(q) == 65  # it was 106 with an even split
     by_name = {r.name: r for r in q.dp.releases}
     assert by_name["COUNT(*)"].sensitivity == 12  # max rows per entity
     assert by_name["threshold"].threshold > 10  # tau from delta, not a k
@@ -276,3 +284,22 @@ def test_join_on_entity_keys_is_accepted_and_mixed_grades_aggregate(ctx):
     )
     assert q.mode == "aggregate" and q.tables_used == ("loans", "firms")
     assert 'JOIN "firms" ON "loans"."ek" = "firms"."fk"' in q.engine_sql
+
+
+@pytest.mark.parametrize("values", [0, 1, 2, 3, 7])
+@pytest.mark.parametrize("delta", ["1e-6", "1e-7", "1e-9"])
+@pytest.mark.parametrize("g", [1, 3])
+def test_the_weighted_split_never_exceeds_epsilon_and_lowers_tau(values, delta, g):
+    from sandbox.dp import calibrate_threshold
+    from sandbox.sqlgen import split_epsilon
+
+    eps = Decimal("0.5")
+    t_share, v_share = split_epsilon(eps, values, True, g, Decimal(delta))
+    assert t_share + values * v_share <= eps
+    assert t_share >= eps / (values + 1)  # never less than the even share
+    if values:
+        assert t_share > v_share
+    even_tau = calibrate_threshold(g, eps / (values + 1), Decimal(delta))[1]
+    assert calibrate_threshold(g, t_share, Decimal(delta))[1] <= even_tau
+    no_group, each = split_epsilon(eps, values, False, g, Decimal(delta))
+    assert no_group is None and each * max(values, 1) <= eps

@@ -68,6 +68,34 @@ def firms_frame() -> pd.DataFrame:
     )
 
 
+TAX_HI = 100_000  # declared range of one enterprise's tax total in a group: [0, TAX_HI]
+TAX_DISTRICTS = ["黄浦", "徐汇", "静安"]
+TAX_PER_DISTRICT = 150
+#: The attack target: the only enterprise of its district (``TARGET_DISTRICT``) in
+#: ``TARGET_INDUSTRY``, 12 monthly rows of ``TARGET_MONTHLY`` tax each.
+TARGET_DISTRICT, TARGET_INDUSTRY, TARGET_MONTHLY = "黄浦", "mining", 3_000
+
+
+def tax_frame() -> pd.DataFrame:
+    """Monthly tax of 450 enterprises (12 rows each) in three districts of 150, two common
+    industries, and one target enterprise alone in its (district, industry) cell."""
+    rng = np.random.default_rng(20261207)
+    rows = []
+    entity = 10_000
+    for d in TAX_DISTRICTS:
+        for j in range(TAX_PER_DISTRICT):
+            industry = "retail" if j % 2 else "tech"
+            if d == TARGET_DISTRICT and j == 0:
+                industry = TARGET_INDUSTRY
+            for month in range(1, 13):
+                tax = TARGET_MONTHLY if industry == TARGET_INDUSTRY else int(rng.integers(0, 6000))
+                rows.append((d, industry, month, tax, entity))
+            entity += 1
+    df = pd.DataFrame(rows, columns=["district", "industry", "month", "tax", "entity"])
+    df["ek"] = df["entity"].map(pseudonym)
+    return df.drop(columns=["entity"])
+
+
 #: name -> (frame, grade, entity key, [(column, type, role, treatment, bounds)])
 TABLES: dict[str, tuple[Any, str, str, list[tuple[str, str, str, str, tuple | None]]]] = {
     "loans": (
@@ -81,6 +109,18 @@ TABLES: dict[str, tuple[Any, str, str, list[tuple[str, str, str, str, tuple | No
             ("amount", "integer", "measure", "none", (0, AMOUNT_HI)),
             ("id_no", "string", "identifier", "masked", None),
             ("secret", "string", "other", "none", None),
+        ],
+    ),
+    "tax": (
+        tax_frame,
+        "conditional",
+        "ek",
+        [
+            ("ek", "string", "entity_key", "pseudonymized", None),
+            ("district", "string", "dimension", "none", None),
+            ("industry", "string", "dimension", "none", None),
+            ("month", "integer", "dimension", "none", None),
+            ("tax", "integer", "measure", "none", (0, TAX_HI)),
         ],
     ),
     "firms": (
