@@ -18,6 +18,7 @@ from wtforms.validators import AnyOf, DataRequired, Length, Optional
 from market.auth import login_required
 from market.datasets import api as publication_api
 from market.datasets import catalog, lifecycle, services
+from market.datasets.explain import explain as explain_report
 from market.datasets import permissions as perms
 from market.datasets.forms import FREQUENCY_LABELS, UPLOAD_EXTENSIONS, _cost_field, yuan_to_fen
 from market.datasets.models import ChangeStatus, Dataset, DatasetChangeRequest, VersionStatus
@@ -143,6 +144,7 @@ def _globals(state) -> None:
     state.app.jinja_env.globals.update(
         lifecycle_context=lifecycle_context, pending_change_requests=pending_change_requests,
         dataset_by_id=lambda i: db.session.get(Dataset, i),
+        explain_report=explain_report,
     )
 
 
