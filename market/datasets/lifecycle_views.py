@@ -77,7 +77,7 @@ def _yuan(fen: int) -> str:
 class WithdrawForm(FlaskForm):
     reason = TextAreaField(
         _l("Why is it withdrawn?"),
-        validators=[DataRequired(message=_l("Say why: buyers with a license see it.")),
+        validators=[DataRequired(message=_l("Say why: the reason is kept in the audit log and shown on the dataset page.")),
                     Length(max=2000)],
         render_kw={"rows": 3},
     )
