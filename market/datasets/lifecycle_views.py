@@ -18,8 +18,8 @@ from wtforms.validators import AnyOf, DataRequired, Length, Optional
 from market.auth import login_required
 from market.datasets import api as publication_api
 from market.datasets import catalog, lifecycle, services
-from market.datasets.explain import explain as explain_report
 from market.datasets import permissions as perms
+from market.datasets.explain import explain as explain_report
 from market.datasets.forms import FREQUENCY_LABELS, UPLOAD_EXTENSIONS, _cost_field, yuan_to_fen
 from market.datasets.models import ChangeStatus, Dataset, DatasetChangeRequest, VersionStatus
 from market.errors import DomainError, Forbidden
