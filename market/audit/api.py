@@ -10,7 +10,13 @@ from market.accounts import permissions as perm
 from market.api_base import page_of, paginate
 from market.audit import services
 from market.audit.models import AuditEvent
-from market.audit.schemas import EventFilterSchema, EventInChainSchema, EventSchema, HeadSchema, VerifySchema
+from market.audit.schemas import (
+    EventFilterSchema,
+    EventInChainSchema,
+    EventSchema,
+    HeadSchema,
+    VerifySchema,
+)
 from market.auth import current_actor
 from market.csvutil import csv_response
 from market.errors import NotFound

@@ -7,7 +7,9 @@ The stored event (codes, ids, JSON) is never changed: this only reads it. Names 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +27,25 @@ from market.web.labels import name as code_name
 DATA_KEYS: Mapping[str, object] = {
     "amount": _l("Amount"),
     "bank_reference": _l("Bank reference"),
+    "buyer_org_id": _l("Buyer"),
+    "departments": _l("Departments"),
+    "ends_at": _l("Ends"),
+    "expires_at": _l("Expires"),
+    "issued_at": _l("Issued"),
+    "key_id": _l("Signing key"),
+    "organization_id": _l("Organization"),
+    "operator_fee": _l("Operator fee"),
+    "params_version": _l("Pricing parameters version"),
+    "starts_at": _l("Starts"),
+    "subject_org_id": _l("Data subject"),
+    "subject_ref": _l("Subject reference"),
+    "valid_until": _l("Valid until"),
+    "journal_id": _l("Ledger journal"),
+    "change_request": _l("Change request"),
+    "active_licenses": _l("Active licenses"),
+    "previous_status": _l("Previous status"),
+    "before": _l("Before"),
+    "after": _l("After"),
     "category": _l("Category"),
     "changed": _l("Changed"),
     "changes": _l("Changes"),
@@ -68,6 +89,9 @@ DATA_KEYS: Mapping[str, object] = {
     "version": _l("Version"),
 }
 
+#: Keys whose value is an organization id.
+ORG_KEYS = frozenset({"buyer_org_id", "subject_org_id", "organization_id"})
+
 #: Keys whose value is an amount in fen.
 MONEY_KEYS = frozenset({"amount", "price", "total", "subtotal", "operator_fee"})
 
@@ -101,6 +125,9 @@ ROLES: Mapping[str, object] = {
     "regulator": _l("regulator"),
     "subject": _l("data subject"),
 }
+
+
+_ISO_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 
 
 @dataclass
@@ -142,6 +169,10 @@ class Names:
         org_ids |= {
             i for e in events if e.subject_type == "organization"
             if (i := _int(e.subject_id)) is not None
+        }
+        org_ids |= {
+            i for e in events for k in ORG_KEYS
+            if (i := _int((e.data or {}).get(k))) is not None
         }
         dataset_ids = {
             i for e in events if e.subject_type == "dataset"
@@ -207,6 +238,16 @@ def _detail(key: str, value: Any, names: Names) -> Detail:
         return Detail(key, label, "money", value)
     if key == "dataset_id" and _int(value) in names.datasets:
         return Detail(key, label, "text", f"{names.datasets[_int(value)]} (#{value})")
+    if key in ORG_KEYS and _int(value) in names.orgs:
+        return Detail(key, label, "text", f"{names.orgs[_int(value)]} (#{value})")
+    if isinstance(value, str) and _ISO_INSTANT.match(value):
+        from market.web import local_time
+
+        try:
+            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return Detail(key, label, "text", value)
+        return Detail(key, label, "text", local_time(moment, "%Y-%m-%d %H:%M:%S"))
     if key in ("category",) and isinstance(value, str):
         return Detail(key, label, "text", code_name("category", value))
     if isinstance(value, bool):

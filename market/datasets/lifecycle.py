@@ -274,7 +274,7 @@ def withdraw(session: Session, actor: Actor, dataset: Dataset, reason: str) -> D
     reason = (reason or "").strip()
     if not reason:
         raise ValidationFailed(
-            _("Say why the dataset is withdrawn; buyers with a license see it."),
+            _("Say why the dataset is withdrawn; the reason is kept in the audit log."),
             {"reason": [_("Required.")]},
         )
     if len(reason) > 2000:

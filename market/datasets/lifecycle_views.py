@@ -19,6 +19,7 @@ from market.auth import login_required
 from market.datasets import api as publication_api
 from market.datasets import catalog, lifecycle, services
 from market.datasets import permissions as perms
+from market.datasets.explain import explain as explain_report
 from market.datasets.forms import FREQUENCY_LABELS, UPLOAD_EXTENSIONS, _cost_field, yuan_to_fen
 from market.datasets.models import ChangeStatus, Dataset, DatasetChangeRequest, VersionStatus
 from market.errors import DomainError, Forbidden
@@ -76,7 +77,7 @@ def _yuan(fen: int) -> str:
 class WithdrawForm(FlaskForm):
     reason = TextAreaField(
         _l("Why is it withdrawn?"),
-        validators=[DataRequired(message=_l("Say why: buyers with a license see it.")),
+        validators=[DataRequired(message=_l("Say why: the reason is kept in the audit log and shown on the dataset page.")),
                     Length(max=2000)],
         render_kw={"rows": 3},
     )
@@ -143,6 +144,7 @@ def _globals(state) -> None:
     state.app.jinja_env.globals.update(
         lifecycle_context=lifecycle_context, pending_change_requests=pending_change_requests,
         dataset_by_id=lambda i: db.session.get(Dataset, i),
+        explain_report=explain_report,
     )
 
 

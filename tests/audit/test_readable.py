@@ -166,3 +166,17 @@ def test_event_api_and_its_checks(app, client, as_role, events):
 def test_event_page_is_refused_to_departments(client, make_user, events):
     _login(client, make_user, kind="department")
     assert client.get("/audit/events/1").status_code == 403
+
+
+def test_instants_show_in_shanghai_time_and_org_ids_by_name(client, make_user, events):
+    from market.audit import services
+    from market.extensions import db
+
+    services.record(db.session, "consent.granted", Actor(1, events.id, "subject", "active"),
+                    ("consent", 3), {"valid_until": "2027-06-05T03:57:18.088345Z",
+                                     "buyer_org_id": events.id})
+    db.session.commit()
+    _login(client, make_user, lang="en")
+    html = client.get("/audit?type=consent").get_data(as_text=True)
+    assert "2027-06-05 11:57:18" in html and "2027-06-05T03:57" not in html
+    assert f"上海市税务局 (#{events.id})" in html and '<dt title="buyer_org_id">Buyer</dt>' in html

@@ -131,10 +131,9 @@ def test_only_the_owning_department_edits_or_withdraws(client, as_role, publishe
 
 
 def test_withdrawal_delists_keeps_licenses_serving_and_is_final(app, client, department, listed):
-    from sandbox.workspace import SandboxSettings, table_for
-
     from market.datasets.models import Dataset
     from market.extensions import db
+    from sandbox.workspace import SandboxSettings, table_for
 
     assert client.post(f"/api/v1/datasets/{listed}/withdraw", json={"reason": ""},
                        headers=department[1]).status_code == 422

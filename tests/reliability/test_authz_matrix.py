@@ -140,7 +140,7 @@ PUT    /api/v1/datasets/{dataset_id}/privacy                     dataset_id=data
 PUT    /api/v1/datasets/{dataset_id}/metadata                    dataset_id=dataset_listed       401  200/403 403     403     403     403
 PUT    /api/v1/datasets/{dataset_id}/metadata                    dataset_id=dataset_unlisted     401  200/404 404     403     403     404
 GET    /api/v1/datasets/{dataset_id}/changes                     dataset_id=dataset_listed       401  200/403 403     200     200     403
-POST   /api/v1/datasets/{dataset_id}/changes/review              dataset_id=dataset_listed       401  403     403     409     403     403
+POST   /api/v1/datasets/{dataset_id}/changes/review              dataset_id=dataset_listed       401  403     403     200     403     403
 POST   /api/v1/datasets/{dataset_id}/withdraw                    dataset_id=dataset_listed       401  200/403 403     403     403     403
 GET    /api/v1/privacy/spending                                  -                               401  200     403     200     200     403
 GET    /api/v1/agreements                                        -                               401  200     403     200     200     403
@@ -271,6 +271,20 @@ def _period() -> str:
 
     return dt.datetime.now(dt.UTC).strftime("%Y-%m")
 
+
+
+def _pending_change(world, side) -> dict:
+    """A change request awaiting the operator on the side's listed dataset (in the savepoint)."""
+    from market.datasets.models import DatasetChangeRequest
+    from market.extensions import db
+
+    db.session.add(DatasetChangeRequest(
+        dataset_id=world.of(side, "dataset_listed"), status="pending",
+        changes={"costs": {"collection": 1, "processing": 1, "storage_monthly": 1}},
+        before={"costs": {"collection": 0, "processing": 0, "storage_monthly": 0}},
+    ))
+    db.session.flush()
+    return {}
 
 REQUESTS: dict[tuple[str, str], Callable[[World, str, str], Request]] = {
     ("POST", "/api/v1/auth/token"): lambda w, s, r: {
@@ -443,7 +457,7 @@ REQUESTS: dict[tuple[str, str], Callable[[World, str, str], Request]] = {
         "json": {"title": f"matrix title {_unique()}"}
     },
     ("POST", "/api/v1/datasets/{dataset_id}/changes/review"): lambda w, s, r: {
-        "json": {"decision": "approve"}
+        "json": {"decision": "approve"}, **_pending_change(w, s)
     },
     ("POST", "/api/v1/datasets/{dataset_id}/withdraw"): lambda w, s, r: {
         "json": {"reason": "matrix"}
