@@ -91,3 +91,15 @@ def _register_consent_step() -> None:
 
 
 _register_consent_step()
+
+
+def _register_scenario_step() -> None:
+    # Before the consented lookups: the demo bank's 普惠金融 product license is the one its
+    # consent is seeded on (market.scenarios.demo).
+    from market.consents.demo import seed_consent_demo
+    from market.scenarios.demo import seed_scenario_demo
+
+    DEMO_STEPS.insert(DEMO_STEPS.index(seed_consent_demo), seed_scenario_demo)
+
+
+_register_scenario_step()

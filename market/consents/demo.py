@@ -1,4 +1,4 @@
-"""Demo seeding step: the demo bank (buyer_icbc) holds an active license over the listed tax,
+"""Demo seeding step: the demo bank (buyer_ccb) holds an active license over the listed tax,
 HRSS and market-supervision datasets, and the demo enterprise has granted it consent, so a
 consented lookup can be tried at once.
 
@@ -30,7 +30,7 @@ from market.extensions import db
 
 #: The departments whose datasets the demo license covers (market.demo keys).
 DEPARTMENTS = ("tax", "hrss", "market_supervision")
-BUYER = "buyer_icbc"
+BUYER = "buyer_ccb"
 DURATION_MONTHS = 12
 QUERY_QUOTA = 1000
 CONSENT_DAYS = 180

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 from faker import Faker
 
+from market.demo import pilot
 from market.demo.errors import DemoDataError
 from market.demo.names import (
     BRAND_CHARS,
@@ -84,6 +85,9 @@ DEFAULT_ENCODINGS: Mapping[str, str] = MappingProxyType({
     "court": "utf-8",
     "environment": "utf-8-sig",
     "utilities": "utf-8",
+    "science": "utf-8",
+    "natural_resources": "utf-8-sig",
+    "housing_construction": "utf-8",
 })
 
 # Shanghai housing-fund contribution base bounds (yuan per month) used for the demo.
@@ -678,6 +682,31 @@ _DEPARTMENTS: tuple[tuple[str, str, str, str, DemoDatasetMeta], ...] = (
          "按所属期统计的企业用电量、电费、用水量及是否欠费。",
          "utilities", "conditional", "monthly",
          DemoCosts(_yuan_fen(350_000), _yuan_fen(100_000), _yuan_fen(2_000)), _KEY_ONLY)),
+    # The Shanghai pilot's other departments (科委, 规划资源, 住建): wide annual indicator
+    # tables (market.demo.pilot) that bring the data items past the pilot's 300.
+    ("science", "上海市科学技术委员会",
+     "Science and Technology Commission of Shanghai Municipality", _gov_code("00248108"),
+     DemoDatasetMeta(
+         "企业科技创新年度指标", "Annual science and technology indicators of enterprises",
+         "科技型企业近三年研发投入、研发人员、专利、技术合同和科技项目等年度指标。",
+         "science_technology", "conditional", "monthly",
+         DemoCosts(_yuan_fen(450_000), _yuan_fen(160_000), _yuan_fen(2_500)), _KEY_ONLY)),
+    ("natural_resources", "上海市规划和自然资源局",
+     "Shanghai Municipal Bureau of Planning and Natural Resources", _gov_code("00248109"),
+     DemoDatasetMeta(
+         "企业用地及土地绩效年度指标", "Annual land use and land performance of enterprises",
+         "企业用地的用途、取得方式、产业区块，以及近三年用地面积、亩均税收、亩均产值等指标。",
+         "natural_resources", "conditional", "monthly",
+         DemoCosts(_yuan_fen(400_000), _yuan_fen(140_000), _yuan_fen(2_500)), _KEY_ONLY)),
+    ("housing_construction", "上海市住房和城乡建设管理委员会",
+     "Shanghai Municipal Commission of Housing and Urban-Rural Development",
+     _gov_code("00248110"),
+     DemoDatasetMeta(
+         "企业资质、工程及房屋租赁年度指标",
+         "Annual qualifications, construction projects and leases of enterprises",
+         "企业建筑业资质、信用等级、房屋租赁备案，以及近三年工程项目、合同额和租赁等指标。",
+         "housing_construction", "conditional", "monthly",
+         DemoCosts(_yuan_fen(380_000), _yuan_fen(130_000), _yuan_fen(2_200)), _KEY_ONLY)),
 )
 
 DEPARTMENT_KEYS: tuple[str, ...] = tuple(d[0] for d in _DEPARTMENTS)
@@ -687,18 +716,28 @@ _FIXED_ORGANIZATIONS: tuple[DemoOrganization, ...] = (
                      make_uscc("91", "310115", "MA1K7D2P")),
     DemoOrganization("regulator", "regulator", "上海市数据局",
                      "Shanghai Municipal Data Administration", _gov_code("00248100")),
-    DemoOrganization("buyer_icbc", "buyer", "中国工商银行股份有限公司上海市分行",
-                     "Industrial and Commercial Bank of China, Shanghai Branch",
+    # The pilot's four banks (seed 004): 建设银行, 交通银行 and 浦发银行 Shanghai branches and
+    # 上海银行. Credit codes are synthetic (valid check characters, nobody's).
+    DemoOrganization("buyer_ccb", "buyer", "中国建设银行股份有限公司上海市分行",
+                     "China Construction Bank, Shanghai Branch",
                      make_uscc("91", "310115", "83215478")),
     DemoOrganization("buyer_bosc", "buyer", "上海银行股份有限公司", "Bank of Shanghai Co., Ltd.",
                      make_uscc("91", "310000", "13221158")),
+    DemoOrganization("buyer_bocom", "buyer", "交通银行股份有限公司上海市分行",
+                     "Bank of Communications, Shanghai Branch",
+                     make_uscc("91", "310115", "83215479")),
+    DemoOrganization("buyer_spdb", "buyer", "上海浦东发展银行股份有限公司上海分行",
+                     "Shanghai Pudong Development Bank, Shanghai Branch",
+                     make_uscc("91", "310115", "83215480")),
 )
 
 _USER_SPECS: tuple[tuple[str, OrgKind, str, str], ...] = (
     ("operator@demo.market", "operator", "operator", "运营管理员"),
     ("regulator@demo.market", "regulator", "regulator", "监管专员"),
-    ("buyer@demo.market", "buyer", "buyer_icbc", "工行普惠金融部"),
+    ("buyer@demo.market", "buyer", "buyer_ccb", "建行普惠金融事业部"),
     ("buyer2@demo.market", "buyer", "buyer_bosc", "上海银行小微金融部"),
+    ("buyer3@demo.market", "buyer", "buyer_bocom", "交行普惠金融部"),
+    ("buyer4@demo.market", "buyer", "buyer_spdb", "浦发银行普惠金融部"),
     ("subject@demo.market", "subject", "subject", "企业经办人"),
 )
 
@@ -739,7 +778,9 @@ def generate(rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED, months: int = D
     last_day = today - dt.timedelta(days=1)
 
     # Independent streams per stage, so e.g. the court table doesn't shift when months change.
-    pop_ss, month_ss, court_ss, env_ss = np.random.SeedSequence(seed).spawn(4)
+    # Later stages take later children: spawn(n)'s first children do not depend on n.
+    pop_ss, month_ss, court_ss, env_ss, *pilot_ss = np.random.SeedSequence(seed).spawn(
+        4 + len(pilot.TABLES))
     fake = Faker("zh_CN")
     fake.seed_instance(seed)
     pop = _population(rows, months, window_start, np.random.default_rng(pop_ss), fake)
@@ -776,6 +817,13 @@ def generate(rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED, months: int = D
             "是否欠费": np.where(sim.arrears.ravel(), "是", "否").astype(object)},
             industry=False),
     }
+    years = pilot.annual_years(periods[-1])
+    for table, table_ss in zip(pilot.TABLES, pilot_ss, strict=True):
+        frames[table.key] = pilot.table_frame(
+            table, uscc=pop.uscc, district=[d.name for d in pop.district],
+            industry=[i.name for i in pop.industry], headcount=pop.h0, distress=pop.distress,
+            years=years, rng=np.random.default_rng(table_ss), entity_key=ENTITY_KEY,
+            district_column=DISTRICT, industry_column=INDUSTRY)
 
     departments = tuple(
         DemoDepartment(key, name_zh, name_en, code, meta, frames[key])

@@ -8,8 +8,8 @@ from flask_smorest import Blueprint
 
 from licenses.ledger import period_bounds
 from licenses.schemas import LicenseSchema, license_view
-from market.api_base import page_of, paginate
 from market.accounts.actor import ANONYMOUS
+from market.api_base import page_of, paginate
 from market.auth import current_actor, public
 from market.extensions import db
 from market.scenarios import schemas as s

@@ -23,11 +23,11 @@ def test_the_demo_bank_looks_up_the_demo_enterprise(app, client, auth_header, se
     note = next(n for n in seeded.notes if n.startswith("consented lookups"))
     assert "(new" in note and "/lookups" in note
     consent = db.session.scalars(sa.select(Consent)).one()
-    assert consent.status == "granted" and consent.buyer_org_id == seeded.orgs["buyer_icbc"].id
+    assert consent.status == "granted" and consent.buyer_org_id == seeded.orgs["buyer_ccb"].id
     assert consent.subject_org_id == seeded.orgs["subject"].id
 
     bank = db.session.scalar(
-        sa.select(User).where(User.organization_id == seeded.orgs["buyer_icbc"].id)
+        sa.select(User).where(User.organization_id == seeded.orgs["buyer_ccb"].id)
     )
     code = generate(rows=60).subject.credit_code
     r = client.post(
@@ -38,7 +38,13 @@ def test_the_demo_bank_looks_up_the_demo_enterprise(app, client, auth_header, se
     assert r.status_code == 200, r.get_json()
     body = r.get_json()
     assert body["subject"]["name"] == seeded.orgs["subject"].name
-    assert len(body["records"]) == 3 and all(body["records"].values())
+    # The consent is on the bank's 普惠金融 data-product license (market.scenarios.demo):
+    # registry + tax + social insurance + housing fund + utilities.
+    assert len(body["records"]) == 5 and all(body["records"].values())
+    from licenses.models import License
+
+    lic = db.session.get(License, consent.license_id)
+    assert lic.product_id is not None and lic.scenario_id is not None
     registry = next(rows for rows in body["records"].values() if len(rows) == 1)
     assert registry[0]["企业名称"] == seeded.orgs["subject"].name
     # No raw identifier of a person comes back: the legal representative's ID is
@@ -61,9 +67,9 @@ def test_the_step_skips_without_listed_datasets(app, make_org):
 
     report = DemoReport()
     seed_consent_demo(generate(rows=5), report)
-    assert report.notes == ["consented lookups: skipped (no demo organization buyer_icbc)"]
+    assert report.notes == ["consented lookups: skipped (no demo organization buyer_ccb)"]
 
-    kinds = {"buyer_icbc": "buyer", "operator": "operator", "subject": "subject",
+    kinds = {"buyer_ccb": "buyer", "operator": "operator", "subject": "subject",
              "tax": "department", "hrss": "department", "market_supervision": "department"}
     report = DemoReport(orgs={key: make_org(kind) for key, kind in kinds.items()})
     seed_consent_demo(generate(rows=5), report)

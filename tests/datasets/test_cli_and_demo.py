@@ -87,9 +87,10 @@ def test_demo_step_lists_every_department_dataset_idempotently(app, data_dir):
 
     report = seed_demo(rows=40)
     listed = db.session.scalars(sa.select(Dataset).where(Dataset.status == "listed")).all()
-    assert len(listed) == 7
+    # The Shanghai pilot's ten departments (market.demo.DEPARTMENT_KEYS), one dataset each.
+    assert len(listed) == 10
     notes = [n for n in report.notes if n.startswith("dataset ")]
-    assert len(notes) == 7 and all("listed" in n and "quality" in n for n in notes)
+    assert len(notes) == 10 and all("listed" in n and "quality" in n for n in notes)
     registry = next(d for d in listed if d.title == "企业登记注册信息")
     cols = {c.name: c for c in registry.current_version.columns}
     assert cols["统一社会信用代码"].role == "entity_key"
@@ -99,5 +100,5 @@ def test_demo_step_lists_every_department_dataset_idempotently(app, data_dir):
     assert residue(data_dir) == []
 
     again = seed_demo(rows=40)
-    assert db.session.scalar(sa.select(sa.func.count(Dataset.id))) == 7
-    assert sum("already seeded" in n for n in again.notes) == 7
+    assert db.session.scalar(sa.select(sa.func.count(Dataset.id))) == 10
+    assert sum("already seeded" in n for n in again.notes) == 10

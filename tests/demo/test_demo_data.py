@@ -265,7 +265,7 @@ def test_organizations_and_users(demo: DemoData) -> None:
     assert len({o.credit_code for o in orgs}) == len(orgs)
     assert all(is_valid_uscc(o.credit_code) for o in orgs)
     kinds = [o.kind for o in demo.organizations]
-    assert sorted(kinds) == ["buyer", "buyer", "operator", "regulator", "subject"]
+    assert sorted(kinds) == ["buyer"] * 4 + ["operator", "regulator", "subject"]
     assert demo.organization("regulator").name_zh == "上海市数据局"
     emails = [u.email for u in demo.users]
     assert len(set(emails)) == len(emails)
@@ -299,3 +299,39 @@ def test_invariants_hold_for_any_seed_and_size(seed: int, rows: int, months: int
     assert all(is_valid_resident_id(r, today=today) for r in demo.registry["法定代表人身份证号"])
     assert all(f < dt.date.fromisoformat(demo.periods[0] + "-01")
                for f in demo.registry["成立日期"])
+
+
+# --------------------------------------------------------------------------- the Shanghai pilot
+
+
+def test_the_demo_matches_the_shanghai_pilot(demo: DemoData) -> None:
+    """Seed 000/004: 8 departments plus 公积金 and 公用事业, the four pilot banks, and over 300
+    data items (columns) across the datasets."""
+    names = {d.key: d.name_zh for d in demo.departments}
+    for short in ("市场监督", "税务", "人力资源和社会保障", "生态环境", "高级人民法院",
+                  "科学技术委员会", "规划和自然资源", "住房和城乡建设", "公积金", "公用事业"):
+        assert sum(short in n for n in names.values()) == 1, short
+    banks = sorted(o.name_zh for o in demo.organizations if o.kind == "buyer")
+    assert len(banks) == 4
+    for bank in ("建设银行", "交通银行", "浦东发展银行", "上海银行"):
+        assert sum(bank in b for b in banks) == 1, bank
+    assert sum(d.frame.shape[1] for d in demo.departments) >= 300
+
+
+def test_pilot_tables_have_annual_indicators_and_no_personal_data(demo: DemoData) -> None:
+    from market.demo import pilot
+
+    years = pilot.annual_years(demo.periods[-1])
+    assert years == (2023, 2024, 2025)
+    for table in pilot.TABLES:
+        dept = demo.department(table.key)
+        frame = dept.frame
+        assert frame[ENTITY_KEY].is_unique and demo.subject.credit_code in set(frame[ENTITY_KEY])
+        for ind in table.indicators:
+            assert all(f"{ind.name}_{y}" in frame.columns for y in years), ind.name
+        assert dict(dept.dataset.pii_columns) == {ENTITY_KEY: "uscc"}
+        # Only the enterprise key identifies anything: no name, ID, phone or address column.
+        assert not {"法定代表人", "法定代表人身份证号", "联系电话", "注册地址"} & set(frame.columns)
+        counts = [c for c in frame.columns if c.endswith(f"_{years[0]}")
+                  and frame[c].dtype.kind == "i"]
+        assert counts and all((frame[c] >= 0).all() for c in counts)

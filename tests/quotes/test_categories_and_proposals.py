@@ -22,10 +22,10 @@ def test_every_place_uses_the_one_vocabulary():
     choices = [c.value for c in UploadForm.category.kwargs["choices"] if c.value]
     assert choices == list(pricing.CATEGORIES)
     demo = {spec[4].category for spec in _DEPARTMENTS}
-    assert len(demo) == 7
+    assert len(demo) == len(_DEPARTMENTS) == 10  # the Shanghai pilot's ten departments
     assert demo <= set(pricing.CATEGORIES), demo - set(pricing.CATEGORIES)
     assert set(pricing.CATEGORIES) <= set(THEMES)
-    # The demo's seven categories each get their own coefficient: none falls back silently
+    # The demo's ten categories each get their own coefficient: none falls back silently
     # (before, 4 of 7 were priced with the default 1.0).
     defaults = pricing.PricingParameters.default()
     assert demo <= set(defaults.category_coefficients)

@@ -27,7 +27,7 @@ class World:
 
 
 @pytest.fixture
-def world(as_role, make_dataset, make_user, auth_header) -> World:
+def world(as_role, make_dataset, make_user, auth_header) -> World:  # noqa: F811
     operator_user, operator = as_role("operator")
     regulator_user, regulator = as_role("regulator")
     buyer_user, buyer = as_role("buyer")
