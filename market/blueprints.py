@@ -27,5 +27,6 @@ WEB_MODULES = [
     "market.consents.views",
     "market.datasets.views",
     "market.governance.views",
+    "market.agreements.views",
     "sandbox.views",
 ]
