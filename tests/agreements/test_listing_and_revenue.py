@@ -138,6 +138,14 @@ def test_settlement_splits_at_each_departments_agreed_share(client, market, make
     # 10 % of A's half and 30 % of B's half go to the operator.
     assert settled.data["operator_fee"] == 40_000
     assert settled.data["departments"] == {str(a.id): 90_000, str(b.id): 70_000}
+    # The license's ODRL policy names each department as the rights holder of its data, and
+    # the agreement it is licensed under.
+    policy = client.get(f"/api/v1/licenses/{lic['id']}/document",
+                        headers=market.buyer.headers).get_json()["policy"]
+    holders = {t["market:dataset"]: t["dct:rightsHolder"] for t in policy["target"]}
+    assert holders[str(da.id)]["vcard:fn"] == a.name
+    assert holders[str(dbb.id)]["market:creditCode"] == b.credit_code
+    assert all(t["market:authorizationAgreement"].startswith("AGR-") for t in policy["target"])
     # The revenue-cap report takes the same shares.
     entries = {(e.party, e.category): e.amount_fen
                for e in revenue_by_category(db.session, current_period())}
