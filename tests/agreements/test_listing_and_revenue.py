@@ -75,6 +75,7 @@ def test_expiry_delists_and_active_licenses_run_to_their_end(client, market, mak
                        json={"bank_reference": "B-1"},
                        headers=market.operator.headers).status_code == 200
 
+    early_quote = market.quote([(dataset, 40_000)])
     later = now + dt.timedelta(hours=2)
     # At read time the agreement is already expired, before any sweep.
     assert services.effective_status(agreement, later) == "expired"
@@ -90,6 +91,9 @@ def test_expiry_delists_and_active_licenses_run_to_their_end(client, market, mak
     assert _types("agreement", agreement.id)[-1] == "agreement.expired"
     # Gone from the catalogue and from new quotes...
     assert client.get(f"/api/v1/datasets/{dataset.id}").status_code == 404
+    # ...and from new licenses, even on a quote made before it was delisted...
+    r = apply(client, market, early_quote)
+    assert r.status_code == 409 and r.get_json()["errors"]["rule"] == "no_active_agreement"
     # ...but the license granted before keeps running until its own end.
     got = client.get(f"/api/v1/licenses/{lic['id']}", headers=market.buyer.headers).get_json()
     assert got["status"] == "active"
