@@ -49,21 +49,29 @@ def operator_organization(session: Session) -> Organization:
 
 def build_document(session: Session, lic: License) -> odrl.SignedPolicy:
     """The license's ODRL Agreement, signed with the platform key (needs starts/ends)."""
+    from market.agreements.services import covering_agreement
+
     operator = operator_organization(session)
     buyer = lic.buyer
+
+    def asset(item) -> odrl.LicensedAsset:
+        dataset = item.dataset
+        department = dataset.department
+        agreement = covering_agreement(session, dataset, lic.starts_at)
+        return odrl.LicensedAsset(
+            item.dataset_id,
+            item.dataset_version,
+            list(item.columns),
+            security_level=dataset.security_level,
+            rights_holder=odrl.PolicyParty(department.id, department.name, department.credit_code),
+            agreement=agreement.number if agreement is not None else None,
+        )
+
     policy = odrl.build_policy(
         license_id=lic.id,
         assigner=odrl.PolicyParty(operator.id, operator.name, operator.credit_code),
         assignee=odrl.PolicyParty(buyer.id, buyer.name, buyer.credit_code),
-        assets=[
-            odrl.LicensedAsset(
-                item.dataset_id,
-                item.dataset_version,
-                list(item.columns),
-                security_level=item.dataset.security_level,
-            )
-            for item in lic.items
-        ],
+        assets=[asset(item) for item in lic.items],
         purpose=lic.purpose,
         starts_at=lic.starts_at,
         ends_at=lic.ends_at,

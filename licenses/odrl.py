@@ -107,6 +107,10 @@ class LicensedAsset:
     #: GB/T 43697-2024 grade; when given, the asset names it (``market:securityLevel``) and
     #: links to its DCAT dataset (``dct:isVersionOf``).
     security_level: str | None = None
+    #: The department that holds the rights in the data (``dct:rightsHolder``), and the number
+    #: of the authorization agreement (授权运营协议) under which the operator licenses it.
+    rights_holder: PolicyParty | None = None
+    agreement: str | None = None
 
 
 def format_datetime(value: datetime) -> str:
@@ -152,6 +156,10 @@ def _asset(asset: LicensedAsset) -> dict[str, Any]:
         out["market:securityLevel"] = asset.security_level
         # The ODRL context declares dct:; the target is a version of the DCAT dataset.
         out["dct:isVersionOf"] = {"@id": dataset_iri(asset.dataset_id)}
+    if asset.rights_holder is not None:
+        out["dct:rightsHolder"] = _party(asset.rights_holder, "rights holder")
+    if asset.agreement is not None:
+        out["market:authorizationAgreement"] = asset.agreement
     return out
 
 

@@ -112,6 +112,16 @@ def _items_from_quote(session: Session, quote: Quote) -> list[tuple[Dataset, Lic
             raise Conflict(
                 _("Dataset %(id)s is not open (不予开放) and cannot be licensed.", id=dataset.id)
             )
+        if dataset.status == "delisted":
+            # Its authorization agreement ended (授权运营协议): no new license, even on a quote
+            # made before.
+            raise Conflict(
+                _(
+                    "Dataset %(id)s cannot be listed: no active authorization agreement of its department covers it.",
+                    id=dataset.id,
+                ),
+                {"rule": "no_active_agreement"},
+            )
         version_no = raw.get("dataset_version")
         if version_no is None:
             current = dataset.current_version

@@ -32,6 +32,7 @@ WEB_MODULES = [
     "market.datasets.lifecycle_views",
     "market.governance.views",
     "market.scenarios.views",
+    "market.agreements.views",
     "sandbox.views",
     "market.notifications.views",
     "licenses.invoice_views",

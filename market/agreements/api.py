@@ -8,12 +8,15 @@ import json
 import marshmallow as ma
 from flask import Response
 from flask.views import MethodView
+from flask_babel import gettext as _
 from flask_smorest import Blueprint
 
+from market.agreements import permissions as perm
 from market.agreements import services
 from market.agreements.models import AgreementStatus
 from market.api_base import PageArgs, page_of, paginate
 from market.auth import current_actor
+from market.errors import Forbidden
 from market.extensions import db
 from market.web import validators as mv
 
@@ -147,6 +150,10 @@ class Agreements(MethodView):
     def post(self, body):
         """A department proposes an agreement: scope, term and its revenue share in basis
         points (department)."""
+        actor = current_actor()
+        # The caller first: who may not propose learns nothing of the field rules.
+        if not perm.can_propose(actor):
+            raise Forbidden(_("Only a department proposes authorization agreements."))
         terms = services.Terms(
             categories=body["categories"],
             dataset_ids=body["dataset_ids"],
@@ -155,7 +162,7 @@ class Agreements(MethodView):
             revenue_share_bps=body["revenue_share_bps"],
         )
         agreement = services.propose(
-            db.session, current_actor(), terms, custodial=body["signing"] == "custodial"
+            db.session, actor, terms, custodial=body["signing"] == "custodial"
         )
         return services.summary(agreement)
 
@@ -172,7 +179,10 @@ class AgreementKeys(MethodView):
     def post(self, body):
         """Register the public half of a key the department signs agreements with
         (department)."""
-        return services.register_key(db.session, current_actor(), body["public_key"])
+        actor = current_actor()
+        if not perm.can_propose(actor):
+            raise Forbidden(_("Only a department registers agreement signing keys."))
+        return services.register_key(db.session, actor, body["public_key"])
 
 
 @blp.route("/agreements/<int:agreement_id>")
@@ -205,8 +215,12 @@ class AgreementSign(MethodView):
     def post(self, body, agreement_id):
         """The department's client-side signature of a draft, with a registered key
         (department)."""
+        actor = current_actor()
+        agreement = services.get_agreement(db.session, actor, agreement_id)
+        if not perm.can_sign(actor, agreement):
+            raise Forbidden(_("Only the department that wrote the agreement signs it."))
         agreement = services.sign_registered(
-            db.session, current_actor(), agreement_id, key_id_=body["key_id"],
+            db.session, actor, agreement_id, key_id_=body["key_id"],
             signature=body["signature"],
         )
         return services.summary(agreement)
@@ -226,5 +240,8 @@ class AgreementDecline(MethodView):
     @blp.response(200, AgreementSchema)
     def post(self, body, agreement_id):
         """The operator declines to countersign, with the reason (operator)."""
-        agreement = services.decline(db.session, current_actor(), agreement_id, body["reason"])
+        actor = current_actor()
+        if not perm.can_countersign(actor):
+            raise Forbidden(_("Only the operator countersigns agreements."))
+        agreement = services.decline(db.session, actor, agreement_id, body["reason"])
         return services.summary(agreement)

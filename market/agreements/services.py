@@ -449,7 +449,7 @@ def _proposed(session: Session, actor: Actor, agreement_id: int) -> Agreement:
     if not perm.can_countersign(actor):
         raise Forbidden(_("Only the operator countersigns agreements."))
     agreement = session.scalar(
-        sa.select(Agreement).where(Agreement.id == agreement_id).with_for_update()
+        sa.select(Agreement).where(Agreement.id == agreement_id).with_for_update(of=Agreement)
     )
     if agreement is None:
         raise NotFound(_("No such agreement."))
@@ -614,7 +614,7 @@ def expire_agreements(
             sa.select(Agreement)
             .where(Agreement.status == AgreementStatus.active, Agreement.ends_at <= now)
             .order_by(Agreement.id)
-            .with_for_update()
+            .with_for_update(of=Agreement)
         )
     )
     for agreement in due:

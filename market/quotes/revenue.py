@@ -8,8 +8,10 @@ month it settled (``settled_at``), and a refund counts, negatively, in the month
 license activated without payment (public welfare, free) brings no revenue; a license
 refunded in full nets to nothing.
 
-Parties: ``operator`` is the operator's **own fee income** (the operator fee share of each
-payment, ``MARKET_OPERATOR_FEE_SHARE``, as the settlement split takes it: the operator
+Parties: ``operator`` is the operator's **own fee income** (the operator's fee share of each
+department's part of each payment, from that department's authorization agreement —
+``MARKET_OPERATOR_FEE_SHARE`` for a department without one — as the settlement split takes
+it: the operator
 revenue cap limits what the operator earns, not what the departments are paid), and each
 providing department ``department:<id>`` the rest of each item it provides (by
 ``DatasetContributor`` weight, or the owning department). Each payment or refund is split into

@@ -170,7 +170,7 @@ def _licenses(session: Session, start: dt.datetime, end: dt.datetime) -> dict[st
 
 def _revenue(session: Session, period: str) -> dict[str, Any]:
     report = revenue.revenue_cap_report(session, period)
-    names = revenue.party_names(session, (r.party for r in report.rows))
+    names = revenue.party_names(session, [r.party for r in report.rows])
     rows = [
         {
             "party": r.party,

@@ -75,6 +75,7 @@ def test_expiry_delists_and_active_licenses_run_to_their_end(client, market, mak
                        json={"bank_reference": "B-1"},
                        headers=market.operator.headers).status_code == 200
 
+    early_quote = market.quote([(dataset, 40_000)])
     later = now + dt.timedelta(hours=2)
     # At read time the agreement is already expired, before any sweep.
     assert services.effective_status(agreement, later) == "expired"
@@ -90,6 +91,9 @@ def test_expiry_delists_and_active_licenses_run_to_their_end(client, market, mak
     assert _types("agreement", agreement.id)[-1] == "agreement.expired"
     # Gone from the catalogue and from new quotes...
     assert client.get(f"/api/v1/datasets/{dataset.id}").status_code == 404
+    # ...and from new licenses, even on a quote made before it was delisted...
+    r = apply(client, market, early_quote)
+    assert r.status_code == 409 and r.get_json()["errors"]["rule"] == "no_active_agreement"
     # ...but the license granted before keeps running until its own end.
     got = client.get(f"/api/v1/licenses/{lic['id']}", headers=market.buyer.headers).get_json()
     assert got["status"] == "active"
@@ -138,6 +142,14 @@ def test_settlement_splits_at_each_departments_agreed_share(client, market, make
     # 10 % of A's half and 30 % of B's half go to the operator.
     assert settled.data["operator_fee"] == 40_000
     assert settled.data["departments"] == {str(a.id): 90_000, str(b.id): 70_000}
+    # The license's ODRL policy names each department as the rights holder of its data, and
+    # the agreement it is licensed under.
+    policy = client.get(f"/api/v1/licenses/{lic['id']}/document",
+                        headers=market.buyer.headers).get_json()["policy"]
+    holders = {t["market:dataset"]: t["dct:rightsHolder"] for t in policy["target"]}
+    assert holders[str(da.id)]["vcard:fn"] == a.name
+    assert holders[str(dbb.id)]["market:creditCode"] == b.credit_code
+    assert all(t["market:authorizationAgreement"].startswith("AGR-") for t in policy["target"])
     # The revenue-cap report takes the same shares.
     entries = {(e.party, e.category): e.amount_fen
                for e in revenue_by_category(db.session, current_period())}

@@ -71,6 +71,8 @@ def test_the_report_counts_the_month_and_verifies_offline(client, market, month)
 
     money = report["revenue"]
     assert money["total_fen"] == 200_000
+    dept_rows = [r for r in money["rows"] if r["party"].startswith("department:")]
+    assert dept_rows and all(r["department"] for r in dept_rows)  # named, not just an id
     # The test department's default agreement: 90 % to the department.
     assert money["departments_fen"] == 180_000 and money["operator_fen"] == 20_000
     assert report["kpis"]["revenue_returned_to_departments_bps"] == 9000
