@@ -92,6 +92,21 @@ def _my_quotes_panel(user):
     return {"quotes": quotes, "now": utcnow()}
 
 
+@bp.app_template_global("catalogue_from_prices")
+def _catalogue_from_prices(datasets) -> dict[int, int]:
+    """The catalogue cards' "from ¥…" (``market.quotes.from_price``)."""
+    from market.quotes.from_price import from_prices
+
+    return from_prices(db.session, datasets)
+
+
+@bp.app_template_global("sample_size_hint")
+def _sample_size_hint(rows):
+    from market.quotes.from_price import sample_size_hint
+
+    return sample_size_hint(rows)
+
+
 def _require(allowed: bool, message: str) -> None:
     if not allowed:
         raise Forbidden(message)

@@ -1,0 +1,1 @@
+from tests.quotes.conftest import make_dataset, quote_body  # noqa: F401
