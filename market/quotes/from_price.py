@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from sqlalchemy.orm import Session
+
 import pricing
 from market.datasets.models import Dataset
 from market.errors import DomainError
 from market.quotes import revenue
 from market.quotes.parameters import current_parameter_set, parameters_of
 from market.quotes.services import priced_dataset
-from sqlalchemy.orm import Session
 
 
 def _smallest_columns(info: pricing.DatasetInfo) -> frozenset[str]:
