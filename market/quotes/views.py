@@ -100,6 +100,22 @@ def _catalogue_from_prices(datasets) -> dict[int, int]:
     return from_prices(db.session, datasets)
 
 
+@bp.app_template_global("quote_datasets")
+def _quote_datasets(quote) -> list[tuple[int, str]]:
+    """``(dataset id, title)`` of a quote's items: the title signed into the quote, else the
+    dataset's current one (quotes made before titles were stored)."""
+    missing = [i["dataset_id"] for i in quote.items if not i.get("title")]
+    titles = (
+        dict(db.session.execute(sa.select(Dataset.id, Dataset.title).where(
+            Dataset.id.in_(missing))).all())
+        if missing else {}
+    )
+    return [
+        (i["dataset_id"], i.get("title") or titles.get(i["dataset_id"]) or f"#{i['dataset_id']}")
+        for i in quote.items
+    ]
+
+
 @bp.app_template_global("sample_size_hint")
 def _sample_size_hint(rows):
     from market.quotes.from_price import sample_size_hint
