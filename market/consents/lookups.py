@@ -110,6 +110,49 @@ class _Plan:
     omitted: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class ItemScope:
+    """What a lookup reads from one licensed dataset: the columns, or why it reads nothing.
+
+    The one rule for both the lookup and the consent page that tells the enterprise, before
+    it grants, exactly what the bank will read."""
+
+    dataset_id: int
+    slug: str
+    title: str
+    #: ``None`` when the table is read; else ``no_data_version`` or ``not_keyed_by_credit_code``.
+    reason: str | None
+    key_column: str | None = None
+    columns: tuple[str, ...] = ()
+    omitted: tuple[str, ...] = ()
+
+
+def item_scope(item) -> ItemScope:
+    """The scope of one license item (``LicenseItem``) for consented lookups."""
+    dataset = item.dataset
+    version = dataset.current_version
+    base = {"dataset_id": dataset.id, "slug": dataset.slug, "title": dataset.title}
+    if version is None or not version.parquet_path:
+        return ItemScope(**base, reason="no_data_version")
+    key = next((c for c in version.columns if c.role == ColumnRole.entity_key), None)
+    if key is None or key.pii_kind != CREDIT_CODE_KIND or key.treatment != Treatment.pseudonymized:
+        return ItemScope(**base, reason="not_keyed_by_credit_code")
+    licensed = set(item.columns or [])
+    columns: list[str] = []
+    omitted: list[str] = []
+    for column in version.columns:
+        if column.name == key.name or column.name not in licensed:
+            continue
+        if column.treatment == Treatment.suppressed:
+            continue
+        if column.treatment == Treatment.pseudonymized:
+            omitted.append(column.name)
+            continue
+        columns.append(column.name)
+    return ItemScope(**base, reason=None, key_column=key.name, columns=tuple(columns),
+                     omitted=tuple(omitted))
+
+
 def _plan_tables(
     lic: License, local_path: Callable[[str], Path]
 ) -> tuple[list[_Plan], list[dict[str, Any]]]:
@@ -118,44 +161,20 @@ def _plan_tables(
     for item in lic.items:
         dataset = item.dataset
         version = dataset.current_version
-        if version is None or not version.parquet_path:
+        scope = item_scope(item)
+        if scope.reason is not None:
             unavailable.append(
-                {"slug": dataset.slug, "dataset_id": dataset.id, "reason": "no_data_version"}
+                {"slug": dataset.slug, "dataset_id": dataset.id, "reason": scope.reason}
             )
             continue
-        key = next((c for c in version.columns if c.role == ColumnRole.entity_key), None)
-        if (
-            key is None
-            or key.pii_kind != CREDIT_CODE_KIND
-            or key.treatment != Treatment.pseudonymized
-        ):
-            unavailable.append(
-                {
-                    "slug": dataset.slug,
-                    "dataset_id": dataset.id,
-                    "reason": "not_keyed_by_credit_code",
-                }
-            )
-            continue
-        licensed = set(item.columns or [])
-        columns: list[str] = []
-        omitted: list[str] = []
-        for column in version.columns:
-            if column.name == key.name or column.name not in licensed:
-                continue
-            if column.treatment == Treatment.suppressed:
-                continue
-            if column.treatment == Treatment.pseudonymized:
-                omitted.append(column.name)
-                continue
-            columns.append(column.name)
+        key_name, columns, omitted = scope.key_column, scope.columns, scope.omitted
         spec = records.TableSpec(
             slug=dataset.slug,
             path=Path(local_path(version.parquet_path)),
-            key_column=key.name,
-            columns=tuple(columns),
+            key_column=key_name,
+            columns=columns,
         )
-        plans.append(_Plan(spec, dataset.id, dataset.title, tuple(omitted)))
+        plans.append(_Plan(spec, dataset.id, dataset.title, omitted))
     return plans, unavailable
 
 

@@ -221,13 +221,16 @@ def request_consent(
         )
     )
     if open_one is not None:
-        raise Conflict(
+        conflict = Conflict(
             _(
                 "Consent %(open_one)s for this license and enterprise is already open.",
                 open_one=open_one,
             ),
             {"subject_credit_code": [_("See consent %(open_one)s.", open_one=open_one)]},
         )
+        # The web form links to it (the message says which; the id makes it a link).
+        conflict.existing_consent_id = open_one
+        raise conflict
     subject = registered_subject(session, code)
     consent = Consent(
         license_id=lic.id,

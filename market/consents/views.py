@@ -14,6 +14,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from licenses.models import License
 from market.api_base import paginate
 from market.auth import login_required
 from market.consents import lookups, services
@@ -134,6 +135,7 @@ def new():
     usable = services.usable_licenses(db.session, g.actor)
     form.license_id.choices = _license_choices(usable)
     status = 200
+    existing = None
     if form.validate_on_submit():
         lic_ends = next((lic.ends_at for lic in usable if lic.id == form.license_id.data), None)
         try:
@@ -146,6 +148,7 @@ def new():
                 valid_until=services.end_of_local_day(form.valid_until.data, lic_ends),
             )
         except DomainError as exc:
+            existing = getattr(exc, "existing_consent_id", None)
             status = _failed(exc, form)
         else:
             flash(
@@ -158,7 +161,7 @@ def new():
             return redirect(url_for("consents.detail", consent_id=consent.id))
     elif form.errors:
         status = 422
-    return render_template("consents/new.html", form=form), status
+    return render_template("consents/new.html", form=form, existing=existing), status
 
 
 @bp.route("/consents/<int:consent_id>", methods=["GET"])
@@ -173,8 +176,14 @@ def _detail_page(consent: Consent, record_form: RecordForm, status: int = 200):
     lookups_made = db.session.scalar(
         sa.select(sa.func.count()).select_from(Lookup).where(Lookup.consent_id == consent.id)
     )
+    from market.consents.lookups import item_scope
+
+    lic = db.session.get(License, consent.license_id)
+    now = utcnow()
     return render_template(
         "consents/detail.html",
+        scope=[item_scope(item) for item in lic.items] if lic is not None else [],
+        days_left=max(0, (consent.valid_until - now).days),
         consent=consent,
         now=utcnow(),
         labels=STATUS_LABELS,
@@ -212,6 +221,20 @@ def decide(consent_id: int):
     if request.form.get("next_page") == "detail":
         return redirect(url_for("consents.detail", consent_id=consent_id))
     return redirect(url_for("consents.index"))
+
+
+@bp.get("/consents/<int:consent_id>/revoke")
+@login_required
+def confirm_revoke(consent_id: int):
+    """Revoking asks first: what stops, for whom; the POST below does it."""
+    consent = services.get_consent(db.session, g.actor, consent_id)
+    if not perm.can_decide_consent(g.actor, consent, _subject_code()):
+        raise Forbidden(_("Only the enterprise named in a consent can revoke it."))
+    if consent.status_at(utcnow()) != ConsentStatus.granted:
+        flash(_("Consent %(id)s is not granted, so there is nothing to revoke.", id=consent.id),
+              "warning")
+        return redirect(url_for("consents.detail", consent_id=consent.id))
+    return render_template("consents/revoke.html", consent=consent, form=RevokeForm())
 
 
 @bp.post("/consents/<int:consent_id>/revoke")

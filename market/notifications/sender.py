@@ -1,8 +1,9 @@
 """Delivering the e-mail outbox: a pluggable sender (SMTP in production, a fake in tests).
 
-Each pending row is sent and marked ``sent`` in its own transaction, so a crash between two
-mails loses nothing and repeats at most the one being sent. A failure leaves the row
-``pending`` with the error and the attempt count, for the next run.
+Each pending row is sent and then marked ``sent`` in a transaction of its own, so a crash
+loses nothing and repeats at most the one mail being sent (delivery is at least once; two
+``market notify send`` running at once may both send a mail: run one at a time). A failure
+leaves the row ``pending`` with the error and the attempt count, for the next run.
 """
 
 from __future__ import annotations
@@ -98,19 +99,27 @@ def deliver_outbox(
             continue
         user = session.get(User, row.user_id)
         notification = session.get(Notification, row.notification_id)
-        row.attempts += 1
+        mail = _compose(notification, user.email) if user and notification else None
+        # End the transaction before the network call: SQLite's write lock (every transaction
+        # takes it) must not be held while an SMTP server answers.
+        commit()
+        error = None
         try:
-            if user is None or notification is None:
+            if mail is None:
                 raise LookupError("recipient or notification missing")
-            sender.send(_compose(notification, user.email))
+            sender.send(mail)
         except Exception as exc:  # noqa: BLE001 - any failure keeps the row for a retry
-            row.last_error = f"{type(exc).__name__}: {exc}"[:200]
-            report.failed += 1
-        else:
+            error = f"{type(exc).__name__}: {exc}"[:200]
+        row = session.get(EmailOutbox, outbox_id)
+        row.attempts += 1
+        if error is None:
             row.status = "sent"
             row.sent_at = utcnow()
             row.last_error = None
             report.sent += 1
+        else:
+            row.last_error = error
+            report.failed += 1
         session.flush()
         commit()
     return report

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import url_for
 from sqlalchemy.orm import Session
+from werkzeug.routing import BuildError
 
 from market.accounts.actor import Actor
 from market.db import utcnow
@@ -105,5 +106,5 @@ def link(row: Notification) -> str | None:
     params = row.params or {}
     try:
         return url_for(endpoint, **{arg: params[name] for arg, name in args.items()})
-    except (KeyError, Exception):  # noqa: BLE001 - a stale link is not worth a 500
+    except (KeyError, BuildError):  # params of an older message, or a page not registered
         return None

@@ -20,6 +20,7 @@ from market.quotes.schemas import (
     ProposalSchema,
     QuoteBriefSchema,
     QuoteCreateSchema,
+    QuoteEstimateSchema,
     QuoteSchema,
     RevenueCapArgsSchema,
     RevenueCapReportSchema,
@@ -36,6 +37,14 @@ def _quote_limit() -> str:
 
 
 quote_rate_limit = limiter.limit(_quote_limit, key_func=per_user_key, methods=["POST"])
+
+
+def _estimate_limit() -> str:
+    return current_app.config.get("MARKET_QUOTE_ESTIMATE_RATE_LIMIT", "300 per minute")
+
+
+#: The live calculator asks on every change (debounced), so it has a limit of its own.
+estimate_rate_limit = limiter.limit(_estimate_limit, key_func=per_user_key, methods=["POST"])
 
 
 def quote_request(body: dict) -> services.QuoteRequest:
@@ -71,6 +80,22 @@ class Quotes(MethodView):
         """The caller's organization's quotes, newest first (buyer)."""
         stmt = services.list_quotes(current_actor())
         return paginate(db.session, stmt, args["page"], args["per_page"])
+
+
+@blp.route("/quotes/estimate")
+class QuoteEstimate(MethodView):
+    decorators = [estimate_rate_limit]
+
+    @blp.arguments(QuoteCreateSchema)
+    @blp.response(200, QuoteEstimateSchema)
+    def post(self, body):
+        """Price a request without storing or signing a quote (buyer; the live calculator).
+
+        The same validation and price as ``POST /quotes``; nothing is stored or audited.
+        """
+        actor = current_actor()
+        services.ensure_can_request_quote(actor)
+        return services.estimate_quote(db.session, actor, quote_request(body)).to_dict()
 
 
 @blp.route("/quotes/<int:quote_id>")

@@ -286,3 +286,20 @@ class RevenueCapReportSchema(ma.Schema):
     currency = ma.fields.String()
     totals = ma.fields.Nested(RevenueCapTotalsSchema, metadata={"description": "The operator's"})
     rows = ma.fields.List(ma.fields.Nested(RevenueCapRowSchema))
+
+
+class QuoteEstimateItemSchema(ma.Schema):
+    dataset_id = ma.fields.Integer()
+    amount = ma.fields.Integer(metadata={"description": "fen"})
+    factors = ma.fields.Dict(metadata={"description": "factor name -> decimal string"})
+
+
+class QuoteEstimateSchema(ma.Schema):
+    """An unsigned price: what ``POST /quotes`` would sign now. Not an offer."""
+
+    total = ma.fields.Integer(metadata={"description": "fen"})
+    subtotal = ma.fields.Integer(metadata={"description": "fen"})
+    bundle_discount = ma.fields.Integer(metadata={"description": "fen"})
+    currency = ma.fields.String()
+    model_version = ma.fields.String()
+    items = ma.fields.List(ma.fields.Nested(QuoteEstimateItemSchema))

@@ -254,6 +254,32 @@ def create_quote(
     Raises Forbidden (not a buyer) and ValidationFailed naming the item and field: an unknown
     or unlisted dataset, a dataset twice, unknown columns, a bad scope, an unpriceable dataset.
     """
+    priced, pairs = _price(session, actor, request, now)
+    return _store(
+        session,
+        actor,
+        priced,
+        {pd.dataset.id: pd for pd, _ in pairs},
+        purpose=str(pricing.parse_purpose(request.purpose)),
+        duration_months=request.duration_months,
+        query_quota=request.query_quota,
+        total=priced.total,
+        now=now,
+    )
+
+
+def estimate_quote(
+    session: Session, actor: Actor, request: QuoteRequest, *, now: dt.datetime | None = None
+) -> pricing.Quote:
+    """Price ``request`` exactly as ``create_quote`` would, storing and signing nothing (the
+    dataset page's live calculator). Raises what ``create_quote`` raises."""
+    priced, _pairs = _price(session, actor, request, now)
+    return priced
+
+
+def _price(
+    session: Session, actor: Actor, request: QuoteRequest, now: dt.datetime | None
+) -> tuple[pricing.Quote, list[tuple[PricedDataset, pricing.Scope]]]:
     ensure_can_request_quote(actor)
     if not request.items:
         raise ValidationFailed(
@@ -287,17 +313,7 @@ def create_quote(
     priced = pricing.quote(
         [(pd.info, scope) for pd, scope in pairs], params, over_cap_categories=over
     )
-    return _store(
-        session,
-        actor,
-        priced,
-        {pd.dataset.id: pd for pd, _ in pairs},
-        purpose=str(pricing.parse_purpose(request.purpose)),
-        duration_months=request.duration_months,
-        query_quota=request.query_quota,
-        total=priced.total,
-        now=now,
-    )
+    return priced, pairs
 
 
 def _store(

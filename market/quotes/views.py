@@ -92,6 +92,37 @@ def _my_quotes_panel(user):
     return {"quotes": quotes, "now": utcnow()}
 
 
+@bp.app_template_global("catalogue_from_prices")
+def _catalogue_from_prices(datasets) -> dict[int, int]:
+    """The catalogue cards' "from ¥…" (``market.quotes.from_price``)."""
+    from market.quotes.from_price import from_prices
+
+    return from_prices(db.session, datasets)
+
+
+@bp.app_template_global("quote_datasets")
+def _quote_datasets(quote) -> list[tuple[int, str]]:
+    """``(dataset id, title)`` of a quote's items: the title signed into the quote, else the
+    dataset's current one (quotes made before titles were stored)."""
+    missing = [i["dataset_id"] for i in quote.items if not i.get("title")]
+    titles = (
+        dict(db.session.execute(sa.select(Dataset.id, Dataset.title).where(
+            Dataset.id.in_(missing))).all())
+        if missing else {}
+    )
+    return [
+        (i["dataset_id"], i.get("title") or titles.get(i["dataset_id"]) or f"#{i['dataset_id']}")
+        for i in quote.items
+    ]
+
+
+@bp.app_template_global("sample_size_hint")
+def _sample_size_hint(rows):
+    from market.quotes.from_price import sample_size_hint
+
+    return sample_size_hint(rows)
+
+
 def _require(allowed: bool, message: str) -> None:
     if not allowed:
         raise Forbidden(message)

@@ -59,8 +59,12 @@ def test_subject_grants_and_bank_sees_the_profile(live_server, scenario, page, s
     sign_in(page, base, SUBJECT_EMAIL, PASSWORD, lang="en")
     page.locator('[data-panel="consent_requests"]').wait_for()
     page.goto(f"{base}/consents?lang=en")
-    page.get_by_test_id(f"grant-{cid}").click()
-    page.wait_for_url(f"{base}/consents")
+    page.get_by_test_id(f"review-{cid}").click()
+    page.wait_for_url(f"{base}/consents/{cid}")
+    page.get_by_test_id("consent-scope").wait_for()  # what the bank will read, before granting
+    page.get_by_test_id("grant").click()
+    page.wait_for_url(f"{base}/consents/{cid}")
+    page.goto(f"{base}/consents?lang=en")
     row = page.get_by_test_id(f"consent-row-{cid}")
     assert row.locator("[data-status]").get_attribute("data-status") == "granted"
     assert page.get_by_test_id(f"revoke-{cid}").is_visible()

@@ -60,7 +60,7 @@ def test_request_grant_lookup_and_revoke_in_the_browser(world, client):
 
     token = login(client, subject)
     page = client.get("/consents?lang=en").get_data(as_text=True)
-    assert f'data-testid="grant-{consent.id}"' in page and bank.org.name in page
+    assert f'data-testid="review-{consent.id}"' in page and bank.org.name in page
     dash = client.get("/dashboard?lang=en").get_data(as_text=True)
     assert 'data-panel="consent_requests"' in dash and 'data-panel="access_log"' in dash
     assert 'data-testid="panel-requested">1<' in dash

@@ -89,6 +89,7 @@ POST   /api/v1/blacklist                                         -              
 DELETE /api/v1/blacklist/{organization_id}                       organization_id=blacklisted_org 401  403     403     403     204     403
 GET    /api/v1/quotes                                            -                               401  403     200     403     403     403
 POST   /api/v1/quotes                                            -                               401  403     201     403     403     403
+POST   /api/v1/quotes/estimate                                   -                               401  403     200     403     403     403
 GET    /api/v1/quotes/{quote_id}                                 quote_id=quote                  401     404     200/404  404     404     404
 GET    /api/v1/pricing/parameters                                -                               200  200     200     200     200     200
 PUT    /api/v1/pricing/parameters                                -                               401  403     403     200     403     403
@@ -393,6 +394,10 @@ REQUESTS: dict[tuple[str, str], Callable[[World, str, str], Request]] = {
     },
     ("POST", "/api/v1/products/{product_id}/apply"): lambda w, s, r: {
         "json": {"scenario_id": 999999, "purpose_statement": "matrix"}
+    },
+    ("POST", "/api/v1/quotes/estimate"): lambda w, s, r: {
+        "json": {"items": [{"dataset_id": w.of(s, "dataset_listed"), "columns": None}],
+                 "duration_months": 6, "purpose": "research", "query_quota": 10}
     },
     ("PUT", "/api/v1/pricing/parameters"): _parameters_body,
     ("POST", "/api/v1/pricing/proposals"): lambda w, s, r: {

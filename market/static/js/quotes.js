@@ -128,10 +128,60 @@
     factorChart(result.querySelector("canvas"), item.factors, i18n);
   }
 
+  // -- the live estimate (buyer-ux): every change re-prices through POST /quotes/estimate,
+  // which signs and stores nothing; "Get a quote" still asks for the signed quote.
+  function initLiveEstimate(form, i18n) {
+    var box = form.querySelector("[data-live]");
+    if (!box || !form.dataset.estimate) return;
+    var timer = null, seq = 0;
+    var total = box.querySelector('[data-field="live-total"]');
+    var note = box.querySelector('[data-field="live-note"]');
+    function run() {
+      var mine = ++seq;
+      box.setAttribute("aria-busy", "true");
+      fetch(form.dataset.estimate, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "Accept": "application/json", "X-CSRFToken": csrfToken() },
+        body: JSON.stringify(requestBody(form))
+      }).then(function (response) {
+        return response.json().then(function (body) { return { ok: response.ok, body: body }; });
+      }).then(function (r) {
+        if (mine !== seq) return; // an older answer arriving late
+        box.removeAttribute("aria-busy");
+        clearErrors(form);
+        if (r.ok) {
+          total.textContent = fen(r.body.total);
+          note.textContent = i18n.estimate || "";
+          box.dataset.state = "ok";
+        } else {
+          total.textContent = "—";
+          note.textContent = "";
+          box.dataset.state = "error";
+          showErrors(form, r.body, i18n);
+        }
+      }).catch(function () {
+        if (mine !== seq) return;
+        box.removeAttribute("aria-busy");
+        total.textContent = "—";
+        note.textContent = i18n.network || "";
+        box.dataset.state = "error";
+      });
+    }
+    function schedule() {
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(run, 250);
+    }
+    form.addEventListener("input", schedule);
+    form.addEventListener("change", schedule);
+    run();
+  }
+
   function initCalculator(form) {
     var section = form.closest(".quote-calculator");
     var i18n = readJSON(form, "data-i18n");
     var button = form.querySelector('button[type="submit"]');
+    initLiveEstimate(form, i18n);
     form.addEventListener("submit", function (event) {
       event.preventDefault();
       clearErrors(form);
