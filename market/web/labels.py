@@ -22,6 +22,7 @@ EVENT_TYPES: Mapping[str, object] = {
     "auth.login": _l("Signed in"),
     "auth.login_failed": _l("Failed sign-in"),
     "auth.logout": _l("Signed out"),
+    "accounts.language_changed": _l("Language chosen"),
     "auth.token_issued": _l("API token issued"),
     "auth.token_revoked": _l("API token revoked"),
     "blacklist.added": _l("Added to the blacklist"),
