@@ -116,6 +116,11 @@ REFUSAL_RULES: Mapping[str, object] = {
 
 CATEGORIES: Mapping[str, object] = {key: _l(label) for key, label in CATEGORY_LABELS.items()}
 
+#: Notes the platform writes itself (people's own notes are shown as they wrote them).
+NOTES: Mapping[str, object] = {
+    "default parameters": _l("Default parameters"),
+}
+
 KINDS: Mapping[str, Mapping[str, object]] = {
     "event": EVENT_TYPES,
     "license_status": LICENSE_STATUSES,
@@ -123,6 +128,7 @@ KINDS: Mapping[str, Mapping[str, object]] = {
     "payment_status": PAYMENT_STATUSES,
     "rule": REFUSAL_RULES,
     "category": CATEGORIES,
+    "note": NOTES,
 }
 
 
