@@ -11,7 +11,17 @@ from market.i18n import N_
 
 
 class LicenseError(Exception):
-    """Base class of every error raised by :mod:`licenses`."""
+    """Base class of every error raised by :mod:`licenses`.
+
+    ``message`` is an English msgid marked with ``N_`` and ``params`` its ``%(name)s`` values,
+    kept apart so that the app can translate the message where it reaches a person
+    (:func:`market.i18n.translate`); ``str(exc)`` is the English text, filled in.
+    """
+
+    def __init__(self, message: str = "", **params: object) -> None:
+        self.message = message
+        self.params = params
+        super().__init__(message % params if params else message)
 
 
 class IllegalTransition(LicenseError):
@@ -20,9 +30,9 @@ class IllegalTransition(LicenseError):
     def __init__(self, current: str, event: str) -> None:
         self.current = current
         self.event = event
-        self.message = N_("cannot %(event)s a licence that is %(current)s")
-        self.params = {"event": event, "current": current}
-        super().__init__(self.message % self.params)
+        super().__init__(
+            N_("cannot %(event)s a licence that is %(current)s"), event=event, current=current
+        )
 
 
 class InvalidPolicy(LicenseError, ValueError):
@@ -49,11 +59,16 @@ class PaymentProviderError(LicenseError):
     """
 
     def __init__(
-        self, message: str, *, code: str | None = None, http_status: int | None = None
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        http_status: int | None = None,
+        **params: object,
     ) -> None:
         self.code = code
         self.http_status = http_status
-        super().__init__(message)
+        super().__init__(message, **params)
 
 
 class InvalidPaymentRequest(PaymentProviderError, ValueError):

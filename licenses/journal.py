@@ -42,6 +42,7 @@ from typing import NamedTuple
 
 from licenses.errors import UnbalancedJournal
 from licenses.split import DepartmentId, Split
+from market.i18n import N_
 
 CASH = "cash"
 DEFERRED_SALES = "deferred:sales"
@@ -78,12 +79,16 @@ class JournalLine(NamedTuple):
 
 def _check_line(line: JournalLine) -> None:
     if not isinstance(line.account, str) or not line.account:
-        raise UnbalancedJournal("a journal line needs an account name")
+        raise UnbalancedJournal(N_("a journal line needs an account name"))
     for value in (line.debit, line.credit):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise UnbalancedJournal(f"{line.account}: amounts must be non-negative integer fen")
+            raise UnbalancedJournal(
+                N_("%(account)s: amounts must be non-negative integer fen"), account=line.account
+            )
     if line.debit and line.credit:
-        raise UnbalancedJournal(f"{line.account}: a line is either a debit or a credit")
+        raise UnbalancedJournal(
+            N_("%(account)s: a line is either a debit or a credit"), account=line.account
+        )
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,8 @@ class Journal:
         credits = sum(line.credit for line in lines)
         if debits != credits:
             raise UnbalancedJournal(
-                f"{self.kind} {self.reference}: debits {debits} ≠ credits {credits}"
+                N_("%(kind)s %(reference)s: debits %(debits)s ≠ credits %(credits)s"),
+                kind=str(self.kind), reference=self.reference, debits=debits, credits=credits,
             )
 
     @property

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from licenses.errors import InvalidPolicy
 from market import crypto
+from market.i18n import N_
 
 ODRL_CONTEXT = "http://www.w3.org/ns/odrl.jsonld"
 #: Namespace of the platform's own terms. A URN, so that it does not pretend to resolve.
@@ -116,7 +117,7 @@ class LicensedAsset:
 def format_datetime(value: datetime) -> str:
     """ISO 8601 in UTC with a ``Z``; microseconds only when present. Raises InvalidPolicy if naive."""
     if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidPolicy("datetimes in a policy must be timezone-aware")
+        raise InvalidPolicy(N_("datetimes in a policy must be timezone-aware"))
     utc = value.astimezone(UTC)
     fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if utc.microsecond else "%Y-%m-%dT%H:%M:%SZ"
     return utc.strftime(fmt)
@@ -124,7 +125,7 @@ def format_datetime(value: datetime) -> str:
 
 def _party(party: PolicyParty, role: str) -> dict[str, Any]:
     if not party.name:
-        raise InvalidPolicy(f"the {role} needs a name")
+        raise InvalidPolicy(N_("the %(role)s needs a name"), role=role)
     out: dict[str, Any] = {
         "@type": ["Party", "vcard:Organization"],
         "uid": organization_uid(party.id),
@@ -137,12 +138,15 @@ def _party(party: PolicyParty, role: str) -> dict[str, Any]:
 
 def _asset(asset: LicensedAsset) -> dict[str, Any]:
     if isinstance(asset.version, bool) or not isinstance(asset.version, int) or asset.version < 1:
-        raise InvalidPolicy("dataset versions are positive integers")
+        raise InvalidPolicy(N_("dataset versions are positive integers"))
     if isinstance(asset.columns, str):
-        raise InvalidPolicy("columns must be a list of names, not a string")
+        raise InvalidPolicy(N_("columns must be a list of names, not a string"))
     columns = sorted(set(asset.columns))
     if not columns or not all(isinstance(c, str) and c for c in columns):
-        raise InvalidPolicy(f"dataset {asset.dataset_id} v{asset.version} needs column names")
+        raise InvalidPolicy(
+            N_("dataset %(dataset)s v%(version)s needs column names"),
+            dataset=asset.dataset_id, version=asset.version,
+        )
     out: dict[str, Any] = {
         "@type": "Asset",
         "uid": asset_uid(asset.dataset_id, asset.version),
@@ -152,7 +156,9 @@ def _asset(asset: LicensedAsset) -> dict[str, Any]:
     }
     if asset.security_level is not None:
         if asset.security_level not in SECURITY_LEVELS:
-            raise InvalidPolicy(f"security level {asset.security_level!r} cannot be licensed")
+            raise InvalidPolicy(
+                N_("security level %(level)r cannot be licensed"), level=asset.security_level
+            )
         out["market:securityLevel"] = asset.security_level
         # The ODRL context declares dct:; the target is a version of the DCAT dataset.
         out["dct:isVersionOf"] = {"@id": dataset_iri(asset.dataset_id)}
@@ -189,19 +195,22 @@ def build_policy(
     end after it starts; the quota or the price is negative or not an int.
     """
     if purpose not in PURPOSES:
-        raise InvalidPolicy(f"unknown purpose {purpose!r}; expected one of {sorted(PURPOSES)}")
+        raise InvalidPolicy(
+            N_("unknown purpose %(purpose)r; expected one of %(expected)s"),
+            purpose=purpose, expected=sorted(PURPOSES),
+        )
     for name, value in (("query_quota", query_quota), ("price_fen", price_fen)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise InvalidPolicy(f"{name} must be a non-negative integer")
+            raise InvalidPolicy(N_("%(name)s must be a non-negative integer"), name=name)
     start, end = format_datetime(starts_at), format_datetime(ends_at)
     if ends_at <= starts_at:
-        raise InvalidPolicy("ends_at must be after starts_at")
+        raise InvalidPolicy(N_("ends_at must be after starts_at"))
     if not assets:
-        raise InvalidPolicy("a licence covers at least one dataset")
+        raise InvalidPolicy(N_("a licence covers at least one dataset"))
     targets = sorted((_asset(a) for a in assets), key=lambda t: t["uid"])
     uids = [t["uid"] for t in targets]
     if len(set(uids)) != len(uids):
-        raise InvalidPolicy("each dataset version may appear only once")
+        raise InvalidPolicy(N_("each dataset version may appear only once"))
 
     permission: dict[str, Any] = {
         "action": "use",

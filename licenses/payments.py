@@ -41,6 +41,7 @@ from market.accounts.actor import Actor
 from market.audit import services as audit
 from market.db import utcnow
 from market.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from market.i18n import N_
 from market.web import labels
 
 PROVIDERS = ("invoice", "stripe")
@@ -60,9 +61,14 @@ def operator_fee_share(config: Mapping[str, Any]) -> Fraction:
     try:
         share = Fraction(Decimal(str(raw).strip()))
     except (InvalidOperation, ValueError):
-        raise InvalidSplit(f"MARKET_OPERATOR_FEE_SHARE is not a decimal number: {raw!r}") from None
+        raise InvalidSplit(
+            N_("%(setting)s is not a decimal number: %(value)r"),
+            setting="MARKET_OPERATOR_FEE_SHARE", value=raw,
+        ) from None
     if not 0 <= share <= 1:
-        raise InvalidSplit("MARKET_OPERATOR_FEE_SHARE must be between 0 and 1")
+        raise InvalidSplit(
+            N_("%(setting)s must be between 0 and 1"), setting="MARKET_OPERATOR_FEE_SHARE"
+        )
     return share
 
 

@@ -20,6 +20,7 @@ from fractions import Fraction
 
 from licenses.errors import InvalidRefund, InvalidSplit
 from licenses.split import Split, apportion, check_fen
+from market.i18n import N_
 
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -46,13 +47,13 @@ def prorata_refund(
     try:
         check_fen(amount_fen, "amount")
     except InvalidSplit as exc:
-        raise InvalidRefund(str(exc)) from None
+        raise InvalidRefund(exc.message, **exc.params) from None
     for name, value in (("starts_at", starts_at), ("ends_at", ends_at), ("revoked_at", revoked_at)):
         if value.tzinfo is None or value.utcoffset() is None:
-            raise InvalidRefund(f"{name} must be timezone-aware")
+            raise InvalidRefund(N_("%(name)s must be timezone-aware"), name=name)
     term = _micros(ends_at - starts_at)
     if term <= 0:
-        raise InvalidRefund("ends_at must be after starts_at")
+        raise InvalidRefund(N_("ends_at must be after starts_at"))
     remaining = min(max(_micros(ends_at - revoked_at), 0), term)
     return math.ceil(Fraction(amount_fen * remaining, term))
 
@@ -60,11 +61,11 @@ def prorata_refund(
 def _share_left(total: int, left: int) -> Fraction:
     for name, value in (("query_quota", total), ("quota_remaining", left)):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidRefund(f"{name} must be an integer")
+            raise InvalidRefund(N_("%(name)s must be an integer"), name=name)
         if value < 0:
-            raise InvalidRefund(f"{name} must not be negative")
+            raise InvalidRefund(N_("%(what)s must not be negative"), what=name)
     if left > total:
-        raise InvalidRefund("quota_remaining exceeds query_quota")
+        raise InvalidRefund(N_("quota_remaining exceeds query_quota"))
     # A license without a quota (0 queries) is bounded by its term alone.
     return Fraction(left, total) if total else Fraction(1)
 
@@ -108,22 +109,26 @@ def split_refund(refund_fen: int, original: Split, already_refunded: Split | Non
     try:
         check_fen(refund_fen, "refund")
     except InvalidSplit as exc:
-        raise InvalidRefund(str(exc)) from None
+        raise InvalidRefund(exc.message, **exc.params) from None
     previous = already_refunded or Split(0, {})
     unknown = set(previous.departments) - set(original.departments)
     if unknown:
         raise InvalidRefund(
-            f"earlier refunds name departments not in the split: {sorted(map(str, unknown))}"
+            N_("earlier refunds name departments not in the split: %(departments)s"),
+            departments=sorted(map(str, unknown)),
         )
 
     remaining: dict[object, int] = {_OPERATOR: original.operator_fee - previous.operator_fee}
     for dept, amount in original.departments.items():
         remaining[dept] = amount - previous.departments.get(dept, 0)
     if any(v < 0 for v in remaining.values()):
-        raise InvalidRefund("earlier refunds exceed a party's original share")
+        raise InvalidRefund(N_("earlier refunds exceed a party's original share"))
     left = sum(remaining.values())
     if refund_fen > left:
-        raise InvalidRefund(f"refund of {refund_fen} fen exceeds the {left} fen left to refund")
+        raise InvalidRefund(
+            N_("refund of %(refund)s fen exceeds the %(left)s fen left to refund"),
+            refund=refund_fen, left=left,
+        )
 
     parts = apportion(refund_fen, remaining)
     return Split(

@@ -16,6 +16,7 @@ from numbers import Rational
 from typing import Any, NamedTuple, TypeVar
 
 from licenses.errors import InvalidSplit
+from market.i18n import N_
 
 DepartmentId = int | str
 Weight = int | Fraction | Decimal
@@ -56,14 +57,14 @@ def order_key(key: Any) -> tuple[Any, ...]:
     Ids of mixed types would not compare with ``<``; ints sort before strings.
     """
     if isinstance(key, bool):
-        raise InvalidSplit(f"unsupported id type: {type(key).__name__}")
+        raise InvalidSplit(N_("unsupported id type: %(type)s"), type=type(key).__name__)
     if isinstance(key, int):
         return (0, key)
     if isinstance(key, str):
         return (1, key)
     if isinstance(key, tuple):
         return (2, tuple(order_key(k) for k in key))
-    raise InvalidSplit(f"unsupported id type: {type(key).__name__}")
+    raise InvalidSplit(N_("unsupported id type: %(type)s"), type=type(key).__name__)
 
 
 def to_fraction(value: Any, what: str = "value") -> Fraction:
@@ -73,23 +74,27 @@ def to_fraction(value: Any, what: str = "value") -> Fraction:
     """
     if isinstance(value, bool) or isinstance(value, float):
         raise InvalidSplit(
-            f"{what} must be an int, Fraction or Decimal, not {type(value).__name__}"
+            N_("%(what)s must be an int, Fraction or Decimal, not %(type)s"),
+            what=what, type=type(value).__name__,
         )
     if isinstance(value, Decimal):
         if not value.is_finite():
-            raise InvalidSplit(f"{what} must be finite")
+            raise InvalidSplit(N_("%(what)s must be finite"), what=what)
         return Fraction(value)
     if isinstance(value, Rational):
         return Fraction(value.numerator, value.denominator)
-    raise InvalidSplit(f"{what} must be an int, Fraction or Decimal, not {type(value).__name__}")
+    raise InvalidSplit(
+        N_("%(what)s must be an int, Fraction or Decimal, not %(type)s"),
+        what=what, type=type(value).__name__,
+    )
 
 
 def check_fen(amount: Any, what: str = "amount") -> int:
     """Return ``amount`` if it is a non-negative int (not a bool); raise InvalidSplit otherwise."""
     if isinstance(amount, bool) or not isinstance(amount, int):
-        raise InvalidSplit(f"{what} must be an integer number of fen")
+        raise InvalidSplit(N_("%(what)s must be an integer number of fen"), what=what)
     if amount < 0:
-        raise InvalidSplit(f"{what} must not be negative")
+        raise InvalidSplit(N_("%(what)s must not be negative"), what=what)
     return amount
 
 
@@ -107,12 +112,12 @@ def apportion(total_fen: int, weights: Mapping[K, Weight]) -> dict[K, int]:
     check_fen(total_fen, "total")
     exact = {k: to_fraction(w, f"weight of {k!r}") for k, w in weights.items()}
     if any(w < 0 for w in exact.values()):
-        raise InvalidSplit("weights must not be negative")
+        raise InvalidSplit(N_("weights must not be negative"))
     keys = sorted(exact, key=order_key)
     weight_sum = sum(exact.values(), Fraction(0))
     if weight_sum == 0:
         if total_fen:
-            raise InvalidSplit("cannot apportion a positive amount over zero weights")
+            raise InvalidSplit(N_("cannot apportion a positive amount over zero weights"))
         return {k: 0 for k in keys}
 
     quotas = {k: total_fen * exact[k] / weight_sum for k in keys}
@@ -150,7 +155,7 @@ def split_payment(
     check_fen(total_fen, "total")
     share = to_fraction(operator_fee_share, "operator_fee_share")
     if not 0 <= share <= 1:
-        raise InvalidSplit("operator_fee_share must be between 0 and 1")
+        raise InvalidSplit(N_("%(setting)s must be between 0 and 1"), setting="operator_fee_share")
     fee = math.floor(total_fen * share)
     rest = total_fen - fee
 
@@ -159,16 +164,23 @@ def split_payment(
         try:
             dataset_id, amount, departments = item
         except (TypeError, ValueError):
-            raise InvalidSplit("each item must be (dataset_id, amount_fen, departments)") from None
+            raise InvalidSplit(
+                N_("each item must be (dataset_id, amount_fen, departments)")
+            ) from None
         check_fen(amount, f"amount of dataset {dataset_id!r}")
         declared = [
             (dept, to_fraction(w, f"weight of department {dept!r}")) for dept, w in departments
         ]
         if any(w < 0 for _, w in declared):
-            raise InvalidSplit(f"dataset {dataset_id!r} has a negative department weight")
+            raise InvalidSplit(
+                N_("dataset %(dataset)r has a negative department weight"), dataset=dataset_id
+            )
         item_weight = sum((w for _, w in declared), Fraction(0))
         if amount and item_weight == 0:
-            raise InvalidSplit(f"dataset {dataset_id!r} has an amount but no providing department")
+            raise InvalidSplit(
+                N_("dataset %(dataset)r has an amount but no providing department"),
+                dataset=dataset_id,
+            )
         for dept, w in declared:
             order_key(dept)  # rejects unsupported id types early, with a clear message
             weights[dept] = weights.get(dept, Fraction(0)) + (
@@ -176,7 +188,9 @@ def split_payment(
             )
 
     if rest and not any(weights.values()):
-        raise InvalidSplit("the items sum to 0, so the payment cannot be divided among them")
+        raise InvalidSplit(
+            N_("the items sum to 0, so the payment cannot be divided among them")
+        )
     return Split(operator_fee=fee, departments=apportion(rest, weights))
 
 

@@ -34,16 +34,25 @@ SUPPORTED_LOCALES = ("zh", "en")
 def select_locale() -> str:
     """The language of this request's messages and pages.
 
-    ``?lang=`` or the ``lang`` cookie (the switcher sets it) win. API clients that are not a
-    signed-in browser (tokens, anonymous calls) are answered in their ``Accept-Language``.
-    Everything else is Chinese, the product's default: pages, and the API calls a page makes
-    for its signed-in user, follow the page's language and not the browser's setting.
+    In this order: ``?lang=`` (one request); the language the signed-in user chose (saved on
+    the user, ``PATCH /api/v1/me`` or the header's switcher); the ``lang`` cookie (the
+    switcher's choice before signing in); for API clients that are not a signed-in browser
+    (tokens, anonymous calls), their ``Accept-Language``; else Chinese, the product's
+    default: pages, and the API calls a page makes for its signed-in user, follow the page's
+    language and not the browser's setting.
     """
     from flask import g, has_request_context
 
     if not has_request_context():
         return "zh"
-    wanted = request.args.get("lang") or request.cookies.get("lang")
+    wanted = request.args.get("lang")
+    if wanted in SUPPORTED_LOCALES:
+        return wanted
+    user = g.get("user")
+    chosen = getattr(user, "language", None) if user is not None else None
+    if chosen in SUPPORTED_LOCALES:
+        return chosen
+    wanted = request.cookies.get("lang")
     if wanted in SUPPORTED_LOCALES:
         return wanted
     if request.path.startswith("/api/") and g.get("via") != "session":

@@ -110,6 +110,36 @@ def notice() -> str:
     )
 
 
+def empty_reason(run: services.QueryRun) -> str | None:
+    """Why an answer has no row, in words (None when it has rows).
+
+    On differentially private data the sentence is always the same: saying "no group passed
+    the threshold" rather than "nothing matched" would tell the buyer whether entities exist
+    below the threshold, the very thing the noise hides. On open data the suppressed-group
+    count is already in the answer, so the reason can name it.
+    """
+    answer = run.answer
+    if answer.rows:
+        return None
+    if run.uses_dp:
+        return _(
+            "No row can be released. On privacy-protected data a group appears only when its "
+            "noisy count passes the release threshold, and a filter that matches nothing gives "
+            "the same empty answer; the platform does not say which of the two happened."
+        )
+    if answer.suppressed_groups:
+        return _(
+            "No group has enough entities to be shown: %(n)s groups were withheld because "
+            "they hold fewer entities than the minimum. Widen the groups (fewer GROUP BY "
+            "columns) or the filter.",
+            n=answer.suppressed_groups,
+        )
+    return _(
+        "No row matches the query: its filters (WHERE, HAVING) matched nothing in the "
+        "licensed tables. Check the values you compare against, or widen the filter."
+    )
+
+
 def result_view(run: services.QueryRun) -> dict[str, Any]:
     answer = run.answer
     out: dict[str, Any] = {
@@ -137,6 +167,9 @@ def result_view(run: services.QueryRun) -> dict[str, Any]:
         }
     else:
         out["suppressed_groups"] = answer.suppressed_groups or 0
+    reason = empty_reason(run)
+    if reason is not None:
+        out["empty_reason"] = reason
     return out
 
 

@@ -66,6 +66,11 @@ class QueryResultSchema(ma.Schema):
         metadata={"description": "Groups withheld below k: open data only (absent on DP data)."}
     )
     truncated = ma.fields.Boolean(metadata={"description": "More rows existed than the cap."})
+    empty_reason = ma.fields.String(
+        metadata={"description": "Only when no row is returned: why, in the caller's language "
+                  "(on DP data one fixed sentence, which never tells an empty filter from "
+                  "groups below the threshold)."}
+    )
     quota_remaining = ma.fields.Integer(required=True)
     elapsed_ms = ma.fields.Integer(required=True, allow_none=True)
     epsilon_spent = ma.fields.Decimal(as_string=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from licenses.errors import InvalidPaymentRequest
+from market.i18n import N_
 
 #: The only currency the platform charges in.
 CURRENCY = "CNY"
@@ -69,7 +70,7 @@ def check_amount(amount_fen: object) -> int:
     """A positive integer of fen; raises InvalidPaymentRequest otherwise (free licences have
     nothing to pay, so a zero payment is a caller bug)."""
     if isinstance(amount_fen, bool) or not isinstance(amount_fen, int) or amount_fen <= 0:
-        raise InvalidPaymentRequest("amount_fen must be a positive integer")
+        raise InvalidPaymentRequest(N_("amount_fen must be a positive integer"))
     return amount_fen
 
 
@@ -82,14 +83,14 @@ def check_request(
     other than CNY, or metadata that is not a str → str mapping.
     """
     if not isinstance(payment_ref, str) or not payment_ref.strip():
-        raise InvalidPaymentRequest("payment_ref must be a non-empty string")
+        raise InvalidPaymentRequest(N_("payment_ref must be a non-empty string"))
     check_amount(amount_fen)
     if currency != CURRENCY:
-        raise InvalidPaymentRequest(f"only {CURRENCY} is supported")
+        raise InvalidPaymentRequest(N_("only %(currency)s is supported"), currency=CURRENCY)
     if metadata is None:
         return {}
     if not isinstance(metadata, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
     ):
-        raise InvalidPaymentRequest("metadata must map strings to strings")
+        raise InvalidPaymentRequest(N_("metadata must map strings to strings"))
     return dict(metadata)

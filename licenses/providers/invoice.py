@@ -18,6 +18,7 @@ from licenses.providers.base import (
     check_amount,
     check_request,
 )
+from market.i18n import N_
 
 INVOICE_PREFIX = "INV"
 CREDIT_NOTE_PREFIX = "CN"
@@ -34,7 +35,7 @@ def _utcnow() -> datetime:
 def period_of(moment: datetime) -> str:
     """The ``YYYYMM`` of ``moment`` in UTC; raises InvalidPaymentRequest if it is naive."""
     if moment.tzinfo is None or moment.utcoffset() is None:
-        raise InvalidPaymentRequest("invoice dates must be timezone-aware")
+        raise InvalidPaymentRequest(N_("invoice dates must be timezone-aware"))
     return moment.astimezone(UTC).strftime("%Y%m")
 
 
@@ -43,11 +44,11 @@ def document_number(prefix: str, period: str, sequence: int) -> str:
     999999 get more digits rather than wrapping. Raises InvalidPaymentRequest for a bad
     prefix, period or a sequence < 1."""
     if prefix not in (INVOICE_PREFIX, CREDIT_NOTE_PREFIX):
-        raise InvalidPaymentRequest(f"unknown document prefix {prefix!r}")
+        raise InvalidPaymentRequest(N_("unknown document prefix %(prefix)r"), prefix=prefix)
     if not re.fullmatch(r"\d{6}", period):
-        raise InvalidPaymentRequest("period must be YYYYMM")
+        raise InvalidPaymentRequest(N_("period must be YYYYMM"))
     if isinstance(sequence, bool) or not isinstance(sequence, int) or sequence < 1:
-        raise InvalidPaymentRequest("sequence numbers start at 1")
+        raise InvalidPaymentRequest(N_("sequence numbers start at 1"))
     return f"{prefix}-{period}-{sequence:06d}"
 
 
@@ -105,7 +106,7 @@ class InvoiceProvider:
         not needed: each call issues a new credit note.
         """
         if not is_invoice_number(provider_id):
-            raise InvalidPaymentRequest("refunds need the invoice number of the payment")
+            raise InvalidPaymentRequest(N_("refunds need the invoice number of the payment"))
         check_amount(amount_fen)
         number = self._number(CREDIT_NOTE_PREFIX)
         return RefundResult(

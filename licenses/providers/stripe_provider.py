@@ -25,6 +25,7 @@ from licenses.providers.base import (
     check_amount,
     check_request,
 )
+from market.i18n import N_
 
 DEFAULT_TOLERANCE = 300
 
@@ -67,12 +68,15 @@ def _provider_error(exc: stripe.StripeError) -> PaymentProviderError:
     detail = f", {code}" if code else ""
     if isinstance(exc, stripe.CardError):
         return PaymentProviderError(
-            f"the card was declined{detail}", code=code or "card_declined", http_status=402
+            N_("the card was declined%(detail)s"),
+            code=code or "card_declined", http_status=402, detail=detail,
         )
     return PaymentProviderError(
-        f"Stripe request failed ({type(exc).__name__}{detail})",
+        N_("Stripe request failed (%(kind)s%(detail)s)"),
         code=code,
         http_status=getattr(exc, "http_status", None),
+        kind=type(exc).__name__,
+        detail=detail,
     )
 
 
@@ -98,7 +102,7 @@ class StripeProvider:
         timeout: float = 30.0,
     ) -> None:
         if not api_key:
-            raise PaymentProviderError("STRIPE_API_KEY is not configured")
+            raise PaymentProviderError(N_("%(setting)s is not configured"), setting="STRIPE_API_KEY")
         self._webhook_secret = webhook_secret
         self._payment_method_types = list(payment_method_types) if payment_method_types else None
         self._http = stripe.RequestsClient(timeout=timeout)
@@ -159,7 +163,7 @@ class StripeProvider:
         and PaymentProviderError if Stripe refuses (e.g. more than was paid).
         """
         if not isinstance(provider_id, str) or not provider_id.startswith("pi_"):
-            raise InvalidPaymentRequest("refunds need the PaymentIntent id of the payment")
+            raise InvalidPaymentRequest(N_("refunds need the PaymentIntent id of the payment"))
         check_amount(amount_fen)
         params: dict[str, Any] = {"payment_intent": provider_id, "amount": amount_fen}
         options: dict[str, Any] = {}
@@ -203,7 +207,7 @@ class StripeProvider:
         ValueError if ``tolerance`` is not positive (0 would disable the replay check).
         """
         if not self._webhook_secret:
-            raise PaymentProviderError("STRIPE_WEBHOOK_SECRET is not configured")
+            raise PaymentProviderError(N_("%(setting)s is not configured"), setting="STRIPE_WEBHOOK_SECRET")
         if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance <= 0:
             raise ValueError("tolerance must be a positive integer number of seconds")
         try:
@@ -212,7 +216,9 @@ class StripeProvider:
             )
         except stripe.SignatureVerificationError as exc:
             # Stripe's message says which check failed (signature or timestamp), never the secret.
-            raise InvalidWebhook(f"invalid Stripe webhook: {exc.user_message or exc}") from None
+            raise InvalidWebhook(
+                N_("invalid Stripe webhook: %(reason)s"), reason=str(exc.user_message or exc)
+            ) from None
         except (
             ValueError,
             UnicodeDecodeError,
@@ -222,7 +228,7 @@ class StripeProvider:
             RecursionError,
         ):
             # stripe-python reads the body as a dict: a JSON list or string fails inside it.
-            raise InvalidWebhook("invalid Stripe webhook: the body is not a JSON event") from None
+            raise InvalidWebhook(N_("invalid Stripe webhook: the body is not a JSON event")) from None
         return _event(event.to_dict())
 
 
@@ -247,4 +253,4 @@ def _event(raw: dict[str, Any]) -> WebhookEvent:
             data=obj,
         )
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
-        raise InvalidWebhook("invalid Stripe webhook: not a Stripe event") from None
+        raise InvalidWebhook(N_("invalid Stripe webhook: not a Stripe event")) from None

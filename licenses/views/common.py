@@ -9,6 +9,7 @@ from flask_babel import lazy_gettext as _l
 from licenses.errors import LicenseError
 from market.errors import DomainError, Forbidden
 from market.extensions import db
+from market.i18n import translate
 from market.web import registry
 
 registry.nav_link(
@@ -42,7 +43,8 @@ def failed(exc: DomainError | LicenseError, form=None) -> int:
         type_, subject, data = event
         audit.record(db.session, type_, g.actor, subject, data)
         db.session.commit()
-    message = getattr(exc, "message", None) or str(exc)
+    # A pure licence error carries an English msgid and its values: shown in the page's language.
+    message = translate(getattr(exc, "message", None) or str(exc), getattr(exc, "params", None))
     placed = False
     for name, messages in (getattr(exc, "errors", None) or {}).items():
         field = getattr(form, name, None) if form is not None else None

@@ -10,6 +10,7 @@ from market.accounts.schemas import (
     AdmissionSchema,
     LogoutEverywhereSchema,
     MeSchema,
+    MeUpdateSchema,
     OrganizationCreateSchema,
     OrganizationListArgs,
     OrganizationSchema,
@@ -71,6 +72,13 @@ class Me(MethodView):
         """The caller and its organization."""
         current_actor()
         return g.user
+
+    @blp.arguments(MeUpdateSchema)
+    @blp.response(200, MeSchema)
+    def patch(self, body):
+        """Save the caller's language (``zh``, ``en``, or null to follow the browser)."""
+        actor = current_actor()
+        return services.set_language(db.session, actor, g.user, body["language"])
 
 
 @blp.route("/organizations")

@@ -60,6 +60,9 @@ class User(Base):
     session_epoch: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    #: The language the user chose ("zh" or "en"); None until they choose (see
+    #: market.extensions.select_locale for the order in which choices win).
+    language: Mapped[str | None] = mapped_column(sa.String(8))
 
     organization: Mapped[Organization] = relationship(back_populates="users", lazy="joined")
 

@@ -44,6 +44,14 @@ class MeSchema(ma.Schema):
     id = ma.fields.Integer()
     email = ma.fields.String()
     organization = ma.fields.Nested(OrganizationSchema)
+    #: "zh", "en", or null (not chosen).
+    language = ma.fields.String(allow_none=True)
+
+
+class MeUpdateSchema(ma.Schema):
+    language = ma.fields.String(
+        required=True, allow_none=True, validate=ma.validate.OneOf(["zh", "en"])
+    )
 
 
 class UserSchema(ma.Schema):

@@ -261,6 +261,32 @@ def revoke_token(session: Session, token: ApiToken, actor: Actor) -> None:
         audit.record(session, "auth.token_revoked", actor, ("user", token.user_id), {"token_id": token.id})
 
 
+LANGUAGES = ("zh", "en")
+
+
+def set_language(session: Session, actor: Actor, user: User, language: str | None) -> User:
+    """Save the language ``user`` chose for pages and messages (None: no choice, follow the
+    browser). Only the user themself changes it. Raises Forbidden, ValidationFailed."""
+    from flask_babel import gettext as _
+
+    from market.errors import Forbidden
+
+    if actor.user_id != user.id:
+        raise Forbidden(_("Only the user themself can choose their language."))
+    if language is not None and language not in LANGUAGES:
+        message = _("Choose 中文 (zh) or English (en).")
+        raise ValidationFailed(message, {"language": [message]})
+    if user.language != language:
+        before = user.language
+        user.language = language
+        audit.record(
+            session, "accounts.language_changed", actor, ("user", user.id),
+            {"from": before, "to": language},
+        )
+        session.flush()
+    return user
+
+
 def logout(session: Session, user: User) -> None:
     audit.record(session, "auth.logout", Actor.from_user(user), ("user", user.id), {})
 

@@ -331,7 +331,21 @@ def access_log():
         page=result,
         pages=max((result["total"] + PAGE_SIZE - 1) // PAGE_SIZE, 1),
         labels=EVENT_LABELS,
+        table_names=_table_names({s for e in result["items"] for s in e.tables}),
     )
+
+
+def _table_names(slugs: set[str]) -> dict[str, str]:
+    """The datasets' titles for the sandbox table names (slugs) an access log mentions: the
+    subject reads which dataset was read; the slug stays in a tooltip."""
+    if not slugs:
+        return {}
+    from market.datasets.models import Dataset
+
+    rows = db.session.execute(
+        sa.select(Dataset.slug, Dataset.title).where(Dataset.slug.in_(sorted(slugs)))
+    )
+    return {slug: title for slug, title in rows}
 
 
 # ------------------------------------------------------------------------------- panels

@@ -47,11 +47,13 @@ def init_web(app: Flask) -> None:
     def _inject():
         from flask_babel import get_locale
 
-        from market.web.registry import links_for
+        from market.web.registry import links_for, menus_for
 
         user = g.get("user")
+        role = user.organization.kind if user else None
         return {
             "current_user": user,
             "current_locale": str(get_locale() or "zh"),
-            "nav_links": links_for(user.organization.kind if user else None),
+            "nav_links": links_for(role),
+            "nav_items": menus_for(role),
         }

@@ -22,6 +22,7 @@ EVENT_TYPES: Mapping[str, object] = {
     "auth.login": _l("Signed in"),
     "auth.login_failed": _l("Failed sign-in"),
     "auth.logout": _l("Signed out"),
+    "accounts.language_changed": _l("Language chosen"),
     "auth.token_issued": _l("API token issued"),
     "auth.token_revoked": _l("API token revoked"),
     "blacklist.added": _l("Added to the blacklist"),
@@ -130,6 +131,11 @@ REFUSAL_RULES: Mapping[str, object] = {
 
 CATEGORIES: Mapping[str, object] = {key: _l(label) for key, label in CATEGORY_LABELS.items()}
 
+#: Notes the platform writes itself (people's own notes are shown as they wrote them).
+NOTES: Mapping[str, object] = {
+    "default parameters": _l("Default parameters"),
+}
+
 KINDS: Mapping[str, Mapping[str, object]] = {
     "event": EVENT_TYPES,
     "license_status": LICENSE_STATUSES,
@@ -137,6 +143,7 @@ KINDS: Mapping[str, Mapping[str, object]] = {
     "payment_status": PAYMENT_STATUSES,
     "rule": REFUSAL_RULES,
     "category": CATEGORIES,
+    "note": NOTES,
 }
 
 

@@ -118,6 +118,34 @@ def logout_everywhere():
     return redirect(url_for("web.index"))
 
 
+def _without_lang(target: str | None) -> str | None:
+    """``target`` without its ``lang`` parameter, which would override the new choice."""
+    if not target:
+        return target
+    from urllib.parse import parse_qsl, urlencode
+
+    parts = urlsplit(target)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "lang"]
+    return parts.path + (f"?{urlencode(query)}" if query else "")
+
+
+@bp.post("/language")
+def choose_language():
+    """The header's switcher: remember the language in a cookie and, for a signed-in user, on
+    the user (so that it follows them to other browsers and to their API calls)."""
+    from market.extensions import SUPPORTED_LOCALES
+
+    lang = request.form.get("lang")
+    target = safe_next(_without_lang(request.form.get("next"))) or url_for("web.index")
+    if lang not in SUPPORTED_LOCALES:
+        return redirect(target)
+    if g.get("user") is not None:
+        accounts.set_language(db.session, g.actor, g.user, lang)
+    response = redirect(target)
+    response.set_cookie("lang", lang, max_age=365 * 24 * 3600, samesite="Lax", httponly=True)
+    return response
+
+
 @bp.get("/dashboard")
 @login_required
 def dashboard():
@@ -128,6 +156,17 @@ def dashboard():
         role=role,
         panels=panels,
         pending=g.user.organization.status != "active",
+    )
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    """Browsers ask for /favicon.ico whatever the page says; pages link the SVG."""
+    from flask import current_app, send_from_directory
+
+    return send_from_directory(
+        current_app.static_folder, "favicon.ico", mimetype="image/vnd.microsoft.icon",
+        max_age=7 * 24 * 3600,
     )
 
 

@@ -1,11 +1,14 @@
 """user language preference (owner: i18n (the user's language))
 
-A pre-made slot in the migration chain, so that parallel work never forks Alembic heads: its
-owner writes the schema changes here; until then it changes nothing.
+``users.language``: the language a user chose (``zh`` or ``en``), or NULL for "not chosen"
+(pages then follow the cookie, the caller's Accept-Language for API clients, else Chinese).
 
 Revision ID: c7a0d1e20700
 Revises: b6d4a0c2e306
 """
+
+import sqlalchemy as sa
+from alembic import op
 
 revision = "c7a0d1e20700"
 down_revision = "b6d4a0c2e306"
@@ -14,8 +17,10 @@ depends_on = None
 
 
 def upgrade():
-    pass
+    with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("language", sa.String(length=8), nullable=True))
 
 
 def downgrade():
-    pass
+    with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.drop_column("language")

@@ -16,3 +16,15 @@ def sign_in(page, base: str, email: str, password: str, *, lang: str | None = No
 
 def sign_out(page) -> None:
     page.get_by_role("button", name="退出登录").click()
+
+
+def nav_to(page, name: str) -> None:
+    """Click the header link ``name``, opening the menu that holds it first (the operator's
+    and regulator's links are grouped in <details> menus: 审核, 交易, 定价, 监管, 机构)."""
+    nav = page.locator("nav.mainnav")
+    # ``has`` is matched inside each menu, so it is built from the page, not from ``nav``.
+    inside = page.get_by_role("link", name=name, exact=True, include_hidden=True)
+    link = nav.get_by_role("link", name=name, exact=True, include_hidden=True).first
+    if not link.is_visible():
+        nav.locator("details.navmenu", has=inside).locator("summary").click()
+    link.click()

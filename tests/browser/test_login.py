@@ -28,7 +28,7 @@ def test_wrong_password_is_shown_next_to_the_form(live_server, page):
 def test_language_switch_to_english(live_server, page):
     base = live_server["url"]
     page.goto(f"{base}/login")
-    page.get_by_role("link", name="English").click()
+    page.get_by_role("button", name="English").click()
     assert page.get_by_role("heading", name="Sign in").is_visible()
     page.goto(f"{base}/login")  # the choice sticks
     assert page.get_by_role("heading", name="Sign in").is_visible()

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.browser.flows import sign_in, sign_out
+from tests.browser.flows import nav_to, sign_in, sign_out
 from tests.catalog.conftest import registry_csv
 
 pytestmark = pytest.mark.browser
@@ -83,7 +83,7 @@ def test_upload_review_and_find(live_server, page, shot, tmp_path):
     # -- the operator approves it from the review queue -----------------------------------------
     sign_in(page, base, *account(live_server, "operator"))
     assert page.locator('[data-panel="publication_queue"]').is_visible()
-    page.get_by_role("link", name="发布审核").first.click()
+    nav_to(page, "发布审核")
     page.wait_for_url(f"{base}/datasets/review-queue")
     item = page.locator(f'[data-testid=queue-item][data-dataset-id="{dataset_id}"]')
     assert TITLE in item.inner_text()

@@ -95,7 +95,9 @@ def test_request_grant_lookup_and_revoke_in_the_browser(world, client):
     token = login(client, subject)
     log = client.get("/consents/access-log?lang=en").get_data(as_text=True)
     assert log.count('data-type="lookup.performed"') == 1 and bank.org.name in log
-    assert "ct_tax" in log
+    # The subject reads the dataset's name; the table's slug stays in the tooltip (#15).
+    assert 'title="ct_tax"' in log and ">测试 tax</span>" in log and ">ct_tax<" not in log
+    assert 'title="lookup.performed"' in log
     r = client.post(f"/consents/{consent.id}/revoke", data={"csrf_token": token})
     assert r.status_code == 302
     world.session.refresh(consent)

@@ -46,6 +46,7 @@ POST   /api/v1/auth/token                                        -              
 DELETE /api/v1/auth/token                                        -                               401  204     204     204     204     204
 POST   /api/v1/auth/logout-everywhere                            -                               401  200     200     200     200     200
 GET    /api/v1/me                                                -                               401  200     200     200     200     200
+PATCH  /api/v1/me                                                -                               401  200     200     200     200     200
 POST   /api/v1/register                                          -                               201  201     201     201     201     201
 GET    /api/v1/organizations                                     -                               401  403     403     200     200     403
 POST   /api/v1/organizations                                     -                               401  403     403     201     403     403
@@ -292,6 +293,7 @@ REQUESTS: dict[tuple[str, str], Callable[[World, str, str], Request]] = {
         "json": {"email": w.of("A", "buyer_email"), "password": PASSWORD}
     },
     ("POST", "/api/v1/register"): _register,
+    ("PATCH", "/api/v1/me"): lambda w, s, r: {"json": {"language": "en"}},
     ("POST", "/api/v1/organizations"): lambda w, s, r: {
         "json": {"name": f"Matrix org {_unique()}", "kind": "buyer",
                  "credit_code": valid_uscc(920_000 + _unique())}

@@ -103,7 +103,7 @@
     var body = document.createElement("tbody");
     if (!result.rows.length) {
       var empty = document.createElement("tr");
-      var td = cell("td", i18n.empty_result, "empty");
+      var td = cell("td", result.empty_reason || i18n.empty_result, "empty");
       td.colSpan = Math.max(result.columns.length, 1);
       empty.appendChild(td);
       body.appendChild(empty);
