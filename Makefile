@@ -5,7 +5,9 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 PYTEST := $(PY) -m pytest
 # Two workers (pytest-xdist): each gets its own databases, live servers and engine pools.
-PYTEST_ARGS ?= -q -m "not slow" -n 2
+# -rs prints every skip's reason: a real part that is absent (Redis/Celery, S3, Spark, PostgreSQL,
+# Chromium) shows up as a plain "SKIPPED ... (set REQUIRE_X=1 to make this a failure)" line.
+PYTEST_ARGS ?= -q -m "not slow" -n 2 -rs
 TRANSLATIONS := market/translations
 
 .PHONY: demo test test-sqlite test-postgres test-browser install compile-translations i18n lint bench clean
@@ -29,7 +31,9 @@ demo: install
 	$(VENV)/bin/market demo --port $(PORT) --rows $(ROWS)
 
 # SQLite always; PostgreSQL when it answers (required under REQUIRE_POSTGRES=1);
-# the browser suite when Chromium is installed (required under REQUIRE_BROWSER=1).
+# the browser suite when Chromium is installed (required under REQUIRE_BROWSER=1);
+# tests/scale: Celery workers on Redis (REQUIRE_CELERY=1), S3Storage on moto's server
+# (REQUIRE_S3=1), the Spark engine with `pip install -e '.[spark]'` and Java (REQUIRE_SPARK=1).
 test: install
 	@echo "== test suite on SQLite =="
 	MARKET_TEST_DB=sqlite $(PYTEST) $(PYTEST_ARGS)

@@ -124,6 +124,11 @@ def build_config(instance_path: Path, overrides: dict[str, Any] | None = None) -
         "MARKET_SANDBOX_DP_EPSILON_PER_QUERY": os.environ.get(
             "MARKET_SANDBOX_DP_EPSILON_PER_QUERY", "0.5"
         ),
+        # duckdb | spark; inline | celery (docs/scaling.md)
+        "MARKET_SANDBOX_ENGINE": os.environ.get("MARKET_SANDBOX_ENGINE", "duckdb"),
+        "MARKET_SPARK_MASTER": os.environ.get("MARKET_SPARK_MASTER", "local[2]"),
+        "MARKET_SANDBOX_RUNNER": os.environ.get("MARKET_SANDBOX_RUNNER", "inline"),
+        "CELERY_RESULT_BACKEND": os.environ.get("CELERY_RESULT_BACKEND"),
         "MARKET_SANDBOX_RATE_LIMIT": os.environ.get("MARKET_SANDBOX_RATE_LIMIT", "120 per minute"),
         "STRIPE_API_KEY": os.environ.get("STRIPE_API_KEY"),
         "STRIPE_API_BASE": os.environ.get("STRIPE_API_BASE"),

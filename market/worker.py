@@ -27,7 +27,7 @@ import uuid
 from typing import Any
 
 from celery import Celery
-from celery.signals import celeryd_after_setup, worker_shutdown
+from celery.signals import celeryd_after_setup, worker_process_init, worker_shutdown
 
 from market.jobkeys import KeyUnwrapError, WorkerAnnouncement, WorkerKeyPair
 
@@ -72,8 +72,12 @@ def registry_prefix(queue: str) -> str:
 
 
 def make_celery(broker: str | None = None) -> Celery:
-    app = Celery("market", broker=broker if broker is not None else broker_url())
+    broker = broker if broker is not None else broker_url()
+    app = Celery("market", broker=broker)
     app.conf.update(
+        # Sandbox query replies (the web process waits for them); jobs ignore results.
+        result_backend=os.environ.get("CELERY_RESULT_BACKEND") or broker or None,
+        result_expires=300,
         task_default_queue=queue_name(),
         task_ignore_result=True,
         # Acknowledged on receipt: a job is never run twice (see the module docstring).
@@ -153,6 +157,21 @@ def _subscribe_own_queue(sender: str, instance: Any, **_: Any) -> None:
     threading.Thread(target=_announce_loop, args=(url,), name="market-announce", daemon=True).start()
 
 
+@worker_process_init.connect
+def _allow_engine_processes(**_: Any) -> None:
+    """A prefork pool child is marked daemonic, and multiprocessing refuses children to
+    daemonic processes; the DuckDB engine runs each query in a killable process of its own
+    (its pipes close when this child dies, and they exit), so allow it here. Billiard also
+    leaves its own authkey type, which the standard library's forkserver cannot pass on: the
+    child gets a fresh standard one."""
+    import multiprocessing
+    from multiprocessing.process import AuthenticationString
+
+    config = multiprocessing.current_process()._config  # type: ignore[attr-defined]
+    config["daemon"] = False
+    config["authkey"] = AuthenticationString(os.urandom(32))
+
+
 @worker_shutdown.connect
 def _stop_announcing(**_: Any) -> None:
     _announcer_stop.set()
@@ -213,3 +232,26 @@ def run_job(path: str, args: list[Any], sealed: dict[str, str] | None = None) ->
             # Not ours (or tampered): the job then fails the version as KEY_UNAVAILABLE.
             log.error("an upload key could not be unwrapped by this worker")
     jobs._run(app, path, tuple(args))
+
+
+@celery.task(name=RUN_SANDBOX, ignore_result=False)
+def run_sandbox_query(job: dict[str, Any]) -> dict[str, Any]:
+    """The engine's part of one checked query, on this worker's local engine; the reply is
+    the result or an error category (sandbox.celery_engine)."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from sandbox import app_engine
+    from sandbox.celery_engine import decode_job, encode_error, encode_result
+    from sandbox.errors import QueryTimeout
+
+    app = flask_app()
+    query, tables, timeout_s, row_cap = decode_job(job)
+    try:
+        engine = app_engine.local_engine_for(app)
+        result = engine.run(query, tables, timeout_s=timeout_s, row_cap=row_cap)
+        return encode_result(result)
+    except SoftTimeLimitExceeded:
+        return encode_error(QueryTimeout())
+    except Exception as exc:  # noqa: BLE001 - only its category leaves this process
+        log.warning("sandbox query failed on the worker (%s)", type(exc).__name__, exc_info=True)
+        return encode_error(exc)

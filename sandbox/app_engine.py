@@ -1,4 +1,10 @@
-"""The app's one DuckDB engine: created on first use, shared by every request, closed at exit.
+"""The app's one query engine: created on first use, shared by every request, closed at exit.
+
+``MARKET_SANDBOX_ENGINE``: ``duckdb`` (default) or ``spark`` (``MARKET_SPARK_MASTER``, default
+``local[2]``; needs ``.[spark]`` and Java). ``MARKET_SANDBOX_RUNNER=celery`` sends the engine's
+part of each query to the ``MARKET_CELERY_SANDBOX_QUEUE`` queue instead
+(:mod:`sandbox.celery_engine`); the worker there runs its own local engine
+(:func:`local_engine_for`).
 
 The engine owns a pool of worker processes, so there is exactly one per app (tests build
 several apps in one process; each gets its own, reused across its tests). Projections of the
@@ -16,10 +22,28 @@ from typing import Any
 from .engine import DuckDBEngine
 
 _lock = threading.Lock()
-_engines: weakref.WeakKeyDictionary[Any, DuckDBEngine] = weakref.WeakKeyDictionary()
+_engines: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+_local: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
-def _build(config: Any) -> DuckDBEngine:
+def _build(config: Any) -> Any:
+    if config.get("MARKET_SANDBOX_RUNNER", "inline") == "celery":
+        import os
+
+        from .celery_engine import CeleryEngine
+
+        broker = config.get("CELERY_BROKER_URL") or os.environ.get("CELERY_BROKER_URL") or ""
+        queue = os.environ.get("MARKET_CELERY_SANDBOX_QUEUE") or "sandbox"
+        return CeleryEngine(broker, queue=queue,
+                            backend_url=config.get("CELERY_RESULT_BACKEND") or None)
+    return _build_local(config)
+
+
+def _build_local(config: Any) -> Any:
+    if config.get("MARKET_SANDBOX_ENGINE", "duckdb") == "spark":
+        from .spark_engine import SparkEngine
+
+        return SparkEngine(master=str(config.get("MARKET_SPARK_MASTER") or "local[2]"))
     data_dir = Path(config["MARKET_DATA_DIR"])
     return DuckDBEngine(
         threads=int(config.get("MARKET_SANDBOX_THREADS", 2)),
@@ -36,6 +60,17 @@ def engine_for(app: Any) -> DuckDBEngine:
         if eng is None:
             eng = _build(app.config)
             _engines[app] = eng
+        return eng
+
+
+def local_engine_for(app: Any) -> Any:
+    """The engine that runs queries in this process whatever ``MARKET_SANDBOX_RUNNER`` says
+    (what a ``sandbox`` queue worker uses)."""
+    with _lock:
+        eng = _local.get(app)
+        if eng is None:
+            eng = _build_local(app.config)
+            _local[app] = eng
         return eng
 
 
@@ -57,17 +92,20 @@ def close_engine(app: Any) -> None:
     """Stop ``app``'s engine and its workers, if it has one (the next use starts a new one)."""
     with _lock:
         eng = _engines.pop(app, None)
-    if eng is not None:
+    if eng is not None and hasattr(eng, "close"):
         eng.close()
 
 
 def close_all() -> None:
     """Stop every engine this process started (at exit, and at the end of a test session)."""
     with _lock:
-        engines = list(_engines.values())
+        engines = list(_engines.values()) + list(_local.values())
         _engines.clear()
+        _local.clear()
     for eng in engines:
-        eng.close()
+        close = getattr(eng, "close", None)
+        if close is not None:
+            close()
 
 
 atexit.register(close_all)
