@@ -109,7 +109,7 @@ class Server:
              "--worker-class", "gthread", "--threads", "4", "market:create_app()"],
             env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 300  # a shared, loaded machine boots slowly
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise SystemExit(f"gunicorn exited: see {self.log.name}")
