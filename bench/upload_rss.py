@@ -159,8 +159,12 @@ def upload(server: Server, token: str, csv_path: Path, i: int, timeout_s: float)
     deadline = time.monotonic() + timeout_s
     status = "processing"
     while time.monotonic() < deadline:
-        got = requests.get(server.url(f"/api/v1/datasets/{dataset_id}"), headers=headers,
-                           timeout=30)
+        try:
+            got = requests.get(server.url(f"/api/v1/datasets/{dataset_id}"), headers=headers,
+                               timeout=60)
+        except requests.RequestException:  # a worker being recycled; ask again
+            time.sleep(1.0)
+            continue
         status = got.json().get("status", str(got.status_code))
         if status != "processing":
             break
