@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from importlib import import_module
@@ -73,13 +74,38 @@ class InlineRunner:
         _resolve(path)(*args)
 
 
+#: Jobs submitted to a ThreadRunner of this process and not finished (queued or running).
+_pending = 0
+_pending_lock = threading.Lock()
+
+
+def running_jobs() -> int:
+    """Background jobs of this process not finished yet. gunicorn.conf.py keeps a worker due
+    for recycling (max_requests) alive while there is one: once the interpreter starts to
+    exit, no thread pool accepts work, and the upload being processed would fail."""
+    return _pending
+
+
+def _count(delta: int) -> None:
+    global _pending
+    with _pending_lock:
+        _pending += delta
+
+
 class ThreadRunner:
     def __init__(self, app: Flask, workers: int = 2):
         self.app = app
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="market-job")
 
     def submit(self, path: str, *args: Any) -> Future:
-        return self.pool.submit(_run, self.app, path, args)
+        _count(1)
+        try:
+            future = self.pool.submit(_run, self.app, path, args)
+        except BaseException:
+            _count(-1)
+            raise
+        future.add_done_callback(lambda _f: _count(-1))
+        return future
 
 
 def runner() -> InlineRunner | ThreadRunner:
