@@ -11,8 +11,15 @@ sends a fixed number of requests per scenario and client count:
 
 - ``catalogue``: GET /api/v1/datasets and GET /api/v1/datasets/{id}, anonymous;
 - ``quotes``: POST /api/v1/quotes as the demo bank (signed quotes, priced per request);
-- ``sandbox``: POST /api/v1/sandbox/{license}/queries, an aggregate over a licensed table
-  (policy check, DuckDB worker, quota UPDATE, query log and audit append per request).
+- ``sandbox``: POST /api/v1/sandbox/{license}/queries, one aggregate over a licensed table,
+  asked again and again: answered from its stored release (policy check, quota UPDATE, query
+  log and audit append per request; no engine);
+- ``sandbox-new``: a new question each time (a unique literal in WHERE): budget charge,
+  DuckDB worker, noise and a stored release per request;
+- ``sandbox-mix``: three in four ``sandbox``, one in four ``sandbox-new`` (issue 14's mix).
+
+With PostgreSQL it uses Redis for the rate limiter's counters, as in production (``--redis``).
+``--instance``/``--database-url`` reuse a demo seeded once (``market demo --no-serve``).
 
 It prints requests/s, p50, p95, the server's CPU per request (gunicorn, its workers and their
 DuckDB workers, user + system: the app's own cost, which other load on the machine does not
