@@ -21,6 +21,7 @@ limit_request_field_size = 8190
 
 # Recycle workers: memory a worker gathered over large uploads goes back to the system
 # after at most max_requests requests; the jitter keeps workers from restarting together.
+# A worker is not recycled while it runs a background job (pre_request below).
 max_requests = int(os.environ.get("MARKET_MAX_REQUESTS", "1000"))
 max_requests_jitter = int(os.environ.get("MARKET_MAX_REQUESTS_JITTER", "100"))
 
@@ -52,3 +53,19 @@ def on_starting(server):
     from gunicorn import util
 
     util.write_error = _json_write_error
+
+
+def pre_request(worker, req):
+    """A worker due for recycling (max_requests) is kept while a background job of the
+    ``thread`` runner runs in it: once the interpreter starts to exit no thread pool accepts
+    work, so the upload being processed would fail. It is recycled at the first request after
+    its jobs end. (A shutdown or a crash still interrupts a job: the job lease's sweeper
+    fails it cleanly.)"""
+    if worker.nr + 1 < worker.max_requests:
+        return
+    try:
+        from market.jobs import running_jobs
+    except ImportError:
+        return
+    if running_jobs():
+        worker.nr = max(0, worker.max_requests - 2)

@@ -38,7 +38,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     with app.app_context():
-        database.configure_engine(db.engine)
+        database.configure_engine(db.engine, app.config["MARKET_DB_PING_IDLE_S"])
     migrations_dir = Path(__file__).resolve().parent.parent / "migrations"
     migrate.init_app(app, db, directory=str(migrations_dir), render_as_batch=True, compare_type=True)
     babel.init_app(app, locale_selector=select_locale, default_timezone="Asia/Shanghai")

@@ -20,6 +20,7 @@ process's in-memory key pair and routes the task to that worker's own queue
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import threading
 import time
@@ -38,6 +39,22 @@ def _resolve(path: str) -> Callable[..., Any]:
     return getattr(import_module(module), name)
 
 
+def release_memory() -> None:
+    """Hand memory freed by a finished job back to the system (issue 14: a web worker that
+    processed an upload otherwise stays near its peak): pyarrow's pool and glibc's malloc
+    both keep freed blocks for reuse. Best effort; never raises."""
+    try:
+        import pyarrow
+
+        pyarrow.default_memory_pool().release_unused()
+    except Exception:  # noqa: BLE001, S110 - an optimization only
+        pass
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def _run(app: Flask, path: str, args: tuple[Any, ...]) -> None:
     from market.extensions import db
 
@@ -50,6 +67,7 @@ def _run(app: Flask, path: str, args: tuple[Any, ...]) -> None:
             raise
         finally:
             db.session.remove()
+            release_memory()
 
 
 class NoWorker(Exception):
@@ -61,13 +79,38 @@ class InlineRunner:
         _resolve(path)(*args)
 
 
+#: Jobs submitted to a ThreadRunner of this process and not finished (queued or running).
+_pending = 0
+_pending_lock = threading.Lock()
+
+
+def running_jobs() -> int:
+    """Background jobs of this process not finished yet. gunicorn.conf.py keeps a worker due
+    for recycling (max_requests) alive while there is one: once the interpreter starts to
+    exit, no thread pool accepts work, and the upload being processed would fail."""
+    return _pending
+
+
+def _count(delta: int) -> None:
+    global _pending
+    with _pending_lock:
+        _pending += delta
+
+
 class ThreadRunner:
     def __init__(self, app: Flask, workers: int = 2):
         self.app = app
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="market-job")
 
     def submit(self, path: str, *args: Any) -> Future:
-        return self.pool.submit(_run, self.app, path, args)
+        _count(1)
+        try:
+            future = self.pool.submit(_run, self.app, path, args)
+        except BaseException:
+            _count(-1)
+            raise
+        future.add_done_callback(lambda _f: _count(-1))
+        return future
 
 
 #: Job path -> the lease kind its first argument holds (market.leases).

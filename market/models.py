@@ -14,8 +14,8 @@ from licenses.models import (  # noqa: F401
     Refund,
     WebhookEvent,
 )
-from market.agreements.models import Agreement, DepartmentKey  # noqa: F401
 from market.accounts.models import ApiToken, LoginThrottle, Organization, User, UserSession  # noqa: F401
+from market.agreements.models import Agreement, DepartmentKey  # noqa: F401
 from market.audit.models import AuditCheckpoint, AuditEvent, AuditHeadObservation  # noqa: F401
 from market.consents.models import Consent, Lookup  # noqa: F401
 from market.datasets.models import Dataset, DatasetColumn, DatasetContributor, DatasetVersion  # noqa: F401

@@ -231,7 +231,11 @@ class Queries(MethodView):
             )
         except services.QueryRefused as refusal:
             return refusal_response(refusal)
-        return result_view(run)
+        out = result_view(run)
+        # Commit before the response is serialized: the license row and the audit chain stay
+        # locked until the commit, and every other query waits for them.
+        db.session.commit()
+        return out
 
     @blp.arguments(PageArgs, location="query")
     @blp.response(200, page_of(QueryLogSchema))

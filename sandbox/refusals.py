@@ -90,7 +90,10 @@ class Attempt:
     """What is known about a query as it goes through the steps (for the log and audit)."""
 
     license_id: int
-    sql: str
+    #: The query text, once the caller is known to hold the license; None until then, so
+    #: that a refusal of a caller who may not use the license never reads (nor records) what
+    #: they sent (#14.8: authorization before validation).
+    sql: str | None = None
     started: float = field(default_factory=time.perf_counter)
     #: The license's buyer, once we know the caller is that buyer (only then is it logged).
     buyer_org_id: int | None = None
@@ -108,8 +111,15 @@ class Attempt:
         return max(0, math.ceil((time.perf_counter() - self.started) * 1000))
 
     @property
-    def sql_hash(self) -> str:
+    def sql_hash(self) -> str | None:
+        if self.sql is None:
+            return None
         return hashlib.sha256(self.sql.encode("utf-8", "surrogatepass")).hexdigest()
+
+    @property
+    def logged_sql(self) -> str | None:
+        """The SQL as the log and audit keep it (None: not read, see ``sql``)."""
+        return None if self.sql is None else self.sql[:MAX_LOGGED_SQL]
 
     @property
     def canonical_hash(self) -> str | None:
@@ -134,7 +144,7 @@ def audit_data(
     return {
         "license": attempt.license_id,
         "sql_hash": attempt.sql_hash,
-        "sql": attempt.sql[:MAX_LOGGED_SQL],
+        "sql": attempt.logged_sql,
         "decision": QueryStatus.error.value if decision == QueryStatus.timeout else str(decision),
         "rule": rule,
         "rows": rows,
@@ -170,7 +180,7 @@ def engine_refusal(exc: EngineError, attempt: Attempt) -> QueryRefused:
             log.warning(
                 "sandbox engine refused access for license %s (query %s)",
                 attempt.license_id,
-                attempt.sql_hash[:16],
+                (attempt.sql_hash or "")[:16],
             )
         return QueryRefused(
             422,

@@ -30,7 +30,7 @@ class QueryOutcome:
 
 def run_query(
     sql: str,
-    ctx: PolicyContext,
+    ctx: PolicyContext | None,
     tables: Mapping[str, str],
     engine: Engine,
     *,
@@ -38,9 +38,12 @@ def run_query(
     noise: Noise | None = None,
     before_run: Callable[[CheckedQuery], None] | None = None,
     dp_secret: object = None,
+    checked: CheckedQuery | None = None,
 ) -> QueryOutcome:
     """Check `sql` against `ctx`, run it on `engine` over `tables` (slug -> Parquet path).
 
+    `checked`: the result of `check(sql, ctx)` if the caller already has it (the check is
+    pure, so a caller may reuse it for the same SQL and context); `ctx` may then be None.
     `noise` defaults to OpenDP (fresh randomness); only tests pass another (`NoNoise`).
     `dp_secret` is ignored (noise is no longer seeded); it is accepted so that callers written
     before issue #12 keep working until they drop it.
@@ -49,7 +52,10 @@ def run_query(
     """
     del dp_secret
     started = time.perf_counter()
-    checked = check(sql, ctx)
+    if checked is None:
+        if ctx is None:
+            raise ValueError("a context is needed to check the query")
+        checked = check(sql, ctx)
     if before_run is not None:
         before_run(checked)
     raw = engine.run(checked, tables, timeout_s=timeout_s)

@@ -33,7 +33,9 @@ import datetime as dt
 import hashlib
 import logging
 import math
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -41,15 +43,16 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer, joinedload, lazyload, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from licenses import services as licenses
 from licenses.blacklist import is_blacklisted
-from licenses.models import License
+from licenses.models import License, LicenseItem
 from licenses.states import LicenseStatus
 from market.accounts.actor import Actor
 from market.audit import services as audit
-from market.datasets.models import Dataset, DatasetVersion
+from market.datasets.models import Dataset, DatasetColumn, DatasetVersion
 from market.datasets.privacy import effective_privacy
 from market.db import utcnow
 from market.errors import Forbidden, NotFound
@@ -71,7 +74,6 @@ from .refusals import (
     AUDIT_TYPE,
     BLACKLISTED,
     LICENSE_NOT_ACTIVE,
-    MAX_LOGGED_SQL,
     NO_TABLES,
     NOT_BUYER,
     NOT_FOUND,
@@ -213,8 +215,18 @@ def _dec(value: Any) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
-def _usable_license(session: Session, actor: Actor, attempt: Attempt, now: dt.datetime) -> License:
-    """The caller's license if it may run queries now; otherwise raises QueryRefused."""
+def _usable_license(
+    session: Session, actor: Actor, attempt: Attempt, now: dt.datetime, sql: Any
+) -> License:
+    """The caller's license if it may run queries now, with ``attempt.sql`` read from ``sql``;
+    otherwise raises QueryRefused.
+
+    Role and object come first (#14.8): ``sql`` is not looked at until the caller is known
+    to be the license's buyer. A request body that failed validation reaches the services as
+    ``market.auth.InvalidArguments`` values, which raise their 422 when first used: here,
+    for the license's buyer only. Another caller's refusal (404, 403) records no SQL at all;
+    the buyer's own refusal (license not active, blacklisted) records it if it is text.
+    """
     try:
         lic = licenses.active_license_for(session, attempt.license_id, actor, now)
     except NotFound as exc:
@@ -223,6 +235,8 @@ def _usable_license(session: Session, actor: Actor, attempt: Attempt, now: dt.da
         lic = session.get(License, attempt.license_id)
         if lic is not None and actor.role == "buyer" and lic.buyer_org_id == actor.org_id:
             attempt.buyer_org_id = lic.buyer_org_id
+            if type(sql) is str:  # never an invalid argument's stand-in (it would raise)
+                attempt.sql = sql
         if not perm.can_run_queries(actor):
             rule = NOT_BUYER
         elif is_blacklisted(session, actor.org_id):
@@ -237,6 +251,9 @@ def _usable_license(session: Session, actor: Actor, attempt: Attempt, now: dt.da
         ensure_use_allowed(session, lic, "sandbox")
     except Forbidden as exc:
         raise QueryRefused(403, PRODUCT_ACCESS, exc.message, attempt=attempt) from None
+    # The caller holds the license: an invalid body's 422 may be raised now (str() of the
+    # stand-in raises it).
+    attempt.sql = sql if type(sql) is str else str(sql)
     return lic
 
 
@@ -250,10 +267,48 @@ def _require_tables(workspace: Workspace, attempt: Attempt) -> None:
         )
 
 
+class _CheckCache:
+    """Accepted queries by (SQL text, workspace): the policy check is a pure function of the
+    two, and it is most of a repeated question's CPU (sqlglot parse, rewrite, canonical form).
+
+    The key holds the whole workspace (every table's version, columns, kinds, bounds, privacy
+    settings and the row cap), so any change to what a license grants is a different key.
+    Only accepted queries are kept (a refusal is checked again, and logged, each time);
+    bounded, least recently used first out. Per process; thread-safe.
+    """
+
+    def __init__(self, size: int = 512) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[str, str, int], CheckedQuery] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def check(self, sql: str, workspace: Workspace) -> CheckedQuery:
+        """Raises PolicyViolation like ``sandbox.policy.check``."""
+        key = (sql, repr(workspace.tables), workspace.row_cap)
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+                return hit
+        checked = check(sql, workspace.context())
+        with self._lock:
+            self._items[key] = checked
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return checked
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+checks = _CheckCache()
+
+
 def _check(workspace: Workspace, sql: str, attempt: Attempt) -> CheckedQuery:
     _require_tables(workspace, attempt)
     try:
-        return check(sql, workspace.context())
+        return checks.check(sql, workspace)
     except PolicyViolation as exc:
         raise QueryRefused(422, exc.rule, _policy_message(exc), attempt=attempt) from None
 
@@ -626,13 +681,39 @@ def _await_claim(session: Session, key: str, deadline: float) -> bool:
 # ---------------------------------------------------------------------------- public API
 
 
+def _workspace(session: Session, lic: License, settings: SandboxSettings) -> Workspace:
+    """``build_workspace`` with its rows loaded in two queries (the items with their datasets
+    and current versions; the versions' columns) instead of a lazy load per attribute and
+    item, and without the large fields it does not read (reports, quality, profiles,
+    descriptions): this runs on every query."""
+    items = session.scalars(
+        sa.select(LicenseItem)
+        .where(LicenseItem.license_id == lic.id)
+        .order_by(LicenseItem.id)
+        .options(
+            joinedload(LicenseItem.dataset).options(
+                defer(Dataset.description),
+                lazyload(Dataset.department),
+                joinedload(Dataset.current_version).options(
+                    defer(DatasetVersion.report),
+                    defer(DatasetVersion.quality),
+                    defer(DatasetVersion.refusal_reasons),
+                    selectinload(DatasetVersion.columns).defer(DatasetColumn.profile),
+                ),
+            )
+        )
+    ).unique().all()
+    set_committed_value(lic, "items", list(items))
+    return build_workspace(lic, settings)
+
+
 def workspace_of(
     session: Session, actor: Actor, license_id: int, settings: SandboxSettings
 ) -> tuple[License, Workspace]:
     """The license (its buyer, the operator or the regulator) and the tables it grants,
     whatever its status. Raises NotFound for anyone else."""
     lic = licenses.get_license(session, actor, license_id)
-    return lic, build_workspace(lic, settings)
+    return lic, _workspace(session, lic, settings)
 
 
 def _log_entry(
@@ -643,7 +724,7 @@ def _log_entry(
         license_id=lic_id,
         buyer_org_id=org_id,
         user_id=actor.user_id,
-        sql_text=attempt.sql[:MAX_LOGGED_SQL],
+        sql_text=attempt.logged_sql,
         sql_hash=attempt.sql_hash,
         canonical_hash=attempt.canonical_hash,
         status=status,
@@ -718,9 +799,10 @@ def _run_once(
 ) -> QueryRun:
     """One pass of :func:`run_query`; raises _InFlight when another request holds the claim."""
     now = now or utcnow()
-    attempt = Attempt(license_id, sql)
-    lic = _usable_license(session, actor, attempt, now)
-    workspace = build_workspace(lic, settings)
+    attempt = Attempt(license_id)
+    lic = _usable_license(session, actor, attempt, now, sql)
+    sql = attempt.sql
+    workspace = _workspace(session, lic, settings)
     attempt.data_versions = workspace.data_versions
     _require_tables(workspace, attempt)
     lic_id, org_id = lic.id, lic.buyer_org_id
@@ -730,16 +812,25 @@ def _run_once(
         attempt.checked = checked
         dp_tables = _dp_tables(workspace, checked)
         key = release_hash(checked, workspace.data_versions)
+        # Reads before the first lock: the quota UPDATE locks the license row and the audit
+        # append the chain's head until COMMIT, so whatever runs between them and the commit
+        # is serial for every query of the license (the chain: of the platform).
+        release = _find_release(session, key) if dp_tables else None
+        if release is not None:
+            state["budgets"] = budgets_of(session, org_id, dp_tables)
         state.update(dp_tables=dp_tables, key=key, quota=_take_quota(session, lic_id, now))
         if state["quota"] is None:
             raise _why_no_quota(session, lic_id, now, attempt)
         attempt.quota_charged = True
         if dp_tables:
+            if release is not None:  # found before the locks: no claim needed
+                raise _Cached(release)
             claimed = _claim(session, key, settings.timeout_s)  # first: see _claim's note
             release = _find_release(session, key)
             if release is not None:
                 if claimed:
                     _drop_claim(session, key)
+                state["budgets"] = budgets_of(session, org_id, dp_tables)
                 raise _Cached(release)
             if not claimed:
                 raise _InFlight(key, attempt)
@@ -772,15 +863,17 @@ def _run_once(
         )
         end_transaction()  # (a) ends: the engine runs with no transaction open
 
+    checked = _check(workspace, sql, attempt)
     try:
         outcome = run_checked(
             sql,
-            workspace.context(),
+            None,
             workspace.files(local_path),
             engine,
             timeout_s=settings.timeout_s,
             before_run=before_run,
             noise=noise,
+            checked=checked,
         )
     except _Cached as hit:
         return _answer_cached(session, actor, attempt, lic_id, org_id, hit.release, state, now)
@@ -817,17 +910,20 @@ def _run_once(
     entry.elapsed_ms = elapsed
     entry.release_id = release_id
     session.flush()
+    quota = _quota_of(session, lic_id)
+    budgets = budgets_of(session, org_id, _dp_or_all(workspace, dp_tables))
     data = audit_data(
         attempt, QueryStatus.ok, None, len(answer.rows), answer.suppressed_groups, elapsed,
         attempt.epsilon_spent,
     )
+    # Last: the chain's lock is held from here to the commit.
     audit.record(
         session, AUDIT_TYPE, actor, ("license", lic_id),
         {**data, "query_id": entry.id, "release_id": release_id, "cached": False},
     )
     return QueryRun(
-        entry, answer, _quota_of(session, lic_id), bool(dp_tables) or workspace.uses_dp, False,
-        attempt.epsilon_spent, budgets_of(session, org_id, _dp_or_all(workspace, dp_tables)),
+        entry, answer, quota, bool(dp_tables) or workspace.uses_dp, False,
+        attempt.epsilon_spent, budgets,
     )
 
 
@@ -857,13 +953,14 @@ def _answer_cached(
     session.add(entry)
     session.flush()
     data = audit_data(attempt, QueryStatus.ok, None, len(answer.rows), None, elapsed, Decimal(0))
+    # Last (the budgets were read before the quota was taken): the chain's lock is held from
+    # here to the commit.
     audit.record(
         session, AUDIT_TYPE, actor, ("license", lic_id),
         {**data, "query_id": entry.id, "release_id": release.id, "cached": True},
     )
     return QueryRun(
-        entry, answer, int(state["quota"]), True, True, Decimal(0),
-        budgets_of(session, org_id, state["dp_tables"]),
+        entry, answer, int(state["quota"]), True, True, Decimal(0), state["budgets"],
     )
 
 
@@ -893,12 +990,16 @@ def record_refusal(session: Session, actor: Actor, refusal: QueryRefused) -> San
         lic = session.get(License, attempt.license_id)
         if lic is not None and refusal.rule == LICENSE_NOT_ACTIVE:
             licenses.expire_if_due(session, lic, now)
-        if lic is not None and attempt.buyer_org_id == lic.buyer_org_id:
+        if (
+            lic is not None
+            and attempt.buyer_org_id == lic.buyer_org_id
+            and attempt.sql is not None
+        ):
             entry = SandboxQuery(
                 license_id=lic.id,
                 buyer_org_id=lic.buyer_org_id,
                 user_id=actor.user_id,
-                sql_text=attempt.sql[:MAX_LOGGED_SQL],
+                sql_text=attempt.logged_sql,
                 sql_hash=attempt.sql_hash,
                 canonical_hash=attempt.canonical_hash,
                 status=str(refusal.query_status),
@@ -931,9 +1032,10 @@ def estimate_cost(
     """What ``sql`` would cost, by the policy and the ledgers alone: nothing is run, charged
     or logged. Tells whether the question is already released (free), and the organization's
     and the versions' balances. Raises QueryRefused (404, 403, 422) like :func:`run_query`."""
-    attempt = Attempt(license_id, sql)
-    lic = _usable_license(session, actor, attempt, now or utcnow())
-    workspace = build_workspace(lic, settings)
+    attempt = Attempt(license_id)
+    lic = _usable_license(session, actor, attempt, now or utcnow(), sql)
+    sql = attempt.sql
+    workspace = _workspace(session, lic, settings)
     attempt.data_versions = workspace.data_versions
     checked = _check(workspace, sql, attempt)
     dp_tables = _dp_tables(workspace, checked)
