@@ -7,7 +7,7 @@ PYTEST := $(PY) -m pytest
 # Two workers (pytest-xdist): each gets its own databases, live servers and engine pools.
 # -rs prints every skip's reason: a real part that is absent (Redis/Celery, S3, Spark, PostgreSQL,
 # Chromium) shows up as a plain "SKIPPED ... (set REQUIRE_X=1 to make this a failure)" line.
-PYTEST_ARGS ?= -q -m "not slow" -n 2 -rs
+PYTEST_ARGS ?= -q -m "not slow" -n 2 -rfEs
 TRANSLATIONS := market/translations
 
 .PHONY: demo test test-sqlite test-postgres test-browser install compile-translations i18n lint bench clean

@@ -106,7 +106,7 @@ def pending_change(session: Session, dataset: Dataset) -> DatasetChangeRequest |
     )
 
 
-def _require_owner(actor: Actor, dataset: Dataset) -> None:
+def require_owner(actor: Actor, dataset: Dataset) -> None:
     """NotFound for whoever may not know the dataset exists; Forbidden for other readers."""
     if not perms.can_read_dataset(actor, dataset):
         raise NotFound(_("Dataset %(id)s does not exist.", id=dataset.id))
@@ -141,7 +141,7 @@ def edit_metadata(
     Raises NotFound/Forbidden (not the owning department), Conflict (withdrawn or refused),
     ValidationFailed if nothing would change.
     """
-    _require_owner(actor, dataset)
+    require_owner(actor, dataset)
     _require_not_withdrawn(dataset)
     _require_publishable(dataset)
     wanted = {
@@ -270,7 +270,7 @@ def withdraw(session: Session, actor: Actor, dataset: Dataset, reason: str) -> D
     Conflict if already withdrawn or a version is still being processed (wait for it: the job
     would otherwise write into a withdrawn dataset).
     """
-    _require_owner(actor, dataset)
+    require_owner(actor, dataset)
     reason = (reason or "").strip()
     if not reason:
         raise ValidationFailed(

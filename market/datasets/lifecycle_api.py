@@ -94,9 +94,11 @@ class DatasetMetadata(MethodView):
         price, so they become a change request that applies when the operator approves it
         (``applied`` and ``change_request`` say which is which). 409 once withdrawn.
         """
+        actor = current_actor()
         dataset = _dataset(dataset_id)
+        lifecycle.require_owner(actor, dataset)  # the caller first: then the body is read
         result = lifecycle.edit_metadata(
-            db.session, current_actor(), dataset, lifecycle.MetadataEdit.from_dict(body)
+            db.session, actor, dataset, lifecycle.MetadataEdit.from_dict(body)
         )
         return {"dataset": dataset, "applied": sorted(result.applied),
                 "change_request": result.change_request}

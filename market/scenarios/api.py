@@ -63,8 +63,10 @@ class ScenarioItem(MethodView):
     @blp.response(200, s.ScenarioSchema)
     def put(self, body, scenario_id):
         """Revise a draft or rejected scenario; it becomes a draft again (operator)."""
+        actor = current_actor()
+        services.authorize(db.session, actor, "revise", scenario_id)
         body.pop("code", None)
-        scenario = services.revise_scenario(db.session, current_actor(), scenario_id, **body)
+        scenario = services.revise_scenario(db.session, actor, scenario_id, **body)
         return scenario_view(scenario)
 
 
@@ -82,8 +84,10 @@ class ScenarioDecision(MethodView):
     @blp.response(200, s.ScenarioSchema)
     def post(self, body, scenario_id):
         """Approve or reject a pending scenario; a rejection needs a comment (regulator)."""
+        actor = current_actor()
+        services.authorize(db.session, actor, "decide", scenario_id)
         scenario = services.decide_scenario(
-            db.session, current_actor(), scenario_id, body["decision"], body["comment"]
+            db.session, actor, scenario_id, body["decision"], body["comment"]
         )
         return scenario_view(scenario)
 
@@ -105,6 +109,7 @@ class Products(MethodView):
     @blp.response(201, s.ProductSchema)
     def post(self, body):
         """Compose a draft data product: datasets, columns, access and terms (operator)."""
+        services.authorize(db.session, current_actor(), "compose")
         items = [
             services.ItemSpec(
                 i["dataset_id"], tuple(i["columns"]) if i["columns"] is not None else None
@@ -156,6 +161,7 @@ class ScenarioRevenue(MethodView):
         """Departments' revenue in a month, grouped by scenario and product (operator,
         regulator; a department its own share)."""
         actor = current_actor()
+        services.authorize(db.session, actor, "revenue")
         start, end = period_bounds(args["period"])
         rows = services.revenue_by_scenario(db.session, actor, start, end)
         return {"period": args["period"], "rows": [r.__dict__ for r in rows]}

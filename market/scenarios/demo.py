@@ -76,9 +76,9 @@ PRODUCTS: tuple[DemoProduct, ...] = (
     DemoProduct(
         "inclusive-finance-sme-credit-lookup", "普惠金融·小微企业信贷数据产品",
         "Inclusive finance: SME credit data product",
-        "登记 + 纳税 + 社保 + 公积金 + 水电：经企业授权逐户查询，支持授信审批。",
+        "登记 + 纳税 + 社保 + 公积金 + 水电：沙箱内统计分析，并经企业授权逐户查询，支持授信审批。",
         ("market_supervision", "tax", "hrss", "housing_fund", "utilities"),
-        access="lookups", purpose="internal_risk_control", duration_months=12,
+        access="both", purpose="internal_risk_control", duration_months=12,
         query_quota=1000, scenario="inclusive-finance-sme-credit", buyer="buyer_ccb"),
 )
 

@@ -26,7 +26,9 @@ class ScenarioWriteSchema(ma.Schema):
 
 
 class ScenarioReviseSchema(ScenarioWriteSchema):
-    code = ma.fields.String(load_default=None, allow_none=True)
+    code = ma.fields.String(
+        load_default=None, allow_none=True, validate=mv.Length(max=services.MAX_CODE)
+    )
 
 
 class ScenarioListArgs(ma.Schema):
@@ -69,7 +71,9 @@ class ScenarioSchema(ma.Schema):
 
 class ProductItemWriteSchema(ma.Schema):
     dataset_id = ma.fields.Integer(required=True, strict=True)
-    columns = ma.fields.List(ma.fields.String(), load_default=None, allow_none=True)
+    columns = ma.fields.List(
+        ma.fields.String(validate=mv.Length(min=1, max=200)), load_default=None, allow_none=True
+    )
 
     class Meta:
         unknown = ma.RAISE
@@ -161,7 +165,7 @@ class ApplySchema(ma.Schema):
 
 
 class RevenueArgs(ma.Schema):
-    period = ma.fields.String(required=True)
+    period = ma.fields.String(required=True, validate=mv.Length(min=7, max=7))
 
 
 class RevenueRowSchema(ma.Schema):

@@ -145,6 +145,30 @@ def _visible_scenario(session: Session, actor: Actor, scenario_id: int) -> Scena
     return scenario
 
 
+def authorize(
+    session: Session, actor: Actor, action: str, scenario_id: int | None = None
+) -> None:
+    """The caller's checks of an API action, made before its arguments are read, so that a
+    caller who may not call learns nothing about the fields (authorization first). The
+    services repeat them. Raises Forbidden or NotFound exactly as the action would."""
+    if action == "revise":
+        if not perm.can_manage_scenarios(actor):
+            raise Forbidden(_("Only the operator publishes scenarios."))
+        _visible_scenario(session, actor, scenario_id or 0)
+    elif action == "decide":
+        if not perm.can_decide_scenario(actor):
+            raise Forbidden(_("Only the regulator approves scenarios."))
+        _visible_scenario(session, actor, scenario_id or 0)
+    elif action == "compose":
+        if not perm.can_manage_products(actor):
+            raise Forbidden(_("Only the operator composes data products."))
+    elif action == "revenue":
+        if not perm.can_read_revenue(actor):
+            raise Forbidden(_("Only departments, the operator and the regulator read revenue."))
+    else:  # pragma: no cover - a programming error
+        raise ValueError(action)
+
+
 def get_scenario(session: Session, actor: Actor, scenario_id: int) -> Scenario:
     """Raises NotFound (no such scenario, or one the caller may not see: only the operator
     and the regulator see scenarios that are not approved)."""

@@ -92,12 +92,14 @@ MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     )),
     ("trading", (
         "licenses.index", "licenses.settlements", "licenses.revenue", "consents.index",
+        "scenarios.index", "scenarios.products",
     )),
     ("pricing", ("quotes.parameters", "quotes.revenue_caps")),
     ("oversight", (
         "audit.explorer", "audit.insights_page", "licenses.blacklist", "governance.lists",
+        "agreements.report",
     )),
-    ("institutions", ("accounts.organizations", "accounts.security")),
+    ("institutions", ("accounts.organizations", "accounts.security", "agreements.index")),
 )
 #: Roles with at most this many links see them flat; more, and the menus group them.
 MAX_FLAT_LINKS = 8

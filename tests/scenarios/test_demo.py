@@ -19,7 +19,7 @@ def test_the_demo_seeds_the_pilot_scenarios_and_product(app):
     assert scenarios["inclusive-finance-sme-credit"].status == "approved"
     assert scenarios["enterprise-environmental-credit"].status == "pending"  # regulator's queue
     (product,) = db.session.scalars(sa.select(DataProduct)).all()
-    assert product.status == "published" and product.access == "lookups"
+    assert product.status == "published" and product.access == "both"
     assert len(product.items) == 5 and all(i.columns is None for i in product.items)
     (lic,) = db.session.scalars(sa.select(License).where(License.product_id == product.id))
     assert lic.status == "active" and lic.buyer_org_id == report.orgs["buyer_ccb"].id
