@@ -249,8 +249,7 @@ def revise_scenario(
     Raises Forbidden (not the operator), NotFound, Conflict (pending or approved: an approved
     scenario is what buyers applied under, so it is never changed), ValidationFailed.
     """
-    if not perm.can_manage_scenarios(actor):
-        raise Forbidden(_("Only the operator publishes scenarios."))
+    authorize(session, actor, "revise", scenario_id)
     scenario = _visible_scenario(session, actor, scenario_id)
     if scenario.status not in (ScenarioStatus.draft, ScenarioStatus.rejected):
         raise Conflict(
@@ -463,8 +462,7 @@ def create_product(
     Raises Forbidden (not the operator), ValidationFailed (text, access, terms, no or unlisted
     datasets, unknown columns, a part that cannot be priced), Conflict (the code is taken).
     """
-    if not perm.can_manage_products(actor):
-        raise Forbidden(_("Only the operator composes data products."))
+    authorize(session, actor, "compose")
     code_ = _code(code)
     try:
         access_ = ProductAccess(access)
@@ -694,8 +692,7 @@ def revenue_by_scenario(
 
     Raises Forbidden for anyone else.
     """
-    if not perm.can_read_revenue(actor):
-        raise Forbidden(_("Only departments, the operator and the regulator read revenue."))
+    authorize(session, actor, "revenue")
     amount = sa.func.sum(LedgerLine.credit_fen - LedgerLine.debit_fen)
     stmt = (
         sa.select(
