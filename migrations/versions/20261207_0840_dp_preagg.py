@@ -1,0 +1,21 @@
+"""dp preagg (owner: dp-preagg (sandbox per-entity aggregates))
+
+A pre-made slot in the migration chain, so that parallel work never forks Alembic heads: its
+owner writes the schema changes here; until then it changes nothing.
+
+Revision ID: c7a0d1e20840
+Revises: c7a0d1e20830
+"""
+
+revision = "c7a0d1e20840"
+down_revision = "c7a0d1e20830"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass

@@ -1,0 +1,21 @@
+"""sandbox fastpath (owner: fastpath (sandbox request path))
+
+A pre-made slot in the migration chain, so that parallel work never forks Alembic heads: its
+owner writes the schema changes here; until then it changes nothing.
+
+Revision ID: c7a0d1e20880
+Revises: c7a0d1e20870
+"""
+
+revision = "c7a0d1e20880"
+down_revision = "c7a0d1e20870"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass
