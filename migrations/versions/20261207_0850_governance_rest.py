@@ -1,4 +1,4 @@
-"""governance rest (owner: gov-rest (governance gaps))
+"""governance rest (owner: gov-report (regulator reports))
 
 A pre-made slot in the migration chain, so that parallel work never forks Alembic heads: its
 owner writes the schema changes here; until then it changes nothing.

@@ -1,0 +1,21 @@
+"""governance lifecycle (owner: gov-life (agreements, scenarios, security levels))
+
+A pre-made slot in the migration chain, so that parallel work never forks Alembic heads: its
+owner writes the schema changes here; until then it changes nothing.
+
+Revision ID: c7a0d1e20890
+Revises: c7a0d1e20880
+"""
+
+revision = "c7a0d1e20890"
+down_revision = "c7a0d1e20880"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass
