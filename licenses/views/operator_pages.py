@@ -29,17 +29,22 @@ from market.auth import login_required
 from market.db import utcnow
 from market.errors import DomainError, Forbidden
 from market.extensions import db
+from market.governance import services as governance
 
 
 @bp.get("/licenses/review")
 @login_required
 def review_queue():
     require(perm.can_review_license(g.actor))
-    pending = db.session.scalars(
-        sa.select(License)
-        .where(License.status == LicenseStatus.PENDING_REVIEW.value)
-        .order_by(License.created_at, License.id)
-    ).all()
+    # Red-listed buyers' applications first (the red list's fast track), oldest first in each.
+    pending = governance.fast_track_first(
+        db.session,
+        db.session.scalars(
+            sa.select(License)
+            .where(License.status == LicenseStatus.PENDING_REVIEW.value)
+            .order_by(License.created_at, License.id)
+        ).all(),
+    )
     eligibility = {
         lic.id: welfare.eligibility(db.session, lic.buyer)
         for lic in pending

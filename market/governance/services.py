@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -412,6 +413,25 @@ def red_list_benefit(
         )
     )
     return RedListBenefit(listed, max(0, percent) if listed else 0, listed)
+
+
+def fast_track_first(session: Session, licenses: Sequence[Any]) -> list[Any]:
+    """``licenses`` reordered so that red-listed buyers' applications come first (the fast
+    track of the red list), each part keeping its given order (oldest first)."""
+    org_ids = {lic.buyer_org_id for lic in licenses if lic.buyer_org_id is not None}
+    if not org_ids:
+        return list(licenses)
+    now = utcnow()
+    red = set(
+        session.scalars(
+            sa.select(ListEntry.organization_id).where(
+                ListEntry.list == "red",
+                ListEntry.organization_id.in_(org_ids),
+                _active(ListEntry.until, now),
+            )
+        )
+    )
+    return sorted(licenses, key=lambda lic: lic.buyer_org_id not in red)
 
 
 # ------------------------------------------------------------------------------ status list

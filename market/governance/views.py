@@ -283,13 +283,13 @@ def license_approvals():
                 return redirect(url_for("governance.license_approvals"))
         else:
             flash(_("The form has expired: try again."), "error")
-    pending = [
+    pending = services.fast_track_first(db.session, [
         lic
         for lic in db.session.scalars(
             sa.select(License).where(License.status == "pending_review").order_by(License.id)
         ).unique()
         if services.license_needs_regulator(lic)
-    ]
+    ])
     decided = {lic.id: services.regulator_decision(db.session, lic.id) for lic in pending}
     return render_template(
         "governance/license_approvals.html", pending=pending, decided=decided, form=form

@@ -197,14 +197,18 @@ def test_fast_track_flag_in_the_review_queue(client, market, login):
     red_buyer = market.party("buyer")
     client.post("/api/v1/lists/red", headers=market.regulator.headers,
                 json={"organization_id": red_buyer.org.id, "reason": "守信"})
+    # The plain application comes first in time; the red-listed one is reviewed first.
+    plain_lic = apply(client, market, market.quote([(dataset, 1000)])).get_json()
     red_lic = apply(client, market, market.quote([(dataset, 1000)], buyer=red_buyer.org),
                     party=red_buyer).get_json()
-    plain_lic = apply(client, market, market.quote([(dataset, 1000)])).get_json()
     assert red_lic["status"] == plain_lic["status"] == "pending_review"
     login(market.operator.user)
     page = client.get("/licenses/review").get_data(as_text=True)
     assert f'data-testid="fast-track-{red_lic["id"]}"' in page
     assert f'data-testid="fast-track-{plain_lic["id"]}"' not in page
+    assert page.index(f'data-testid="review-{red_lic["id"]}"') < page.index(
+        f'data-testid="review-{plain_lic["id"]}"'
+    )
 
 
 def test_public_page_shows_both_lists_to_anonymous(client, market):
