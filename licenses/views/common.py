@@ -21,6 +21,10 @@ registry.nav_link(
     "licenses.revenue", _l("Revenue"), roles={"department", "operator", "regulator"}, order=48
 )
 registry.nav_link("licenses.blacklist", _l("Blacklist"), roles={"operator", "regulator"}, order=75)
+registry.nav_link(
+    "licenses.welfare_bodies", _l("Public-welfare bodies"), roles={"operator", "regulator"},
+    order=76,
+)
 
 STATUS_LABELS = {
     "pending_review": _l("Pending review"),

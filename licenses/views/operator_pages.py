@@ -1,7 +1,11 @@
 """The operator's and the regulator's pages: review queue, settlements, revenue and payouts,
-blacklist."""
+blacklist, public-welfare bodies."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app, flash, g, redirect, render_template, request, url_for
@@ -20,7 +24,7 @@ from licenses.forms import (
     ReviewForm,
     SettleForm,
 )
-from licenses.models import BlacklistEntry, License, Payment, PaymentState
+from licenses.models import BlacklistEntry, License, Payment, PaymentState, PublicWelfareBody
 from licenses.states import LicenseStatus
 from licenses.views import bp
 from licenses.views.common import failed, require
@@ -267,22 +271,62 @@ def revenue():
     ), status
 
 
-# ---------------------------------------------------------------------------------- blacklist
+# ------------------------------------------------------- blacklist and public-welfare bodies
 
 
-@bp.route("/blacklist", methods=["GET", "POST"])
-@login_required
-def blacklist():
-    require(perm.can_read_blacklist(g.actor))
-    can_change = perm.can_change_blacklist(g.actor)
+@dataclass(frozen=True)
+class _OrgList:
+    """One of the operator's lists of organizations, shown and edited on one page shape."""
+
+    endpoint: str
+    template: str
+    kinds: tuple[str, ...]
+    can_read: Callable[..., bool]
+    can_change: Callable[..., bool]
+    listed_ids: Callable[[], sa.Select]
+    entries: Callable[[], sa.Select]
+    add: Callable[..., Any]
+    remove: Callable[..., None]
+    added: Callable[[str], str]
+    removed: Callable[[], str]
+
+
+_BLACKLIST = _OrgList(
+    endpoint="licenses.blacklist",
+    template="licenses/blacklist.html",
+    kinds=("buyer", "department", "subject"),
+    can_read=perm.can_read_blacklist,
+    can_change=perm.can_change_blacklist,
+    listed_ids=lambda: sa.select(BlacklistEntry.organization_id),
+    entries=blacklist_services.list_entries,
+    add=blacklist_services.add,
+    remove=blacklist_services.remove,
+    added=lambda name: _("%(name)s is on the blacklist.", name=name),
+    removed=lambda: _("Removed from the blacklist."),
+)
+
+_WELFARE_BODIES = _OrgList(
+    endpoint="licenses.welfare_bodies",
+    template="licenses/welfare_bodies.html",
+    kinds=("buyer",),
+    can_read=perm.can_read_welfare_whitelist,
+    can_change=perm.can_change_welfare_whitelist,
+    listed_ids=lambda: sa.select(PublicWelfareBody.organization_id),
+    entries=lambda: welfare.list_bodies(g.actor),
+    add=welfare.add,
+    remove=welfare.remove,
+    added=lambda name: _("%(name)s is on the list of public-welfare bodies.", name=name),
+    removed=lambda: _("Removed from the list of public-welfare bodies."),
+)
+
+
+def _org_list_page(kind: _OrgList):
+    require(kind.can_read(g.actor))
+    can_change = kind.can_change(g.actor)
     form = BlacklistForm()
-    listed = sa.select(BlacklistEntry.organization_id)
     candidates = db.session.scalars(
         sa.select(Organization)
-        .where(
-            Organization.kind.in_(["buyer", "department", "subject"]),
-            Organization.id.not_in(listed),
-        )
+        .where(Organization.kind.in_(kind.kinds), Organization.id.not_in(kind.listed_ids()))
         .order_by(Organization.kind, Organization.name)
     ).all()
     form.organization_id.choices = [
@@ -293,19 +337,17 @@ def blacklist():
         require(can_change)
         if form.validate_on_submit():
             try:
-                entry = blacklist_services.add(
-                    db.session, g.actor, form.organization_id.data, form.reason.data
-                )
+                entry = kind.add(db.session, g.actor, form.organization_id.data, form.reason.data)
             except DomainError as exc:
                 status = failed(exc, form)
             else:
-                flash(_("%(name)s is on the blacklist.", name=entry.organization.name), "success")
-                return redirect(url_for("licenses.blacklist"))
+                flash(kind.added(entry.organization.name), "success")
+                return redirect(url_for(kind.endpoint))
         else:
             status = 422
-    entries = db.session.scalars(blacklist_services.list_entries()).all()
+    entries = db.session.scalars(kind.entries()).all()
     return render_template(
-        "licenses/blacklist.html",
+        kind.template,
         entries=entries,
         form=form,
         can_change=can_change,
@@ -313,18 +355,41 @@ def blacklist():
     ), status
 
 
-@bp.post("/blacklist/<int:organization_id>/remove")
-@login_required
-def blacklist_remove(organization_id: int):
-    require(perm.can_change_blacklist(g.actor))
+def _org_list_remove(kind: _OrgList, organization_id: int):
+    require(kind.can_change(g.actor))
     form = BlacklistRemoveForm()
     if not form.validate_on_submit():
         flash(_("Give the reason for the removal."), "error")
-        return redirect(url_for("licenses.blacklist"))
+        return redirect(url_for(kind.endpoint))
     try:
-        blacklist_services.remove(db.session, g.actor, organization_id, form.reason.data)
+        kind.remove(db.session, g.actor, organization_id, form.reason.data)
     except DomainError as exc:
         failed(exc)
     else:
-        flash(_("Removed from the blacklist."), "success")
-    return redirect(url_for("licenses.blacklist"))
+        flash(kind.removed(), "success")
+    return redirect(url_for(kind.endpoint))
+
+
+@bp.route("/blacklist", methods=["GET", "POST"])
+@login_required
+def blacklist():
+    return _org_list_page(_BLACKLIST)
+
+
+@bp.post("/blacklist/<int:organization_id>/remove")
+@login_required
+def blacklist_remove(organization_id: int):
+    return _org_list_remove(_BLACKLIST, organization_id)
+
+
+@bp.route("/public-welfare-bodies", methods=["GET", "POST"])
+@login_required
+def welfare_bodies():
+    """The operator's whitelist of public-welfare bodies, eligible for free licenses."""
+    return _org_list_page(_WELFARE_BODIES)
+
+
+@bp.post("/public-welfare-bodies/<int:organization_id>/remove")
+@login_required
+def welfare_bodies_remove(organization_id: int):
+    return _org_list_remove(_WELFARE_BODIES, organization_id)

@@ -99,7 +99,8 @@ MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "audit.explorer", "audit.insights_page", "licenses.blacklist", "governance.lists",
         "agreements.report",
     )),
-    ("institutions", ("accounts.organizations", "accounts.security", "agreements.index")),
+    ("institutions", ("accounts.organizations", "accounts.security", "agreements.index",
+                      "licenses.welfare_bodies")),
 )
 #: Roles with at most this many links see them flat; more, and the menus group them.
 MAX_FLAT_LINKS = 8

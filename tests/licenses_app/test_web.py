@@ -258,3 +258,54 @@ def test_every_page_renders_in_both_languages(client, market):
                 sep = "&" if "?" in url else "?"
                 r = client.get(f"{url}{sep}lang={lang}")
                 assert r.status_code == 200, (url, lang)
+
+
+def test_operator_keeps_the_public_welfare_list_on_its_page(app, client, market):
+    """The whitelist of public-welfare bodies has a page: the operator adds a buyer (which can
+    then have free licenses approved) and removes it with a reason; each change is audited; the
+    regulator reads it; a buyer may not."""
+    from market.audit.models import AuditEvent
+    from market.extensions import db
+
+    buyer_org = market.buyer.org
+    token = login(client, market.operator)
+    page = client.get("/public-welfare-bodies").get_data(as_text=True)
+    assert f'value="{buyer_org.id}"' in page
+    r = client.post(
+        "/public-welfare-bodies",
+        data={"organization_id": buyer_org.id, "reason": "", "csrf_token": token},
+    )
+    assert r.status_code == 422
+    r = client.post(
+        "/public-welfare-bodies",
+        data={"organization_id": buyer_org.id, "reason": "社区公益项目", "csrf_token": token},
+    )
+    assert r.status_code == 302
+    page = client.get("/public-welfare-bodies").get_data(as_text=True)
+    assert "社区公益项目" in page and 'data-testid="welfare-bodies"' in page
+    listed = client.get("/api/v1/public-welfare-bodies", headers=market.operator.headers)
+    assert [b["organization"]["id"] for b in listed.get_json()["items"]] == [buyer_org.id]
+    r = client.post(
+        f"/public-welfare-bodies/{buyer_org.id}/remove", data={"reason": "", "csrf_token": token}
+    )
+    assert r.status_code == 302 and "社区公益项目" in client.get(
+        "/public-welfare-bodies"
+    ).get_data(as_text=True)
+    r = client.post(
+        f"/public-welfare-bodies/{buyer_org.id}/remove",
+        data={"reason": "项目结束", "csrf_token": token},
+    )
+    assert r.status_code == 302
+    assert "社区公益项目" not in client.get("/public-welfare-bodies").get_data(as_text=True)
+    types = db.session.scalars(
+        sa.select(AuditEvent.type).where(AuditEvent.type.like("welfare_body.%"))
+    ).all()
+    assert types == ["welfare_body.added", "welfare_body.removed"]
+
+    client.post("/logout", data={"csrf_token": token})
+    token = login(client, market.regulator)
+    page = client.get("/public-welfare-bodies").get_data(as_text=True)
+    assert 'data-testid="welfare-add"' not in page
+    client.post("/logout", data={"csrf_token": token})
+    login(client, market.buyer)
+    assert client.get("/public-welfare-bodies").status_code == 403
