@@ -124,7 +124,16 @@ def lifecycle_context(dataset: Dataset) -> dict[str, Any]:
         "field_names": {
             "title": _("Title"), "description": _("Description"),
             "update_frequency": _("Update frequency"), "category": _("Category"),
-            "costs": _("Costs"),
+            "costs": _("Costs"), "privacy": _("Differential privacy"),
+        },
+        "privacy_names": {
+            "epsilon_budget": _("Budget per buyer organization (ε)"),
+            "version_budget": _("Budget per version, all buyers (ε)"),
+            "epsilon_per_query": _("ε per new question"),
+            "delta": _("δ per new question"),
+            "max_groups_per_entity": _("Groups per enterprise per query"),
+            "max_rows_per_entity": _("Rows per enterprise counted per group"),
+            "ranges": _("Declared ranges"),
         },
     }
 
