@@ -56,7 +56,7 @@ GET    /api/v1/users                                             -              
 POST   /api/v1/users                                             -                               401  403     403     201     403     403
 GET    /api/v1/audit/events                                      -                               401  403     403     200     200     403
 GET    /api/v1/audit/verify                                      -                               401  403     403     200     200     403
-GET    /api/v1/audit/export.csv                                  -                               401  403     403     403     200     403
+GET    /api/v1/audit/export.csv                                  -                               401  403     403     200     200     403
 GET    /api/v1/audit/head                                        -                               401  403     403     200     200     403
 GET    /api/v1/audit/events/{seq}                                seq=#1                          401  403     403     200     200     403
 GET    /api/v1/licenses                                          -                               401  403     200     200     200     403
