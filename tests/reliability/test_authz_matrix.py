@@ -65,6 +65,7 @@ POST   /api/v1/licenses/verify                                   -              
 GET    /api/v1/licenses/{license_id}                             license_id=license_active       401     404     200/404  200     200     404
 GET    /api/v1/licenses/{license_id}/document                    license_id=license_active       401     404     200/404  200     200     404
 GET    /api/v1/licenses/{license_id}/payments                    license_id=license_active       401     404     200/404  200     200     404
+GET    /api/v1/licenses/{license_id}/invoice.pdf                 license_id=license_active       401     404     200/404  200     200     404
 POST   /api/v1/licenses/{license_id}/payments                    license_id=license_awaiting     401     404     200/404  403     403     404
 POST   /api/v1/licenses/{license_id}/review                      license_id=license_review       401  403     403     200     403     403
 POST   /api/v1/licenses/{license_id}/regulator-review            license_id=#999999              401  403     403     403     404     403
