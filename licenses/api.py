@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import marshmallow as ma
 import sqlalchemy as sa
 from flask import Response, current_app, request
 from flask.views import MethodView
@@ -201,6 +202,26 @@ class LicensePayments(MethodView):
             db.session, current_actor(), license_id, body["provider"], config=current_app.config
         )
         return payments.payment_result(payment, provided), (201 if created else 200)
+
+
+class InvoiceArgs(ma.Schema):
+    payment_id = ma.fields.Integer(
+        load_default=None, validate=ma.validate.Range(min=1),
+        metadata={"description": "one invoice payment of the license; default its latest"},
+    )
+
+
+@blp.route("/licenses/<int:license_id>/invoice.pdf")
+class LicenseInvoicePdf(MethodView):
+    @blp.arguments(InvoiceArgs, location="query")
+    @blp.response(200, content_type="application/pdf")
+    def get(self, args, license_id):
+        """The invoice of a license as a PDF (its buyer, the operator, the regulator; 404 for
+        anyone else, or if the license has no such invoice)."""
+        from licenses.invoice_views import find_invoice, invoice_response
+
+        lic = services.get_license(db.session, current_actor(), license_id)
+        return invoice_response(lic, find_invoice(db.session, lic, args["payment_id"]))
 
 
 @blp.route("/payments")

@@ -52,18 +52,29 @@ def invoice_document(lic: License, payment: Payment, config) -> InvoiceDocument:
     )
 
 
-@bp.get("/licenses/<int:license_id>/invoices/<int:payment_id>.pdf")
-@login_required
-def invoice(license_id: int, payment_id: int):
-    lic = services.get_license(db.session, g.actor, license_id)
-    payment = db.session.get(Payment, payment_id)
-    if (
-        payment is None
-        or payment.license_id != lic.id
-        or payment.provider != "invoice"
-        or not payment.invoice_number
-    ):
+def find_invoice(session, lic: License, payment_id: int | None = None) -> Payment:
+    """The invoice payment ``payment_id`` of ``lic`` (None: its latest invoice).
+
+    Raises NotFound if the license has no such invoice (another license's payment included).
+    """
+    import sqlalchemy as sa
+
+    stmt = sa.select(Payment).where(
+        Payment.license_id == lic.id,
+        Payment.provider == "invoice",
+        Payment.invoice_number.is_not(None),
+        Payment.invoice_number != "",
+    )
+    if payment_id is not None:
+        stmt = stmt.where(Payment.id == payment_id)
+    payment = session.scalar(stmt.order_by(Payment.id.desc()).limit(1))
+    if payment is None:
         raise NotFound(_("License %(id)s has no such invoice.", id=lic.id))
+    return payment
+
+
+def invoice_response(lic: License, payment: Payment) -> Response:
+    """The PDF of ``payment``'s invoice, as a download that no cache keeps."""
     body = invoice_pdf(invoice_document(lic, payment, current_app.config))
     return Response(
         body,
@@ -73,3 +84,10 @@ def invoice(license_id: int, payment_id: int):
             "Cache-Control": "private, no-store",
         },
     )
+
+
+@bp.get("/licenses/<int:license_id>/invoices/<int:payment_id>.pdf")
+@login_required
+def invoice(license_id: int, payment_id: int):
+    lic = services.get_license(db.session, g.actor, license_id)
+    return invoice_response(lic, find_invoice(db.session, lic, payment_id))

@@ -299,7 +299,11 @@ class DatasetPrivacy(MethodView):
     @blp.response(200, PrivacySettingsSchema)
     def put(self, dataset_id):
         """Change a conditional dataset's privacy settings: its department; the operator may
-        only tighten (lower epsilon and budgets, narrower ranges). Audited."""
+        only tighten (lower epsilon and budgets, narrower ranges). Audited.
+
+        On a listed dataset the department's stricter values apply at once (``applied``) and its
+        looser ones become a change request the operator reviews (``change_request``); they
+        never apply before approval."""
         actor = current_actor()
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
@@ -307,8 +311,10 @@ class DatasetPrivacy(MethodView):
                 _("Send a JSON object of privacy settings."), {"privacy": [_("Give a JSON object.")]}
             )
         dataset = _dataset(dataset_id)
-        new = dataset_privacy.update_privacy(db.session, actor, dataset, body)
-        return {"dataset_id": dataset.id, "differential_privacy": True, "settings": new.as_json()}
+        done = dataset_privacy.update_privacy(db.session, actor, dataset, body)
+        return {"dataset_id": dataset.id, "differential_privacy": True,
+                "settings": done.settings.as_json(), "applied": done.applied,
+                "change_request": done.change_request}
 
 
 @blp.route("/privacy/spending")

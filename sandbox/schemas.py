@@ -170,6 +170,12 @@ class PrivacySettingsSchema(ma.Schema):
     dataset_id = ma.fields.Integer()
     differential_privacy = ma.fields.Boolean()
     settings = ma.fields.Nested(PrivacyValuesSchema, allow_none=True)
+    #: PUT only: the settings now in force, and the looser ones awaiting the operator.
+    applied = ma.fields.List(ma.fields.String(), metadata={"description": "PUT: settings in force now"})
+    change_request = ma.fields.Nested(
+        "market.datasets.lifecycle_api.ChangeRequestSchema", allow_none=True,
+        metadata={"description": "PUT on a listed dataset: the looser settings awaiting review"},
+    )
 
 
 class SpendingArgs(ma.Schema):

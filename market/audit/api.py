@@ -82,8 +82,20 @@ class Export(MethodView):
     @blp.arguments(EventFilterSchema, location="query")
     @blp.response(200, content_type="text/csv")
     def get(self, args):
-        """The (filtered) audit log as CSV, oldest first (regulator)."""
-        perm.require(perm.can_export_audit(current_actor()), "Only the regulator exports the audit log.")
+        """The (filtered) audit log as CSV, oldest first (operator, regulator). Each export is
+        itself audited (``audit.exported``, with its filters)."""
+        actor = current_actor()
+        perm.require(
+            perm.can_export_audit(actor), _("Only the operator and the regulator export the audit log.")
+        )
+        # Recorded in the request's transaction, committed when the view returns; the stream
+        # reads through a session of its own (market.csvutil).
+        services.record(
+            db.session, "audit.exported", actor, None,
+            {"filters": {k: (v.isoformat() if hasattr(v, "isoformat") else v)
+                         for k, v in sorted(args.items())
+                         if k in ("type", "actor_org", "since", "until") and v is not None}},
+        )
         stmt = _filtered(args).order_by(AuditEvent.seq).execution_options(yield_per=1000)
         header = ["seq", "at", "type", "actor", "subject_type", "subject_id", "data", "prev_hash", "hash"]
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, aliased, selectinload
 
 from market.accounts.actor import Actor
 from market.accounts.models import Organization
+from market.accounts.permissions import is_active_member
 from market.datasets import dcat
 from market.datasets.models import Dataset, DatasetColumn, DatasetVersion, OpenGrade, VersionStatus
 from market.datasets.permissions import can_read_dataset, can_view_versions
@@ -231,12 +232,41 @@ def get_visible(session: Session, actor: Actor, dataset_id: int) -> Dataset:
 
     Raises:
         NotFound: there is no such dataset, or it is not listed and the actor is neither its
-            department, the operator nor the regulator (who may not know it exists).
+            department, the operator nor the regulator (who may not know it exists), nor,
+            once it is withdrawn, a buyer holding a license on it (:func:`holder_licenses`).
     """
     dataset = session.get(Dataset, dataset_id)
-    if dataset is None or not can_read_dataset(actor, dataset):
+    if dataset is None:
+        raise NotFound("No such dataset.")
+    if not can_read_dataset(actor, dataset) and not (
+        dataset.withdrawn_at is not None and holder_licenses(session, actor, dataset)
+    ):
         raise NotFound("No such dataset.")
     return dataset
+
+
+#: License statuses of a buyer who holds (or held) a dataset: it was granted, so the buyer
+#: knows the dataset exists and keeps reading its page after a withdrawal.
+HOLDER_STATUSES = ("active", "suspended", "expired", "revoked")
+
+
+def holder_licenses(session: Session, actor: Actor, dataset: Dataset) -> list[Any]:
+    """The licenses of ``actor``'s buyer organization that were granted on ``dataset``, newest
+    first (empty for anyone but a buyer)."""
+    if actor.role != "buyer" or actor.org_id is None or not is_active_member(actor):
+        return []
+    from licenses.models import License, LicenseItem
+
+    return list(session.scalars(
+        sa.select(License)
+        .join(LicenseItem, LicenseItem.license_id == License.id)
+        .where(
+            LicenseItem.dataset_id == dataset.id,
+            License.buyer_org_id == actor.org_id,
+            License.status.in_(HOLDER_STATUSES),
+        )
+        .order_by(License.id.desc())
+    ))
 
 
 def visible_versions(actor: Actor, dataset: Dataset) -> list[DatasetVersion]:

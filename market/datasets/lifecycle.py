@@ -12,6 +12,8 @@ The rule (also shown on the edit page and in API.md):
   (``dataset.change_reviewed``). Until then the catalogue, quotes and licenses keep the values
   in force. New columns or treatments come with a new version, which is reviewed as ever.
   One change request may be pending at a time; a newer proposal replaces it.
+- **Privacy settings** of a listed dataset (``market.datasets.privacy.update_privacy``): a
+  stricter value applies at once, a looser one becomes (part of) the change request.
 - **Withdrawal** delists the dataset for good (status ``withdrawn``): no new quote, license or
   version; licenses already granted run to their end (the sandbox serves the listed version
   they bought). A pending change request is closed. Audited ``dataset.withdrawn`` with the
@@ -91,6 +93,11 @@ def costs_of(dataset: Dataset) -> dict[str, int]:
 
 
 def _current(dataset: Dataset, name: str) -> Any:
+    if name == "privacy":
+        from market.datasets.privacy import effective_privacy
+
+        settings = effective_privacy(dataset)
+        return settings.as_json() if settings is not None else None
     return costs_of(dataset) if name == "costs" else getattr(dataset, name)
 
 
@@ -155,8 +162,8 @@ def edit_metadata(
             _("Nothing changed: edit at least one field."),
             {"form": [_("Nothing changed: edit at least one field.")]},
         )
-    ever_listed = dataset.listed_at is not None
-    at_once = {k: v for k, v in changed.items() if k in WORDING_FIELDS or not ever_listed}
+    listed = dataset.listed_at is not None
+    at_once = {k: v for k, v in changed.items() if k in WORDING_FIELDS or not listed}
     to_review = {k: v for k, v in changed.items() if k not in at_once}
     before = {k: _current(dataset, k) for k in at_once}
     for name, value in at_once.items():
@@ -167,40 +174,66 @@ def edit_metadata(
             session, "dataset.edited", actor, ("dataset", dataset.id),
             {"changed": sorted(at_once), "before": before, "after": dict(at_once)},
         )
-    request = None
-    if to_review:
-        previous = pending_change(session, dataset)
-        if previous is not None:
-            # One proposal at a time: the newer one replaces it (keeping what it did not touch).
-            previous.status = ChangeStatus.rejected
-            previous.reviewed_at = utcnow()
-            previous.review_comment = _("Replaced by a newer proposal.")
-            to_review = {**previous.changes, **to_review}
-        request = DatasetChangeRequest(
-            dataset_id=dataset.id,
-            status=ChangeStatus.pending,
-            changes=to_review,
-            before={k: _current(dataset, k) for k in to_review},
-            proposed_by_id=actor.user_id,
-            proposed_at=utcnow(),
-        )
-        session.add(request)
-        session.flush()
-        record(
-            session, "dataset.change_proposed", actor, ("dataset", dataset.id),
-            {
-                "change_request": request.id,
-                "changed": sorted(to_review),
-                "before": request.before,
-                "after": dict(to_review),
-                "replaces": previous.id if previous is not None else None,
-            },
-        )
+    request = propose_change(session, actor, dataset, to_review) if to_review else None
     return EditResult(dict(at_once), request)
 
 
+def ever_listed(dataset: Dataset) -> bool:
+    """Whether buyers may have relied on the dataset's values (it is or was listed)."""
+    return dataset.listed_at is not None or dataset.status == VersionStatus.listed
+
+
+def propose_change(
+    session: Session,
+    actor: Actor,
+    dataset: Dataset,
+    to_review: Mapping[str, Any],
+    *,
+    merge: Any = None,
+) -> DatasetChangeRequest:
+    """Open the change request of ``to_review`` (``{field: new value}``, JSON-native), which
+    replaces the pending one, keeping the fields the newer proposal does not touch.
+
+    ``merge(previous_changes, to_review) -> dict`` combines them when a plain override is not
+    right (the privacy settings merge per setting). Audited ``dataset.change_proposed``.
+    """
+    previous = pending_change(session, dataset)
+    to_review = dict(to_review)
+    if previous is not None:
+        # One proposal at a time: the newer one replaces it (keeping what it did not touch).
+        previous.status = ChangeStatus.rejected
+        previous.reviewed_at = utcnow()
+        previous.review_comment = _("Replaced by a newer proposal.")
+        to_review = merge(previous.changes, to_review) if merge else {**previous.changes, **to_review}
+    request = DatasetChangeRequest(
+        dataset_id=dataset.id,
+        status=ChangeStatus.pending,
+        changes=to_review,
+        before={k: _current(dataset, k) for k in to_review},
+        proposed_by_id=actor.user_id,
+        proposed_at=utcnow(),
+    )
+    session.add(request)
+    session.flush()
+    record(
+        session, "dataset.change_proposed", actor, ("dataset", dataset.id),
+        {
+            "change_request": request.id,
+            "changed": sorted(to_review),
+            "before": request.before,
+            "after": dict(to_review),
+            "replaces": previous.id if previous is not None else None,
+        },
+    )
+    return request
+
+
 def _set(dataset: Dataset, name: str, value: Any) -> None:
-    if name == "costs":
+    if name == "privacy":
+        from market.datasets.privacy import apply_reviewed
+
+        apply_reviewed(dataset, value)
+    elif name == "costs":
         dataset.cost_collection_fen = int(value["collection"])
         dataset.cost_processing_fen = int(value["processing"])
         dataset.cost_storage_monthly_fen = int(value["storage_monthly"])
@@ -233,6 +266,7 @@ def review_change(
             _("Dataset %(id)s has no change awaiting review.", id=dataset.id),
             {"status": ["no pending change request"]},
         )
+    privacy_before = _current(dataset, "privacy") if "privacy" in request.changes else None
     if decision == "approve":
         for name, value in request.changes.items():
             _set(dataset, name, value)
@@ -250,6 +284,13 @@ def review_change(
             "changed": sorted(request.changes),
         },
     )
+    if decision == "approve" and "privacy" in request.changes:
+        # The same event as any privacy change, so that one query finds every change in force.
+        record(
+            session, "dataset.privacy_changed", actor, ("dataset", dataset.id),
+            {"before": privacy_before, "after": _current(dataset, "privacy"), "by": actor.role,
+             "change_request": request.id},
+        )
     return request
 
 
@@ -320,6 +361,8 @@ __all__ = [
     "WORDING_FIELDS",
     "active_license_count",
     "edit_metadata",
+    "ever_listed",
+    "propose_change",
     "pending_change",
     "review_change",
     "withdraw",

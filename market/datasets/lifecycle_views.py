@@ -108,9 +108,12 @@ def lifecycle_context(dataset: Dataset) -> dict[str, Any]:
     latest = dataset.versions[-1] if dataset.versions else None
     comment = (latest.review_comment or "") if latest is not None else ""
     open_ = dataset.withdrawn_at is None and dataset.status != VersionStatus.refused and not dataset.confidential
+    withdrawn = dataset.withdrawn_at is not None
     return {
         "owner": owner,
-        "withdrawn": dataset.withdrawn_at is not None,
+        "withdrawn": withdrawn,
+        # A buyer still licensed on a withdrawn dataset: which licenses, to reach them.
+        "held": catalog.holder_licenses(db.session, actor, dataset) if withdrawn else [],
         "can_edit": owner and open_,
         "can_new_version": owner and open_ and not any(
             v.status in (VersionStatus.processing, VersionStatus.pending_review)
@@ -124,7 +127,16 @@ def lifecycle_context(dataset: Dataset) -> dict[str, Any]:
         "field_names": {
             "title": _("Title"), "description": _("Description"),
             "update_frequency": _("Update frequency"), "category": _("Category"),
-            "costs": _("Costs"),
+            "costs": _("Costs"), "privacy": _("Differential privacy"),
+        },
+        "privacy_names": {
+            "epsilon_budget": _("Budget per buyer organization (ε)"),
+            "version_budget": _("Budget per version, all buyers (ε)"),
+            "epsilon_per_query": _("ε per new question"),
+            "delta": _("δ per new question"),
+            "max_groups_per_entity": _("Groups per enterprise per query"),
+            "max_rows_per_entity": _("Rows per enterprise counted per group"),
+            "ranges": _("Declared ranges"),
         },
     }
 

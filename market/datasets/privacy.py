@@ -315,13 +315,93 @@ def measure_columns(dataset: Dataset) -> dict[str, str]:
     return {c.name: c.role for c in version.columns}
 
 
-def update_privacy(session: Any, actor: Actor, dataset: Dataset, data: Any) -> PrivacySettings:
+@dataclass
+class PrivacyUpdate:
+    """What :func:`update_privacy` did."""
+
+    #: The settings in force after the call.
+    settings: PrivacySettings
+    #: Settings that changed and are in force now.
+    applied: list[str]
+    #: The change request holding the looser settings, awaiting the operator (listed datasets).
+    change_request: Any = None
+
+
+def _loosened(old: PrivacySettings, values: Mapping[str, Any]) -> set[str]:
+    """The settings of ``values`` that would loosen ``old`` (``ranges`` counts as one)."""
+    return {key.split(".")[1] for key in _tighter(old, values)}
+
+
+def _changed(old: PrivacySettings, values: Mapping[str, Any]) -> set[str]:
+    out = {key for key in values if key != "ranges" and values[key] != getattr(old, key)}
+    if "ranges" in values and dict(values["ranges"]) != dict(old.ranges):
+        out.add("ranges")
+    return out
+
+
+def as_json_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Validated values (from :func:`parse_privacy`) as JSON-native text, as stored on a change
+    request; :func:`parse_privacy` reads them back."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key == "ranges":
+            out[key] = {name: [_plain(lo), _plain(hi)] for name, (lo, hi) in sorted(value.items())}
+        elif key.startswith("max_"):
+            out[key] = int(value)
+        else:
+            out[key] = format(Decimal(value).normalize(), "f")
+    return out
+
+
+def _check_budgets(merged: Mapping[str, Any]) -> None:
+    for key in ("epsilon_budget", "version_budget"):
+        if merged[key] < merged["epsilon_per_query"]:
+            raise ValidationFailed(
+                _("The privacy settings are not valid."),
+                {f"privacy.{key}": [_("Must be at least the epsilon of one query (%(eps)s).",
+                                      eps=str(merged["epsilon_per_query"]))]},
+            )
+
+
+def apply_reviewed(dataset: Dataset, proposed: Mapping[str, Any]) -> None:
+    """Store the privacy settings of an approved change request (``lifecycle.review_change``).
+
+    Raises Conflict if they no longer fit the dataset (a column gone, a budget now below the
+    epsilon of one query): the operator rejects the change and the department proposes again.
+    """
+    from market.errors import Conflict
+
+    old = effective_privacy(dataset)
+    if old is None:
+        raise Conflict(_("Only conditional datasets have privacy settings."), {"privacy": []})
+    try:
+        values = parse_privacy(proposed, columns=measure_columns(dataset))
+        _check_budgets({**asdict(old), **values})
+    except ValidationFailed as exc:
+        raise Conflict(
+            _("The proposed privacy settings no longer fit the dataset; reject the change."),
+            exc.errors,
+        ) from exc
+    store(dataset, values)
+
+
+def update_privacy(session: Any, actor: Actor, dataset: Dataset, data: Any) -> PrivacyUpdate:
     """Change the privacy settings of ``dataset``: its department sets them, the operator may
     only tighten. Audited ``dataset.privacy_changed`` with the old and new settings.
 
+    On a dataset buyers may rely on (listed, or listed before), the department's stricter
+    values apply at once and its looser ones become a change request the operator reviews
+    (``market.datasets.lifecycle``, audited ``dataset.change_proposed``): a looser setting
+    never applies before approval, while protecting the data more needs nobody's approval. A
+    setting the department changes replaces what a pending request proposed for it; the
+    others stay proposed.
+
     Raises NotFound for a caller who may not see the dataset, Forbidden for anyone else or
-    for a dataset that is not conditional, ValidationFailed (fields named) for bad values.
+    for a dataset that is not conditional, Conflict once withdrawn, ValidationFailed (fields
+    named) for bad values.
     """
+    from market.datasets import lifecycle
+
     if not perms.can_read_dataset(actor, dataset):
         raise NotFound(_("Dataset %(id)s does not exist.", id=dataset.id))
     owner = perms.can_manage_versions(actor, dataset)
@@ -336,30 +416,85 @@ def update_privacy(session: Any, actor: Actor, dataset: Dataset, data: Any) -> P
         errors = _tighter(old, values)
         if errors:
             raise ValidationFailed(_("The privacy settings are not valid."), errors)
-    merged = {**asdict(old), **values}
-    for key in ("epsilon_budget", "version_budget"):
-        if merged[key] < merged["epsilon_per_query"]:
-            raise ValidationFailed(
-                _("The privacy settings are not valid."),
-                {f"privacy.{key}": [_("Must be at least the epsilon of one query (%(eps)s).",
-                                      eps=str(merged["epsilon_per_query"]))]},
+    # The budgets are checked on the final state: the stricter part applied alone is then
+    # consistent too (a lowered budget stays above the old, lower or equal, epsilon per query).
+    _check_budgets({**asdict(old), **values})
+    reviewed = owner and lifecycle.ever_listed(dataset)
+    if reviewed:
+        if dataset.withdrawn_at is not None:
+            from market.errors import Conflict
+
+            raise Conflict(
+                _("Dataset %(id)s was withdrawn; it cannot change any more.", id=dataset.id),
+                {"status": [lifecycle.WITHDRAWN]},
             )
-    store(dataset, values)
+        changed = _changed(old, values)
+        looser = _loosened(old, values) & changed
+        at_once = {k: v for k, v in values.items() if k in changed and k not in looser}
+        to_review = {k: v for k, v in values.items() if k in looser}
+    else:
+        at_once, to_review, changed = dict(values), {}, _changed(old, values)
+    store(dataset, at_once)
     session.flush()
     new = effective_privacy(dataset)
     assert new is not None
-    record(
-        session,
-        "dataset.privacy_changed",
-        actor,
-        ("dataset", dataset.id),
-        {"before": old.as_json(), "after": new.as_json(), "by": actor.role},
-    )
-    return new
+    if at_once or not reviewed:
+        record(
+            session,
+            "dataset.privacy_changed",
+            actor,
+            ("dataset", dataset.id),
+            {"before": old.as_json(), "after": new.as_json(), "by": actor.role},
+        )
+    request = None
+    if to_review:
+        proposal = as_json_values(to_review)
+
+        def merge(previous: Mapping[str, Any], newer: Mapping[str, Any]) -> dict[str, Any]:
+            kept = {
+                k: v for k, v in (previous.get("privacy") or {}).items() if k not in changed
+            }
+            return {**previous, **newer, "privacy": {**kept, **newer["privacy"]}}
+
+        request = lifecycle.propose_change(
+            session, actor, dataset, {"privacy": proposal}, merge=merge
+        )
+    elif reviewed and changed:
+        # A setting changed now supersedes what a pending request proposed for it.
+        pending = lifecycle.pending_change(session, dataset)
+        proposed = dict((pending.changes or {}).get("privacy") or {}) if pending else {}
+        if proposed and set(proposed) & changed:
+            left = {k: v for k, v in proposed.items() if k not in changed}
+            rest = {k: v for k, v in pending.changes.items() if k != "privacy"}
+            if left:
+                rest["privacy"] = left
+            if rest:
+                request = lifecycle.propose_change(
+                    session, actor, dataset, rest, merge=lambda _prev, newer: dict(newer)
+                )
+            else:
+                pending.status = "rejected"
+                pending.reviewed_at = _utcnow()
+                pending.review_comment = _("Replaced by a newer proposal.")
+                session.flush()
+                record(
+                    session, "dataset.change_superseded", actor, ("dataset", dataset.id),
+                    {"change_request": pending.id, "changed": sorted(changed)},
+                )
+    return PrivacyUpdate(new, sorted(at_once), request)
+
+
+def _utcnow():
+    from market.db import utcnow
+
+    return utcnow()
 
 
 __all__ = [
     "FIELDS",
+    "PrivacyUpdate",
+    "apply_reviewed",
+    "as_json_values",
     "PrivacySettings",
     "default_privacy",
     "effective_privacy",

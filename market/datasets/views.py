@@ -270,7 +270,7 @@ def privacy_settings(dataset_id: int):
     form = PrivacyForm()
     if form.validate_on_submit():
         try:
-            dataset_privacy.update_privacy(
+            done = dataset_privacy.update_privacy(
                 db.session, g.actor, dataset, privacy_from_form(form, "dp_")
             )
         except ValidationFailed as exc:
@@ -282,6 +282,13 @@ def privacy_settings(dataset_id: int):
                 field = form._fields.get(name)
                 (field.errors if field is not None else form.form_errors).extend(messages)
             return _render_detail(dataset, privacy_form=form, status=422)
+        if done.change_request is not None:
+            flash(
+                _("The stricter settings apply now; the looser ones apply once the operator "
+                  "approves them."),
+                "success",
+            )
+            return redirect(url_for("datasets.detail", dataset_id=dataset_id) + "#change-request")
         flash(_("The privacy settings are saved."), "success")
         return redirect(url_for("datasets.detail", dataset_id=dataset_id) + "#privacy")
     return _render_detail(dataset, privacy_form=form, status=422)

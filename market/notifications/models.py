@@ -37,12 +37,13 @@ class EmailOutbox(Base):
 
     The address is read from the user at sending time, so no address is copied here. A
     failed delivery stays ``pending`` with its error and attempt count and is tried again
-    by the next ``market notify send``: nothing is dropped.
+    by the next ``market notify send``: nothing is dropped. A row is claimed (``sending``)
+    before its mail goes, so that no two runs send it (``sender.deliver_outbox``).
     """
 
     __tablename__ = "email_outbox"
     __table_args__ = (
-        sa.CheckConstraint("status IN ('pending','sent')", name="status"),
+        sa.CheckConstraint("status IN ('pending','sending','sent')", name="status"),
         sa.Index("ix_email_outbox_status", "status", "id"),
     )
 
@@ -56,3 +57,6 @@ class EmailOutbox(Base):
     last_error: Mapped[str | None] = mapped_column(sa.String(200))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    #: When a ``market notify send`` claimed the row (status ``sending``): the mail is being
+    #: handed to the SMTP server; a row left ``sending`` has an unknown outcome.
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

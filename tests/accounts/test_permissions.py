@@ -20,7 +20,7 @@ def actor(role: str, org_id: int = 1, status: str = "active") -> Actor:
         (perm.can_list_users, {"operator", "regulator"}),
         (perm.can_admit_organization, {"operator"}),
         (perm.can_read_audit, {"operator", "regulator"}),
-        (perm.can_export_audit, {"regulator"}),
+        (perm.can_export_audit, {"operator", "regulator"}),
     ],
 )
 @pytest.mark.parametrize("role", ROLES)

@@ -96,10 +96,28 @@ def test_export_buttons_carry_the_filters_and_the_export_honours_them(client, ma
     assert "license.approved" not in client.get(href).get_data(as_text=True)
 
 
-def test_operator_sees_no_export_button(client, make_user, events):
-    _login(client, make_user, kind="operator", lang="en")
-    html = client.get("/audit").get_data(as_text=True)
-    assert 'data-testid="export-csv"' not in html and "Only the regulator exports" in html
+def test_the_operator_exports_the_filtered_view_too_and_it_is_audited(client, make_user, events):
+    from market.audit.models import AuditEvent
+    from market.extensions import db
+
+    user = _login(client, make_user, kind="operator", lang="en")
+    html = client.get("/audit?type=license").get_data(as_text=True)
+    href = html_lib.unescape(re.search(r'data-testid="export-csv" href="([^"]+)"', html).group(1))
+    assert "type=license" in href
+    r = client.get(href)
+    assert r.status_code == 200
+    body = r.get_data(as_text=True)
+    assert "license.approved" in body and "sandbox.query" not in body
+    exported = db.session.scalars(
+        sa.select(AuditEvent).where(AuditEvent.type == "audit.exported").order_by(AuditEvent.seq)
+    ).all()
+    assert exported and exported[-1].data == {"filters": {"type": "license"}}
+    assert exported[-1].actor_user_id == user.id
+
+
+def test_a_buyer_has_no_audit_export(client, make_user, events):
+    _login(client, make_user, kind="buyer", lang="en")
+    assert client.get("/api/v1/audit/export.csv").status_code == 403
 
 
 def test_hash_is_shown_short_and_full_in_a_title(client, make_user, events):

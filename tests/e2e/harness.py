@@ -128,7 +128,8 @@ def start_gunicorn(env: dict[str, str], log: Path, workers: int = 2, threads: in
             env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
     url = f"http://{HOST}:{port}"
-    wait_http(f"{url}/api/v1/health", proc, log)
+    # Booting imports the whole app in each worker: slow on a loaded machine.
+    wait_http(f"{url}/api/v1/health", proc, log, timeout=180)
     return LiveServer(url, port, proc, log, env)
 
 

@@ -137,3 +137,56 @@ def test_the_sandbox_link_only_for_an_active_license_of_the_buyer(client, market
     page = client.get(f"/licenses/{lic['id']}").get_data(as_text=True)
     assert "license-sandbox" not in page
     assert re.search(r'data-testid="license-price"', page)
+
+
+# ---------------------------------------------------------------- the API route, by role
+
+
+def test_the_api_serves_the_invoice_pdf_to_the_buyer(client, market, payee):
+    lic = active_license(client, market, amount=100_050)
+    _url, pay = _invoice_url(client, market, lic["id"])
+    url = f"/api/v1/licenses/{lic['id']}/invoice.pdf"
+    for target in (url, f"{url}?payment_id={pay['id']}"):
+        r = client.get(target, headers=market.buyer.headers)
+        assert r.status_code == 200 and r.mimetype == "application/pdf"
+        assert r.headers["Content-Disposition"] == (
+            f'attachment; filename="{pay["invoice_number"]}.pdf"'
+        )
+        assert r.headers["Cache-Control"] == "private, no-store"
+        assert r.data.startswith(b"%PDF-")
+
+
+@pytest.mark.parametrize("role", ["operator", "regulator"])
+def test_the_api_serves_operator_and_regulator(client, market, payee, role):
+    lic = active_license(client, market)
+    r = client.get(f"/api/v1/licenses/{lic['id']}/invoice.pdf",
+                   headers=getattr(market, role).headers)
+    assert r.status_code == 200 and r.data.startswith(b"%PDF-")
+
+
+@pytest.mark.parametrize("kind", ["buyer", "department", "subject"])
+def test_the_api_answers_404_to_anyone_else(client, market, kind):
+    lic = active_license(client, market)
+    r = client.get(f"/api/v1/licenses/{lic['id']}/invoice.pdf",
+                   headers=market.party(kind).headers)
+    assert r.status_code == 404 and r.mimetype == "application/json"
+    assert client.get(f"/api/v1/licenses/{lic['id']}/invoice.pdf").status_code == 401
+
+
+def test_the_api_refuses_a_payment_of_another_license(client, market):
+    mine = active_license(client, market)
+    other = active_license(client, market)
+    _url, other_pay = _invoice_url(client, market, other["id"])
+    r = client.get(f"/api/v1/licenses/{mine['id']}/invoice.pdf?payment_id={other_pay['id']}",
+                   headers=market.buyer.headers)
+    assert r.status_code == 404
+    r = client.get(f"/api/v1/licenses/{mine['id']}/invoice.pdf?payment_id=0",
+                   headers=market.buyer.headers)
+    assert r.status_code == 422
+
+
+def test_a_license_without_invoice_has_no_pdf(client, market):
+    quote = market.quote([(market.dataset(), 10_000)])
+    lic = apply(client, market, quote).get_json()
+    r = client.get(f"/api/v1/licenses/{lic['id']}/invoice.pdf", headers=market.buyer.headers)
+    assert r.status_code == 404

@@ -56,7 +56,7 @@ GET    /api/v1/users                                             -              
 POST   /api/v1/users                                             -                               401  403     403     201     403     403
 GET    /api/v1/audit/events                                      -                               401  403     403     200     200     403
 GET    /api/v1/audit/verify                                      -                               401  403     403     200     200     403
-GET    /api/v1/audit/export.csv                                  -                               401  403     403     403     200     403
+GET    /api/v1/audit/export.csv                                  -                               401  403     403     200     200     403
 GET    /api/v1/audit/head                                        -                               401  403     403     200     200     403
 GET    /api/v1/audit/events/{seq}                                seq=#1                          401  403     403     200     200     403
 GET    /api/v1/licenses                                          -                               401  403     200     200     200     403
@@ -65,6 +65,7 @@ POST   /api/v1/licenses/verify                                   -              
 GET    /api/v1/licenses/{license_id}                             license_id=license_active       401     404     200/404  200     200     404
 GET    /api/v1/licenses/{license_id}/document                    license_id=license_active       401     404     200/404  200     200     404
 GET    /api/v1/licenses/{license_id}/payments                    license_id=license_active       401     404     200/404  200     200     404
+GET    /api/v1/licenses/{license_id}/invoice.pdf                 license_id=license_active       401     404     200/404  200     200     404
 POST   /api/v1/licenses/{license_id}/payments                    license_id=license_awaiting     401     404     200/404  403     403     404
 POST   /api/v1/licenses/{license_id}/review                      license_id=license_review       401  403     403     200     403     403
 POST   /api/v1/licenses/{license_id}/regulator-review            license_id=#999999              401  403     403     403     404     403
