@@ -601,44 +601,113 @@ def _relist(session: Session, actor: Actor, agreement: Agreement, now: dt.dateti
             )
 
 
+def due_agreement_ids(session: Session, now: dt.datetime) -> list[int]:
+    """Active agreements whose term has ended (the sweeper's work list)."""
+    return list(
+        session.scalars(
+            sa.select(Agreement.id)
+            .where(Agreement.status == AgreementStatus.active, Agreement.ends_at <= now)
+            .order_by(Agreement.id)
+        )
+    )
+
+
+def expire_agreement(
+    session: Session, actor: Actor, agreement_id: int, now: dt.datetime
+) -> Agreement | None:
+    """Expire one agreement whose term has ended and delist the datasets it covered that no
+    other agreement in force covers. Audited ``agreement.expired`` and ``dataset.delisted``.
+
+    The agreement is claimed with one conditional ``UPDATE … WHERE status = 'active' AND
+    ends_at <= now``: of several sweepers running at once (processes, threads) exactly one
+    gets the row (PostgreSQL re-checks the condition after the winner commits; SQLite
+    serializes writers with ``BEGIN IMMEDIATE``); the others get None and write nothing.
+    """
+    taken = session.execute(
+        sa.update(Agreement)
+        .where(
+            Agreement.id == agreement_id,
+            Agreement.status == AgreementStatus.active,
+            Agreement.ends_at <= now,
+        )
+        .values(status=AgreementStatus.expired.value, expired_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if taken != 1:
+        return None
+    agreement = session.get(Agreement, agreement_id)
+    assert agreement is not None
+    session.refresh(agreement)
+    delisted = []
+    for dataset in _covered_datasets(session, agreement):
+        if dataset.status != VersionStatus.listed:
+            continue
+        if covering_agreement(session, dataset, now) is not None:
+            continue
+        dataset.status = DELISTED
+        delisted.append(dataset.id)
+        session.flush()
+        audit.record(
+            session, "dataset.delisted", actor, ("dataset", dataset.id),
+            {"agreement": agreement.number, "reason": "agreement_expired"},
+        )
+    audit.record(
+        session, "agreement.expired", actor, ("agreement", agreement.id),
+        {"number": agreement.number, "delisted": delisted},
+    )
+    return agreement
+
+
 def expire_agreements(
     session: Session, actor: Actor, now: dt.datetime | None = None
 ) -> list[Agreement]:
     """Mark active agreements whose term has ended ``expired`` and delist the datasets they
-    covered that no other agreement in force covers. Licenses already granted are left alone:
-    they run to their own end. Audited ``agreement.expired`` and ``dataset.delisted``.
+    covered that no other agreement in force covers (:func:`expire_agreement`), in the caller's
+    transaction. Licenses already granted are left alone: they run to their own end.
     Returns the agreements expired now (idempotent: a second run expires nothing)."""
     now = now or utcnow()
-    due = list(
-        session.scalars(
-            sa.select(Agreement)
-            .where(Agreement.status == AgreementStatus.active, Agreement.ends_at <= now)
-            .order_by(Agreement.id)
-            .with_for_update(of=Agreement)
-        )
+    done = []
+    for agreement_id in due_agreement_ids(session, now):
+        agreement = expire_agreement(session, actor, agreement_id, now)
+        if agreement is not None:
+            done.append(agreement)
+    return done
+
+
+def lapsed_dataset_ids(
+    session: Session, now: dt.datetime | None = None, *, department_id: int | None = None
+) -> set[int]:
+    """Listed datasets whose covering agreement has ended although the sweeper has not run
+    yet: every read of the catalogue treats them as delisted already (read-time expiry).
+
+    Cheap when nothing is due (one indexed query): the sweeper runs at every web process's
+    first request and on a timer (:mod:`market.agreements.sweeper`), so the list is short.
+    """
+    now = now or utcnow()
+    stmt = sa.select(Agreement).where(
+        Agreement.status == AgreementStatus.active, Agreement.ends_at <= now
     )
-    for agreement in due:
-        agreement.status = AgreementStatus.expired
-        agreement.expired_at = now
-        session.flush()
-        delisted = []
+    if department_id is not None:
+        stmt = stmt.where(Agreement.department_id == department_id)
+    ended = list(session.scalars(stmt.order_by(Agreement.id)))
+    out: set[int] = set()
+    for agreement in ended:
         for dataset in _covered_datasets(session, agreement):
-            if dataset.status != VersionStatus.listed:
-                continue
-            if covering_agreement(session, dataset, now) is not None:
-                continue
-            dataset.status = DELISTED
-            delisted.append(dataset.id)
-            session.flush()
-            audit.record(
-                session, "dataset.delisted", actor, ("dataset", dataset.id),
-                {"agreement": agreement.number, "reason": "agreement_expired"},
-            )
-        audit.record(
-            session, "agreement.expired", actor, ("agreement", agreement.id),
-            {"number": agreement.number, "delisted": delisted},
-        )
-    return due
+            if (
+                dataset.status == VersionStatus.listed
+                and dataset.id not in out
+                and covering_agreement(session, dataset, now) is None
+            ):
+                out.add(dataset.id)
+    return out
+
+
+def is_lapsed(session: Session, dataset: Dataset, now: dt.datetime | None = None) -> bool:
+    """Whether ``dataset`` is listed but its covering agreement has ended (see
+    :func:`lapsed_dataset_ids`)."""
+    if dataset.status != VersionStatus.listed:
+        return False
+    return dataset.id in lapsed_dataset_ids(session, now, department_id=dataset.department_id)
 
 
 # --------------------------------------------------------------------------- revenue shares
