@@ -164,6 +164,7 @@ GET    /api/v1/scenarios/{scenario_id}                           scenario_id=#99
 PUT    /api/v1/scenarios/{scenario_id}                           scenario_id=#999999             401  403     403     404     403     403
 POST   /api/v1/scenarios/{scenario_id}/submit                    scenario_id=#999999             401  403     403     404     403     403
 POST   /api/v1/scenarios/{scenario_id}/decision                  scenario_id=#999999             401  403     403     403     404     403
+POST   /api/v1/scenarios/{scenario_id}/withdraw                  scenario_id=#999999             401  403     403     404     404     403
 GET    /api/v1/scenarios/revenue                                 -                               401  200     403     200     200     403
 GET    /api/v1/products                                          -                               200  200     200     200     200     200
 POST   /api/v1/products                                          -                               401  403     403     201     403     403
@@ -383,6 +384,9 @@ REQUESTS: dict[tuple[str, str], Callable[[World, str, str], Request]] = {
     ("POST", "/api/v1/scenarios"): lambda w, s, r: {"json": _scenario_body(w, s)},
     ("PUT", "/api/v1/scenarios/{scenario_id}"): lambda w, s, r: {
         "json": {k: v for k, v in _scenario_body(w, s).items() if k != "code"}
+    },
+    ("POST", "/api/v1/scenarios/{scenario_id}/withdraw"): lambda w, s, r: {
+        "json": {"reason": "matrix"}
     },
     ("POST", "/api/v1/scenarios/{scenario_id}/decision"): lambda w, s, r: {
         "json": {"decision": "approve"}
