@@ -112,7 +112,9 @@ def _items_from_quote(session: Session, quote: Quote) -> list[tuple[Dataset, Lic
             raise Conflict(
                 _("Dataset %(id)s is not open (不予开放) and cannot be licensed.", id=dataset.id)
             )
-        if dataset.status == "delisted":
+        from market.agreements.services import is_lapsed
+
+        if dataset.status == "delisted" or is_lapsed(session, dataset):
             # Its authorization agreement ended (授权运营协议): no new license, even on a quote
             # made before.
             raise Conflict(

@@ -72,6 +72,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from market.leases import init_leases
 
     init_leases(app)
+    from market.agreements.sweeper import init_agreement_sweeper
+
+    init_agreement_sweeper(app)
     app.after_request(_commit_on_success)
     from market.auth import deferred_validation_guard
 

@@ -109,6 +109,9 @@ def build_config(instance_path: Path, overrides: dict[str, Any] | None = None) -
         # renews it; expired jobs are swept at start-up and every MARKET_JOB_SWEEP_SECONDS.
         "MARKET_JOB_LEASE_SECONDS": _env_int("MARKET_JOB_LEASE_SECONDS", 60),
         "MARKET_JOB_SWEEP_SECONDS": _env_int("MARKET_JOB_SWEEP_SECONDS", 60),
+        # Agreements whose term ended are expired (datasets delisted) at each web process's
+        # first request and every MARKET_AGREEMENT_SWEEP_SECONDS (market.agreements.sweeper).
+        "MARKET_AGREEMENT_SWEEP_SECONDS": _env_int("MARKET_AGREEMENT_SWEEP_SECONDS", 300),
         # XLSX zip-bomb caps, checked before a workbook is parsed (413/422 above them).
         "MARKET_XLSX_MAX_UNPACKED_BYTES": _env_int("MARKET_XLSX_MAX_UNPACKED_BYTES", 1 << 30),
         "MARKET_XLSX_MAX_RATIO": _env_int("MARKET_XLSX_MAX_RATIO", 100),

@@ -15,7 +15,7 @@ from market.agreements import permissions as perm
 from market.agreements import services
 from market.agreements.models import AgreementStatus
 from market.api_base import PageArgs, page_of, paginate
-from market.auth import current_actor
+from market.auth import current_actor, public
 from market.errors import Forbidden
 from market.extensions import db
 from market.web import validators as mv
@@ -125,9 +125,68 @@ class AgreementKeyCreateSchema(ma.Schema):
 
 class AgreementKeySchema(ma.Schema):
     key_id = ma.fields.String()
+    department_id = ma.fields.Integer(attribute="organization_id")
     public_key = ma.fields.String()
     registered_at = ma.fields.Function(lambda k: services.iso(k.registered_at))
     revoked_at = ma.fields.Function(lambda k: services.iso(k.revoked_at))
+    revocation_reason = ma.fields.String(allow_none=True)
+
+
+class AgreementKeyListArgs(ma.Schema):
+    #: The operator and the regulator: one department's keys (all departments' without it).
+    department_id = ma.fields.Integer(load_default=None, strict=False)
+
+
+class AgreementKeyRevokeSchema(ma.Schema):
+    reason = ma.fields.String(required=True, validate=mv.Length(min=1, max=1000))
+    #: The operator names the department; a department revokes its own keys only.
+    department_id = ma.fields.Integer(load_default=None, strict=True)
+
+    class Meta:
+        unknown = ma.RAISE
+
+
+class KeyStateSchema(ma.Schema):
+    key_id = ma.fields.String(allow_none=True)
+    origin = ma.fields.String(allow_none=True)
+    registered = ma.fields.Boolean(allow_none=True)
+    revoked_at = ma.fields.String(allow_none=True)
+    signed_before_revocation = ma.fields.Boolean(allow_none=True)
+
+
+class AgreementVerificationSchema(ma.Schema):
+    valid = ma.fields.Boolean()
+    countersigned = ma.fields.Boolean()
+    department_signature = ma.fields.Boolean()
+    operator_signature = ma.fields.Boolean(allow_none=True)
+    department_key = ma.fields.Nested(KeyStateSchema)
+    #: Stable codes: ``department_signature``, ``operator_signature``, ``key_not_registered``,
+    #: ``signed_after_revocation``.
+    problems = ma.fields.List(ma.fields.String())
+
+
+class BundleCheckSchema(ma.Schema):
+    """A downloaded agreement bundle, as ``GET /agreements/{id}/document`` serves it."""
+
+    document = ma.fields.Dict(required=True)
+    department_signature = ma.fields.Dict(required=True, allow_none=True)
+    operator_signature = ma.fields.Dict(load_default=None, allow_none=True)
+    key_origin = ma.fields.String(load_default=None, allow_none=True)
+
+    class Meta:
+        unknown = ma.EXCLUDE
+
+
+class BundleVerificationSchema(ma.Schema):
+    valid = ma.fields.Boolean()
+    on_record = ma.fields.Boolean()
+    agreement_id = ma.fields.Integer(allow_none=True)
+    number = ma.fields.String(allow_none=True)
+    department_signature = ma.fields.Boolean()
+    operator_signature = ma.fields.Boolean()
+    department_key = ma.fields.Dict(allow_none=True)
+    #: Stable codes: those of the verification plus ``not_on_record`` and ``signature``.
+    problems = ma.fields.List(ma.fields.String())
 
 
 class AgreementKeyListSchema(ma.Schema):
@@ -169,10 +228,12 @@ class Agreements(MethodView):
 
 @blp.route("/agreements/keys")
 class AgreementKeys(MethodView):
+    @blp.arguments(AgreementKeyListArgs, location="query")
     @blp.response(200, AgreementKeyListSchema)
-    def get(self):
-        """The department's registered signing keys (department)."""
-        return {"keys": services.department_keys(db.session, current_actor())}
+    def get(self, args):
+        """Registered signing keys: a department its own; the operator and the regulator every
+        department's (``?department_id=`` for one)."""
+        return {"keys": services.keys_for(db.session, current_actor(), args["department_id"])}
 
     @blp.arguments(AgreementKeyCreateSchema)
     @blp.response(201, AgreementKeySchema)
@@ -245,3 +306,42 @@ class AgreementDecline(MethodView):
             raise Forbidden(_("Only the operator countersigns agreements."))
         agreement = services.decline(db.session, actor, agreement_id, body["reason"])
         return services.summary(agreement)
+
+
+@blp.route("/agreements/keys/<string:key_id>/revoke")
+class AgreementKeyRevoke(MethodView):
+    @blp.arguments(AgreementKeyRevokeSchema)
+    @blp.response(200, AgreementKeySchema)
+    def post(self, body, key_id):
+        """Revoke a registered signing key (lost or stolen), with the reason: no signature by
+        it is accepted from now on; agreements it signed before stay valid and say so (the
+        department for its own keys, the operator for any department's)."""
+        actor = current_actor()
+        if not (perm.can_propose(actor) or perm.can_countersign(actor)):
+            raise Forbidden(_("Only the department itself or the operator revokes a signing key."))
+        return services.revoke_key(
+            db.session, actor, key_id, reason=body["reason"], department_id=body["department_id"]
+        )
+
+
+@blp.route("/agreements/<int:agreement_id>/verification")
+class AgreementVerification(MethodView):
+    @blp.response(200, AgreementVerificationSchema)
+    def get(self, agreement_id):
+        """The platform's check of a stored agreement: both signatures and the department key's
+        revocation (its department, the operator, the regulator)."""
+        agreement = services.get_agreement(db.session, current_actor(), agreement_id)
+        return services.verify_agreement(db.session, agreement)
+
+
+@blp.route("/agreements/verify")
+class AgreementBundleVerify(MethodView):
+    @public
+    @blp.arguments(BundleCheckSchema)
+    @blp.response(200, BundleVerificationSchema)
+    def post(self, body):
+        """Check a downloaded agreement against the platform's record (anyone): the
+        signatures, that the platform holds exactly this agreement, and the department key's
+        revocation (a signature by a revoked key that the platform did not receive before the
+        revocation fails)."""
+        return services.verify_submitted_bundle(db.session, body)

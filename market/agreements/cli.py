@@ -1,4 +1,5 @@
-"""``market agreements …``: the expiry sweeper (run it from cron, e.g. hourly)."""
+"""``market agreements …``: the expiry sweeper (the web processes also run it on a timer,
+:mod:`market.agreements.sweeper`; cron may run this too)."""
 
 from __future__ import annotations
 

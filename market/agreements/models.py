@@ -49,6 +49,8 @@ class DepartmentKey(Base):
     registered_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     registered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    revoked_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    revocation_reason: Mapped[str | None] = mapped_column(sa.Text)
 
 
 class Agreement(Base):

@@ -144,6 +144,219 @@ def department_keys(session: Session, actor: Actor) -> list[DepartmentKey]:
     )
 
 
+MAX_REASON = 1000
+#: Rule codes of refusals because of a revoked department key (``errors.rule``).
+RULE_KEY_REVOKED = "key_revoked"
+
+
+def _key_of(session: Session, organization_id: int, kid: str | None) -> DepartmentKey | None:
+    if not kid:
+        return None
+    return session.scalar(
+        sa.select(DepartmentKey).where(
+            DepartmentKey.organization_id == organization_id, DepartmentKey.key_id == kid
+        )
+    )
+
+
+def keys_for(session: Session, actor: Actor, department_id: int | None = None) -> list[DepartmentKey]:
+    """Registered keys: a department its own, the operator (and the regulator, read-only) every
+    department's or ``department_id``'s. Raises Forbidden for anyone else."""
+    stmt = sa.select(DepartmentKey).order_by(DepartmentKey.organization_id, DepartmentKey.id)
+    if actor.role == "department" and perm.can_propose(actor):
+        stmt = stmt.where(DepartmentKey.organization_id == actor.org_id)
+    elif perm.can_list_all(actor):
+        if department_id is not None:
+            stmt = stmt.where(DepartmentKey.organization_id == department_id)
+    else:
+        raise Forbidden(_("Only departments, the operator and the regulator see signing keys."))
+    return list(session.scalars(stmt))
+
+
+def revoke_key(
+    session: Session,
+    actor: Actor,
+    key_id_: str,
+    *,
+    reason: str,
+    department_id: int | None = None,
+    now: dt.datetime | None = None,
+) -> DepartmentKey:
+    """Revoke a registered department signing key (lost or stolen): from ``now`` on, no
+    signature by it is accepted; agreements it signed before stay valid, and their
+    verification states the revocation (:func:`verify_agreement`). A proposal it signed that
+    the operator has not countersigned yet can no longer be countersigned. Audited
+    ``agreement.key_revoked``.
+
+    Who: the department for its own keys (``department_id`` ignored), the operator for any
+    department's (``department_id`` required).
+
+    Raises Forbidden (anyone else), NotFound (no such key of that department, also for another
+    department's key), Conflict (already revoked), ValidationFailed (no reason).
+    """
+    now = now or utcnow()
+    if perm.can_propose(actor):
+        department_id = actor.org_id
+    elif perm.can_countersign(actor):
+        if department_id is None:
+            raise ValidationFailed(
+                _("Name the department whose key you revoke."),
+                {"department_id": [_("Give the department's id.")]},
+            )
+    else:
+        raise Forbidden(_("Only the department itself or the operator revokes a signing key."))
+    text = (reason or "").strip()
+    if not text:
+        raise ValidationFailed(_("Give the reason."), {"reason": [_("Give the reason.")]})
+    assert department_id is not None
+    key = session.scalar(
+        sa.select(DepartmentKey)
+        .where(DepartmentKey.organization_id == department_id, DepartmentKey.key_id == key_id_)
+        .with_for_update(of=DepartmentKey)
+    )
+    if key is None:
+        raise NotFound(_("No such signing key."))
+    if key.revoked_at is not None:
+        raise Conflict(
+            _("This key was already revoked."), {"revoked_at": [iso(key.revoked_at)]}
+        )
+    key.revoked_at = now
+    key.revoked_by_id = actor.user_id
+    key.revocation_reason = text[:MAX_REASON]
+    session.flush()
+    audit.record(
+        session, "agreement.key_revoked", actor, ("organization", department_id),
+        {"key_id": key.key_id, "revoked_at": iso(now), "reason": text[:MAX_REASON],
+         "by": actor.role},
+    )
+    return key
+
+
+def _signed_after_revocation(key: DepartmentKey | None, signed_at: dt.datetime | None) -> bool:
+    """A signature by a revoked key counts only if the platform recorded it before the
+    revocation (a signature it never received could have been made with the stolen key at any
+    time)."""
+    if key is None or key.revoked_at is None:
+        return False
+    return signed_at is None or _aware(signed_at) >= _aware(key.revoked_at)
+
+
+def verify_agreement(session: Session, agreement: Agreement) -> dict[str, Any]:
+    """The platform's verification of a stored agreement: both signatures, and the state of a
+    registered department key. ``valid`` is False if a signature fails or the department
+    signed with a key that was revoked before the platform received the signature; an
+    agreement signed before its key was revoked stays valid and says so
+    (``department_key.revoked_at``, ``signed_before_revocation``)."""
+    dept_ok = False
+    if agreement.department_signature and agreement.department_public_key:
+        try:
+            dept_ok = verify(
+                load_public_key(agreement.department_public_key), agreement.document,
+                agreement.department_signature,
+            )
+        except (ValueError, TypeError):
+            dept_ok = False
+    op_ok = False
+    if agreement.operator_signature:
+        op_keys = _platform_keys()
+        op_key = op_keys.get(agreement.operator_key_id or "")
+        op_ok = op_key is not None and verify(
+            op_key,
+            doc.countersign_payload(agreement.document, agreement.department_signature or ""),
+            agreement.operator_signature,
+        )
+    key_state: dict[str, Any] = {
+        "key_id": agreement.department_key_id, "origin": agreement.key_origin,
+        "registered": None, "revoked_at": None, "signed_before_revocation": None,
+    }
+    problems: list[str] = []
+    if agreement.key_origin == KeyOrigin.registered and agreement.department_signature:
+        key = _key_of(session, agreement.department_id, agreement.department_key_id)
+        key_state["registered"] = key is not None and key.public_key == agreement.department_public_key
+        if not key_state["registered"]:
+            problems.append("key_not_registered")
+        elif key is not None and key.revoked_at is not None:
+            key_state["revoked_at"] = iso(key.revoked_at)
+            after = _signed_after_revocation(key, agreement.signed_at)
+            key_state["signed_before_revocation"] = not after
+            if after:
+                problems.append("signed_after_revocation")
+    if not dept_ok:
+        problems.append("department_signature")
+    if agreement.operator_signature and not op_ok:
+        problems.append("operator_signature")
+    return {
+        "valid": dept_ok and (op_ok or not agreement.operator_signature) and not problems,
+        "countersigned": bool(agreement.operator_signature),
+        "department_signature": dept_ok,
+        "operator_signature": op_ok if agreement.operator_signature else None,
+        "department_key": key_state,
+        "problems": problems,
+    }
+
+
+def _platform_keys() -> dict[str, Any]:
+    from market.keys import public_keys
+
+    return dict(public_keys())
+
+
+def verify_submitted_bundle(session: Session, bundle_: Mapping[str, Any]) -> dict[str, Any]:
+    """Check a downloaded agreement against the platform's record: the signatures (like the
+    offline check, :func:`market.agreements.document.verify_bundle`) AND that the platform
+    holds exactly this signed agreement, so that a department key's revocation applies. A
+    document signed with a revoked (e.g. stolen) key that the platform never recorded before
+    the revocation fails. Never raises for malformed input."""
+    result = doc.verify_bundle(bundle_, _platform_keys())
+    out: dict[str, Any] = {
+        "valid": False,
+        "department_signature": result.department_signature and result.department_key_id,
+        "operator_signature": result.operator_signature,
+        "on_record": False,
+        "agreement_id": None,
+        "number": None,
+        "department_key": None,
+        "problems": [],
+    }
+    document = bundle_.get("document") if isinstance(bundle_, Mapping) else None
+    dept = bundle_.get("department_signature") if isinstance(bundle_, Mapping) else None
+    stored = None
+    if isinstance(document, Mapping) and isinstance(dept, Mapping):
+        agreement_id = document.get("agreement_id")
+        if isinstance(agreement_id, int) and not isinstance(agreement_id, bool):
+            stored = session.get(Agreement, agreement_id)
+        if stored is not None and not (
+            stored.department_signature == dept.get("signature")
+            and dict(stored.document) == dict(document)
+        ):
+            stored = None
+    if stored is None:
+        out["problems"].append("not_on_record")
+        # Still tell about the key, so that a stolen key's forgery is recognisable.
+        if isinstance(document, Mapping) and isinstance(dept, Mapping):
+            department = document.get("department")
+            dept_id = department.get("id") if isinstance(department, Mapping) else None
+            if isinstance(dept_id, int):
+                key = _key_of(session, dept_id, str(dept.get("key_id") or ""))
+                if key is not None:
+                    out["department_key"] = {
+                        "key_id": key.key_id, "revoked_at": iso(key.revoked_at),
+                    }
+                    if key.revoked_at is not None:
+                        out["problems"].append("signed_after_revocation")
+        if not result.ok:
+            out["problems"].append("signature")
+        return out
+    record = verify_agreement(session, stored)
+    out.update(
+        on_record=True, agreement_id=stored.id, number=stored.number,
+        department_key=record["department_key"],
+    )
+    out["problems"] = list(record["problems"]) + ([] if result.ok else ["signature"])
+    out["valid"] = result.ok and record["valid"]
+    return out
+
+
 # -------------------------------------------------------------------------------- reading
 
 
@@ -430,6 +643,13 @@ def sign_registered(
         )
     )
     if key is None:
+        revoked = _key_of(session, agreement.department_id, key_id_)
+        if revoked is not None and revoked.revoked_at is not None:
+            raise ValidationFailed(
+                _("This signing key was revoked on %(at)s: sign with a valid key.",
+                  at=iso(revoked.revoked_at)),
+                {"key_id": [_("Revoked key.")], "rule": RULE_KEY_REVOKED},
+            )
         raise ValidationFailed(
             _("Unknown signing key."), {"key_id": [_("Register the public key first.")]}
         )
@@ -479,6 +699,16 @@ def countersign(
     department_key = load_public_key(agreement.department_public_key or "")
     if not verify(department_key, agreement.document, agreement.department_signature or ""):
         raise Conflict(_("The department's signature does not verify."))
+    if agreement.key_origin == KeyOrigin.registered:
+        registered = _key_of(session, agreement.department_id, agreement.department_key_id)
+        if registered is None or registered.revoked_at is not None:
+            # Revoked after it signed: the key may have been stolen before anyone noticed, so
+            # the operator does not put its name under it; the department proposes again.
+            raise Conflict(
+                _("The department's signing key was revoked: it must propose the agreement "
+                  "again with a valid key."),
+                {"rule": RULE_KEY_REVOKED},
+            )
     key = signing_key()
     agreement.operator_signature = doc.countersign(
         key.private, agreement.document, agreement.department_signature or ""
@@ -601,44 +831,113 @@ def _relist(session: Session, actor: Actor, agreement: Agreement, now: dt.dateti
             )
 
 
+def due_agreement_ids(session: Session, now: dt.datetime) -> list[int]:
+    """Active agreements whose term has ended (the sweeper's work list)."""
+    return list(
+        session.scalars(
+            sa.select(Agreement.id)
+            .where(Agreement.status == AgreementStatus.active, Agreement.ends_at <= now)
+            .order_by(Agreement.id)
+        )
+    )
+
+
+def expire_agreement(
+    session: Session, actor: Actor, agreement_id: int, now: dt.datetime
+) -> Agreement | None:
+    """Expire one agreement whose term has ended and delist the datasets it covered that no
+    other agreement in force covers. Audited ``agreement.expired`` and ``dataset.delisted``.
+
+    The agreement is claimed with one conditional ``UPDATE … WHERE status = 'active' AND
+    ends_at <= now``: of several sweepers running at once (processes, threads) exactly one
+    gets the row (PostgreSQL re-checks the condition after the winner commits; SQLite
+    serializes writers with ``BEGIN IMMEDIATE``); the others get None and write nothing.
+    """
+    taken = session.execute(
+        sa.update(Agreement)
+        .where(
+            Agreement.id == agreement_id,
+            Agreement.status == AgreementStatus.active,
+            Agreement.ends_at <= now,
+        )
+        .values(status=AgreementStatus.expired.value, expired_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if taken != 1:
+        return None
+    agreement = session.get(Agreement, agreement_id)
+    assert agreement is not None
+    session.refresh(agreement)
+    delisted = []
+    for dataset in _covered_datasets(session, agreement):
+        if dataset.status != VersionStatus.listed:
+            continue
+        if covering_agreement(session, dataset, now) is not None:
+            continue
+        dataset.status = DELISTED
+        delisted.append(dataset.id)
+        session.flush()
+        audit.record(
+            session, "dataset.delisted", actor, ("dataset", dataset.id),
+            {"agreement": agreement.number, "reason": "agreement_expired"},
+        )
+    audit.record(
+        session, "agreement.expired", actor, ("agreement", agreement.id),
+        {"number": agreement.number, "delisted": delisted},
+    )
+    return agreement
+
+
 def expire_agreements(
     session: Session, actor: Actor, now: dt.datetime | None = None
 ) -> list[Agreement]:
     """Mark active agreements whose term has ended ``expired`` and delist the datasets they
-    covered that no other agreement in force covers. Licenses already granted are left alone:
-    they run to their own end. Audited ``agreement.expired`` and ``dataset.delisted``.
+    covered that no other agreement in force covers (:func:`expire_agreement`), in the caller's
+    transaction. Licenses already granted are left alone: they run to their own end.
     Returns the agreements expired now (idempotent: a second run expires nothing)."""
     now = now or utcnow()
-    due = list(
-        session.scalars(
-            sa.select(Agreement)
-            .where(Agreement.status == AgreementStatus.active, Agreement.ends_at <= now)
-            .order_by(Agreement.id)
-            .with_for_update(of=Agreement)
-        )
+    done = []
+    for agreement_id in due_agreement_ids(session, now):
+        agreement = expire_agreement(session, actor, agreement_id, now)
+        if agreement is not None:
+            done.append(agreement)
+    return done
+
+
+def lapsed_dataset_ids(
+    session: Session, now: dt.datetime | None = None, *, department_id: int | None = None
+) -> set[int]:
+    """Listed datasets whose covering agreement has ended although the sweeper has not run
+    yet: every read of the catalogue treats them as delisted already (read-time expiry).
+
+    Cheap when nothing is due (one indexed query): the sweeper runs at every web process's
+    first request and on a timer (:mod:`market.agreements.sweeper`), so the list is short.
+    """
+    now = now or utcnow()
+    stmt = sa.select(Agreement).where(
+        Agreement.status == AgreementStatus.active, Agreement.ends_at <= now
     )
-    for agreement in due:
-        agreement.status = AgreementStatus.expired
-        agreement.expired_at = now
-        session.flush()
-        delisted = []
+    if department_id is not None:
+        stmt = stmt.where(Agreement.department_id == department_id)
+    ended = list(session.scalars(stmt.order_by(Agreement.id)))
+    out: set[int] = set()
+    for agreement in ended:
         for dataset in _covered_datasets(session, agreement):
-            if dataset.status != VersionStatus.listed:
-                continue
-            if covering_agreement(session, dataset, now) is not None:
-                continue
-            dataset.status = DELISTED
-            delisted.append(dataset.id)
-            session.flush()
-            audit.record(
-                session, "dataset.delisted", actor, ("dataset", dataset.id),
-                {"agreement": agreement.number, "reason": "agreement_expired"},
-            )
-        audit.record(
-            session, "agreement.expired", actor, ("agreement", agreement.id),
-            {"number": agreement.number, "delisted": delisted},
-        )
-    return due
+            if (
+                dataset.status == VersionStatus.listed
+                and dataset.id not in out
+                and covering_agreement(session, dataset, now) is None
+            ):
+                out.add(dataset.id)
+    return out
+
+
+def is_lapsed(session: Session, dataset: Dataset, now: dt.datetime | None = None) -> bool:
+    """Whether ``dataset`` is listed but its covering agreement has ended (see
+    :func:`lapsed_dataset_ids`)."""
+    if dataset.status != VersionStatus.listed:
+        return False
+    return dataset.id in lapsed_dataset_ids(session, now, department_id=dataset.department_id)
 
 
 # --------------------------------------------------------------------------- revenue shares

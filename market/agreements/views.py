@@ -159,6 +159,7 @@ def detail(agreement_id: int):
         "agreements/detail.html",
         agreement=agreement,
         summary=services.summary(agreement),
+        verification=services.verify_agreement(db.session, agreement),
         document_text=json.dumps(agreement.document, ensure_ascii=False, indent=2),
         status_labels=STATUS_LABELS,
         can_countersign=perm.can_countersign(g.actor) and agreement.status == "proposed",
@@ -211,6 +212,64 @@ def decline(agreement_id: int):
     else:
         flash(_("Agreement %(n)s declined.", n=agreement.number), "success")
     return redirect(url_for("agreements.detail", agreement_id=agreement_id))
+
+
+# ------------------------------------------------------------------------- signing keys
+
+
+class RevokeKeyForm(FlaskForm):
+    reason = TextAreaField(
+        _l("Reason"),
+        validators=[DataRequired(message=_l("Give the reason.")), Length(max=1000)],
+    )
+    department_id = IntegerField(validators=[Optional()])
+
+
+def _keys_page(forms: dict[str, RevokeKeyForm] | None = None, status: int = 200):
+    try:
+        keys = services.keys_for(db.session, g.actor)
+    except DomainError:
+        abort(403)
+    departments = services.departments_with(db.session, (k.organization_id for k in keys))
+    forms = forms or {}
+    for key in keys:
+        forms.setdefault(f"{key.organization_id}:{key.key_id}", RevokeKeyForm(formdata=None))
+    can_revoke = perm.can_propose(g.actor) or perm.can_countersign(g.actor)
+    return render_template(
+        "agreements/keys.html", keys=keys, departments=departments, forms=forms,
+        can_revoke=can_revoke,
+    ), status
+
+
+@bp.get("/agreements/keys")
+@login_required
+def keys():
+    return _keys_page()
+
+
+@bp.post("/agreements/keys/<string:key_id>/revoke")
+@login_required
+def revoke_key(key_id: str):
+    if not (perm.can_propose(g.actor) or perm.can_countersign(g.actor)):
+        abort(403)
+    form = RevokeKeyForm()
+    department_id = form.department_id.data if perm.can_countersign(g.actor) else g.actor.org_id
+    slot = f"{department_id}:{key_id}"
+    if not form.validate_on_submit():
+        return _keys_page({slot: form}, 422)
+    try:
+        key = services.revoke_key(
+            db.session, g.actor, key_id, reason=form.reason.data, department_id=department_id
+        )
+    except DomainError as exc:
+        db.session.rollback()
+        if exc.status in (403, 404):
+            raise
+        _place_errors(exc, form)
+        return _keys_page({slot: form}, 422)
+    flash(_("Key %(kid)s revoked: no signature by it is accepted any more.", kid=key.key_id),
+          "success")
+    return redirect(url_for("agreements.keys"))
 
 
 # ------------------------------------------------------------------------------ reports

@@ -21,7 +21,7 @@ from market.accounts.models import Organization
 from market.accounts.permissions import is_active_member
 from market.datasets import dcat
 from market.datasets.models import Dataset, DatasetColumn, DatasetVersion, OpenGrade, VersionStatus
-from market.datasets.permissions import can_read_dataset, can_view_versions
+from market.datasets.permissions import can_read_dataset, can_see_unlisted, can_view_versions
 from market.datasets.preview import Preview, PreviewColumn, synthetic_preview
 from market.datasets.schemas import displayed_version, latest_version
 from market.errors import NotFound
@@ -106,6 +106,8 @@ class _Search:
 
     def __init__(self, query: CatalogQuery):
         self.query = query
+        #: Listed datasets left out (their authorization agreement ended: read-time expiry).
+        self.excluded: list[int] = []
         self.version = aliased(DatasetVersion, name="current")
         self.department = aliased(Organization, name="dept")
         score = self.version.quality_score
@@ -126,6 +128,8 @@ class _Search:
     def conditions(self, without: str | None = None) -> list[Any]:
         q = self.query
         conds: list[Any] = [Dataset.status == VersionStatus.listed]
+        if self.excluded:
+            conds.append(Dataset.id.not_in(self.excluded))
         for term in q.terms:
             column_match = (
                 sa.select(DatasetColumn.id)
@@ -200,7 +204,11 @@ def search(session: Session, query: CatalogQuery, *, facets: bool = True) -> Cat
     """
     if query.sort not in SORTS:
         query = replace(query, sort="updated")
+    from market.agreements.services import lapsed_dataset_ids
+
     s = _Search(query)
+    # Datasets whose agreement ended before the sweeper ran are delisted already.
+    s.excluded = sorted(lapsed_dataset_ids(session))
     where = s.conditions()
     total = session.scalar(s.base(sa.func.count(Dataset.id)).where(*where)) or 0
     stmt = (
@@ -235,6 +243,8 @@ def get_visible(session: Session, actor: Actor, dataset_id: int) -> Dataset:
             department, the operator nor the regulator (who may not know it exists), nor,
             once it is withdrawn, a buyer holding a license on it (:func:`holder_licenses`).
     """
+    from market.agreements.services import is_lapsed
+
     dataset = session.get(Dataset, dataset_id)
     if dataset is None:
         raise NotFound("No such dataset.")
@@ -242,6 +252,8 @@ def get_visible(session: Session, actor: Actor, dataset_id: int) -> Dataset:
         dataset.withdrawn_at is not None and holder_licenses(session, actor, dataset)
     ):
         raise NotFound("No such dataset.")
+    if not can_see_unlisted(actor, dataset) and is_lapsed(session, dataset):
+        raise NotFound("No such dataset.")  # its agreement ended: delisted already
     return dataset
 
 
@@ -345,9 +357,12 @@ class CatalogUrls:
 
 
 def listed_datasets(session: Session) -> Sequence[Dataset]:
+    from market.agreements.services import lapsed_dataset_ids
+
+    lapsed = sorted(lapsed_dataset_ids(session))
     stmt = (
         sa.select(Dataset)
-        .where(Dataset.status == VersionStatus.listed)
+        .where(Dataset.status == VersionStatus.listed, Dataset.id.not_in(lapsed))
         .order_by(Dataset.id)
         .options(selectinload(Dataset.current_version).selectinload(DatasetVersion.columns))
     )

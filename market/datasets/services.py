@@ -803,8 +803,13 @@ def start_processing(version: DatasetVersion, upload: StagedUpload) -> None:
 
 def get_dataset(session: Session, actor: Actor, dataset_id: int) -> Dataset:
     """The dataset if ``actor`` may read it. Raises NotFound otherwise (unlisted = unknown)."""
+    from market.agreements.services import is_lapsed
+
     dataset = session.get(Dataset, dataset_id)
     if dataset is None or not perms.can_read_dataset(actor, dataset):
+        raise NotFound(f"Dataset {dataset_id} does not exist.")
+    if not perms.can_see_unlisted(actor, dataset) and is_lapsed(session, dataset):
+        # Its authorization agreement ended before the sweeper ran: delisted already.
         raise NotFound(f"Dataset {dataset_id} does not exist.")
     return dataset
 

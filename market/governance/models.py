@@ -72,3 +72,43 @@ class LicenseRegulatorDecision(Base):
     comment: Mapped[str | None] = mapped_column(sa.Text)
     decided_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     decided_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SecurityLevelChange(Base):
+    """A department's request to change a dataset's GB/T 43697 security level after upload
+    (``market.governance.levels``). Raising applies at once (stricter rules); lowering needs
+    the operator's and the regulator's approval; ``core`` is never stored (refused)."""
+
+    __tablename__ = "security_level_changes"
+    __table_args__ = (
+        sa.CheckConstraint("status IN ('pending','applied','rejected')", name="status"),
+        sa.CheckConstraint("from_level IN ('general','important')", name="from_level"),
+        sa.CheckConstraint("to_level IN ('general','important')", name="to_level"),
+        sa.CheckConstraint("from_level <> to_level", name="changes"),
+        sa.CheckConstraint(
+            "operator_decision IS NULL OR operator_decision IN ('approve','reject')",
+            name="operator_decision",
+        ),
+        sa.CheckConstraint(
+            "regulator_decision IS NULL OR regulator_decision IN ('approve','reject')",
+            name="regulator_decision",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(sa.ForeignKey("datasets.id"), index=True)
+    from_level: Mapped[str] = mapped_column(sa.String(16))
+    to_level: Mapped[str] = mapped_column(sa.String(16))
+    reason: Mapped[str] = mapped_column(sa.Text)
+    status: Mapped[str] = mapped_column(sa.String(16), index=True)
+    requested_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    operator_decision: Mapped[str | None] = mapped_column(sa.String(8))
+    operator_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    operator_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    regulator_decision: Mapped[str | None] = mapped_column(sa.String(8))
+    regulator_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    regulator_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    #: The rejecting party's comment.
+    comment: Mapped[str | None] = mapped_column(sa.Text)
+    applied_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

@@ -110,9 +110,16 @@ def priced_dataset(session: Session, dataset_id: int, where: str) -> PricedDatas
     Raises ValidationFailed naming ``{where}.dataset_id`` (unknown or not listed) or the
     field that makes the dataset unpriceable.
     """
+    from market.agreements.services import is_lapsed
+
     dataset = session.get(Dataset, dataset_id)
     version = _listed_version(dataset) if dataset is not None else None
-    if dataset is None or dataset.status != VersionStatus.listed or version is None:
+    if (
+        dataset is None
+        or dataset.status != VersionStatus.listed
+        or version is None
+        or is_lapsed(session, dataset)  # its agreement ended: delisted already
+    ):
         raise ValidationFailed(
             _(
                 "Dataset %(dataset_id)s cannot be quoted: it does not exist or is not listed.",

@@ -78,6 +78,19 @@ class ScenarioSubmit(MethodView):
         return scenario_view(services.submit_scenario(db.session, current_actor(), scenario_id))
 
 
+@blp.route("/scenarios/<int:scenario_id>/withdraw")
+class ScenarioWithdraw(MethodView):
+    @blp.arguments(s.ScenarioWithdrawSchema)
+    @blp.response(200, s.ScenarioSchema)
+    def post(self, body, scenario_id):
+        """Withdraw an approved scenario, with the reason: no new license under it, licenses
+        granted before run to their end (operator or regulator)."""
+        actor = current_actor()
+        services.authorize(db.session, actor, "withdraw", scenario_id)
+        scenario = services.withdraw_scenario(db.session, actor, scenario_id, body["reason"])
+        return scenario_view(scenario)
+
+
 @blp.route("/scenarios/<int:scenario_id>/decision")
 class ScenarioDecision(MethodView):
     @blp.arguments(s.DecisionSchema)

@@ -25,6 +25,9 @@ class ScenarioStatus(StrEnum):
     pending = "pending"
     approved = "approved"
     rejected = "rejected"
+    #: Taken back after approval (by the operator or the regulator): no new license under it;
+    #: licenses granted before run to their end. Final.
+    withdrawn = "withdrawn"
 
 
 class ProductStatus(StrEnum):
@@ -45,7 +48,9 @@ class ProductAccess(StrEnum):
 class Scenario(Base):
     __tablename__ = "scenarios"
     __table_args__ = (
-        sa.CheckConstraint("status IN ('draft','pending','approved','rejected')", name="status"),
+        sa.CheckConstraint(
+            "status IN ('draft','pending','approved','rejected','withdrawn')", name="status"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -62,6 +67,13 @@ class Scenario(Base):
     decided_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     decision_comment: Mapped[str | None] = mapped_column(sa.Text)
+    #: The term the regulator approves: new licenses only while it runs. NULL on scenarios
+    #: approved before terms existed (open-ended, until withdrawn).
+    starts_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    ends_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    withdrawn_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    withdrawn_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    withdrawal_reason: Mapped[str | None] = mapped_column(sa.Text)
 
     datasets: Mapped[list[ScenarioDataset]] = relationship(
         back_populates="scenario",

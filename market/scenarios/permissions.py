@@ -33,3 +33,8 @@ def can_apply_for_product(actor: Actor) -> bool:
 
 def can_read_revenue(actor: Actor) -> bool:
     return actor.is_user and actor.role in ("operator", "regulator", "department")
+
+
+def can_withdraw_scenario(actor: Actor) -> bool:
+    """The operator (who publishes scenarios) and the regulator (who approved them)."""
+    return actor.is_user and actor.role in ("operator", "regulator")

@@ -33,6 +33,11 @@ def scenario_view(scenario: Scenario) -> dict[str, Any]:
         "decided_at": scenario.decided_at,
         "decision_comment": scenario.decision_comment,
         "created_at": scenario.created_at,
+        "starts_at": scenario.starts_at,
+        "ends_at": scenario.ends_at,
+        "effective_status": services.effective_status(scenario),
+        "withdrawn_at": scenario.withdrawn_at,
+        "withdrawal_reason": scenario.withdrawal_reason,
     }
 
 

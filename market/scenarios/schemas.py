@@ -20,6 +20,9 @@ class ScenarioWriteSchema(ma.Schema):
     description = ma.fields.String(required=True, validate=mv.Length(min=1, max=services.MAX_TEXT))
     dataset_ids = ma.fields.List(ma.fields.Integer(strict=True), required=True)
     purposes = ma.fields.List(ma.fields.String(validate=mv.OneOf(_PURPOSES)), required=True)
+    #: The term (new licenses only while it runs); default from now for three years.
+    starts_at = ma.fields.AwareDateTime(load_default=None, allow_none=True)
+    ends_at = ma.fields.AwareDateTime(load_default=None, allow_none=True)
 
     class Meta:
         unknown = ma.RAISE
@@ -54,6 +57,13 @@ class DatasetRefSchema(ma.Schema):
     title = ma.fields.String()
 
 
+class ScenarioWithdrawSchema(ma.Schema):
+    reason = ma.fields.String(required=True, validate=mv.Length(min=1, max=services.MAX_TEXT))
+
+    class Meta:
+        unknown = ma.RAISE
+
+
 class ScenarioSchema(ma.Schema):
     id = ma.fields.Integer()
     code = ma.fields.String()
@@ -67,6 +77,13 @@ class ScenarioSchema(ma.Schema):
     decided_at = ma.fields.DateTime(allow_none=True)
     decision_comment = ma.fields.String(allow_none=True)
     created_at = ma.fields.DateTime()
+    starts_at = ma.fields.DateTime(allow_none=True)
+    ends_at = ma.fields.DateTime(allow_none=True)
+    #: ``status`` at read time: an approved scenario past its end is ``ended``, before its
+    #: start ``not_started``.
+    effective_status = ma.fields.String()
+    withdrawn_at = ma.fields.DateTime(allow_none=True)
+    withdrawal_reason = ma.fields.String(allow_none=True)
 
 
 class ProductItemWriteSchema(ma.Schema):

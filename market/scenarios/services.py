@@ -50,6 +50,12 @@ MAX_TITLE = 200
 MAX_TEXT = 4000
 MAX_CODE = 64
 MAX_DATASETS = 50
+#: The term a scenario gets when its draft names none (from drafting, three years).
+DEFAULT_TERM_DAYS = 3 * 365
+#: Rule codes (``errors.rule``) of an application refused because of the scenario's term.
+RULE_SCENARIO_WITHDRAWN = "scenario_withdrawn"
+RULE_SCENARIO_ENDED = "scenario_ended"
+RULE_SCENARIO_NOT_STARTED = "scenario_not_started"
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -139,10 +145,81 @@ def _unique_code(session: Session, model: type, code: str, own_id: int | None = 
 def _visible_scenario(session: Session, actor: Actor, scenario_id: int) -> Scenario:
     scenario = session.get(Scenario, scenario_id)
     if scenario is None or (
-        not perm.sees_drafts(actor) and scenario.status != ScenarioStatus.approved
+        not perm.sees_drafts(actor)
+        and scenario.status not in (ScenarioStatus.approved, ScenarioStatus.withdrawn)
     ):
         raise NotFound(_("No such scenario."))
     return scenario
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def effective_status(scenario: Scenario, now: dt.datetime | None = None) -> str:
+    """The status at ``now``: an approved scenario outside its term is ``ended`` (past its
+    end) or ``not_started`` (before its start); otherwise the stored status."""
+    if scenario.status != ScenarioStatus.approved:
+        return scenario.status
+    now = now or utcnow()
+    ends, starts = _aware(scenario.ends_at), _aware(scenario.starts_at)
+    if ends is not None and ends <= now:
+        return "ended"
+    if starts is not None and starts > now:
+        return "not_started"
+    return scenario.status
+
+
+def require_open_for_applications(scenario: Scenario, now: dt.datetime | None = None) -> None:
+    """Raise Conflict (``errors.rule`` ``scenario_withdrawn``, ``scenario_ended`` or
+    ``scenario_not_started``) unless new licenses may be applied for under ``scenario`` now.
+    Licenses granted before are not affected: they run to their own end."""
+    state = effective_status(scenario, now)
+    if state == ScenarioStatus.withdrawn:
+        raise Conflict(
+            _("Scenario %(code)s was withdrawn: no new license is granted under it.",
+              code=scenario.code),
+            {"rule": RULE_SCENARIO_WITHDRAWN,
+             "scenario_id": [_("This scenario was withdrawn.")]},
+        )
+    if state == "ended":
+        raise Conflict(
+            _("The term of scenario %(code)s has ended: no new license is granted under it.",
+              code=scenario.code),
+            {"rule": RULE_SCENARIO_ENDED, "scenario_id": [_("This scenario's term has ended.")]},
+        )
+    if state == "not_started":
+        raise Conflict(
+            _("The term of scenario %(code)s has not started yet.", code=scenario.code),
+            {"rule": RULE_SCENARIO_NOT_STARTED,
+             "scenario_id": [_("This scenario's term has not started.")]},
+        )
+
+
+def _term(
+    starts_at: dt.datetime | None,
+    ends_at: dt.datetime | None,
+    now: dt.datetime,
+    *,
+    current: tuple[dt.datetime | None, dt.datetime | None] = (None, None),
+) -> tuple[dt.datetime, dt.datetime]:
+    """The checked term; missing ends take the current term's, else the default (from
+    ``now``, :data:`DEFAULT_TERM_DAYS`). Raises ValidationFailed naming the field."""
+    starts = _aware(starts_at) or _aware(current[0]) or now
+    ends = _aware(ends_at) or _aware(current[1]) or starts + dt.timedelta(days=DEFAULT_TERM_DAYS)
+    if ends <= starts:
+        raise ValidationFailed(
+            _("The term must end after it starts."),
+            {"ends_at": [_("The term must end after it starts.")]},
+        )
+    if ends <= now:
+        raise ValidationFailed(
+            _("The term must end in the future."),
+            {"ends_at": [_("The term must end in the future.")]},
+        )
+    return starts, ends
 
 
 def authorize(
@@ -158,6 +235,10 @@ def authorize(
     elif action == "decide":
         if not perm.can_decide_scenario(actor):
             raise Forbidden(_("Only the regulator approves scenarios."))
+        _visible_scenario(session, actor, scenario_id or 0)
+    elif action == "withdraw":
+        if not perm.can_withdraw_scenario(actor):
+            raise Forbidden(_("Only the operator or the regulator withdraws a scenario."))
         _visible_scenario(session, actor, scenario_id or 0)
     elif action == "compose":
         if not perm.can_manage_products(actor):
@@ -184,12 +265,19 @@ def list_scenarios(actor: Actor, status: str | None = None) -> sa.Select:
     return stmt
 
 
+def _iso(value: dt.datetime | None) -> str | None:
+    value = _aware(value)
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
 def _scenario_data(scenario: Scenario, **extra: Any) -> dict[str, Any]:
     return {
         "code": scenario.code,
         "status": scenario.status,
         "datasets": scenario.dataset_ids,
         "purposes": list(scenario.purposes),
+        "starts_at": _iso(scenario.starts_at),
+        "ends_at": _iso(scenario.ends_at),
         **extra,
     }
 
@@ -204,8 +292,12 @@ def create_scenario(
     description: str,
     dataset_ids: Sequence[int],
     purposes: Sequence[str],
+    starts_at: dt.datetime | None = None,
+    ends_at: dt.datetime | None = None,
+    now: dt.datetime | None = None,
 ) -> Scenario:
-    """Draft a scenario (operator).
+    """Draft a scenario (operator) with its term (default: from now, three years); the
+    regulator approves the term with the rest.
 
     Raises Forbidden (not the operator), ValidationFailed (missing text, no or unlisted
     datasets, bad purposes), Conflict (the code is taken).
@@ -220,9 +312,11 @@ def create_scenario(
         purposes=_purposes(purposes),
     )
     datasets = _listed_datasets(session, list(dataset_ids), "dataset_ids")
+    starts, ends = _term(starts_at, ends_at, now or utcnow())
     _unique_code(session, Scenario, code_)
     scenario = Scenario(
-        code=code_, status=ScenarioStatus.draft.value, created_by_id=actor.user_id, **values
+        code=code_, status=ScenarioStatus.draft.value, created_by_id=actor.user_id,
+        starts_at=starts, ends_at=ends, **values
     )
     scenario.datasets = [ScenarioDataset(dataset_id=d.id) for d in datasets]
     session.add(scenario)
@@ -243,8 +337,12 @@ def revise_scenario(
     description: str,
     dataset_ids: Sequence[int],
     purposes: Sequence[str],
+    starts_at: dt.datetime | None = None,
+    ends_at: dt.datetime | None = None,
+    now: dt.datetime | None = None,
 ) -> Scenario:
     """Change a draft or rejected scenario (operator); a rejected one becomes a draft again.
+    A term left out keeps the current one.
 
     Raises Forbidden (not the operator), NotFound, Conflict (pending or approved: an approved
     scenario is what buyers applied under, so it is never changed), ValidationFailed.
@@ -263,6 +361,9 @@ def revise_scenario(
     scenario.description = _text(description, "description", MAX_TEXT)  # type: ignore[assignment]
     scenario.purposes = _purposes(purposes)
     datasets = _listed_datasets(session, list(dataset_ids), "dataset_ids")
+    scenario.starts_at, scenario.ends_at = _term(
+        starts_at, ends_at, now or utcnow(), current=(scenario.starts_at, scenario.ends_at)
+    )
     wanted = {d.id for d in datasets}
     scenario.datasets = [sd for sd in scenario.datasets if sd.dataset_id in wanted]
     have = {sd.dataset_id for sd in scenario.datasets}
@@ -294,6 +395,11 @@ def submit_scenario(
                 "Only a draft scenario can be submitted (this one is %(status)s).",
                 status=scenario.status,
             )
+        )
+    if scenario.ends_at is not None and _aware(scenario.ends_at) <= (now or utcnow()):
+        raise Conflict(
+            _("The scenario's term is over; revise it."),
+            {"ends_at": [_("The term must end in the future.")]},
         )
     unlisted = [
         sd.dataset_id for sd in scenario.datasets if sd.dataset.status != VersionStatus.listed
@@ -358,6 +464,57 @@ def decide_scenario(
         actor,
         ("scenario", scenario.id),
         _scenario_data(scenario, comment=note),
+    )
+    return scenario
+
+
+def withdraw_scenario(
+    session: Session,
+    actor: Actor,
+    scenario_id: int,
+    reason: str | None,
+    now: dt.datetime | None = None,
+) -> Scenario:
+    """Withdraw an approved scenario, with the reason: no new license is granted under it
+    (``errors.rule = scenario_withdrawn``); licenses granted before run to their own end.
+    Final. Audited ``scenario.withdrawn`` with who withdrew it and the licenses left running.
+
+    Who: the operator, who publishes scenarios, and the regulator, who approved it (taking
+    back an approval needs no second party: it only narrows what may be done).
+
+    Raises Forbidden (anyone else), NotFound, Conflict (not approved), ValidationFailed (no
+    reason).
+    """
+    if not perm.can_withdraw_scenario(actor):
+        raise Forbidden(_("Only the operator or the regulator withdraws a scenario."))
+    note = _text(reason, "reason", MAX_TEXT)
+    scenario = session.get(Scenario, scenario_id, with_for_update=True)
+    if scenario is None:
+        raise NotFound(_("No such scenario."))
+    if scenario.status != ScenarioStatus.approved:
+        raise Conflict(
+            _(
+                "Only an approved scenario can be withdrawn (this one is %(status)s).",
+                status=scenario.status,
+            )
+        )
+    now = now or utcnow()
+    scenario.status = ScenarioStatus.withdrawn.value
+    scenario.withdrawn_at = now
+    scenario.withdrawn_by_id = actor.user_id
+    scenario.withdrawal_reason = note
+    session.flush()
+    running = session.scalar(
+        sa.select(sa.func.count(License.id)).where(
+            License.scenario_id == scenario.id, License.status == "active"
+        )
+    ) or 0
+    audit.record(
+        session,
+        "scenario.withdrawn",
+        actor,
+        ("scenario", scenario.id),
+        _scenario_data(scenario, reason=note, by=actor.role, active_licenses=running),
     )
     return scenario
 
@@ -567,7 +724,13 @@ def scenarios_for_product(session: Session, product: DataProduct) -> list[Scenar
         .where(Scenario.status == ScenarioStatus.approved.value)
         .order_by(Scenario.id)
     ).all()
-    return [s for s in found if wanted <= set(s.dataset_ids) and product.purpose in s.purposes]
+    return [
+        s
+        for s in found
+        if wanted <= set(s.dataset_ids)
+        and product.purpose in s.purposes
+        and effective_status(s) == ScenarioStatus.approved
+    ]
 
 
 def apply_for_product(
@@ -598,8 +761,11 @@ def apply_for_product(
     if product is None or product.status != ProductStatus.published:
         raise NotFound(_("No such data product."))
     scenario = session.get(Scenario, scenario_id)
-    if scenario is None or scenario.status != ScenarioStatus.approved:
+    if scenario is None or scenario.status not in (
+        ScenarioStatus.approved, ScenarioStatus.withdrawn
+    ):
         raise NotFound(_("No such scenario."))
+    require_open_for_applications(scenario, now)
     outside = sorted({i.dataset_id for i in product.items} - set(scenario.dataset_ids))
     if outside:
         raise Conflict(

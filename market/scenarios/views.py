@@ -4,12 +4,14 @@ same services as the API."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms import DateField, IntegerField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
@@ -19,7 +21,7 @@ from market.accounts.actor import ANONYMOUS
 from market.auth import login_required
 from market.datasets.models import Dataset, Treatment, VersionStatus
 from market.db import utcnow
-from market.errors import DomainError
+from market.errors import DomainError, ValidationFailed
 from market.extensions import db
 from market.scenarios import permissions as perm
 from market.scenarios import services
@@ -97,6 +99,19 @@ class ScenarioForm(FlaskForm):
                                      validators=[DataRequired(_l("Choose at least one dataset."))])
     purposes = MultiCheckboxField(_l("Allowed purposes"),
                                   validators=[DataRequired(_l("Choose at least one purpose."))])
+    starts_on = DateField(_l("Term starts on"), validators=[Optional()])
+    ends_on = DateField(_l("Term ends on"), validators=[Optional()],
+                        description=_l("Empty: three years from the start."))
+
+
+def _day_start(day) -> dt.datetime | None:
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC) if day else None
+
+
+class WithdrawForm(FlaskForm):
+    reason = TextAreaField(_l("Reason for withdrawal"),
+                           validators=[DataRequired(message=_l("Give the reason.")),
+                                       Length(max=services.MAX_TEXT)])
 
 
 class DecisionForm(FlaskForm):
@@ -147,7 +162,9 @@ def _listed_datasets() -> list[Dataset]:
 def _place(exc: DomainError, form: FlaskForm) -> None:
     placed = False
     for name, messages in (exc.errors or {}).items():
-        field = getattr(form, name.split(".")[0].split("[")[0], None)
+        base = name.split(".")[0].split("[")[0]
+        base = {"starts_at": "starts_on", "ends_at": "ends_on"}.get(base, base)
+        field = getattr(form, base, None)
         if field is not None and hasattr(field, "errors"):
             field.errors = [*list(field.errors or []), *[str(m) for m in messages]]
             placed = True
@@ -188,6 +205,8 @@ def new():
                     db.session, g.actor, code=form.code.data, title=form.title.data,
                     title_en=form.title_en.data, description=form.description.data,
                     dataset_ids=form.dataset_ids.data, purposes=form.purposes.data,
+                    starts_at=_day_start(form.starts_on.data),
+                    ends_at=_day_start(form.ends_on.data),
                 )
             except DomainError as exc:
                 db.session.rollback()
@@ -208,13 +227,24 @@ def detail(scenario_id: int):
     actor = _actor()
     scenario = services.get_scenario(db.session, actor, scenario_id)
     decision = DecisionForm()
+    withdraw = WithdrawForm()
     status = 200
     if request.method == "POST":
         if not actor.is_user:
             abort(401)
         action = request.form.get("action")
         try:
-            if action == "submit":
+            if action == "withdraw":
+                if not perm.can_withdraw_scenario(actor):
+                    abort(403)
+                if not withdraw.validate_on_submit():
+                    raise ValidationFailed(
+                        _("Give the reason."), {"reason": list(withdraw.reason.errors)
+                                                or [_("Give the reason.")]}
+                    )
+                services.withdraw_scenario(db.session, actor, scenario.id, withdraw.reason.data)
+                message = _("Scenario withdrawn: no new license under it.")
+            elif action == "submit":
                 if not StatusForm().validate_on_submit():
                     abort(400)
                 services.submit_scenario(db.session, actor, scenario.id)
@@ -229,7 +259,9 @@ def detail(scenario_id: int):
                 abort(400)
         except DomainError as exc:
             db.session.rollback()
-            _place(exc, decision)
+            if action == "withdraw":
+                withdraw.reason.errors = []
+            _place(exc, withdraw if action == "withdraw" else decision)
             status = exc.status
         else:
             db.session.commit()
@@ -245,6 +277,10 @@ def detail(scenario_id: int):
         products=products,
         can_submit=perm.can_manage_scenarios(actor) and scenario.status == ScenarioStatus.draft,
         can_decide=perm.can_decide_scenario(actor) and scenario.status == ScenarioStatus.pending,
+        can_withdraw=perm.can_withdraw_scenario(actor)
+        and scenario.status == ScenarioStatus.approved,
+        withdraw=withdraw,
+        effective_status=services.effective_status(scenario),
     ), status
 
 

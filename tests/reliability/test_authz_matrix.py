@@ -148,7 +148,10 @@ POST   /api/v1/datasets/{dataset_id}/withdraw                    dataset_id=data
 GET    /api/v1/privacy/spending                                  -                               401  200     403     200     200     403
 GET    /api/v1/agreements                                        -                               401  200     403     200     200     403
 POST   /api/v1/agreements                                        -                               401  201     403     403     403     403
-GET    /api/v1/agreements/keys                                   -                               401  200     403     403     403     403
+GET    /api/v1/agreements/keys                                   -                               401  200     403     200     200     403
+POST   /api/v1/agreements/keys/{key_id}/revoke                   key_id=#nosuchkey               401  404     403     404     403     403
+GET    /api/v1/agreements/{agreement_id}/verification            agreement_id=agreement_proposed 401  200/404 404     200     200     404
+POST   /api/v1/agreements/verify                                 -                               200  200     200     200     200     200
 POST   /api/v1/agreements/keys                                   -                               401  201     403     403     403     403
 GET    /api/v1/agreements/{agreement_id}                         agreement_id=agreement_proposed 401  200/404 404     200     200     404
 GET    /api/v1/agreements/{agreement_id}/document                agreement_id=agreement_proposed 401  200/404 404     200     200     404
@@ -162,6 +165,7 @@ GET    /api/v1/scenarios/{scenario_id}                           scenario_id=#99
 PUT    /api/v1/scenarios/{scenario_id}                           scenario_id=#999999             401  403     403     404     403     403
 POST   /api/v1/scenarios/{scenario_id}/submit                    scenario_id=#999999             401  403     403     404     403     403
 POST   /api/v1/scenarios/{scenario_id}/decision                  scenario_id=#999999             401  403     403     403     404     403
+POST   /api/v1/scenarios/{scenario_id}/withdraw                  scenario_id=#999999             401  403     403     404     404     403
 GET    /api/v1/scenarios/revenue                                 -                               401  200     403     200     200     403
 GET    /api/v1/products                                          -                               200  200     200     200     200     200
 POST   /api/v1/products                                          -                               401  403     403     201     403     403
@@ -382,6 +386,9 @@ REQUESTS: dict[tuple[str, str], Callable[[World, str, str], Request]] = {
     ("PUT", "/api/v1/scenarios/{scenario_id}"): lambda w, s, r: {
         "json": {k: v for k, v in _scenario_body(w, s).items() if k != "code"}
     },
+    ("POST", "/api/v1/scenarios/{scenario_id}/withdraw"): lambda w, s, r: {
+        "json": {"reason": "matrix"}
+    },
     ("POST", "/api/v1/scenarios/{scenario_id}/decision"): lambda w, s, r: {
         "json": {"decision": "approve"}
     },
@@ -455,6 +462,12 @@ REQUESTS: dict[tuple[str, str], Callable[[World, str, str], Request]] = {
     },
     ("POST", "/api/v1/agreements"): lambda w, s, r: {"json": _agreement_terms()},
     ("POST", "/api/v1/agreements/keys"): lambda w, s, r: {"json": {"public_key": _new_key()}},
+    ("POST", "/api/v1/agreements/keys/{key_id}/revoke"): lambda w, s, r: {
+        "json": {"reason": "matrix", "department_id": w.of(s, "department")}
+    },
+    ("POST", "/api/v1/agreements/verify"): lambda w, s, r: {
+        "json": {"document": {"agreement_id": 1}, "department_signature": None}
+    },
     ("POST", "/api/v1/agreements/{agreement_id}/sign"): lambda w, s, r: {
         "json": w.of(s, "draft_signature")
     },
