@@ -8,10 +8,15 @@ of ``report`` (``market.crypto.canonical_json``); a verifier needs only ``crypto
 docs/license-verification.md).
 
 What is counted, each over the month:
-- licenses granted (``starts_at`` in the month), by category and by providing department, with
-  their item amounts; and applications made (``created_at``) by status now;
+- licenses granted (``starts_at`` in the month), by category, by providing department, by
+  scenario and by data product, with their item amounts (the scenario and product rows sum
+  exactly to ``granted`` and ``amount_fen``); and applications made (``created_at``) by status
+  now;
 - revenue and caps: ``market.quotes.revenue.revenue_cap_report`` for the month (settled payments
-  net of refunds; the operator's part is its fee at each department's agreed share);
+  net of refunds; the operator's part is its fee at each department's agreed share), and the
+  same money by scenario and by data product, each payment or refund split exactly as the
+  totals split it, so that the rows sum exactly (in fen) to ``total_fen``, ``operator_fen`` and
+  ``departments_fen``;
 - sandbox queries by outcome and refusals by rule; privacy budget (epsilon) spent per buyer;
 - consents (audit events by type) and lookups (rows; refusals from the audit log);
 - suspensions, reinstatements, revocations, list and agreement changes, delistings (audit log);
@@ -27,7 +32,8 @@ import datetime as dt
 import io
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -49,6 +55,7 @@ from market.db import utcnow
 from market.errors import Forbidden, ValidationFailed
 from market.keys import signing_key
 from market.quotes import revenue
+from market.scenarios.models import DataProduct, Scenario
 from sandbox.models import SandboxQuery
 
 REPORT_TYPE = "regulator-monthly-report"
@@ -119,7 +126,8 @@ def _licenses(session: Session, start: dt.datetime, end: dt.datetime) -> dict[st
     granted = list(
         session.execute(
             sa.select(License.id, LicenseItem.dataset_id, LicenseItem.amount_fen,
-                      Dataset.category, Dataset.department_id)
+                      Dataset.category, Dataset.department_id, License.scenario_id,
+                      License.product_id)
             .join(LicenseItem, LicenseItem.license_id == License.id)
             .join(Dataset, Dataset.id == LicenseItem.dataset_id)
             .where(License.starts_at >= start, License.starts_at < end)
@@ -144,6 +152,14 @@ def _licenses(session: Session, start: dt.datetime, end: dt.datetime) -> dict[st
             entry["licenses"].add(row.id)
             entry["items"] += 1
     names = _names(session, by_dept)
+    by_scenario: dict[int | None, dict[str, Any]] = {}
+    by_product: dict[int | None, dict[str, Any]] = {}
+    for row in granted:
+        for groups, key in ((by_scenario, row.scenario_id), (by_product, row.product_id)):
+            entry = groups.setdefault(key, {"licenses": set(), "amount_fen": 0})
+            entry["licenses"].add(row.id)
+            entry["amount_fen"] += row.amount_fen
+    scenarios, products = _scenario_names(session), _product_names(session)
     applied = Counter(
         dict(
             session.execute(
@@ -155,6 +171,7 @@ def _licenses(session: Session, start: dt.datetime, end: dt.datetime) -> dict[st
     )
     return {
         "granted": len({row.id for row in granted}),
+        "amount_fen": sum(row.amount_fen for row in granted),
         "applications_by_status": dict(sorted(applied.items())),
         "by_category": [
             {"category": c, "licenses": len(v["licenses"]), "amount_fen": v["amount_fen"]}
@@ -165,10 +182,101 @@ def _licenses(session: Session, start: dt.datetime, end: dt.datetime) -> dict[st
              "items": v["items"]}
             for d, v in sorted(by_dept.items())
         ],
+        # A license has at most one scenario and one product: these rows partition the
+        # licenses granted (``None``: bought without a scenario / a product).
+        "by_scenario": [
+            {"scenario_id": k, "scenario": scenarios.get(k), "licenses": len(v["licenses"]),
+             "amount_fen": v["amount_fen"]}
+            for k, v in sorted(by_scenario.items(), key=_none_last)
+        ],
+        "by_product": [
+            {"product_id": k, "product": products.get(k), "licenses": len(v["licenses"]),
+             "amount_fen": v["amount_fen"]}
+            for k, v in sorted(by_product.items(), key=_none_last)
+        ],
     }
 
 
+def _none_last(item: tuple[int | None, Any]) -> tuple[bool, int]:
+    return (item[0] is None, item[0] or 0)
+
+
+def _scenario_names(session: Session) -> dict[int, str]:
+    return dict(session.execute(sa.select(Scenario.id, Scenario.code)).all())
+
+
+def _product_names(session: Session) -> dict[int, str]:
+    return dict(session.execute(sa.select(DataProduct.id, DataProduct.code)).all())
+
+
+@dataclass(frozen=True)
+class GroupRevenue:
+    """The money of one group of licenses in the month, split as the report's totals are."""
+
+    key: int | None
+    licenses: int
+    operator_fen: int
+    departments_fen: int
+
+    @property
+    def total_fen(self) -> int:
+        return self.operator_fen + self.departments_fen
+
+
+def revenue_by_group(
+    money: Iterable[revenue._Money],
+    items: Mapping[int, list[revenue._Item]],
+    providers: Mapping[int, Mapping[int, int]],
+    share_of: revenue.ShareOf,
+    group_of: Mapping[int, int | None],
+) -> list[GroupRevenue]:
+    """The month's money grouped by ``group_of[license_id]`` (``None`` for a license missing
+    from it). Each payment or refund is split into the operator's fee and the departments'
+    rest on its own (``market.quotes.revenue`` entries), so the groups' sums equal the totals
+    of the whole month exactly, in fen. Pure: raises nothing for well-formed input.
+
+    (It reuses the revenue module's own split, ``_entries``, on purpose: one split, not two.)"""
+    grouped: dict[int | None, list[revenue._Money]] = defaultdict(list)
+    for m in money:
+        if items.get(m.license_id):  # the totals skip a license without items too
+            grouped[group_of.get(m.license_id)].append(m)
+    out = []
+    for key, ms in grouped.items():
+        entries = revenue._entries(ms, items, providers, share_of)
+        operator = sum(e.amount_fen for e in entries if e.party == pricing.OPERATOR)
+        departments = sum(e.amount_fen for e in entries if e.party != pricing.OPERATOR)
+        out.append(GroupRevenue(key, len({m.license_id for m in ms}), operator, departments))
+    return sorted(out, key=lambda g: (g.key is None, g.key or 0))
+
+
+def _revenue_groups(session: Session, start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
+    money, items, providers = revenue._revenue(session, start, end)
+    share_of = revenue.agreed_shares(session, providers)
+    ids = sorted({m.license_id for m in money})
+    scenario_of: dict[int, int | None] = {}
+    product_of: dict[int, int | None] = {}
+    if ids:
+        for lic_id, scenario_id, product_id in session.execute(
+            sa.select(License.id, License.scenario_id, License.product_id)
+            .where(License.id.in_(ids))
+        ):
+            scenario_of[lic_id], product_of[lic_id] = scenario_id, product_id
+    names = {"scenario": _scenario_names(session), "product": _product_names(session)}
+
+    def rows(kind: str, group_of: Mapping[int, int | None]) -> list[dict[str, Any]]:
+        return [
+            {f"{kind}_id": g.key, kind: names[kind].get(g.key) if g.key else None,
+             "licenses": g.licenses, "total_fen": g.total_fen, "operator_fen": g.operator_fen,
+             "departments_fen": g.departments_fen}
+            for g in revenue_by_group(money, items, providers, share_of, group_of)
+        ]
+
+    return {"by_scenario": rows("scenario", scenario_of),
+            "by_product": rows("product", product_of)}
+
+
 def _revenue(session: Session, period: str) -> dict[str, Any]:
+    start, end = bounds(period)
     report = revenue.revenue_cap_report(session, period)
     names = revenue.party_names(session, [r.party for r in report.rows])
     rows = [
@@ -194,6 +302,7 @@ def _revenue(session: Session, period: str) -> dict[str, Any]:
         "operator_fen": operator,
         "departments_fen": departments,
         "total_fen": operator + departments,
+        **_revenue_groups(session, start, end),
     }
 
 
