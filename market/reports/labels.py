@@ -38,6 +38,7 @@ def pdf_labels() -> dict[str, str]:
         "event": _("Event"),
         "kpis": _("Operation KPIs"),
         "datasets_listed": _("Datasets listed"),
+        "datasets_listed_during_month": _("Datasets listed at any time in the month"),
         "buyers_served": _("Buyers served"),
         "revenue_returned_to_departments_bps": _("Revenue returned to departments (bp)"),
         "sandbox_query_p95_ms": _("p95 sandbox query latency (ms)"),

@@ -20,7 +20,8 @@ What is counted, each over the month:
 - sandbox queries by outcome and refusals by rule; privacy budget (epsilon) spent per buyer;
 - consents (audit events by type) and lookups (rows; refusals from the audit log);
 - suspensions, reinstatements, revocations, list and agreement changes, delistings (audit log);
-- KPIs: datasets listed at the end of the month, buyers served, the share of revenue returned to
+- KPIs: datasets listed at the end of the month and at any time in it (replayed from the audited
+  listing events, so a past month is not read from today's listings), buyers served, the share of revenue returned to
   departments, and the p95 latency of sandbox queries (``sandbox_queries.elapsed_ms``, the only
   latency the app records: HTTP request latency is not measured, reported as ``null``).
 """
@@ -50,7 +51,7 @@ from market.audit.models import AuditEvent
 from market.consents.models import Lookup
 from market.crypto import sign
 from market.csvutil import safe_cell
-from market.datasets.models import Dataset, DatasetContributor, VersionStatus
+from market.datasets.models import Dataset, DatasetContributor
 from market.db import utcnow
 from market.errors import Forbidden, ValidationFailed
 from market.keys import signing_key
@@ -76,6 +77,14 @@ GOVERNANCE_EVENTS = (
     "dataset.delisted",
     "dataset.relisted",
 )
+#: The audit events that list (True) or take off the catalogue (False) a dataset: the
+#: listing history of "datasets listed". A new way of delisting must add its event here.
+LISTING_EVENTS = {
+    "dataset.listed": True,
+    "dataset.relisted": True,
+    "dataset.delisted": False,
+    "dataset.withdrawn": False,
+}
 CONSENT_EVENTS = (
     "consent.requested",
     "consent.granted",
@@ -393,16 +402,42 @@ def _governance(session: Session, start: dt.datetime, end: dt.datetime,
     }
 
 
+def listing_history(session: Session, start: dt.datetime, end: dt.datetime,
+                    until_seq: int) -> tuple[set[int], set[int]]:
+    """The datasets listed at the end of ``[start, end)`` and those listed at any moment in it,
+    replayed from the audit log (up to the report's head ``until_seq``), not read from today's
+    ``Dataset.status``: a dataset delisted since still counts for the months it was listed.
+
+    Raises nothing."""
+    events = session.execute(
+        sa.select(AuditEvent.subject_id, AuditEvent.type, AuditEvent.at)
+        .where(AuditEvent.type.in_(list(LISTING_EVENTS)), AuditEvent.subject_type == "dataset",
+               AuditEvent.at < end, AuditEvent.seq <= until_seq)
+        .order_by(AuditEvent.seq)
+    ).all()
+    listed: set[int] = set()
+    during: set[int] = set()
+    started = False
+    for subject_id, type_, at in events:
+        at = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+        if not started and at >= start:
+            during |= listed  # listed when the month began
+            started = True
+        dataset_id = int(subject_id)
+        if LISTING_EVENTS[type_]:
+            listed.add(dataset_id)
+            if at >= start:
+                during.add(dataset_id)
+        else:
+            listed.discard(dataset_id)
+    if not started:
+        during |= listed
+    return listed, during
+
+
 def _kpis(session: Session, start: dt.datetime, end: dt.datetime,
-          money: dict[str, Any]) -> dict[str, Any]:
-    listed = session.scalar(
-        sa.select(sa.func.count(Dataset.id)).where(
-            # Listed now, and already before the month ended (a dataset's listing history
-            # is not kept beyond the audit log, so a past month counts today's listings).
-            Dataset.status == VersionStatus.listed,
-            sa.or_(Dataset.listed_at.is_(None), Dataset.listed_at < end),
-        )
-    )
+          money: dict[str, Any], until_seq: int) -> dict[str, Any]:
+    at_end, during = listing_history(session, start, end, until_seq)
     served = set(
         session.scalars(
             sa.select(License.buyer_org_id).where(
@@ -436,7 +471,8 @@ def _kpis(session: Session, start: dt.datetime, end: dt.datetime,
     # Basis points, rounded down: an exact integer, never a float.
     returned_bps = (money["departments_fen"] * 10_000) // total if total > 0 else None
     return {
-        "datasets_listed": listed or 0,
+        "datasets_listed": len(at_end),
+        "datasets_listed_during_month": len(during),
         "buyers_served": len(served),
         "revenue_returned_to_departments_bps": returned_bps,
         "sandbox_query_p95_ms": _p95(latencies),
@@ -481,7 +517,7 @@ def build_report(session: Session, actor: Actor, period: str,
         "queries": _queries(session, start, end),
         "consents": _consents(session, start, end, until_seq),
         "governance": _governance(session, start, end, until_seq),
-        "kpis": _kpis(session, start, end, money),
+        "kpis": _kpis(session, start, end, money, until_seq),
     }
     key = signing_key()
     return {"report": report, "signature": sign(key.private, report), "public_key_id": key.id}
