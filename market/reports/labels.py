@@ -43,6 +43,8 @@ def pdf_labels() -> dict[str, str]:
         "revenue_returned_to_departments_bps": _("Revenue returned to departments (bp)"),
         "sandbox_query_p95_ms": _("p95 sandbox query latency (ms)"),
         "sandbox_queries_timed": _("Sandbox queries timed"),
-        "http_p95_ms": _("p95 HTTP latency (ms, not measured)"),
+        "http_p95_ms": _("p95 HTTP latency (ms, bucket upper bound)"),
+        "http_requests_timed": _("API requests timed"),
+        "http_latency_by_route_group": _("API latency by route group"),
         "signature": _("Signature"),
     }

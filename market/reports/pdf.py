@@ -115,7 +115,11 @@ def report_pdf(signed: Mapping[str, Any], labels: Mapping[str, str]) -> bytes:
     k = report["kpis"]
     w.heading(labels["kpis"])
     for key, value in k.items():
-        w.line(f"{labels.get(key, key)}: {'—' if value is None else value}")
+        if not isinstance(value, list):
+            w.line(f"{labels.get(key, key)}: {'—' if value is None else value}")
+    w.table([labels["http_latency_by_route_group"], labels["count"], "p95 (ms)"],
+            [(g["route_group"], g["requests"], g["p95_ms"])
+             for g in k.get("http_latency_by_route_group", [])])
 
     w.heading(labels["signature"])
     w.line(f"SHA-256 (canonical JSON): {sha256_hex(canonical_json(report))}", size=8)
