@@ -79,6 +79,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from market.auth import deferred_validation_guard
 
     app.after_request(deferred_validation_guard)  # registered after, so it runs before the commit
+    from market.metrics.recorder import init_metrics
+
+    init_metrics(app)  # request latency (regulator reports' HTTP p95)
     app.wsgi_app = TrustedProxies(app, app.wsgi_app)  # type: ignore[method-assign]
     return app
 

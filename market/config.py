@@ -185,6 +185,9 @@ def build_config(instance_path: Path, overrides: dict[str, Any] | None = None) -
         # of pool_pre_ping's round trip on every checkout (market.database).
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": False},
         "MARKET_DB_PING_IDLE_S": float(os.environ.get("MARKET_DB_PING_IDLE_S", "10")),
+        # Seconds between writes of the request-latency counts (market.metrics.recorder);
+        # unset: 30 s (never under TESTING).
+        "MARKET_HTTP_METRICS_FLUSH_S": os.environ.get("MARKET_HTTP_METRICS_FLUSH_S") or None,
     }
     env_secrets = {name: os.environ.get(name) for name in _SECRET_NAMES}
     missing = [n for n, v in env_secrets.items() if not v and n not in overrides]

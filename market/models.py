@@ -25,6 +25,7 @@ from market.governance.models import (  # noqa: F401
     RegistrationCertificate,
 )
 from market.leases import JobLease  # noqa: F401
+from market.metrics.models import HttpLatencyBucket  # noqa: F401
 from market.notifications.models import EmailOutbox, Notification  # noqa: F401
 from market.quotes.models import PricingParameterSet, PricingProposal, Quote  # noqa: F401
 from market.scenarios.models import (  # noqa: F401

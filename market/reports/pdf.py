@@ -79,6 +79,10 @@ def report_pdf(signed: Mapping[str, Any], labels: Mapping[str, str]) -> bytes:
             [(r["category"], r["licenses"], r["amount_fen"]) for r in lic["by_category"]])
     w.table([labels["department"], labels["licenses"], labels["items"]],
             [(r["department"], r["licenses"], r["items"]) for r in lic["by_department"]])
+    for key, label in (("by_scenario", "scenario"), ("by_product", "product")):
+        w.table([labels[label], labels["licenses"], labels["amount_fen"]],
+                [(r[label] or labels["none"], r["licenses"], r["amount_fen"])
+                 for r in lic.get(key, [])])
 
     money = report["revenue"]
     w.heading(labels["revenue"])
@@ -86,6 +90,11 @@ def report_pdf(signed: Mapping[str, Any], labels: Mapping[str, str]) -> bytes:
              labels["excess_fen"]],
             [(r["department"] or r["party"], r["category"], r["revenue_fen"], r["cap_fen"],
               r["excess_fen"]) for r in money["rows"]])
+    for key, label in (("by_scenario", "scenario"), ("by_product", "product")):
+        w.table([labels[label], labels["licenses"], labels["revenue_fen"], labels["operator_fen"],
+                 labels["departments_fen"]],
+                [(r[label] or labels["none"], r["licenses"], r["total_fen"], r["operator_fen"],
+                  r["departments_fen"]) for r in money.get(key, [])])
 
     q = report["queries"]
     w.heading(labels["queries"])
@@ -106,7 +115,11 @@ def report_pdf(signed: Mapping[str, Any], labels: Mapping[str, str]) -> bytes:
     k = report["kpis"]
     w.heading(labels["kpis"])
     for key, value in k.items():
-        w.line(f"{labels.get(key, key)}: {'—' if value is None else value}")
+        if not isinstance(value, list):
+            w.line(f"{labels.get(key, key)}: {'—' if value is None else value}")
+    w.table([labels["http_latency_by_route_group"], labels["count"], "p95 (ms)"],
+            [(g["route_group"], g["requests"], g["p95_ms"])
+             for g in k.get("http_latency_by_route_group", [])])
 
     w.heading(labels["signature"])
     w.line(f"SHA-256 (canonical JSON): {sha256_hex(canonical_json(report))}", size=8)

@@ -8,16 +8,23 @@ of ``report`` (``market.crypto.canonical_json``); a verifier needs only ``crypto
 docs/license-verification.md).
 
 What is counted, each over the month:
-- licenses granted (``starts_at`` in the month), by category and by providing department, with
-  their item amounts; and applications made (``created_at``) by status now;
+- licenses granted (``starts_at`` in the month), by category, by providing department, by
+  scenario and by data product, with their item amounts (the scenario and product rows sum
+  exactly to ``granted`` and ``amount_fen``); and applications made (``created_at``) by status
+  now;
 - revenue and caps: ``market.quotes.revenue.revenue_cap_report`` for the month (settled payments
-  net of refunds; the operator's part is its fee at each department's agreed share);
+  net of refunds; the operator's part is its fee at each department's agreed share), and the
+  same money by scenario and by data product, each payment or refund split exactly as the
+  totals split it, so that the rows sum exactly (in fen) to ``total_fen``, ``operator_fen`` and
+  ``departments_fen``;
 - sandbox queries by outcome and refusals by rule; privacy budget (epsilon) spent per buyer;
 - consents (audit events by type) and lookups (rows; refusals from the audit log);
 - suspensions, reinstatements, revocations, list and agreement changes, delistings (audit log);
-- KPIs: datasets listed at the end of the month, buyers served, the share of revenue returned to
-  departments, and the p95 latency of sandbox queries (``sandbox_queries.elapsed_ms``, the only
-  latency the app records: HTTP request latency is not measured, reported as ``null``).
+- KPIs: datasets listed at the end of the month and at any time in it (replayed from the audited
+  listing events, so a past month is not read from today's listings), buyers served, the share of revenue returned to
+  departments, the p95 latency of sandbox queries (``sandbox_queries.elapsed_ms``) and of the
+  API's HTTP requests (``market.metrics``: histogram buckets per route group, merged over every
+  process; the p95 is the upper bound of its bucket, ``null`` without requests).
 """
 
 from __future__ import annotations
@@ -27,11 +34,13 @@ import datetime as dt
 import io
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
@@ -44,11 +53,14 @@ from market.audit.models import AuditEvent
 from market.consents.models import Lookup
 from market.crypto import sign
 from market.csvutil import safe_cell
-from market.datasets.models import Dataset, DatasetContributor, VersionStatus
+from market.datasets.models import Dataset, DatasetContributor
 from market.db import utcnow
 from market.errors import Forbidden, ValidationFailed
 from market.keys import signing_key
+from market.metrics.histogram import merge, percentile
+from market.metrics.recorder import flush_now, month_histogram
 from market.quotes import revenue
+from market.scenarios.models import DataProduct, Scenario
 from sandbox.models import SandboxQuery
 
 REPORT_TYPE = "regulator-monthly-report"
@@ -69,6 +81,14 @@ GOVERNANCE_EVENTS = (
     "dataset.delisted",
     "dataset.relisted",
 )
+#: The audit events that list (True) or take off the catalogue (False) a dataset: the
+#: listing history of "datasets listed". A new way of delisting must add its event here.
+LISTING_EVENTS = {
+    "dataset.listed": True,
+    "dataset.relisted": True,
+    "dataset.delisted": False,
+    "dataset.withdrawn": False,
+}
 CONSENT_EVENTS = (
     "consent.requested",
     "consent.granted",
@@ -119,7 +139,8 @@ def _licenses(session: Session, start: dt.datetime, end: dt.datetime) -> dict[st
     granted = list(
         session.execute(
             sa.select(License.id, LicenseItem.dataset_id, LicenseItem.amount_fen,
-                      Dataset.category, Dataset.department_id)
+                      Dataset.category, Dataset.department_id, License.scenario_id,
+                      License.product_id)
             .join(LicenseItem, LicenseItem.license_id == License.id)
             .join(Dataset, Dataset.id == LicenseItem.dataset_id)
             .where(License.starts_at >= start, License.starts_at < end)
@@ -144,6 +165,14 @@ def _licenses(session: Session, start: dt.datetime, end: dt.datetime) -> dict[st
             entry["licenses"].add(row.id)
             entry["items"] += 1
     names = _names(session, by_dept)
+    by_scenario: dict[int | None, dict[str, Any]] = {}
+    by_product: dict[int | None, dict[str, Any]] = {}
+    for row in granted:
+        for groups, key in ((by_scenario, row.scenario_id), (by_product, row.product_id)):
+            entry = groups.setdefault(key, {"licenses": set(), "amount_fen": 0})
+            entry["licenses"].add(row.id)
+            entry["amount_fen"] += row.amount_fen
+    scenarios, products = _scenario_names(session), _product_names(session)
     applied = Counter(
         dict(
             session.execute(
@@ -155,6 +184,7 @@ def _licenses(session: Session, start: dt.datetime, end: dt.datetime) -> dict[st
     )
     return {
         "granted": len({row.id for row in granted}),
+        "amount_fen": sum(row.amount_fen for row in granted),
         "applications_by_status": dict(sorted(applied.items())),
         "by_category": [
             {"category": c, "licenses": len(v["licenses"]), "amount_fen": v["amount_fen"]}
@@ -165,10 +195,101 @@ def _licenses(session: Session, start: dt.datetime, end: dt.datetime) -> dict[st
              "items": v["items"]}
             for d, v in sorted(by_dept.items())
         ],
+        # A license has at most one scenario and one product: these rows partition the
+        # licenses granted (``None``: bought without a scenario / a product).
+        "by_scenario": [
+            {"scenario_id": k, "scenario": scenarios.get(k), "licenses": len(v["licenses"]),
+             "amount_fen": v["amount_fen"]}
+            for k, v in sorted(by_scenario.items(), key=_none_last)
+        ],
+        "by_product": [
+            {"product_id": k, "product": products.get(k), "licenses": len(v["licenses"]),
+             "amount_fen": v["amount_fen"]}
+            for k, v in sorted(by_product.items(), key=_none_last)
+        ],
     }
 
 
+def _none_last(item: tuple[int | None, Any]) -> tuple[bool, int]:
+    return (item[0] is None, item[0] or 0)
+
+
+def _scenario_names(session: Session) -> dict[int, str]:
+    return dict(session.execute(sa.select(Scenario.id, Scenario.code)).all())
+
+
+def _product_names(session: Session) -> dict[int, str]:
+    return dict(session.execute(sa.select(DataProduct.id, DataProduct.code)).all())
+
+
+@dataclass(frozen=True)
+class GroupRevenue:
+    """The money of one group of licenses in the month, split as the report's totals are."""
+
+    key: int | None
+    licenses: int
+    operator_fen: int
+    departments_fen: int
+
+    @property
+    def total_fen(self) -> int:
+        return self.operator_fen + self.departments_fen
+
+
+def revenue_by_group(
+    money: Iterable[revenue._Money],
+    items: Mapping[int, list[revenue._Item]],
+    providers: Mapping[int, Mapping[int, int]],
+    share_of: revenue.ShareOf,
+    group_of: Mapping[int, int | None],
+) -> list[GroupRevenue]:
+    """The month's money grouped by ``group_of[license_id]`` (``None`` for a license missing
+    from it). Each payment or refund is split into the operator's fee and the departments'
+    rest on its own (``market.quotes.revenue`` entries), so the groups' sums equal the totals
+    of the whole month exactly, in fen. Pure: raises nothing for well-formed input.
+
+    (It reuses the revenue module's own split, ``_entries``, on purpose: one split, not two.)"""
+    grouped: dict[int | None, list[revenue._Money]] = defaultdict(list)
+    for m in money:
+        if items.get(m.license_id):  # the totals skip a license without items too
+            grouped[group_of.get(m.license_id)].append(m)
+    out = []
+    for key, ms in grouped.items():
+        entries = revenue._entries(ms, items, providers, share_of)
+        operator = sum(e.amount_fen for e in entries if e.party == pricing.OPERATOR)
+        departments = sum(e.amount_fen for e in entries if e.party != pricing.OPERATOR)
+        out.append(GroupRevenue(key, len({m.license_id for m in ms}), operator, departments))
+    return sorted(out, key=lambda g: (g.key is None, g.key or 0))
+
+
+def _revenue_groups(session: Session, start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
+    money, items, providers = revenue._revenue(session, start, end)
+    share_of = revenue.agreed_shares(session, providers)
+    ids = sorted({m.license_id for m in money})
+    scenario_of: dict[int, int | None] = {}
+    product_of: dict[int, int | None] = {}
+    if ids:
+        for lic_id, scenario_id, product_id in session.execute(
+            sa.select(License.id, License.scenario_id, License.product_id)
+            .where(License.id.in_(ids))
+        ):
+            scenario_of[lic_id], product_of[lic_id] = scenario_id, product_id
+    names = {"scenario": _scenario_names(session), "product": _product_names(session)}
+
+    def rows(kind: str, group_of: Mapping[int, int | None]) -> list[dict[str, Any]]:
+        return [
+            {f"{kind}_id": g.key, kind: names[kind].get(g.key) if g.key else None,
+             "licenses": g.licenses, "total_fen": g.total_fen, "operator_fen": g.operator_fen,
+             "departments_fen": g.departments_fen}
+            for g in revenue_by_group(money, items, providers, share_of, group_of)
+        ]
+
+    return {"by_scenario": rows("scenario", scenario_of),
+            "by_product": rows("product", product_of)}
+
+
 def _revenue(session: Session, period: str) -> dict[str, Any]:
+    start, end = bounds(period)
     report = revenue.revenue_cap_report(session, period)
     names = revenue.party_names(session, [r.party for r in report.rows])
     rows = [
@@ -194,6 +315,7 @@ def _revenue(session: Session, period: str) -> dict[str, Any]:
         "operator_fen": operator,
         "departments_fen": departments,
         "total_fen": operator + departments,
+        **_revenue_groups(session, start, end),
     }
 
 
@@ -284,16 +406,42 @@ def _governance(session: Session, start: dt.datetime, end: dt.datetime,
     }
 
 
+def listing_history(session: Session, start: dt.datetime, end: dt.datetime,
+                    until_seq: int) -> tuple[set[int], set[int]]:
+    """The datasets listed at the end of ``[start, end)`` and those listed at any moment in it,
+    replayed from the audit log (up to the report's head ``until_seq``), not read from today's
+    ``Dataset.status``: a dataset delisted since still counts for the months it was listed.
+
+    Raises nothing."""
+    events = session.execute(
+        sa.select(AuditEvent.subject_id, AuditEvent.type, AuditEvent.at)
+        .where(AuditEvent.type.in_(list(LISTING_EVENTS)), AuditEvent.subject_type == "dataset",
+               AuditEvent.at < end, AuditEvent.seq <= until_seq)
+        .order_by(AuditEvent.seq)
+    ).all()
+    listed: set[int] = set()
+    during: set[int] = set()
+    started = False
+    for subject_id, type_, at in events:
+        at = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+        if not started and at >= start:
+            during |= listed  # listed when the month began
+            started = True
+        dataset_id = int(subject_id)
+        if LISTING_EVENTS[type_]:
+            listed.add(dataset_id)
+            if at >= start:
+                during.add(dataset_id)
+        else:
+            listed.discard(dataset_id)
+    if not started:
+        during |= listed
+    return listed, during
+
+
 def _kpis(session: Session, start: dt.datetime, end: dt.datetime,
-          money: dict[str, Any]) -> dict[str, Any]:
-    listed = session.scalar(
-        sa.select(sa.func.count(Dataset.id)).where(
-            # Listed now, and already before the month ended (a dataset's listing history
-            # is not kept beyond the audit log, so a past month counts today's listings).
-            Dataset.status == VersionStatus.listed,
-            sa.or_(Dataset.listed_at.is_(None), Dataset.listed_at < end),
-        )
-    )
+          money: dict[str, Any], until_seq: int) -> dict[str, Any]:
+    at_end, during = listing_history(session, start, end, until_seq)
     served = set(
         session.scalars(
             sa.select(License.buyer_org_id).where(
@@ -323,17 +471,27 @@ def _kpis(session: Session, start: dt.datetime, end: dt.datetime,
             )
         )
     ]
+    http = month_histogram(session, start, end)
+    all_requests = merge(*http.values())
     total = money["total_fen"]
     # Basis points, rounded down: an exact integer, never a float.
     returned_bps = (money["departments_fen"] * 10_000) // total if total > 0 else None
     return {
-        "datasets_listed": listed or 0,
+        "datasets_listed": len(at_end),
+        "datasets_listed_during_month": len(during),
         "buyers_served": len(served),
         "revenue_returned_to_departments_bps": returned_bps,
         "sandbox_query_p95_ms": _p95(latencies),
         "sandbox_queries_timed": len(latencies),
-        # The app keeps no HTTP latency metrics: said, not invented.
-        "http_p95_ms": None,
+        # The app's own request-latency histogram (market.metrics), every process merged:
+        # the upper bound of the bucket holding the 95th percentile of /api/ requests.
+        "http_p95_ms": percentile(all_requests, 95),
+        "http_requests_timed": sum(all_requests.values()),
+        "http_latency_by_route_group": [
+            {"route_group": group, "requests": sum(counts.values()),
+             "p95_ms": percentile(counts, 95)}
+            for group, counts in sorted(http.items())
+        ],
     }
 
 
@@ -351,6 +509,8 @@ def build_report(session: Session, actor: Actor, period: str,
         raise Forbidden(_("Only the regulator and the operator read regulator reports."))
     start, end = bounds(period)
     now = now or utcnow()
+    # This process's latency counts, written now so that the report sees them.
+    flush_now(current_app._get_current_object())
     if start > now:
         raise ValidationFailed(
             _("The period has not started yet."), {"period": [_("Choose a past month.")]}
@@ -372,7 +532,7 @@ def build_report(session: Session, actor: Actor, period: str,
         "queries": _queries(session, start, end),
         "consents": _consents(session, start, end, until_seq),
         "governance": _governance(session, start, end, until_seq),
-        "kpis": _kpis(session, start, end, money),
+        "kpis": _kpis(session, start, end, money, until_seq),
     }
     key = signing_key()
     return {"report": report, "signature": sign(key.private, report), "public_key_id": key.id}
