@@ -154,11 +154,9 @@ def test_a_task_that_ignores_its_timeout_is_killed_and_charged_once(hanging_work
     from market.audit.services import verify_chain
     from market.extensions import db
     from market.keys import public_keys
-    from sandbox import app_engine
+    from sandbox import NoNoise, app_engine
     from sandbox.celery_engine import GRACE_S
     from sandbox.models import PrivacySpending, SandboxQuery, SandboxRelease, SandboxReleaseClaim
-
-    from sandbox import NoNoise
 
     env, worker, flag = hanging_worker
     license_id, token, _ = _seed(live_app)
