@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from importlib import import_module
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app
@@ -154,13 +155,35 @@ class CeleryRunner:
         with self._lock:
             chosen = workers[self._turn % len(workers)]
             self._turn += 1
-        wrapped = {p: wrap_for(chosen.public, services._STAGING_KEYS[p], p) for p in sealed_paths}
-        self.celery.send_task(self.worker.RUN_JOB, args=[path, list(args), wrapped],
+        sent, wrapped = list(args), {}
+        for p in sealed_paths:
+            ref = self._share(p)
+            wrapped[ref] = wrap_for(chosen.public, services._STAGING_KEYS[p], ref)
+            sent = [ref if a == p else a for a in sent]
+        self.celery.send_task(self.worker.RUN_JOB, args=[path, sent, wrapped],
                               queue=chosen.queue)
         for p in sealed_paths:
             services.forget_staging_key(p)
         if path in LEASED_JOBS and args:
             self._watch((LEASED_JOBS[path], int(args[0])), chosen)
+
+    def _share(self, staging: str) -> str:
+        """How the worker finds a sealed staging upload: with ``MARKET_STORAGE=s3`` the sealed
+        file moves to the bucket and the worker fetches it by its storage key (workers need
+        not share this host's data folder); otherwise its local path. If the move fails the
+        local file is deleted too (the caller fails the version)."""
+        from market.datasets import services
+        from market.storage import S3Storage, storage
+
+        store = storage()
+        if not isinstance(store, S3Storage):
+            return staging
+        try:
+            return store.share_staging(Path(staging))
+        except BaseException:
+            Path(staging).unlink(missing_ok=True)
+            services.forget_staging_key(staging)
+            raise
 
     def _watch(self, lease: tuple[str, int], chosen: Any) -> None:
         """Keep renewing the job's lease here only while its worker is announced: the job

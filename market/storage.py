@@ -45,6 +45,8 @@ class Storage(Protocol):
 
 #: Folders whose emptiness means nothing is left of a dataset: ``datasets/<id>/``.
 _PRUNABLE = "datasets"
+#: Where raw uploads are staged (``market.datasets.services.UPLOAD_KEY``'s folder).
+_UPLOADS = "uploads"
 
 
 class LocalStorage:
@@ -169,8 +171,12 @@ def _sha256_of(path: Path) -> str:
 class S3Storage(LocalStorage):
     """Desensitized Parquet in an S3-compatible bucket (``MARKET_STORAGE=s3``).
 
-    Staging stays local, under ``MARKET_DATA_DIR`` (raw uploads never go to the bucket, and
-    the pipeline writes its output next to where the inherited local methods expect it).
+    Staging files are written locally, under ``MARKET_DATA_DIR`` (the pipeline writes its
+    output next to where the inherited local methods expect it). A raw upload handed to a
+    queue worker moves to the bucket as the sealed file it is (:meth:`share_staging`:
+    AES-256-GCM ciphertext whose key travels only wrapped for that worker), so that the worker
+    needs no shared folder; the job deletes it (:meth:`delete_staging`), and the lease sweeper
+    and :meth:`sweep_staging` delete what a dead process left.
     :meth:`commit` sends a finished staging file with a multipart upload and completes it,
     so the object appears whole or not at all (a failed upload is aborted); the object
     carries its SHA-256 as metadata. Query hosts read through a local cache keyed by content
@@ -205,14 +211,22 @@ class S3Storage(LocalStorage):
 
     def commit(self, staging: Path, key: str) -> Path:
         digest = _sha256_of(staging)
-        name = self._object(key)
+        self._upload(staging, self._object(key), {"sha256": digest})
+        self.cache.mkdir(parents=True, exist_ok=True)
+        cached = self.cache / f"{digest}.parquet"
+        os.replace(staging, cached)
+        self._prune(staging.parent)
+        return cached
+
+    def _upload(self, path: Path, name: str, metadata: dict[str, str]) -> None:
+        """``path`` as object ``name``: a multipart upload, completed, or aborted on failure."""
         upload = self.client.create_multipart_upload(
-            Bucket=self.bucket, Key=name, Metadata={"sha256": digest}
+            Bucket=self.bucket, Key=name, Metadata=metadata
         )
         upload_id = upload["UploadId"]
         try:
             parts = []
-            with open(staging, "rb") as fh:
+            with open(path, "rb") as fh:
                 for number, block in enumerate(iter(lambda: fh.read(self.part_bytes), b""), 1):
                     done = self.client.upload_part(
                         Bucket=self.bucket, Key=name, UploadId=upload_id,
@@ -234,11 +248,47 @@ class S3Storage(LocalStorage):
             except Exception as exc:  # noqa: BLE001 - the sweep aborts it later
                 log.warning("multipart upload not aborted (%s)", type(exc).__name__)
             raise
-        self.cache.mkdir(parents=True, exist_ok=True)
-        cached = self.cache / f"{digest}.parquet"
-        os.replace(staging, cached)
-        self._prune(staging.parent)
-        return cached
+
+    # ------------------------------------------------- staging uploads shared between hosts
+
+    def share_staging(self, path: Path) -> str:
+        """Move a sealed staging upload of this host into the bucket, under its storage key
+        (``uploads/.partial-…``), so that a worker on another host, with another data folder,
+        can process it. Returns that key. The object is the sealed file as it is on disk
+        (AES-256-GCM ciphertext; its key never goes with it). The local file is deleted once
+        the object is complete; on failure the upload is aborted and the local file kept (the
+        caller discards it)."""
+        key = path.resolve().relative_to(self.root).as_posix()
+        if not key.startswith(f"{_UPLOADS}/"):
+            raise ValueError("only staging uploads are shared")
+        self._upload(path, self._object(key), {"market-staging": "sealed"})
+        path.unlink(missing_ok=True)
+        return key
+
+    def fetch_staging(self, key: str) -> Path:
+        """The shared staging upload ``key`` downloaded to this host's data folder (its local
+        path, the same key). Raises botocore's ClientError if it is gone."""
+        local = self._resolve(key)
+        if not key.startswith(f"{_UPLOADS}/"):
+            raise ValueError("only staging uploads are shared")
+        local.parent.mkdir(parents=True, exist_ok=True)
+        temp = local.with_name(f".{local.name}.{uuid.uuid4().hex}.fetch")
+        try:
+            self.client.download_file(self.bucket, self._object(key), str(temp))
+            os.chmod(temp, 0o600)
+            os.replace(temp, local)
+        finally:
+            temp.unlink(missing_ok=True)
+        return local
+
+    def delete_staging(self, key: str) -> None:
+        """Delete the shared staging upload ``key`` from the bucket and this host (no error if
+        it is gone; a failure is logged and left to the sweeper)."""
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._object(key))
+        except Exception as exc:  # noqa: BLE001 - the sweeper deletes it later
+            log.warning("shared staging upload not deleted (%s)", type(exc).__name__)
+        self._resolve(key).unlink(missing_ok=True)
 
     def _expected(self, key: str) -> str:
         recorded = self.digest_of(key) if self.digest_of is not None else None
@@ -295,9 +345,23 @@ class S3Storage(LocalStorage):
         return deleted + super().purge(key)
 
     def sweep_staging(self, *, protected: set[str], older_than: dt.datetime) -> int:
-        """Local staging files as for LocalStorage, and multipart uploads left incomplete
-        (a process died between create and complete) started before ``older_than``."""
+        """Local staging files as for LocalStorage; shared staging uploads (``uploads/…``
+        objects) that no live lease protects, written before ``older_than``; and multipart
+        uploads left incomplete (a process died between create and complete) started before
+        ``older_than``."""
         deleted = super().sweep_staging(protected=protected, older_than=older_than)
+        paginator = self.client.get_paginator("list_objects_v2")
+        shared = self.prefix + f"{_UPLOADS}/"
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=shared):
+            for item in page.get("Contents") or []:
+                key = item["Key"][len(self.prefix):]
+                written = item["LastModified"]
+                if written.tzinfo is None:
+                    written = written.replace(tzinfo=dt.UTC)
+                if key in protected or written >= older_than:
+                    continue
+                self.client.delete_object(Bucket=self.bucket, Key=item["Key"])
+                deleted += 1
         listing = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=self.prefix)
         for upload in listing.get("Uploads") or []:
             started = upload["Initiated"]

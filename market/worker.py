@@ -144,7 +144,14 @@ def _announce_loop(url: str) -> None:
 
 @celeryd_after_setup.connect
 def _subscribe_own_queue(sender: str, instance: Any, **_: Any) -> None:
-    """Consume this worker's own queue and announce it (publication workers only)."""
+    """Consume this worker's own queue and announce it (publication workers only).
+
+    Every worker builds the app here, in the main process and before a prefork pool forks:
+    a bad configuration fails at start-up, and a pool process does not pay for the app (its
+    imports alone take seconds on a busy host) inside its first task's time limit, where it
+    would turn a short query into a timeout. The pool processes then drop the inherited
+    database pool (:func:`_allow_engine_processes`)."""
+    flask_app()
     consumed = set(instance.app.amqp.queues.consume_from or ()) or {queue_name()}
     if queue_name() not in consumed:
         return  # a sandbox-only worker takes no uploads
@@ -153,7 +160,6 @@ def _subscribe_own_queue(sender: str, instance: Any, **_: Any) -> None:
     if not url:
         log.error("no Redis to announce this worker in: publication jobs cannot reach it")
         return
-    flask_app()  # fail early on a bad configuration
     threading.Thread(target=_announce_loop, args=(url,), name="market-announce", daemon=True).start()
 
 
@@ -170,6 +176,12 @@ def _allow_engine_processes(**_: Any) -> None:
     config = multiprocessing.current_process()._config  # type: ignore[attr-defined]
     config["daemon"] = False
     config["authkey"] = AuthenticationString(os.urandom(32))
+    if _flask_app is not None:
+        # Connections are never shared across a fork: this process opens its own.
+        from market.extensions import db
+
+        with _flask_app.app_context():
+            db.engine.dispose(close=False)
 
 
 @worker_shutdown.connect
@@ -244,9 +256,9 @@ def run_sandbox_query(job: dict[str, Any]) -> dict[str, Any]:
     from sandbox.celery_engine import decode_job, encode_error, encode_result
     from sandbox.errors import QueryTimeout
 
-    app = flask_app()
-    query, tables, timeout_s, row_cap = decode_job(job)
     try:
+        app = flask_app()
+        query, tables, timeout_s, row_cap = decode_job(job)
         engine = app_engine.local_engine_for(app)
         result = engine.run(query, tables, timeout_s=timeout_s, row_cap=row_cap)
         return encode_result(result)

@@ -8,9 +8,11 @@ Spark with ``MARKET_SANDBOX_ENGINE=spark``). So query hosts scale apart from web
 the HTTP answer is the one the in-process engine gives: same errors, same noise path.
 
 Each task carries a Celery ``time_limit`` of the query's timeout plus a grace period (the
-worker's pool kills the task's process beyond it) and the web process stops waiting at the
-same moment: the buyer gets QueryTimeout either way. Values cross the broker as tagged JSON
-(Decimal, dates and bytes keep their types); errors cross as their category only.
+worker's pool kills the task's process beyond it, even one stuck in C code that no signal but
+SIGKILL reaches) and the web process stops waiting a few seconds later: the buyer gets
+QueryTimeout either way, charged like any engine failure after the charge. Values cross the
+broker as tagged JSON (Decimal, dates and bytes keep their types); errors cross as their
+category only.
 """
 
 from __future__ import annotations
@@ -27,8 +29,12 @@ from .engine import EngineResult
 from .errors import EngineError, QueryTimeout, ResourceLimit
 from .query import CheckedQuery, ViewSpec
 
-#: Seconds beyond the query's timeout before the worker kills the task and the web gives up.
+#: Seconds beyond the query's timeout before the worker's pool kills the task (``time_limit``).
 GRACE_S = 5.0
+#: The web process waits this much longer than the task's hard time limit, so that the pool's
+#: kill of a task that ignored its timeouts (reported as TimeLimitExceeded) is normally what it
+#: sees, and the buyer is answered after the work is gone, not while it still runs.
+KILL_MARGIN_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -157,7 +163,8 @@ class CeleryEngine:
             expires=limit,  # a query nobody picked up in time is not run at all
         )
         try:
-            reply = async_result.get(timeout=limit, propagate=True, disable_sync_subtasks=False)
+            reply = async_result.get(timeout=limit + KILL_MARGIN_S, propagate=True,
+                                     disable_sync_subtasks=False)
         except (CeleryTimeout, TimeLimitExceeded):
             async_result.revoke()
             raise QueryTimeout() from None

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -57,6 +58,7 @@ from market.datasets.services import (
     PUBLICATION_LEASE,
     parquet_key,
     read_limits,
+    receive_shared_upload,
     sha256_file,
     staged_source,
     sync_dataset_status,
@@ -181,13 +183,20 @@ def process_version(
     with files still around.
     """
     session = db.session
-    files = _JobFiles(Path(staging_path))
-    source = staged_source(staging_path)
+    # A relative path is the storage key of an upload shared through the object store by a
+    # web host with another data folder (market.jobs.CeleryRunner): fetched below.
+    shared = None if os.path.isabs(staging_path) else staging_path
+    files = _JobFiles(Path(staging_path), shared=shared)
+    source = staged_source(staging_path) if shared is None else None
     try:
         version = session.get(DatasetVersion, version_id)
         if version is None or version.status != VersionStatus.processing:
             log.warning("version %s is not waiting for processing; upload discarded", version_id)
             return version.status if version is not None else None
+        if shared is not None:
+            source = receive_shared_upload(shared)
+            if source is not None:
+                files.upload = source.path
         if source is None:
             session.rollback()
             files.cleanup()
@@ -284,12 +293,18 @@ class _JobFiles:
     key: str | None = None
     #: The output was moved to ``key`` but the database does not know it yet.
     placed: bool = False
+    #: The storage key of an upload shared through the object store (deleted there too).
+    shared: str | None = None
 
     def drop_upload(self) -> None:
         from market.datasets.services import forget_staging_key
 
         self.upload.unlink(missing_ok=True)
         forget_staging_key(self.upload)
+        if self.shared is not None:
+            forget_staging_key(self.shared)
+            storage().delete_staging(self.shared)  # type: ignore[attr-defined]
+            self.shared = None
 
     def place(self) -> None:
         assert self.out is not None and self.key is not None

@@ -230,6 +230,19 @@ def forget_staging_key(path: str | os.PathLike[str]) -> None:
     _STAGING_KEYS.pop(str(path), None)
 
 
+def receive_shared_upload(key: str) -> SealedFile | None:
+    """The readable view of a sealed upload that a web host shared through the object store
+    (``market.storage.S3Storage.share_staging``): downloaded, still sealed, into this host's
+    data folder, and opened with the key unwrapped for this worker (None if that key is not
+    here). Raises the storage's errors if the object cannot be fetched."""
+    secret = _STAGING_KEYS.pop(key, None)
+    if secret is None:
+        return None
+    local = storage().fetch_staging(key)  # type: ignore[attr-defined]
+    _STAGING_KEYS[str(local)] = secret
+    return SealedFile(local, secret)
+
+
 # ----------------------------------------------------------------------------- helpers
 
 _UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"|?*]')

@@ -71,12 +71,13 @@ class Worker:
 
 
 def start_worker(env: dict[str, str], log: Path, *, queue: str, pool: str = "solo",
-                 concurrency: int = 1, announce: bool = True, timeout: float = 60) -> Worker:
-    """``celery -A market.worker worker`` as its own process group; waits until it is ready
-    (and, for a publication worker, until it is announced in Redis)."""
+                 concurrency: int = 1, announce: bool = True, timeout: float = 60,
+                 app: str = "market.worker") -> Worker:
+    """``celery -A market.worker worker`` (or ``app``) as its own process group; waits until
+    it is ready (and, for a publication worker, until it is announced in Redis)."""
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "market.worker", "worker", "--pool", pool,
+            [sys.executable, "-m", "celery", "-A", app, "worker", "--pool", pool,
              "-c", str(concurrency), "-Q", queue, "--without-gossip", "--without-mingle",
              "--without-heartbeat", "-l", "INFO", "-n", f"w{uuid.uuid4().hex[:8]}@%h"],
             env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,

@@ -104,3 +104,131 @@ def test_a_query_past_its_timeout_on_the_queue_is_a_timeout(sandbox_worker):
     )
     with pytest.raises(QueryTimeout):
         engine.run(endless, {}, timeout_s=1)
+
+
+@pytest.fixture
+def hanging_worker(celery_available, live_app, tmp_path, monkeypatch):
+    """A sandbox queue worker (prefork, one process) whose engine hangs once in C code."""
+    flag = tmp_path / "hung-once"
+    base = {
+        **os.environ, **TEST_SECRETS,
+        "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",
+        "DATABASE_URL": live_app.config["SQLALCHEMY_DATABASE_URI"],
+        "MARKET_INSTANCE_PATH": str(tmp_path / "worker-instance"),
+        "MARKET_DATA_DIR": live_app.config["MARKET_DATA_DIR"],
+        "MARKET_SANDBOX_WORKERS": "1",
+        "MARKET_TEST_HANG_ONCE": str(flag),
+    }
+    env = celery_env(base)
+    worker = start_worker(env, tmp_path / "hung-worker.log",
+                          queue=env["MARKET_CELERY_SANDBOX_QUEUE"], pool="prefork",
+                          concurrency=1, announce=False, app="tests.scale.hung_engine_worker")
+    monkeypatch.setenv("MARKET_CELERY_SANDBOX_QUEUE", env["MARKET_CELERY_SANDBOX_QUEUE"])
+    yield env, worker, flag
+    worker.stop()
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie waiting to be reaped by the pool is dead too.
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_task_that_ignores_its_timeout_is_killed_and_charged_once(hanging_worker, live_app):
+    """An engine stuck in C code ignores the engine's timeout, Celery's soft limit and SIGTERM:
+    the pool's hard ``time_limit`` kills it. The buyer gets the one charged timeout answer that
+    an in-process timeout gives; the worker serves the next query; no claim is left behind, and
+    quota and budget were each charged exactly once per accepted query."""
+    import time
+
+    import sqlalchemy as sa
+
+    from licenses.models import License
+    from market.audit.services import verify_chain
+    from market.extensions import db
+    from market.keys import public_keys
+    from sandbox import NoNoise, app_engine
+    from sandbox.celery_engine import GRACE_S
+    from sandbox.models import PrivacySpending, SandboxQuery, SandboxRelease, SandboxReleaseClaim
+
+    env, worker, flag = hanging_worker
+    license_id, token, _ = _seed(live_app)
+    live_app.extensions["sandbox.noise"] = NoNoise(min_entities=data.K)  # rows to compare
+    headers = {"Authorization": f"Bearer {token}", "Accept-Language": "en"}
+    url = f"/api/v1/sandbox/{license_id}/queries"
+    sql = QUERIES[0].format(i=7)
+
+    def ask():
+        started = time.monotonic()
+        with live_app.test_client() as http:
+            res = http.post(url, json={"sql": sql}, headers=headers)
+        return res.status_code, res.get_json(), time.monotonic() - started
+
+    def state():
+        with live_app.app_context():
+            db.session.expire_all()
+            out = (
+                db.session.scalar(sa.select(License.quota_remaining)
+                                  .where(License.id == license_id)),
+                db.session.scalars(sa.select(SandboxQuery).where(
+                    SandboxQuery.license_id == license_id).order_by(SandboxQuery.id)).all(),
+                db.session.scalar(sa.select(sa.func.sum(PrivacySpending.epsilon_spent))),
+                db.session.scalar(sa.select(sa.func.count()).select_from(SandboxReleaseClaim)),
+                db.session.scalar(sa.select(sa.func.count()).select_from(SandboxRelease)),
+            )
+            db.session.remove()
+        return out
+
+    quota_before = state()[0]
+    configured_timeout = live_app.config["MARKET_SANDBOX_TIMEOUT_S"]
+    timeout_s = 3
+    live_app.config.update(MARKET_SANDBOX_RUNNER="celery", MARKET_SANDBOX_TIMEOUT_S=timeout_s,
+                           CELERY_BROKER_URL=env["CELERY_BROKER_URL"])
+    app_engine.close_engine(live_app)
+    try:
+        status, body, waited = ask()
+        hung_pid = int(flag.read_text())
+        assert status == 422, (body, worker.text()[-3000:])
+        assert body["errors"]["rule"] == "timeout", body
+        assert body["message"] == "The query ran too long and was stopped; narrow it down " \
+            "and try again.", body
+        # Answered once the hard limit was reached (the pool reports it, then kills).
+        assert waited >= timeout_s + GRACE_S, waited
+        assert "Hard time limit" in worker.text(), worker.text()[-3000:]
+        deadline = time.monotonic() + 30  # the pool sends TERM, then KILL, then reaps it
+        while _process_alive(hung_pid):
+            assert time.monotonic() < deadline, ("the stuck process survived", worker.text())
+            time.sleep(0.2)
+        quota, rows, eps, claims, releases = state()
+        assert quota == quota_before - 1  # charged, once
+        assert [(r.status, r.rule, r.quota_charged) for r in rows] == [
+            ("timeout", "timeout", True)]
+        spent_first = rows[0].epsilon_spent
+        assert spent_first > 0 and eps == spent_first
+        assert claims == 0 and releases == 0  # nothing released, no claim left to block
+
+        # The worker recovered (a new pool process) and answers the same question, charged.
+        live_app.config["MARKET_SANDBOX_TIMEOUT_S"] = 90
+        status, body, _ = ask()
+        assert status == 200, (body, worker.text()[-3000:])
+        assert body["rows"]
+        quota, rows, eps, claims, releases = state()
+        assert quota == quota_before - 2
+        assert [(r.status, r.quota_charged) for r in rows] == [("timeout", True), ("ok", True)]
+        assert eps == spent_first + rows[1].epsilon_spent
+        assert claims == 0 and releases == 1
+    finally:
+        app_engine.close_engine(live_app)
+        live_app.config.update(MARKET_SANDBOX_RUNNER="inline",
+                               MARKET_SANDBOX_TIMEOUT_S=configured_timeout)
+    with live_app.app_context():
+        verdict = verify_chain(db.session, public_keys())
+        assert verdict.valid, verdict.to_dict()
+        db.session.remove()

@@ -9,7 +9,8 @@ so exactly two of the twelve are refused by it, whichever server they hit; the a
 one valid chain. PostgreSQL only (``MARKET_TEST_DB=postgres``): two servers on one SQLite file
 are not a deployment.
 
-Not covered here: one ledger journal per settlement across servers (the payment flow).
+The payment flow across the two servers (one ledger journal per settlement, splits that sum
+to the total, webhooks delivered to both) is ``test_two_servers_payments``.
 """
 
 from __future__ import annotations
