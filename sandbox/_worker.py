@@ -330,7 +330,8 @@ def build_rollup(
     most `max_distinct` values, fewest values first, as many as keep the estimated number of
     cells within ROLLUP_MAX_RATIO of the rows. Measures: integer columns whose every entity's
     SUM(ABS(value)) is below 2^53, so that the raw path's SUM over DOUBLE is exact too (see
-    sandbox.sqlgen._rollup_sum). Runs only SQL built here from names, never a caller's query.
+    sandbox.sqlgen._rollup_sum). Constant: the dimensions with one value (NULL included) per
+    entity (`sandbox.query.RollupPlan.constant_sql`). Runs only SQL built here from names, never a caller's query.
     """
     scan = f"read_parquet({_lit(projection)})"
     eh = _q(ENTITY_HASH)
@@ -395,7 +396,23 @@ def build_rollup(
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-    return {"path": target, "dimensions": list(dims), "measures": measures}
+    constant: list[str] = []
+    if dims:
+        # A dimension is constant if no entity has two values of it, NULL counting as a value
+        # (COUNT(DISTINCT) skips NULL, hence the flag); read from the rollup (same values).
+        got = con.execute(
+            "SELECT "
+            + ", ".join(f"MAX(c{i})" for i in range(len(dims)))
+            + " FROM (SELECT "
+            + ", ".join(
+                f"COUNT(DISTINCT {_q(d)}) + MAX(CASE WHEN {_q(d)} IS NULL THEN 1 ELSE 0 END) "
+                f"AS c{i}"
+                for i, d in enumerate(dims)
+            )
+            + f" FROM read_parquet({_lit(target)}) GROUP BY {eh})"
+        ).fetchone()
+        constant = [d for d, top in zip(dims, got, strict=True) if top is not None and top <= 1]
+    return {"path": target, "dimensions": list(dims), "measures": measures, "constant": constant}
 
 
 def main(conn: Any, workdir: str, settings: dict[str, Any]) -> None:

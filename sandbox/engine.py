@@ -40,8 +40,8 @@ from .query import (
 # Version of the projection file layout. 2: rows ordered by the entity-key hash, so that the
 # per-entity aggregation of the DP path reads each entity's rows together (~2-3x faster
 # GROUP BY entity and join on the entity hash than the unordered file). 3: with the per-entity
-# rollup next to it (`Rollup`).
-PROJECTION_LAYOUT = 3
+# rollup next to it (`Rollup`). 4: the rollup records its entity-constant dimensions.
+PROJECTION_LAYOUT = 4
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,14 @@ class Rollup:
     path: str
     dimensions: tuple[str, ...]
     measures: tuple[str, ...]
+    constant: tuple[str, ...] = ()  # dimensions with one value per entity
+
+    def sql_for(self, plan: RollupPlan) -> str:
+        """The plan's SQL for this rollup: without the group choice if every key is constant
+        per entity here (each entity is then in one group only)."""
+        if plan.constant_sql is not None and set(plan.key_dimensions) <= set(self.constant):
+            return plan.constant_sql
+        return plan.sql
 
     def columns(self) -> list[str]:
         cols = [ENTITY_HASH_COLUMN, *self.dimensions, ROLLUP_ROWS]
@@ -344,7 +352,7 @@ class DuckDBEngine:
             ).rollup
             if rollup is not None and rollup.covers(plan):
                 spec = [(plan.slug, rollup.path, rollup.columns(), "", False)]
-                result = self._run(plan.sql, spec, entity_rows, timeout_s, cap)
+                result = self._run(rollup.sql_for(plan), spec, entity_rows, timeout_s, cap)
                 return EngineResult(
                     result.columns, result.rows, result.truncated, result.elapsed_ms, True
                 )
@@ -484,7 +492,12 @@ class DuckDBEngine:
 def _rollup(info: Mapping[str, Any] | None) -> Rollup | None:
     if not info:
         return None
-    return Rollup(str(info["path"]), tuple(info["dimensions"]), tuple(info["measures"]))
+    return Rollup(
+        str(info["path"]),
+        tuple(info["dimensions"]),
+        tuple(info["measures"]),
+        tuple(info.get("constant") or ()),
+    )
 
 
 def _raise(reply: tuple) -> None:

@@ -137,13 +137,18 @@ class RollupPlan:
 
     Valid only if the rollup of view `slug` has every column in `dimensions` as a dimension
     and every column in `measures` as an exact measure; the engine checks that and otherwise
-    runs `engine_sql`. `sql` reads a view named `slug` over the rollup file.
+    runs `engine_sql`. `sql` reads a view named `slug` over the rollup file. `constant_sql`
+    is the same bounding without the group choice, valid only if every column of
+    `key_dimensions` (those the group keys read) has one value per entity in the data (the
+    rollup records which do): each entity is then in one group only.
     """
 
     slug: str
     sql: str
     dimensions: tuple[str, ...]
     measures: tuple[str, ...]
+    key_dimensions: tuple[str, ...] = ()
+    constant_sql: str | None = None
 
 
 @dataclass(frozen=True)

@@ -614,10 +614,16 @@ def _bounded_sql(
     from_sql: str,
     grouped: bool,
     max_groups: int,
+    keys_constant: bool = False,
 ) -> str:
     """The bounding SQL (see `aggregate_query`) over `from_sql`, each entity's per-group
-    columns computed by the per-entity SQL of `pre`."""
-    one_group = grouped and max_groups == 1
+    columns computed by the per-entity SQL of `pre`.
+
+    `keys_constant`: the caller knows that every group key has one value per entity in the
+    data (all its columns do), so each entity is in exactly one group and no group choice is
+    needed: the per-(entity, group) aggregate is the whole bounding, whatever the limit.
+    """
+    one_group = grouped and max_groups == 1 and not keys_constant
     p_cols = [f"{ehash} AS {q('__sbx_e')}"]
     # With one group per entity (the default) each entity keeps the group whose hash of
     # (entity, key) is smallest: a first pass finds that hash per entity, the second keeps
@@ -654,6 +660,12 @@ def _bounded_sql(
         )
         return (
             f"WITH {q('__sbx_m')} AS ({m_sql}), {q('__sbx_p')} AS ({p_sql}) "
+            f"SELECT {', '.join(final_cols)} FROM {q('__sbx_p')}{tail}"
+        )
+    if grouped and keys_constant:
+        p_sql = f"SELECT {', '.join(p_cols)} FROM {from_sql}{where_clause} GROUP BY ALL"
+        return (
+            f"WITH {q('__sbx_p')} AS ({p_sql}) "
             f"SELECT {', '.join(final_cols)} FROM {q('__sbx_p')}{tail}"
         )
     if grouped:
@@ -699,7 +711,8 @@ def _rollup_plan(
         return None
     slug = scope_tables[0].slug
     dims: set[str] = set()
-    for node in [n for _, n in key_items] + list(where):
+    key_dims: set[str] = set()
+    for i, node in enumerate([n for _, n in key_items] + list(where)):
         for sub in node.walk():
             if isinstance(sub, (exp.Select, exp.Subquery, exp.Star, exp.Placeholder)):
                 return None
@@ -709,6 +722,8 @@ def _rollup_plan(
                 if not sub.name or sub.name.startswith("__sbx"):
                     return None
                 dims.add(sub.name)
+                if i < len(key_items):
+                    key_dims.add(sub.name)
     measures: set[str] = set()
     for o in outputs:
         if o.kind in ("count", "sum", "avg") and o.column is not None:
@@ -718,17 +733,21 @@ def _rollup_plan(
             measures.add(name)
     if any(rollup is None for _, _, _, rollup in pre):
         return None
+    rollup_pre = [(c, r or "", f) for c, _, f, r in pre]
     sql = _bounded_sql(
-        ehash,
-        key_sql,
-        key_names,
-        [(c, r or "", f) for c, _, f, r in pre],
-        where_sql,
-        q(slug),
-        grouped,
-        max_groups,
+        ehash, key_sql, key_names, rollup_pre, where_sql, q(slug), grouped, max_groups
     )
-    return RollupPlan(slug, sql, tuple(sorted(dims)), tuple(sorted(measures)))
+    constant_sql = _bounded_sql(
+        ehash, key_sql, key_names, rollup_pre, where_sql, q(slug), grouped, max_groups, True
+    )
+    return RollupPlan(
+        slug,
+        sql,
+        tuple(sorted(dims)),
+        tuple(sorted(measures)),
+        tuple(sorted(key_dims)),
+        constant_sql,
+    )
 
 
 def release_key(canonical: str, row_cap: int, plan: DPPlan | None) -> str:

@@ -118,6 +118,8 @@ def test_the_rollup_is_built_with_the_expected_dimensions_and_exact_measures(dat
     assert set(rollup.dimensions) == {"district", "flag", "start", "kind", "year"}
     # `big` sums beyond 2^53 per entity: not exact in DOUBLE, so not a measure
     assert set(rollup.measures) == {"year", "v", "w"}
+    # one value per entity (NULL counts as a value; `district` is NULL for whole entities)
+    assert set(rollup.constant) == {"district", "flag", "start"}
     con = duckdb.connect()
     try:
         (cells,) = con.execute(f"SELECT COUNT(*) FROM read_parquet('{rollup.path}')").fetchone()
@@ -260,3 +262,24 @@ def test_generated_questions_give_the_same_rows_from_the_rollup(data, engine, qu
         return  # e.g. a WHERE form the policy refuses: nothing to compare
     assert q.rollup is not None, sql
     assert _both(q, engine, tables).rollup, sql
+
+
+@pytest.mark.parametrize(("g", "r", "lower", "upper"), BOUNDS)
+def test_keys_constant_per_entity_skip_the_group_choice_with_the_same_rows(
+    data, engine, g, r, lower, upper
+):
+    """Keys over entity-constant columns take the form without the group choice; keys over a
+    column that varies within an entity keep the choice. Both equal the raw path."""
+    _, tables = data
+    rollup = engine.prepare(tables["t"], COLUMNS, "ek").rollup
+    ctx = _ctx(g, r, lower, upper)
+    constant = check(
+        "SELECT district, flag, COUNT(*), SUM(v) FROM t WHERE kind = 'a' GROUP BY district, flag",
+        ctx,
+    )
+    varying = check("SELECT district, kind, COUNT(*), SUM(v) FROM t GROUP BY district, kind", ctx)
+    assert rollup.sql_for(constant.rollup) == constant.rollup.constant_sql
+    assert constant.rollup.constant_sql != constant.rollup.sql
+    assert rollup.sql_for(varying.rollup) == varying.rollup.sql
+    assert _both(constant, engine, tables).rollup
+    assert _both(varying, engine, tables).rollup
