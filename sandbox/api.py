@@ -211,11 +211,8 @@ class Queries(MethodView):
     @blp.response(200, QueryResultSchema)
     @blp.alt_response(403, description="License not active, or the buyer is blacklisted.")
     @blp.alt_response(404, description="No such license (or another buyer's).")
-    @blp.alt_response(
-        409,
-        description="The same new question is being released for another "
-        "request and did not finish in time (release_in_flight): ask again.",
-    )
+    @blp.alt_response(409, description="The same new question is being released for another "
+                      "request and did not finish in time (release_in_flight): ask again.")
     @blp.alt_response(422, description="The policy refused the query; see errors.rule.")
     @blp.alt_response(429, description="Quota or privacy budget used up.")
     def post(self, body, license_id):
@@ -296,11 +293,8 @@ class DatasetPrivacy(MethodView):
         if not dataset_perms.can_read_dataset(g.actor, dataset):
             raise NotFound(_("Dataset %(id)s does not exist.", id=dataset_id))
         settings_ = dataset_privacy.effective_privacy(dataset)
-        return {
-            "dataset_id": dataset.id,
-            "differential_privacy": settings_ is not None,
-            "settings": settings_.as_json() if settings_ is not None else None,
-        }
+        return {"dataset_id": dataset.id, "differential_privacy": settings_ is not None,
+                "settings": settings_.as_json() if settings_ is not None else None}
 
     @blp.response(200, PrivacySettingsSchema)
     def put(self, dataset_id):
@@ -310,8 +304,7 @@ class DatasetPrivacy(MethodView):
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
             raise ValidationFailed(
-                _("Send a JSON object of privacy settings."),
-                {"privacy": [_("Give a JSON object.")]},
+                _("Send a JSON object of privacy settings."), {"privacy": [_("Give a JSON object.")]}
             )
         dataset = _dataset(dataset_id)
         new = dataset_privacy.update_privacy(db.session, actor, dataset, body)

@@ -35,9 +35,8 @@ def _build(config: Any) -> Any:
 
         broker = config.get("CELERY_BROKER_URL") or os.environ.get("CELERY_BROKER_URL") or ""
         queue = os.environ.get("MARKET_CELERY_SANDBOX_QUEUE") or "sandbox"
-        return CeleryEngine(
-            broker, queue=queue, backend_url=config.get("CELERY_RESULT_BACKEND") or None
-        )
+        return CeleryEngine(broker, queue=queue,
+                            backend_url=config.get("CELERY_RESULT_BACKEND") or None)
     return _build_local(config)
 
 

@@ -40,9 +40,8 @@ class EngineQuery:
     engine_row_cap: int
 
 
-def encode_job(
-    query: CheckedQuery, tables: Mapping[str, str], timeout_s: float, row_cap: int | None
-) -> dict[str, Any]:
+def encode_job(query: CheckedQuery, tables: Mapping[str, str], timeout_s: float,
+               row_cap: int | None) -> dict[str, Any]:
     return {
         "sql": query.engine_sql,
         "views": [[v.slug, list(v.columns), v.entity_key] for v in query.views],
@@ -95,13 +94,9 @@ def _dec(value: Any) -> Any:
 
 
 def encode_result(result: EngineResult) -> dict[str, Any]:
-    return {
-        "ok": True,
-        "columns": list(result.columns),
-        "rows": [[_enc(v) for v in row] for row in result.rows],
-        "truncated": result.truncated,
-        "elapsed_ms": result.elapsed_ms,
-    }
+    return {"ok": True, "columns": list(result.columns),
+            "rows": [[_enc(v) for v in row] for row in result.rows],
+            "truncated": result.truncated, "elapsed_ms": result.elapsed_ms}
 
 
 def encode_error(exc: BaseException) -> dict[str, Any]:
@@ -110,12 +105,8 @@ def encode_error(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, ResourceLimit):
         return {"ok": False, "error": "resource"}
     if isinstance(exc, EngineError):
-        return {
-            "ok": False,
-            "error": "engine",
-            "kind": exc.kind,
-            "message": str(exc.args[0]) if exc.args else "",
-        }
+        return {"ok": False, "error": "engine", "kind": exc.kind,
+                "message": str(exc.args[0]) if exc.args else ""}
     return {"ok": False, "error": "engine", "kind": "engine", "message": ""}
 
 
@@ -123,10 +114,8 @@ def decode_reply(reply: Mapping[str, Any]) -> EngineResult:
     """The worker's reply as the engine's result. Raises the engine's own errors."""
     if reply.get("ok"):
         return EngineResult(
-            tuple(reply["columns"]),
-            [tuple(_dec(v) for v in row) for row in reply["rows"]],
-            bool(reply["truncated"]),
-            float(reply["elapsed_ms"]),
+            tuple(reply["columns"]), [tuple(_dec(v) for v in row) for row in reply["rows"]],
+            bool(reply["truncated"]), float(reply["elapsed_ms"]),
         )
     error = reply.get("error")
     if error == "timeout":
@@ -134,23 +123,16 @@ def decode_reply(reply: Mapping[str, Any]) -> EngineResult:
     if error == "resource":
         raise ResourceLimit()
     if reply.get("kind") == "permission":
-        raise EngineError(
-            "the query tried to access something outside the sandbox", kind="permission"
-        )
+        raise EngineError("the query tried to access something outside the sandbox",
+                          kind="permission")
     raise EngineError("the query could not be executed", kind=str(reply.get("kind") or "engine"))
 
 
 class CeleryEngine:
     """An Engine whose `run` happens on the ``sandbox`` queue's workers."""
 
-    def __init__(
-        self,
-        broker_url: str,
-        *,
-        queue: str = "sandbox",
-        backend_url: str | None = None,
-        grace_s: float = GRACE_S,
-    ) -> None:
+    def __init__(self, broker_url: str, *, queue: str = "sandbox",
+                 backend_url: str | None = None, grace_s: float = GRACE_S) -> None:
         from market.worker import make_celery
 
         self.celery = make_celery(broker_url)
@@ -159,14 +141,8 @@ class CeleryEngine:
         self.queue = queue
         self.grace_s = grace_s
 
-    def run(
-        self,
-        query: CheckedQuery,
-        tables: Mapping[str, str],
-        *,
-        timeout_s: float = 10.0,
-        row_cap: int | None = None,
-    ) -> EngineResult:
+    def run(self, query: CheckedQuery, tables: Mapping[str, str], *, timeout_s: float = 10.0,
+            row_cap: int | None = None) -> EngineResult:
         """Raises QueryTimeout, ResourceLimit, EngineError (as the in-process engine does)."""
         from celery.exceptions import TimeLimitExceeded
         from celery.exceptions import TimeoutError as CeleryTimeout
@@ -176,11 +152,8 @@ class CeleryEngine:
         started = time.perf_counter()
         limit = timeout_s + self.grace_s
         async_result = self.celery.send_task(
-            RUN_SANDBOX,
-            args=[encode_job(query, tables, timeout_s, row_cap)],
-            queue=self.queue,
-            time_limit=limit,
-            soft_time_limit=timeout_s + self.grace_s / 2,
+            RUN_SANDBOX, args=[encode_job(query, tables, timeout_s, row_cap)], queue=self.queue,
+            time_limit=limit, soft_time_limit=timeout_s + self.grace_s / 2,
             expires=limit,  # a query nobody picked up in time is not run at all
         )
         try:

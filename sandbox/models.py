@@ -72,7 +72,9 @@ class SandboxRelease(Base):
     """One released answer: the same question over the same data versions gets it again."""
 
     __tablename__ = "sandbox_releases"
-    __table_args__ = (sa.CheckConstraint("epsilon >= 0 AND delta >= 0", name="cost_non_negative"),)
+    __table_args__ = (
+        sa.CheckConstraint("epsilon >= 0 AND delta >= 0", name="cost_non_negative"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     #: SHA-256 of the policy's release key (canonical question + privacy parameters) and the

@@ -67,27 +67,21 @@ class QueryResultSchema(ma.Schema):
     )
     truncated = ma.fields.Boolean(metadata={"description": "More rows existed than the cap."})
     empty_reason = ma.fields.String(
-        metadata={
-            "description": "Only when no row is returned: why, in the caller's language "
-            "(on DP data one fixed sentence, which never tells an empty filter from "
-            "groups below the threshold)."
-        }
+        metadata={"description": "Only when no row is returned: why, in the caller's language "
+                  "(on DP data one fixed sentence, which never tells an empty filter from "
+                  "groups below the threshold)."}
     )
     quota_remaining = ma.fields.Integer(required=True)
     elapsed_ms = ma.fields.Integer(required=True, allow_none=True)
     epsilon_spent = ma.fields.Decimal(as_string=True)
     repeat = ma.fields.Boolean(metadata={"description": "Same as cached (kept for clients)."})
     cached = ma.fields.Boolean(
-        metadata={
-            "description": "The same question over the same data was released before "
-            "(by any buyer): the stored answer, no privacy cost."
-        }
+        metadata={"description": "The same question over the same data was released before "
+                  "(by any buyer): the stored answer, no privacy cost."}
     )
     privacy_budget_remaining = ma.fields.Decimal(as_string=True, allow_none=True)
-    privacy = ma.fields.Nested(
-        lambda: AnswerPrivacySchema(),
-        metadata={"description": "On differentially private data only."},
-    )
+    privacy = ma.fields.Nested(lambda: AnswerPrivacySchema(), metadata={
+        "description": "On differentially private data only."})
 
 
 class BudgetSchema(ma.Schema):

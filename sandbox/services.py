@@ -550,14 +550,8 @@ def _find_release(session: Session, key: str) -> SandboxRelease | None:
 
 
 def _store_release(
-    session: Session,
-    key: str,
-    versions: str,
-    answer: Answer,
-    eps: Decimal,
-    delta: Decimal,
-    org_id: int,
-    now: dt.datetime,
+    session: Session, key: str, versions: str, answer: Answer, eps: Decimal, delta: Decimal,
+    org_id: int, now: dt.datetime,
 ) -> SandboxRelease:
     """Store the release; if the same question was released meanwhile (two first askers at
     once), the earlier release stands and is returned (both callers see the same answer)."""
@@ -692,27 +686,23 @@ def _workspace(session: Session, lic: License, settings: SandboxSettings) -> Wor
     and current versions; the versions' columns) instead of a lazy load per attribute and
     item, and without the large fields it does not read (reports, quality, profiles,
     descriptions): this runs on every query."""
-    items = (
-        session.scalars(
-            sa.select(LicenseItem)
-            .where(LicenseItem.license_id == lic.id)
-            .order_by(LicenseItem.id)
-            .options(
-                joinedload(LicenseItem.dataset).options(
-                    defer(Dataset.description),
-                    lazyload(Dataset.department),
-                    joinedload(Dataset.current_version).options(
-                        defer(DatasetVersion.report),
-                        defer(DatasetVersion.quality),
-                        defer(DatasetVersion.refusal_reasons),
-                        selectinload(DatasetVersion.columns).defer(DatasetColumn.profile),
-                    ),
-                )
+    items = session.scalars(
+        sa.select(LicenseItem)
+        .where(LicenseItem.license_id == lic.id)
+        .order_by(LicenseItem.id)
+        .options(
+            joinedload(LicenseItem.dataset).options(
+                defer(Dataset.description),
+                lazyload(Dataset.department),
+                joinedload(Dataset.current_version).options(
+                    defer(DatasetVersion.report),
+                    defer(DatasetVersion.quality),
+                    defer(DatasetVersion.refusal_reasons),
+                    selectinload(DatasetVersion.columns).defer(DatasetColumn.profile),
+                ),
             )
         )
-        .unique()
-        .all()
-    )
+    ).unique().all()
     set_committed_value(lic, "items", list(items))
     return build_workspace(lic, settings)
 
@@ -727,12 +717,7 @@ def workspace_of(
 
 
 def _log_entry(
-    attempt: Attempt,
-    lic_id: int,
-    org_id: int,
-    actor: Actor,
-    status: str,
-    now: dt.datetime,
+    attempt: Attempt, lic_id: int, org_id: int, actor: Actor, status: str, now: dt.datetime,
     **kw: Any,
 ) -> SandboxQuery:
     return SandboxQuery(
@@ -782,16 +767,8 @@ def run_query(
     while True:
         try:
             return _run_once(
-                session,
-                actor,
-                license_id,
-                sql,
-                engine=engine,
-                local_path=local_path,
-                settings=settings,
-                end_transaction=end_transaction,
-                noise=noise,
-                now=now,
+                session, actor, license_id, sql, engine=engine, local_path=local_path,
+                settings=settings, end_transaction=end_transaction, noise=noise, now=now,
             )
         except _InFlight as busy:
             session.rollback()
@@ -860,12 +837,7 @@ def _run_once(
             attempt.claim_key = key
             attempt.epsilon_spent = _charge_budget(session, org_id, dp_tables, checked, attempt)
         entry = _log_entry(
-            attempt,
-            lic_id,
-            org_id,
-            actor,
-            QueryStatus.running.value,
-            now,
+            attempt, lic_id, org_id, actor, QueryStatus.running.value, now,
             epsilon_spent=attempt.epsilon_spent,
         )
         session.add(entry)
@@ -915,23 +887,15 @@ def _run_once(
         # After the charge, any failure (in the engine or in the noise step) is charged and
         # answers the generic message: its cause could depend on the data.
         log.exception("sandbox query %s failed after its charge", attempt.log_id)
-        raise engine_refusal(
-            EngineError(kind="engine", detail=type(exc).__name__), attempt
-        ) from None
+        raise engine_refusal(EngineError(kind="engine", detail=type(exc).__name__), attempt) from None
     # (c) the outcome, in a new short transaction
     dp_tables = state["dp_tables"]
     answer = _answer(outcome.checked, outcome.result, bool(dp_tables))
     release_id = None
     if dp_tables:
         release = _store_release(
-            session,
-            state["key"],
-            workspace.data_versions,
-            answer,
-            attempt.epsilon_spent,
-            Decimal(outcome.checked.delta_cost),
-            org_id,
-            now,
+            session, state["key"], workspace.data_versions, answer, attempt.epsilon_spent,
+            Decimal(outcome.checked.delta_cost), org_id, now,
         )
         release_id = release.id
         answer = Answer.from_payload(release.payload)
@@ -949,30 +913,17 @@ def _run_once(
     quota = _quota_of(session, lic_id)
     budgets = budgets_of(session, org_id, _dp_or_all(workspace, dp_tables))
     data = audit_data(
-        attempt,
-        QueryStatus.ok,
-        None,
-        len(answer.rows),
-        answer.suppressed_groups,
-        elapsed,
+        attempt, QueryStatus.ok, None, len(answer.rows), answer.suppressed_groups, elapsed,
         attempt.epsilon_spent,
     )
     # Last: the chain's lock is held from here to the commit.
     audit.record(
-        session,
-        AUDIT_TYPE,
-        actor,
-        ("license", lic_id),
+        session, AUDIT_TYPE, actor, ("license", lic_id),
         {**data, "query_id": entry.id, "release_id": release_id, "cached": False},
     )
     return QueryRun(
-        entry,
-        answer,
-        quota,
-        bool(dp_tables) or workspace.uses_dp,
-        False,
-        attempt.epsilon_spent,
-        budgets,
+        entry, answer, quota, bool(dp_tables) or workspace.uses_dp, False,
+        attempt.epsilon_spent, budgets,
     )
 
 
@@ -987,32 +938,17 @@ def _quota_of(session: Session, lic_id: int) -> int:
 
 
 def _answer_cached(
-    session: Session,
-    actor: Actor,
-    attempt: Attempt,
-    lic_id: int,
-    org_id: int,
-    release: SandboxRelease,
-    state: Mapping[str, Any],
-    now: dt.datetime,
+    session: Session, actor: Actor, attempt: Attempt, lic_id: int, org_id: int,
+    release: SandboxRelease, state: Mapping[str, Any], now: dt.datetime,
 ) -> QueryRun:
     """A question already released over the same data: the stored answer, one unit of quota,
     no budget (all in step (a)'s transaction; the request boundary commits)."""
     answer = Answer.from_payload(release.payload)
     elapsed = attempt.elapsed_ms()
     entry = _log_entry(
-        attempt,
-        lic_id,
-        org_id,
-        actor,
-        QueryStatus.ok.value,
-        now,
-        epsilon_spent=Decimal(0),
-        rows_returned=len(answer.rows),
-        suppressed_groups=None,
-        truncated=answer.truncated,
-        elapsed_ms=elapsed,
-        release_id=release.id,
+        attempt, lic_id, org_id, actor, QueryStatus.ok.value, now,
+        epsilon_spent=Decimal(0), rows_returned=len(answer.rows), suppressed_groups=None,
+        truncated=answer.truncated, elapsed_ms=elapsed, release_id=release.id,
     )
     session.add(entry)
     session.flush()
@@ -1020,20 +956,11 @@ def _answer_cached(
     # Last (the budgets were read before the quota was taken): the chain's lock is held from
     # here to the commit.
     audit.record(
-        session,
-        AUDIT_TYPE,
-        actor,
-        ("license", lic_id),
+        session, AUDIT_TYPE, actor, ("license", lic_id),
         {**data, "query_id": entry.id, "release_id": release.id, "cached": True},
     )
     return QueryRun(
-        entry,
-        answer,
-        int(state["quota"]),
-        True,
-        True,
-        Decimal(0),
-        state["budgets"],
+        entry, answer, int(state["quota"]), True, True, Decimal(0), state["budgets"],
     )
 
 
@@ -1063,7 +990,11 @@ def record_refusal(session: Session, actor: Actor, refusal: QueryRefused) -> San
         lic = session.get(License, attempt.license_id)
         if lic is not None and refusal.rule == LICENSE_NOT_ACTIVE:
             licenses.expire_if_due(session, lic, now)
-        if lic is not None and attempt.buyer_org_id == lic.buyer_org_id and attempt.sql is not None:
+        if (
+            lic is not None
+            and attempt.buyer_org_id == lic.buyer_org_id
+            and attempt.sql is not None
+        ):
             entry = SandboxQuery(
                 license_id=lic.id,
                 buyer_org_id=lic.buyer_org_id,
@@ -1123,18 +1054,15 @@ def estimate_cost(
     )
 
 
-def privacy_spending(
-    session: Session, actor: Actor, dataset_id: int | None
-) -> list[dict[str, Any]]:
+def privacy_spending(session: Session, actor: Actor, dataset_id: int | None) -> list[dict[str, Any]]:
     """Privacy spending per buyer organization and dataset, with each version's total: the
     regulator and the operator see all, a department its own datasets. Raises Forbidden for
     anyone else, NotFound for a dataset the caller may not see."""
     from market.accounts.models import Organization
 
     if actor.role not in ("regulator", "operator", "department"):
-        raise Forbidden(
-            _("Only the regulator, the operator and departments can see privacy spending.")
-        )
+        raise Forbidden(_("Only the regulator, the operator and departments can see privacy "
+                          "spending."))
     datasets = sa.select(Dataset).where(Dataset.open_grade == "conditional")
     if actor.role == "department":
         datasets = datasets.where(Dataset.department_id == actor.org_id)

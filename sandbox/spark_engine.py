@@ -69,9 +69,8 @@ def to_spark(engine_sql: str) -> str:
 def check_spark_sql(sql: str, views: set[str]) -> None:
     """Refuse Spark SQL that is not one query over ``views`` (and its own CTEs) with known
     functions. Raises EngineError(kind="permission")."""
-    refused = EngineError(
-        "the query tried to access something outside the sandbox", kind="permission"
-    )
+    refused = EngineError("the query tried to access something outside the sandbox",
+                          kind="permission")
     try:
         statements = sqlglot.parse(sql, read="spark")
     except sqlglot.errors.SqlglotError as exc:
@@ -123,11 +122,8 @@ class SparkEngine:
             "spark.sql.ansi.enabled": "false",
             "spark.sql.shuffle.partitions": str(shuffle_partitions),
             "spark.sql.adaptive.enabled": "true",
-            **(
-                {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
-                if master.startswith("local")
-                else {}
-            ),
+            **({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
+               if master.startswith("local") else {}),
             **dict(conf or {}),
         }
         self._spark: Any = None
@@ -177,9 +173,8 @@ class SparkEngine:
             if view.entity_key:
                 if view.entity_key.lower() not in present:
                     raise EngineError("a data file lacks a licensed column", kind="config")
-                cols.append(
-                    F.xxhash64(F.col(present[view.entity_key.lower()])).alias(ENTITY_HASH_COLUMN)
-                )
+                cols.append(F.xxhash64(F.col(present[view.entity_key.lower()]))
+                            .alias(ENTITY_HASH_COLUMN))
             frame.select(*cols).createOrReplaceTempView(view.slug)
 
     def run(
