@@ -124,6 +124,8 @@ def build_config(instance_path: Path, overrides: dict[str, Any] | None = None) -
         "MARKET_SANDBOX_MEMORY_LIMIT": os.environ.get("MARKET_SANDBOX_MEMORY_LIMIT", "1GB"),
         "MARKET_SANDBOX_THREADS": _env_int("MARKET_SANDBOX_THREADS", 2),
         "MARKET_SANDBOX_WORKERS": _env_int("MARKET_SANDBOX_WORKERS", 2),
+        # Per-entity rollups next to the projections (sandbox.engine.Rollup; dp-preagg).
+        "MARKET_SANDBOX_ROLLUPS": _env_bool("MARKET_SANDBOX_ROLLUPS", True),
         "MARKET_SANDBOX_DP_EPSILON_PER_QUERY": os.environ.get(
             "MARKET_SANDBOX_DP_EPSILON_PER_QUERY", "0.5"
         ),

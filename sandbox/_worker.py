@@ -266,9 +266,153 @@ class _Runner:
             (max_rows,) = con.execute(
                 f"SELECT MAX(n) FROM (SELECT COUNT(*) AS n FROM {scan} GROUP BY {ek})"
             ).fetchone()
-            return ("ok", path, max_rows)
+            rollup = None
+            if target and job.get("rollup_target"):
+                rollup = build_rollup(
+                    con,
+                    target,
+                    job["rollup_target"],
+                    [present[c.lower()] for c in columns if c.lower() != entity_key.lower()],
+                    int(job.get("rollup_max_distinct") or ROLLUP_MAX_DISTINCT),
+                )
+            return ("ok", path, max_rows, rollup)
         finally:
             con.close()
+
+
+# The per-entity rollup (also sandbox.query.ROLLUP_*; no import: keep this light).
+ROLLUP_ROWS = "__sbx_n"
+ROLLUP_COUNT_PREFIX = "__sbx_c:"
+ROLLUP_SUM_PREFIX = "__sbx_s:"
+ROLLUP_MAX_DISTINCT = 1000  # a dimension has at most this many distinct values
+ROLLUP_MAX_RATIO = 0.5  # the rollup is kept only if it has at most this share of the rows
+_DIM_TYPES = (
+    "VARCHAR",
+    "BOOLEAN",
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "DATE",
+)
+_INT_TYPES = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "UHUGEINT",
+)
+_EXACT = 2**53  # every integer of absolute value up to this is an exact double
+
+
+def build_rollup(
+    con: duckdb.DuckDBPyConnection,
+    projection: str,
+    target: str,
+    columns: list[str],
+    max_distinct: int,
+) -> dict[str, Any] | None:
+    """Write the per-entity rollup of a projection: one row per (entity hash, dimension
+    values), ordered by the entity hash, with the cell's row count and, per measure, its
+    non-NULL count and exact SUM. Returns {"path", "dimensions", "measures"} or None if no
+    rollup would be smaller than half the file.
+
+    Dimensions: columns of an exactly groupable type (text, boolean, integer, date) with at
+    most `max_distinct` values, fewest values first, as many as keep the estimated number of
+    cells within ROLLUP_MAX_RATIO of the rows. Measures: integer columns whose every entity's
+    SUM(ABS(value)) is below 2^53, so that the raw path's SUM over DOUBLE is exact too (see
+    sandbox.sqlgen._rollup_sum). Constant: the dimensions with one value (NULL included) per
+    entity (`sandbox.query.RollupPlan.constant_sql`). Runs only SQL built here from names, never a caller's query.
+    """
+    scan = f"read_parquet({_lit(projection)})"
+    eh = _q(ENTITY_HASH)
+    types = {
+        row[0]: str(row[1]).upper()
+        for row in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
+    }
+    usable = [c for c in columns if c in types and not c.startswith("__sbx")]
+    dim_cands = [c for c in usable if types[c] in _DIM_TYPES]
+    int_cols = [c for c in usable if types[c] in _INT_TYPES]
+    (rows,) = con.execute(f"SELECT COUNT(*) FROM {scan}").fetchone()
+    if not rows:
+        return None
+    distinct: dict[str, int] = {}
+    if dim_cands:
+        got = con.execute(
+            "SELECT "
+            + ", ".join(f"approx_count_distinct({_q(c)})" for c in dim_cands)
+            + f" FROM {scan}"
+        ).fetchone()
+        distinct = {c: int(n) for c, n in zip(dim_cands, got, strict=True)}
+    ordered = sorted(
+        (c for c in dim_cands if distinct[c] <= max_distinct), key=lambda c: (distinct[c], c)
+    )
+    prefixes = [ordered[:i] for i in range(len(ordered) + 1)]
+    cells = con.execute(
+        "SELECT "
+        + ", ".join(
+            f"approx_count_distinct(hash({', '.join([eh, *map(_q, p)])}))" for p in prefixes
+        )
+        + f" FROM {scan}"
+    ).fetchone()
+    dims = None
+    for prefix, n in zip(prefixes, cells, strict=True):
+        if n <= ROLLUP_MAX_RATIO * rows:
+            dims = prefix
+    if dims is None:
+        return None
+    measures: list[str] = []
+    if int_cols:
+        got = con.execute(
+            "SELECT "
+            + ", ".join(f"MAX(s{i})" for i in range(len(int_cols)))
+            + " FROM (SELECT "
+            + ", ".join(
+                f"SUM(ABS(TRY_CAST({_q(c)} AS HUGEINT))) AS s{i}" for i, c in enumerate(int_cols)
+            )
+            + f" FROM {scan} GROUP BY {eh})"
+        ).fetchone()
+        measures = [c for c, top in zip(int_cols, got, strict=True) if (top or 0) < _EXACT]
+    cols = [eh, *map(_q, dims), f"COUNT(*)::BIGINT AS {_q(ROLLUP_ROWS)}"]
+    for m in measures:
+        cols.append(f"COUNT({_q(m)})::BIGINT AS {_q(ROLLUP_COUNT_PREFIX + m)}")
+        cols.append(f"SUM({_q(m)})::BIGINT AS {_q(ROLLUP_SUM_PREFIX + m)}")
+    tmp = f"{target}.{os.getpid()}.{threading.get_ident()}.tmp"
+    try:
+        con.execute(
+            f"COPY (SELECT {', '.join(cols)} FROM {scan} GROUP BY ALL ORDER BY {eh}) "
+            f"TO {_lit(tmp)} (FORMAT parquet)"
+        )
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    constant: list[str] = []
+    if dims:
+        # A dimension is constant if no entity has two values of it, NULL counting as a value
+        # (COUNT(DISTINCT) skips NULL, hence the flag); read from the rollup (same values).
+        got = con.execute(
+            "SELECT "
+            + ", ".join(f"MAX(c{i})" for i in range(len(dims)))
+            + " FROM (SELECT "
+            + ", ".join(
+                f"COUNT(DISTINCT {_q(d)}) + MAX(CASE WHEN {_q(d)} IS NULL THEN 1 ELSE 0 END) "
+                f"AS c{i}"
+                for i, d in enumerate(dims)
+            )
+            + f" FROM read_parquet({_lit(target)}) GROUP BY {eh})"
+        ).fetchone()
+        constant = [d for d, top in zip(dims, got, strict=True) if top is not None and top <= 1]
+    return {"path": target, "dimensions": list(dims), "measures": measures, "constant": constant}
 
 
 def main(conn: Any, workdir: str, settings: dict[str, Any]) -> None:

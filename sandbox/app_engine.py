@@ -8,7 +8,8 @@ part of each query to the ``MARKET_CELERY_SANDBOX_QUEUE`` queue instead
 
 The engine owns a pool of worker processes, so there is exactly one per app (tests build
 several apps in one process; each gets its own, reused across its tests). Projections of the
-licensed columns are cached under ``MARKET_DATA_DIR/projections``.
+licensed columns are cached under ``MARKET_DATA_DIR/projections``, each with its per-entity
+rollup (``MARKET_SANDBOX_ROLLUPS``, default on; see :class:`sandbox.engine.Rollup`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def _build_local(config: Any) -> Any:
         memory_limit=str(config.get("MARKET_SANDBOX_MEMORY_LIMIT", "1GB")),
         workers=int(config.get("MARKET_SANDBOX_WORKERS", 2)),
         projection_dir=data_dir / "projections",
+        rollups=bool(config.get("MARKET_SANDBOX_ROLLUPS", True)),
     )
 
 

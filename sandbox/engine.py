@@ -28,12 +28,20 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .errors import EngineError, QueryTimeout, ResourceLimit
-from .query import CheckedQuery
+from .query import (
+    ENTITY_HASH_COLUMN,
+    ROLLUP_COUNT_PREFIX,
+    ROLLUP_ROWS,
+    ROLLUP_SUM_PREFIX,
+    CheckedQuery,
+    RollupPlan,
+)
 
 # Version of the projection file layout. 2: rows ordered by the entity-key hash, so that the
 # per-entity aggregation of the DP path reads each entity's rows together (~2-3x faster
-# GROUP BY entity and join on the entity hash than the unordered file).
-PROJECTION_LAYOUT = 2
+# GROUP BY entity and join on the entity hash than the unordered file). 3: with the per-entity
+# rollup next to it (`Rollup`). 4: the rollup records its entity-constant dimensions.
+PROJECTION_LAYOUT = 4
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,7 @@ class EngineResult:
     rows: list[tuple[Any, ...]]
     truncated: bool = False
     elapsed_ms: float = 0.0
+    rollup: bool = False  # answered from the per-entity rollup (`CheckedQuery.rollup`)
 
 
 class Engine(Protocol):
@@ -64,12 +73,44 @@ class Engine(Protocol):
 
 
 @dataclass(frozen=True)
+class Rollup:
+    """The per-entity rollup of a projection (`sandbox._worker.build_rollup`): one row per
+    (entity hash, values of `dimensions`) with the cell's row count and, per measure, its
+    non-NULL count and exact SUM. It holds only aggregates of the licensed columns of the
+    projection it comes from, lives next to it and is only ever read by the engine."""
+
+    path: str
+    dimensions: tuple[str, ...]
+    measures: tuple[str, ...]
+    constant: tuple[str, ...] = ()  # dimensions with one value per entity
+
+    def sql_for(self, plan: RollupPlan) -> str:
+        """The plan's SQL for this rollup: without the group choice if every key is constant
+        per entity here (each entity is then in one group only)."""
+        if plan.constant_sql is not None and set(plan.key_dimensions) <= set(self.constant):
+            return plan.constant_sql
+        return plan.sql
+
+    def columns(self) -> list[str]:
+        cols = [ENTITY_HASH_COLUMN, *self.dimensions, ROLLUP_ROWS]
+        for m in self.measures:
+            cols += [ROLLUP_COUNT_PREFIX + m, ROLLUP_SUM_PREFIX + m]
+        return cols
+
+    def covers(self, plan: RollupPlan) -> bool:
+        return set(plan.dimensions) <= set(self.dimensions) and set(plan.measures) <= set(
+            self.measures
+        )
+
+
+@dataclass(frozen=True)
 class PreparedFile:
     """A data file made ready for queries (see DuckDBEngine.prepare)."""
 
     path: str  # the file the view reads (a projection, or the original)
     max_rows: int | None  # most rows any one entity has in the file
     stored_hash: bool  # the file has the entity-hash column (projections do)
+    rollup: Rollup | None = None  # with a projection directory and rollups on
 
 
 class _Worker:
@@ -143,6 +184,9 @@ class DuckDBEngine:
     - `kill_grace_s`: how long after the timeout a silent worker is killed.
     - `soft_timeout`: also set DuckDB's max_execution_time (stops most queries without a
       kill); False relies on the kill alone.
+    - `rollups` (with a projection directory): next to each projection, build once a
+      per-entity rollup (`Rollup`) and answer the aggregate queries it covers from it
+      (`CheckedQuery.rollup`: the same bounding and the same numbers, over fewer rows).
     """
 
     def __init__(
@@ -158,6 +202,7 @@ class DuckDBEngine:
         prepare_timeout_s: float = 600.0,
         soft_timeout: bool = True,
         start_method: str = "forkserver",
+        rollups: bool = True,
     ) -> None:
         if workers < 1 or threads < 1:
             raise ValueError("workers and threads must be >= 1")
@@ -171,6 +216,7 @@ class DuckDBEngine:
         self._kill_grace_s = kill_grace_s
         self._soft_timeout = soft_timeout
         self._prepare_timeout_s = prepare_timeout_s
+        self._rollups = rollups and projection_dir is not None
         self._ctx = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
             # Workers fork from a server that has imported DuckDB once: fast replacement.
@@ -294,6 +340,22 @@ class DuckDBEngine:
             )
             entity_rows[view.slug] = prepared.max_rows
         cap = query.engine_row_cap if row_cap is None else min(row_cap, query.engine_row_cap)
+        plan = query.rollup
+        if (
+            self._rollups
+            and plan is not None
+            and len(query.views) == 1
+            and query.views[0].slug == plan.slug
+        ):
+            rollup = self.prepare(
+                tables[plan.slug], query.views[0].columns, query.views[0].entity_key
+            ).rollup
+            if rollup is not None and rollup.covers(plan):
+                spec = [(plan.slug, rollup.path, rollup.columns(), "", False)]
+                result = self._run(rollup.sql_for(plan), spec, entity_rows, timeout_s, cap)
+                return EngineResult(
+                    result.columns, result.rows, result.truncated, result.elapsed_ms, True
+                )
         return self._run(query.engine_sql, views, entity_rows, timeout_s, cap)
 
     def run_sql(
@@ -381,37 +443,61 @@ class DuckDBEngine:
             self._projection_dir.mkdir(parents=True, exist_ok=True)
             # The layout version is part of the name: a projection written by an older
             # layout (unsorted) is never reused for the clustered one.
-            digest = hashlib.sha256(repr((PROJECTION_LAYOUT, key)).encode("utf-8")).hexdigest()[:32]
+            digest = hashlib.sha256(
+                repr((PROJECTION_LAYOUT, key, self._rollups)).encode("utf-8")
+            ).hexdigest()[:32]
             target = self._projection_dir / f"{digest}.parquet"
             sidecar = self._projection_dir / f"{digest}.json"
             if sidecar.exists():
                 info = json.loads(sidecar.read_text(encoding="utf-8"))
                 if Path(info["path"]).exists():
-                    return PreparedFile(info["path"], info["max_rows"], True)
+                    rollup = _rollup(info.get("rollup"))
+                    if rollup is None or Path(rollup.path).exists():
+                        return PreparedFile(info["path"], info["max_rows"], True, rollup)
+        rollup_target = None
+        if target is not None and self._rollups:
+            rollup_target = str(target.with_name(f"{target.stem}.rollup.parquet"))
         job = {
             "op": "prepare",
             "path": real,
             "target": str(target) if target is not None else None,
             "columns": list(columns),
             "entity_key": entity_key,
+            "rollup_target": rollup_target,
         }
         reply = self._call(job, self._prepare_timeout_s)
         if reply[0] != "ok":
             if reply[1] == "schema":
                 raise EngineError("a data file lacks a licensed column", kind="config")
             _raise(reply)
-        _, read_path, max_rows = reply
+        _, read_path, max_rows, rollup_info = reply
         prepared = PreparedFile(
-            str(read_path), int(max_rows) if max_rows is not None else None, target is not None
+            str(read_path),
+            int(max_rows) if max_rows is not None else None,
+            target is not None,
+            _rollup(rollup_info),
         )
         if sidecar is not None:
             tmp = sidecar.with_name(f"{sidecar.name}.{os.getpid()}.{threading.get_ident()}.tmp")
             tmp.write_text(
-                json.dumps({"path": prepared.path, "max_rows": prepared.max_rows}),
+                json.dumps(
+                    {"path": prepared.path, "max_rows": prepared.max_rows, "rollup": rollup_info}
+                ),
                 encoding="utf-8",
             )
             os.replace(tmp, sidecar)
         return prepared
+
+
+def _rollup(info: Mapping[str, Any] | None) -> Rollup | None:
+    if not info:
+        return None
+    return Rollup(
+        str(info["path"]),
+        tuple(info["dimensions"]),
+        tuple(info["measures"]),
+        tuple(info.get("constant") or ()),
+    )
 
 
 def _raise(reply: tuple) -> None:

@@ -124,6 +124,33 @@ class DPPlan:
         return tuple((r.name, r.epsilon) for r in self.releases)
 
 
+# The per-entity rollup of a prepared file (`sandbox.engine`): one row per (entity hash,
+# dimension values) with these columns besides the dimensions and the entity hash.
+ROLLUP_ROWS = "__sbx_n"  # the cell's row count
+ROLLUP_COUNT_PREFIX = "__sbx_c:"  # + measure name: the cell's non-NULL count of the measure
+ROLLUP_SUM_PREFIX = "__sbx_s:"  # + measure name: the cell's exact SUM of the measure
+
+
+@dataclass(frozen=True)
+class RollupPlan:
+    """The same bounded SQL as `CheckedQuery.engine_sql`, written over the per-entity rollup.
+
+    Valid only if the rollup of view `slug` has every column in `dimensions` as a dimension
+    and every column in `measures` as an exact measure; the engine checks that and otherwise
+    runs `engine_sql`. `sql` reads a view named `slug` over the rollup file. `constant_sql`
+    is the same bounding without the group choice, valid only if every column of
+    `key_dimensions` (those the group keys read) has one value per entity in the data (the
+    rollup records which do): each entity is then in one group only.
+    """
+
+    slug: str
+    sql: str
+    dimensions: tuple[str, ...]
+    measures: tuple[str, ...]
+    key_dimensions: tuple[str, ...] = ()
+    constant_sql: str | None = None
+
+
 @dataclass(frozen=True)
 class CheckedQuery:
     """A query the policy accepted, rewritten for the engine.
@@ -157,3 +184,4 @@ class CheckedQuery:
     charged_tables: tuple[str, ...]
     release_key: str
     dp: DPPlan | None
+    rollup: RollupPlan | None = None  # an equivalent form over the per-entity rollup

@@ -24,12 +24,16 @@ from .dp import calibrate_laplace, calibrate_threshold
 from .query import (
     DISTINCT_COLUMN,
     MAX_CANDIDATE_GROUPS,
+    ROLLUP_COUNT_PREFIX,
+    ROLLUP_ROWS,
+    ROLLUP_SUM_PREFIX,
     CheckedQuery,
     DPPlan,
     HavingTerm,
     OutputColumn,
     OutputPlan,
     Release,
+    RollupPlan,
     SortTerm,
     ViewSpec,
 )
@@ -270,25 +274,49 @@ def total(node: exp.Expression) -> exp.Expression:
     return exp.Try(this=node.copy().transform(try_cast, copy=False))
 
 
+def _measure(col: exp.Expression) -> str | None:
+    """The column name if `col` is a bare column (a rollup measure candidate), else None."""
+    return col.name if isinstance(col, exp.Column) and not isinstance(col.this, exp.Star) else None
+
+
+def _rollup_count(col: exp.Expression) -> str | None:
+    name = _measure(col)
+    return None if name is None else f"SUM({q(ROLLUP_COUNT_PREFIX + name)})::BIGINT"
+
+
+def _rollup_sum(col: exp.Expression) -> str | None:
+    # The rollup holds each cell's exact integer SUM, and the engine marks a column as a
+    # measure only if every entity's SUM(ABS(value)) is below 2^53: every partial sum of the
+    # raw path's SUM(DOUBLE) is then an exact double, so both give the same number.
+    name = _measure(col)
+    return None if name is None else f"TRY_CAST(SUM({q(ROLLUP_SUM_PREFIX + name)}) AS DOUBLE)"
+
+
 def _releases(
     outputs: Sequence[AggOutput], privacy: TablePrivacy, grouped: bool
 ) -> tuple[
-    list[Release], list[OutputPlan], list[tuple[str, str, Callable[[str], str]]], int | None
+    list[Release],
+    list[OutputPlan],
+    list[tuple[str, str, Callable[[str], str], str | None]],
+    int | None,
 ]:
     """The releases of an aggregate query, its output plans and the per-entity columns.
 
-    Returns (releases, plans, pre-aggregate columns (name, per-entity SQL, final SQL), index
-    of the threshold release). Sensitivities follow the contribution bounds; the epsilon is
-    split by `split_epsilon` (weighted toward the group threshold).
+    Returns (releases, plans, pre-aggregate columns (name, per-entity SQL, final SQL, the
+    per-entity SQL over the rollup or None), index of the threshold release). Sensitivities
+    follow the contribution bounds; the epsilon is split by `split_epsilon` (weighted toward
+    the group threshold).
     """
     g = privacy.max_groups_per_entity if grouped else 1
     r = privacy.max_rows_per_entity
-    # (name, kind, per-entity SQL, final SQL, sensitivity), deduplicated by name.
-    wanted: dict[str, tuple[str, str, str, Decimal]] = {}
+    # (name, kind, per-entity SQL, final SQL, sensitivity, rollup SQL), deduplicated by name.
+    wanted: dict[str, tuple[str, str, str, Decimal, str | None]] = {}
     plans_src: list[tuple[AggOutput, tuple[str, ...]]] = []
 
-    def need(name: str, kind: str, per_entity: str, final: str, sens: Decimal) -> str:
-        wanted.setdefault(name, (kind, per_entity, final, sens))
+    def need(
+        name: str, kind: str, per_entity: str, final: str, sens: Decimal, rollup: str | None
+    ) -> str:
+        wanted.setdefault(name, (kind, per_entity, final, sens, rollup))
         return name
 
     for o in outputs:
@@ -296,15 +324,26 @@ def _releases(
             plans_src.append((o, ()))
             continue
         if o.kind == "distinct":
-            plans_src.append((o, (need("COUNT(DISTINCT entity)", "count", "", "", Decimal(1)),)))
+            plans_src.append(
+                (o, (need("COUNT(DISTINCT entity)", "count", "", "", Decimal(1), ""),))
+            )
             continue
         col = o.column
         if o.kind == "count":
             if col is None:
-                name = need("COUNT(*)", "count", "COUNT(*)", "", Decimal(g * r))
+                name = need(
+                    "COUNT(*)",
+                    "count",
+                    "COUNT(*)",
+                    "",
+                    Decimal(g * r),
+                    f"SUM({q(ROLLUP_ROWS)})::BIGINT",
+                )
             else:
                 cname = render(exp.Count(this=col.copy()))
-                name = need(cname, "count", f"COUNT({render(col)})", "", Decimal(g * r))
+                name = need(
+                    cname, "count", f"COUNT({render(col)})", "", Decimal(g * r), _rollup_count(col)
+                )
             plans_src.append((o, (name,)))
             continue
         assert col is not None and o.lower is not None and o.upper is not None
@@ -315,6 +354,7 @@ def _releases(
             f"SUM(TRY_CAST({render(col)} AS DOUBLE))",
             f"{o.lower}|{o.upper}",
             g * bound,
+            _rollup_sum(col),
         )
         if o.kind == "sum":
             plans_src.append((o, (sname,)))
@@ -325,6 +365,7 @@ def _releases(
                 f"COUNT({render(col)})",
                 "",
                 Decimal(g * r),
+                _rollup_count(col),
             )
             plans_src.append((o, (sname, cname)))
 
@@ -341,17 +382,19 @@ def _releases(
         releases.append(
             Release("threshold", "threshold", DISTINCT_COLUMN, Decimal(g), scale, eps, delta, tau)
         )
-    pre: list[tuple[str, str, Callable[[str], str]]] = []
-    for name, (kind, per_entity, final, sens) in wanted.items():
+    pre: list[tuple[str, str, Callable[[str], str], str | None]] = []
+    for name, (kind, per_entity, final, sens, rollup) in wanted.items():
         j = len(releases)
         column = f"__sbx_m{j}"
         scale, eps = calibrate_laplace(kind, sens, share)
         releases.append(Release(name, kind, column, sens, scale, eps))  # type: ignore[arg-type]
         index[name] = j
         if name == "COUNT(DISTINCT entity)":
-            pre.append((column, "", lambda _p: "COUNT(*)"))
+            pre.append((column, "", lambda _p: "COUNT(*)", ""))
         elif kind == "count":
-            pre.append((column, per_entity, lambda p, r=r: f"COALESCE(SUM(LEAST({p}, {r})), 0)"))
+            pre.append(
+                (column, per_entity, lambda p, r=r: f"COALESCE(SUM(LEAST({p}, {r})), 0)", rollup)
+            )
         else:
             lo, hi = (render(number(Decimal(x))) for x in final.split("|"))
             pre.append(
@@ -362,6 +405,7 @@ def _releases(
                         f"COALESCE(SUM(CASE WHEN {p} < {lo} THEN {lo} WHEN {p} > {hi} "
                         f"THEN {hi} ELSE {p} END), 0)::DOUBLE"
                     ),
+                    rollup,
                 )
             )
     plans: list[OutputPlan] = []
@@ -464,62 +508,33 @@ def aggregate_query(
 
     ehash = render(entity_hash)
     key_sql = [render(total(node)) for _, node in key_items]
-    one_group = grouped and privacy.max_groups_per_entity == 1
-    p_cols = [f"{ehash} AS {q('__sbx_e')}"]
-    # With one group per entity (the default) each entity keeps the group whose hash of
-    # (entity, key) is smallest: a first pass finds that hash per entity, the second keeps
-    # only those rows (faster than aggregating every (entity, group) pair and windowing).
-    # A 64-bit collision can only merge two groups of one entity into one.
-    p_cols += [
-        f"any_value({k}) AS {q(n)}" if one_group else f"{k} AS {q(n)}"
-        for k, n in zip(key_sql, key_names, strict=True)
-    ]
-    final_cols = [q(n) for n in key_names] + [f"COUNT(*) AS {q(DISTINCT_COLUMN)}"]
-    for column, per_entity, final in pre:
-        if per_entity:
-            p_name = f"__sbx_p{column[len('__sbx_m') :]}"
-            p_cols.append(f"{per_entity} AS {q(p_name)}")
-            final_cols.append(f"{final(q(p_name))} AS {q(column)}")
-        else:
-            final_cols.append(f"{final('')} AS {q(column)}")
     where_sql = " AND ".join(f"{render(total(node))}" for _, node in _unique_sorted(where))
     from_sql = _from(scope_tables, joins)
-    where_clause = f" WHERE {where_sql}" if where_sql else ""
-    keys_sql = ", ".join(q(n) for n in key_names)
-    tail = (
-        f" GROUP BY {keys_sql} ORDER BY {q(DISTINCT_COLUMN)} DESC, hash({keys_sql}) "
-        f"LIMIT {MAX_CANDIDATE_GROUPS + 1}"
+    sql = _bounded_sql(
+        ehash,
+        key_sql,
+        key_names,
+        [(c, pe, f) for c, pe, f, _ in pre],
+        where_sql,
+        from_sql,
+        grouped,
+        privacy.max_groups_per_entity,
     )
-    if one_group:
-        pair_hash = f"hash({', '.join([ehash, *key_sql])})"
-        m_sql = (
-            f"SELECT {ehash} AS {q('__sbx_e')}, MIN({pair_hash}) AS {q('__sbx_h')} "
-            f"FROM {from_sql}{where_clause} GROUP BY 1"
-        )
-        p_sql = (
-            f"SELECT {', '.join(p_cols)} FROM {from_sql} JOIN {q('__sbx_m')} ON "
-            f"{ehash} = {q('__sbx_m')}.{q('__sbx_e')} AND {pair_hash} = "
-            f"{q('__sbx_m')}.{q('__sbx_h')}{where_clause} GROUP BY 1"
-        )
-        sql = (
-            f"WITH {q('__sbx_m')} AS ({m_sql}), {q('__sbx_p')} AS ({p_sql}) "
-            f"SELECT {', '.join(final_cols)} FROM {q('__sbx_p')}{tail}"
-        )
-    elif grouped:
-        p_sql = f"SELECT {', '.join(p_cols)} FROM {from_sql}{where_clause} GROUP BY ALL"
-        hashed = ", ".join(q(n) for n in ["__sbx_e", *key_names])
-        b_sql = (
-            f"SELECT * FROM {q('__sbx_p')} QUALIFY ROW_NUMBER() OVER (PARTITION BY "
-            f"{q('__sbx_e')} ORDER BY hash({hashed})) <= {privacy.max_groups_per_entity}"
-        )
-        sql = (
-            f"WITH {q('__sbx_p')} AS ({p_sql}), {q('__sbx_b')} AS ({b_sql}) "
-            f"SELECT {', '.join(final_cols)} FROM {q('__sbx_b')}{tail}"
-        )
-    else:
-        p_sql = f"SELECT {', '.join(p_cols)} FROM {from_sql}{where_clause} GROUP BY 1"
-        sql = f"WITH {q('__sbx_p')} AS ({p_sql}) SELECT {', '.join(final_cols)} FROM {q('__sbx_p')}"
-    engine_columns = tuple(key_names + [DISTINCT_COLUMN] + [c for c, _, _ in pre])
+    rollup = _rollup_plan(
+        scope_tables,
+        joins,
+        key_items,
+        where,
+        outputs,
+        pre,
+        ehash,
+        key_sql,
+        key_names,
+        where_sql,
+        grouped,
+        privacy.max_groups_per_entity,
+    )
+    engine_columns = tuple(key_names + [DISTINCT_COLUMN] + [c for c, _, _, _ in pre])
 
     canonical_from = _canonical_from(scope_tables)
     canon_group = [c for c, _ in key_items]
@@ -586,6 +601,152 @@ def aggregate_query(
         charged_tables=tuple(charged_tables),
         release_key=release_key(canonical, ctx.row_cap, plan),
         dp=plan,
+        rollup=rollup,
+    )
+
+
+def _bounded_sql(
+    ehash: str,
+    key_sql: Sequence[str],
+    key_names: Sequence[str],
+    pre: Sequence[tuple[str, str, Callable[[str], str]]],
+    where_sql: str,
+    from_sql: str,
+    grouped: bool,
+    max_groups: int,
+    keys_constant: bool = False,
+) -> str:
+    """The bounding SQL (see `aggregate_query`) over `from_sql`, each entity's per-group
+    columns computed by the per-entity SQL of `pre`.
+
+    `keys_constant`: the caller knows that every group key has one value per entity in the
+    data (all its columns do), so each entity is in exactly one group and no group choice is
+    needed: the per-(entity, group) aggregate is the whole bounding, whatever the limit.
+    """
+    one_group = grouped and max_groups == 1 and not keys_constant
+    p_cols = [f"{ehash} AS {q('__sbx_e')}"]
+    # With one group per entity (the default) each entity keeps the group whose hash of
+    # (entity, key) is smallest: a first pass finds that hash per entity, the second keeps
+    # only those rows (faster than aggregating every (entity, group) pair and windowing).
+    # A 64-bit collision can only merge two groups of one entity into one.
+    p_cols += [
+        f"any_value({k}) AS {q(n)}" if one_group else f"{k} AS {q(n)}"
+        for k, n in zip(key_sql, key_names, strict=True)
+    ]
+    final_cols = [q(n) for n in key_names] + [f"COUNT(*) AS {q(DISTINCT_COLUMN)}"]
+    for column, per_entity, final in pre:
+        if per_entity:
+            p_name = f"__sbx_p{column[len('__sbx_m') :]}"
+            p_cols.append(f"{per_entity} AS {q(p_name)}")
+            final_cols.append(f"{final(q(p_name))} AS {q(column)}")
+        else:
+            final_cols.append(f"{final('')} AS {q(column)}")
+    where_clause = f" WHERE {where_sql}" if where_sql else ""
+    keys_sql = ", ".join(q(n) for n in key_names)
+    tail = (
+        f" GROUP BY {keys_sql} ORDER BY {q(DISTINCT_COLUMN)} DESC, hash({keys_sql}) "
+        f"LIMIT {MAX_CANDIDATE_GROUPS + 1}"
+    )
+    if one_group:
+        pair_hash = f"hash({', '.join([ehash, *key_sql])})"
+        m_sql = (
+            f"SELECT {ehash} AS {q('__sbx_e')}, MIN({pair_hash}) AS {q('__sbx_h')} "
+            f"FROM {from_sql}{where_clause} GROUP BY 1"
+        )
+        p_sql = (
+            f"SELECT {', '.join(p_cols)} FROM {from_sql} JOIN {q('__sbx_m')} ON "
+            f"{ehash} = {q('__sbx_m')}.{q('__sbx_e')} AND {pair_hash} = "
+            f"{q('__sbx_m')}.{q('__sbx_h')}{where_clause} GROUP BY 1"
+        )
+        return (
+            f"WITH {q('__sbx_m')} AS ({m_sql}), {q('__sbx_p')} AS ({p_sql}) "
+            f"SELECT {', '.join(final_cols)} FROM {q('__sbx_p')}{tail}"
+        )
+    if grouped and keys_constant:
+        p_sql = f"SELECT {', '.join(p_cols)} FROM {from_sql}{where_clause} GROUP BY ALL"
+        return (
+            f"WITH {q('__sbx_p')} AS ({p_sql}) "
+            f"SELECT {', '.join(final_cols)} FROM {q('__sbx_p')}{tail}"
+        )
+    if grouped:
+        p_sql = f"SELECT {', '.join(p_cols)} FROM {from_sql}{where_clause} GROUP BY ALL"
+        hashed = ", ".join(q(n) for n in ["__sbx_e", *key_names])
+        b_sql = (
+            f"SELECT * FROM {q('__sbx_p')} QUALIFY ROW_NUMBER() OVER (PARTITION BY "
+            f"{q('__sbx_e')} ORDER BY hash({hashed})) <= {max_groups}"
+        )
+        return (
+            f"WITH {q('__sbx_p')} AS ({p_sql}), {q('__sbx_b')} AS ({b_sql}) "
+            f"SELECT {', '.join(final_cols)} FROM {q('__sbx_b')}{tail}"
+        )
+    p_sql = f"SELECT {', '.join(p_cols)} FROM {from_sql}{where_clause} GROUP BY 1"
+    return f"WITH {q('__sbx_p')} AS ({p_sql}) SELECT {', '.join(final_cols)} FROM {q('__sbx_p')}"
+
+
+def _rollup_plan(
+    scope_tables: Sequence[TableSpec],
+    joins: Sequence[tuple[exp.Expression, exp.Expression]],
+    key_items: Sequence[tuple[str, exp.Expression]],
+    where: Sequence[exp.Expression],
+    outputs: Sequence[AggOutput],
+    pre: Sequence[tuple[str, str, Callable[[str], str], str | None]],
+    ehash: str,
+    key_sql: Sequence[str],
+    key_names: Sequence[str],
+    where_sql: str,
+    grouped: bool,
+    max_groups: int,
+) -> RollupPlan | None:
+    """The same bounding over the per-entity rollup of the one table, or None.
+
+    Equivalent by construction when the engine finds every referenced column in the rollup:
+    a rollup row is a cell (entity hash, dimension values) holding the cell's row count,
+    non-NULL counts and exact sums. Every group key and WHERE term reads dimensions only, so
+    it has one value per cell: the rows a WHERE keeps are whole cells, an entity's (entity,
+    group) pairs and their hashes are the same, and its per-group COUNT(*), COUNT(x) and SUM(x)
+    are sums over its cells. Everything after the per-entity step is the same SQL. Joins,
+    and keys, WHERE terms or aggregates over anything else, keep the raw path.
+    """
+    if joins or len(scope_tables) != 1:
+        return None
+    slug = scope_tables[0].slug
+    dims: set[str] = set()
+    key_dims: set[str] = set()
+    for i, node in enumerate([n for _, n in key_items] + list(where)):
+        for sub in node.walk():
+            if isinstance(sub, (exp.Select, exp.Subquery, exp.Star, exp.Placeholder)):
+                return None
+            if isinstance(sub, exp.Column):
+                if sub.table and sub.table != slug:
+                    return None
+                if not sub.name or sub.name.startswith("__sbx"):
+                    return None
+                dims.add(sub.name)
+                if i < len(key_items):
+                    key_dims.add(sub.name)
+    measures: set[str] = set()
+    for o in outputs:
+        if o.kind in ("count", "sum", "avg") and o.column is not None:
+            name = _measure(o.column)
+            if name is None or (o.column.table and o.column.table != slug):
+                return None
+            measures.add(name)
+    if any(rollup is None for _, _, _, rollup in pre):
+        return None
+    rollup_pre = [(c, r or "", f) for c, _, f, r in pre]
+    sql = _bounded_sql(
+        ehash, key_sql, key_names, rollup_pre, where_sql, q(slug), grouped, max_groups
+    )
+    constant_sql = _bounded_sql(
+        ehash, key_sql, key_names, rollup_pre, where_sql, q(slug), grouped, max_groups, True
+    )
+    return RollupPlan(
+        slug,
+        sql,
+        tuple(sorted(dims)),
+        tuple(sorted(measures)),
+        tuple(sorted(key_dims)),
+        constant_sql,
     )
 
 
