@@ -20,7 +20,7 @@ from market.errors import NotFound, ValidationFailed, envelope
 from market.extensions import db, limiter, per_user_key
 from market.storage import storage
 
-from . import app_engine, services
+from . import app_engine, fastpath, services
 from .schemas import (
     CostSchema,
     PrivacySettingsSchema,
@@ -218,7 +218,11 @@ class Queries(MethodView):
     def post(self, body, license_id):
         """Run one SQL query on the license's tables (the license's buyer)."""
         try:
-            run = services.run_query(
+            # A question already released is answered by the fast path; anything else (a
+            # new question, any refusal) by the full path, with nothing written before it.
+            run = fastpath.answer_cached(
+                db.session, current_actor(), license_id, body["sql"], settings=settings()
+            ) or services.run_query(
                 db.session,
                 current_actor(),
                 license_id,

@@ -282,9 +282,11 @@ class _CheckCache:
         self._items: OrderedDict[tuple[str, str, int], CheckedQuery] = OrderedDict()
         self._lock = threading.Lock()
 
-    def check(self, sql: str, workspace: Workspace) -> CheckedQuery:
-        """Raises PolicyViolation like ``sandbox.policy.check``."""
-        key = (sql, repr(workspace.tables), workspace.row_cap)
+    def check(self, sql: str, workspace: Workspace, tables_key: str | None = None) -> CheckedQuery:
+        """Raises PolicyViolation like ``sandbox.policy.check``. ``tables_key``: the caller's
+        ``repr(workspace.tables)``, if it has it already (``sandbox.fastpath`` memoizes it)."""
+        key = (sql, tables_key if tables_key is not None else repr(workspace.tables),
+               workspace.row_cap)
         with self._lock:
             hit = self._items.get(key)
             if hit is not None:
