@@ -30,6 +30,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from market.config import build_config
 
     app.config.update(build_config(Path(app.instance_path), config))
+    from market.accounts.services import use_cheap_password_hashing_if_testing
+
+    use_cheap_password_hashing_if_testing(app.config)
 
     from market import database, errors, web
     from market.auth import init_auth

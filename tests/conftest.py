@@ -88,6 +88,9 @@ def make_test_app(database_url: str, instance: Path, **extra):
         "SERVER_NAME": None,
         # Background jobs run inline so that a test sees their result deterministically.
         "MARKET_JOB_RUNNER": "inline",
+        # argon2 at minimal cost in this process (production's parameters are checked in
+        # tests/accounts/test_password_hashing.py); servers run as subprocesses keep theirs.
+        "MARKET_TEST_CHEAP_PASSWORD_HASHING": True,
         **TEST_SECRETS,
         **extra,
     }

@@ -23,10 +23,39 @@ from market.db import iso, utcnow
 from market.errors import Conflict, NotFound, RateLimited, Unauthenticated, ValidationFailed
 from market.idcodes import is_valid_uscc
 
-_hasher = PasswordHasher()
+#: argon2-cffi's defaults (RFC 9106's low-memory profile): what every real process uses.
+PRODUCTION_HASHER_PARAMS = {"time_cost": 3, "memory_cost": 65536, "parallelism": 4}
+#: The test suite's parameters (``MARKET_TEST_CHEAP_PASSWORD_HASHING``, honoured only under
+#: ``TESTING``): the same argon2id, at a cost that does not dominate every fixture.
+TEST_HASHER_PARAMS = {"time_cost": 1, "memory_cost": 64, "parallelism": 1}
+
+_PRODUCTION_HASHER = PasswordHasher(**PRODUCTION_HASHER_PARAMS)
+_hasher = _PRODUCTION_HASHER
 #: Verified against when the e-mail is unknown, so both paths cost one argon2 verification
 #: and response time does not reveal which accounts exist.
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
+def password_hasher_params(config) -> dict[str, int]:
+    """The argon2 parameters for an app's ``config``: production's unless the app is a test
+    app (``TESTING``) that asks for cheap hashing. Never read from the environment."""
+    if config.get("TESTING") and config.get("MARKET_TEST_CHEAP_PASSWORD_HASHING"):
+        return dict(TEST_HASHER_PARAMS)
+    return dict(PRODUCTION_HASHER_PARAMS)
+
+
+def use_cheap_password_hashing_if_testing(config) -> None:
+    """Switch this process to the test parameters if ``config`` asks for them (the test
+    process only; a production config leaves the production hasher in place)."""
+    global _hasher, _DUMMY_HASH
+    params = password_hasher_params(config)
+    if params == PRODUCTION_HASHER_PARAMS:
+        return
+    current = {"time_cost": _hasher.time_cost, "memory_cost": _hasher.memory_cost,
+               "parallelism": _hasher.parallelism}
+    if current != params:
+        _hasher = PasswordHasher(**params)
+        _DUMMY_HASH = _hasher.hash("not-a-real-password")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 MIN_PASSWORD = 10
 TOKEN_PREFIX = "mk_"
