@@ -213,3 +213,20 @@ def test_entry_keeps_param_less_msgids_as_plain_strings():
     assert reasons.entry("row %(number)s", {"number": 3}) == {
         "msgid": "row %(number)s", "params": {"number": 3}
     }
+
+
+def test_a_percent_sign_in_a_column_name_is_a_value_not_a_format(app):
+    from market.pipeline.errors import KAnonymityTooLow, MalformedFile
+    from market.pipeline.readers import clean_names
+
+    with pytest.raises(MalformedFile) as caught:
+        clean_names(["rate%s", "b", "rate%s"], [])
+    stored = reasons.of_error(caught.value)
+    assert stored == {
+        "msgid": "column name '%(name)s' appears twice in the header",
+        "params": {"name": "rate%s"},
+    }
+    with app.test_request_context("/api/v1/health"), force_locale("zh"):
+        assert reasons.render(stored) == "表头中列名“rate%s”出现了两次"
+    k = KAnonymityTooLow(caught.value.msgid, k=1, k_min=2, quasi_identifiers=["x"], name="x")
+    assert k.params == {"k": 1, "k_min": 2, "name": "x"} and k.k == 1 and k.k_min == 2
