@@ -30,7 +30,7 @@ from market.accounts.permissions import require
 from market.api_base import PageArgs, page_of, paginate
 from market.auth import current_actor
 from market.datasets import permissions as perms
-from market.datasets import services
+from market.datasets import reasons, services
 from market.datasets.models import Dataset, DatasetVersion
 from market.datasets.schemas import (
     MAX_METADATA_BYTES,
@@ -307,7 +307,7 @@ def _accepted(version: DatasetVersion) -> dict[str, Any]:
     db.session.refresh(version)
     out = {"id": version.dataset_id, "version": version.version, "status": version.status}
     if version.refusal_reasons:
-        out["refusal_reasons"] = list(version.refusal_reasons)
+        out["refusal_reasons"] = reasons.render_all(version.refusal_reasons)
     return out
 
 

@@ -70,7 +70,9 @@ def _print_result(console: Any, version: Any) -> None:
         f"[bold]{version.status}[/bold]"
     )
     if version.refusal_reasons:
-        for reason in version.refusal_reasons:
+        from market.datasets import reasons
+
+        for reason in reasons.render_all(version.refusal_reasons, english=True):
             console.print(f"  reason: {reason}", markup=False, highlight=False)
         return
     dims = (version.quality or {}).get("dimensions", {})

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from market.accounts.actor import Actor
+from market.datasets import reasons as refusal
 from market.datasets import services
 from market.datasets.models import Dataset, VersionStatus
 from market.extensions import db
@@ -76,7 +77,9 @@ def publish_demo_datasets(demo: Any, report: Any) -> None:
             )
             dataset = version.dataset
             if version.status != VersionStatus.pending_review:
-                reasons = "; ".join(version.refusal_reasons or [])
+                reasons = "; ".join(
+                    refusal.render_all(version.refusal_reasons, english=True)
+                )
                 report.notes.append(f"dataset {dataset.title}: {version.status} ({reasons})")
                 continue
             services.review(db.session, operator, dataset, "approve", "demo")

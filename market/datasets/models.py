@@ -169,7 +169,8 @@ class DatasetVersion(Base):
     k_anonymity: Mapped[int | None] = mapped_column()
     #: The pipeline report (no raw values): warnings, quasi-identifiers, detection summary.
     report: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
-    refusal_reasons: Mapped[list[str] | None] = mapped_column(sa.JSON)
+    #: Entries are msgid strings or ``{"msgid", "params"}``: see :mod:`market.datasets.reasons`.
+    refusal_reasons: Mapped[list[str | dict[str, Any]] | None] = mapped_column(sa.JSON)
     #: Treatments the department chose at upload (``{column: treatment}``), applied by the job.
     treatment_overrides: Mapped[dict[str, str] | None] = mapped_column(sa.JSON)
     progress_done: Mapped[int] = mapped_column(sa.BigInteger, default=0)

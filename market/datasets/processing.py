@@ -47,6 +47,7 @@ from sqlalchemy.orm import Session
 from market import leases
 from market.accounts.actor import Actor
 from market.audit.services import record
+from market.datasets import reasons
 from market.datasets.models import (
     ColumnRole,
     DatasetColumn,
@@ -89,8 +90,10 @@ _SHOWABLE_KINDS = (None, "gender")
 
 ProgressCallback = Callable[[int, int], None]
 
-GENERIC_FAILURE = "processing failed because of an internal error; the upload was discarded"
-NOT_STARTED = "processing could not be started; the upload was discarded: upload it again"
+GENERIC_FAILURE = N_("processing failed because of an internal error; the upload was discarded")
+NOT_STARTED = N_(
+    "processing could not be started; the upload was discarded: upload it again"
+)
 LEASE_EXPIRED = N_(
     "processing stopped because the server running it stopped; the upload was deleted: "
     "upload it again"
@@ -261,7 +264,7 @@ def process_version(
         session.rollback()
         files.cleanup()
         status = VersionStatus.refused if isinstance(exc, KAnonymityTooLow) else VersionStatus.failed
-        return record_failure(session, version_id, status, [exc.message], exc.code)
+        return record_failure(session, version_id, status, [reasons.of_error(exc)], exc.code)
     except Exception as exc:  # noqa: BLE001 - any failure must clean up and be recorded
         session.rollback()
         files.cleanup()
@@ -325,16 +328,19 @@ def _check_names(report: PipelineReport) -> None:
     for position, col in enumerate(report.columns, start=1):
         if len(col.name) > MAX_COLUMN_NAME:
             raise PipelineError(
-                f"the name of column {position} is longer than {MAX_COLUMN_NAME} characters",
+                N_("the name of column %(position)s is longer than %(max)s characters"),
                 row=1,
+                position=position,
+                max=MAX_COLUMN_NAME,
             )
 
 
 def record_failure(
-    session: Session, version_id: int, status: str, reasons: list[str], code: str
+    session: Session, version_id: int, status: str, why: list[reasons.Reason], code: str
 ) -> str | None:
-    """Mark the version failed (or refused) with ``reasons``, audited, and release its lease;
-    commits. A version no longer ``processing`` (a sweeper already failed it) is left as is."""
+    """Mark the version failed (or refused) with the reasons ``why`` (stored entries, see
+    :mod:`market.datasets.reasons`), audited in English, and release its lease; commits.
+    A version no longer ``processing`` (a sweeper already failed it) is left as is."""
     version = session.get(DatasetVersion, version_id)
     if version is None:
         return None
@@ -343,7 +349,7 @@ def record_failure(
         session.commit()
         return version.status
     version.status = status
-    version.refusal_reasons = reasons
+    version.refusal_reasons = list(why)
     version.processed_at = utcnow()
     version.parquet_path = None
     sync_dataset_status(version.dataset)
@@ -352,7 +358,12 @@ def record_failure(
         "dataset.failed",
         PIPELINE_ACTOR,
         ("dataset", version.dataset_id),
-        {"version": version.version, "status": status, "code": code, "reasons": reasons},
+        {
+            "version": version.version,
+            "status": status,
+            "code": code,
+            "reasons": reasons.render_all(why, english=True),
+        },
     )
     session.commit()
     return status
@@ -677,7 +688,7 @@ def suppress_columns(session: Session, version: DatasetVersion, drop: Sequence[s
     """
     key = version.parquet_path
     if not key:
-        raise PipelineError("the version has no output file")
+        raise PipelineError(N_("the version has no output file"))
     source = storage().local_path(key)
     target = storage().staging_path(key)
     report = dict(version.report or {})

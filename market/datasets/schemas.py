@@ -15,6 +15,7 @@ from typing import Any
 import marshmallow as ma
 
 import pricing
+from market.datasets import reasons
 from market.datasets.models import Dataset, DatasetVersion, OpenGrade, Treatment
 from market.pipeline import UPDATE_FREQUENCY_DAYS
 
@@ -36,6 +37,20 @@ def latest_version(dataset: Dataset) -> DatasetVersion | None:
 
 
 # --- dump -------------------------------------------------------------------------------------
+
+
+class ReasonsField(ma.fields.List):
+    """Stored refusal/failure reasons (:mod:`market.datasets.reasons`), dumped as a list of
+    strings in the caller's language (the API contract: a list of strings)."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(ma.fields.String(), **kwargs)
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        if value is None:
+            return None
+        return reasons.render_all(value)
+
 
 
 class DatasetDepartmentSchema(ma.Schema):
@@ -75,7 +90,7 @@ class DatasetVersionSchema(ma.Schema):
     parquet_sha256 = ma.fields.String(allow_none=True)
     quality = ma.fields.Nested(DatasetQualitySchema, allow_none=True)
     k_anonymity = ma.fields.Integer(allow_none=True)
-    refusal_reasons = ma.fields.List(ma.fields.String(), allow_none=True)
+    refusal_reasons = ReasonsField(allow_none=True)
     review_comment = ma.fields.String(allow_none=True)
     columns = ma.fields.List(ma.fields.Nested(DatasetColumnSchema))
     progress = ma.fields.Method("_progress")
@@ -185,7 +200,7 @@ class DatasetSchema(ma.Schema):
 
     def _refusal_reasons(self, d: Dataset) -> list[str]:
         v = latest_version(d)
-        return list(v.refusal_reasons or []) if v else []
+        return reasons.render_all(v.refusal_reasons) if v else []
 
     def _latest(self, d: Dataset) -> dict[str, Any] | None:
         v = latest_version(d)
@@ -203,7 +218,7 @@ class DatasetAcceptedSchema(ma.Schema):
 class DatasetVersionStatusSchema(ma.Schema):
     status = ma.fields.String()
     progress = ma.fields.Dict()
-    refusal_reasons = ma.fields.List(ma.fields.String())
+    refusal_reasons = ReasonsField()
 
 
 # --- load -------------------------------------------------------------------------------------

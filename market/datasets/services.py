@@ -40,6 +40,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
 from market import jobs
@@ -48,6 +49,7 @@ from market.accounts.permissions import require
 from market.audit.services import record
 from market.datasets import permissions as perms
 from market.datasets import privacy
+from market.datasets import reasons as reasons_text
 from market.datasets.models import (
     Dataset,
     DatasetContributor,
@@ -58,7 +60,7 @@ from market.datasets.models import (
 )
 from market.db import utcnow
 from market.errors import Conflict, Forbidden, NotFound, TooLarge, ValidationFailed
-from market.i18n import translate
+from market.i18n import N_, translate
 from market.pipeline import InvalidEntityKey, PipelineError, validate_overrides
 from market.pipeline.detect import Detection
 from market.pipeline.errors import LimitExceeded
@@ -276,11 +278,11 @@ def refusal_reasons(
     reasons = []
     if open_grade == OpenGrade.restricted:
         reasons.append(
-            "open grade 'restricted' (不予开放): restricted data is never listed on the market"
+            N_("open grade 'restricted' (不予开放): restricted data is never listed on the market")
         )
     if confidential:
         reasons.append(
-            "the data is declared confidential (涉密): only non-confidential data may be opened"
+            N_("the data is declared confidential (涉密): only non-confidential data may be opened")
         )
     if not grading.is_operable(security_level):
         reasons.append(grading.CORE_REFUSAL)
@@ -448,7 +450,8 @@ def _detections_from(columns: Iterable[Mapping[str, Any]]) -> list[Detection]:
 
 def _override_error(exc: PipelineError, prefix: str) -> ValidationFailed:
     name = f"{prefix}{exc.column}" if exc.column else prefix.rstrip(".") or "treatments"
-    return ValidationFailed(exc.message, {name: [exc.message]})
+    text = pipeline_error_text(exc)
+    return ValidationFailed(text, {name: [text]})
 
 
 def read_limits() -> ReadLimits:
@@ -542,17 +545,21 @@ def precheck_upload(
     ncols = count_columns(upload.source, upload.filename)
     if ncols is not None and ncols > cap:
         raise ValidationFailed(
-            f"The file has {ncols} columns; at most {cap} are accepted.",
-            {"file": [f"the file has {ncols} columns; at most {cap} are accepted"]},
+            _("The file has %(ncols)s columns; at most %(cap)s are accepted.",
+              ncols=ncols, cap=cap),
+            {"file": [_("the file has %(ncols)s columns; at most %(cap)s are accepted",
+                        ncols=ncols, cap=cap)]},
         )
     if Path(upload.filename).suffix.lower() in (".csv", ".txt", ".tsv"):
         # The header is bounded by the column cap; the data lines by the line cap.
         limit = int(current_app.config.get("MARKET_MAX_LINE_BYTES", DEFAULT_MAX_LINE_BYTES))
         long_line = first_long_line(upload.source, limit, skip=1)
         if long_line is not None:
-            message = (
-                f"line {long_line} is longer than {limit} bytes; cells this large are not "
-                "accepted (split the text or leave it out)"
+            message = _(
+                "line %(line)s is longer than %(limit)s bytes; cells this large are not "
+                "accepted (split the text or leave it out)",
+                line=long_line,
+                limit=limit,
             )
             raise ValidationFailed(message, {"file": [message]})
     if not treatments:
@@ -564,7 +571,8 @@ def precheck_upload(
             upload.source, upload.filename, entity_key=entity_key, limits=read_limits()
         )
     except InvalidEntityKey as exc:
-        raise ValidationFailed(exc.message, {"entity_key": [exc.message]}) from None
+        text = pipeline_error_text(exc)
+        raise ValidationFailed(text, {"entity_key": [text]}) from None
     except PipelineError:
         return  # the job will fail with the row or column; the record explains it
     detections = _detections_from(c.to_dict() for c in report.columns)
@@ -590,9 +598,11 @@ def inspect_upload(upload: StagedUpload, *, entity_key: str | None) -> dict[str,
             upload.source, upload.filename, entity_key=entity_key or None, limits=read_limits()
         )
     except InvalidEntityKey as exc:
-        raise ValidationFailed(exc.message, {"entity_key": [exc.message]}) from None
+        text = pipeline_error_text(exc)
+        raise ValidationFailed(text, {"entity_key": [text]}) from None
     except PipelineError as exc:
-        raise ValidationFailed(exc.message, {"file": [exc.message]}) from None
+        text = pipeline_error_text(exc)
+        raise ValidationFailed(text, {"file": [text]}) from None
     return report.to_dict()
 
 
@@ -865,8 +875,8 @@ def version_status(version: DatasetVersion) -> dict[str, Any]:
     return {
         "status": version.status,
         "progress": progress_of(version),
-        # Reasons are stored as English msgids (the job has no reader); shown translated.
-        "refusal_reasons": [translate(r) for r in version.refusal_reasons or []],
+        # Reasons are stored as English msgids with params (the job has no reader).
+        "refusal_reasons": reasons_text.render_all(version.refusal_reasons),
     }
 
 
@@ -1005,16 +1015,22 @@ def change_treatments(
         if wanted == have:
             continue
         if _STRICTNESS[Treatment(wanted)] < _STRICTNESS[Treatment(have)]:
-            message = (
-                f"column {column!r} is {have}; {wanted} would loosen it, which needs the raw "
-                "file: upload a new version with metadata.treatments"
+            message = _(
+                "column '%(name)s' is %(have)s; %(wanted)s would loosen it, which needs the raw "
+                "file: upload a new version with metadata.treatments",
+                name=column,
+                have=have,
+                wanted=wanted,
             )
             raise ValidationFailed(message, {column: [message]})
         if wanted != Treatment.suppressed:
-            message = (
-                f"column {column!r}: {have} → {wanted} needs the raw file, which is not kept; "
+            message = _(
+                "column '%(name)s': %(have)s → %(wanted)s needs the raw file, which is not kept; "
                 "after processing a column can only be suppressed (upload a new version with "
-                "metadata.treatments to choose another treatment)"
+                "metadata.treatments to choose another treatment)",
+                name=column,
+                have=have,
+                wanted=wanted,
             )
             raise ValidationFailed(message, {column: [message]})
         drop.append(column)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import selectinload
 
 from market.auth import login_required
 from market.datasets import api as publication_api
-from market.datasets import catalog, services
+from market.datasets import catalog, reasons, services
 from market.datasets import permissions as perms
 from market.datasets import privacy as dataset_privacy
 from market.datasets.forms import (
@@ -40,6 +40,13 @@ from market.extensions import db
 from market.web import registry
 
 bp = Blueprint("datasets", __name__)
+
+
+@bp.app_template_filter("refusal_reasons")
+def _refusal_reasons_filter(stored: Any) -> list[str]:
+    """A version's stored refusal/failure reasons in the page's language."""
+    return reasons.render_all(stored)
+
 
 EVERYONE = {"department", "buyer", "operator", "regulator", "subject"}
 registry.nav_link("datasets.catalogue", _l("Catalogue"), roles=EVERYONE, order=10)
@@ -516,7 +523,7 @@ def upload():
                             "id": version.dataset_id,
                             "version": version.version,
                             "status": version.status,
-                            "refusal_reasons": list(version.refusal_reasons or []),
+                            "refusal_reasons": reasons.render_all(version.refusal_reasons),
                             "status_url": status_url(version.dataset_id, version.version),
                             "dataset_url": dataset_url,
                         }

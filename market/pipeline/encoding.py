@@ -11,6 +11,8 @@ from __future__ import annotations
 import codecs
 import io
 
+from market.i18n import N_
+
 from .errors import EncodingError
 from .sealed import InputFile, open_input
 
@@ -46,9 +48,11 @@ def detect_encoding(path: InputFile) -> tuple[str, str]:
         if head.startswith(codecs.BOM_UTF8):
             if _decodes(head[3:], "utf-8"):
                 return "utf-8-sig", "utf-8"
-            raise EncodingError("the file starts with a UTF-8 mark but is not valid UTF-8")
+            raise EncodingError(N_("the file starts with a UTF-8 mark but is not valid UTF-8"))
         if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-            raise EncodingError("UTF-16 files are not supported: save the file as UTF-8 or GBK")
+            raise EncodingError(
+                N_("UTF-16 files are not supported: save the file as UTF-8 or GBK")
+            )
         window = head if not head.isascii() else _non_ascii_window(f)
     if window is None:
         return "utf-8", "utf-8"
@@ -58,13 +62,17 @@ def detect_encoding(path: InputFile) -> tuple[str, str]:
     if window is head:
         line = _first_bad_line(head)
         if line is not None and line > 1:
-            raise EncodingError(f"line {line} is not valid UTF-8 text", row=line)
+            raise EncodingError(
+                N_("line %(line)s is not valid UTF-8 text"), row=line, line=line
+            )
     guess = _charset_guess(window)
-    raise EncodingError(
-        "the file is neither UTF-8 nor GBK/GB18030"
-        + (f" (it looks like {guess})" if guess else "")
-        + ": save it as UTF-8"
-    )
+    if guess:
+        raise EncodingError(
+            N_("the file is neither UTF-8 nor GBK/GB18030 (it looks like %(guess)s): save it "
+               "as UTF-8"),
+            guess=str(guess),
+        )
+    raise EncodingError(N_("the file is neither UTF-8 nor GBK/GB18030: save it as UTF-8"))
 
 
 def _first_bad_line(data: bytes) -> int | None:

@@ -95,8 +95,10 @@ class KAnonymityTooLow(PipelineError):
         k: int,
         k_min: int,
         quasi_identifiers: list[str],
+        **params: object,
     ):
-        super().__init__(message)
+        # ``k`` and ``k_min`` are also params of the message (``%(k)s``, ``%(k_min)s``).
+        super().__init__(message, k=k, k_min=k_min, **params)
         self.k = k
         self.k_min = k_min
         self.quasi_identifiers = quasi_identifiers

@@ -145,23 +145,33 @@ def detect_format(path: InputFile, filename: str) -> str:
         f.seek(max(0, size - 4))
         tail = f.read(4)
     if size == 0:
-        raise MalformedFile("the file is empty")
+        raise MalformedFile(N_("the file is empty"))
     if ext == ".xls" or head.startswith(b"\xd0\xcf\x11\xe0"):
-        raise UnsupportedFormat("legacy .xls workbooks are not supported: save as .xlsx or CSV")
+        raise UnsupportedFormat(
+            N_("legacy .xls workbooks are not supported: save as .xlsx or CSV")
+        )
     if ext in CSV_EXTENSIONS:
         if head.startswith(b"PK\x03\x04") or head.startswith(b"PAR1"):
-            raise UnsupportedFormat(f"the file is named {ext} but is not text: check its type")
+            raise UnsupportedFormat(
+                N_("the file is named %(ext)s but is not text: check its type"), ext=ext
+            )
         return "csv"
     if ext in XLSX_EXTENSIONS:
         if not head.startswith(b"PK\x03\x04"):
-            raise MalformedFile(f"the file is named {ext} but is not an Excel workbook")
+            raise MalformedFile(
+                N_("the file is named %(ext)s but is not an Excel workbook"), ext=ext
+            )
         return "xlsx"
     if ext in PARQUET_EXTENSIONS:
         if not (head.startswith(b"PAR1") and tail == b"PAR1"):
-            raise MalformedFile("the file is not a complete Parquet file")
+            raise MalformedFile(N_("the file is not a complete Parquet file"))
         return "parquet"
+    if not ext:
+        raise UnsupportedFormat(
+            N_("unsupported file type (no extension): upload CSV, XLSX or Parquet")
+        )
     raise UnsupportedFormat(
-        f"unsupported file type {ext or '(no extension)'}: upload CSV, XLSX or Parquet"
+        N_("unsupported file type %(ext)s: upload CSV, XLSX or Parquet"), ext=ext
     )
 
 
@@ -187,7 +197,7 @@ def _header(text: str, delimiter: str) -> list[str]:
     try:
         row = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
     except csv.Error:
-        raise MalformedFile("the header row cannot be parsed", row=1) from None
+        raise MalformedFile(N_("the header row cannot be parsed"), row=1) from None
     return row
 
 
@@ -206,12 +216,15 @@ def clean_names(raw: list[str], warn: list[str]) -> list[str]:
             warn.append(f"column {i} has no header; it was named {name}")
         if name in seen:
             raise MalformedFile(
-                f"column name {name!r} appears twice in the header", row=1, column=name
+                N_("column name '%(name)s' appears twice in the header"),
+                row=1,
+                column=name,
+                name=name,
             )
         seen.add(name)
         names.append(name)
     if not names:
-        raise MalformedFile("the file has no header row", row=1)
+        raise MalformedFile(N_("the file has no header row"), row=1)
     return names
 
 
@@ -333,7 +346,10 @@ class CsvSource(Source):
                         text = None  # the exception holds the raw bytes: not kept
                     if text is None:
                         raise EncodingError(
-                            f"line {number} is not valid {self.encoding} text", row=number
+                            N_("line %(line)s is not valid %(encoding)s text"),
+                            row=number,
+                            line=number,
+                            encoding=self.encoding,
                         )
                     yield text
 
@@ -346,16 +362,23 @@ class CsvSource(Source):
                 record += 1
                 if record > 1 and len(fields) != ncols:
                     return MalformedFile(
-                        f"row {record} has {len(fields)} fields but the header has {ncols}",
+                        N_("row %(number)s has %(fields)s fields but the header has %(columns)s"),
                         row=record,
+                        number=record,
+                        fields=len(fields),
+                        columns=ncols,
                     )
         except EncodingError as err:
             return err
         except csv.Error:
             return MalformedFile(
-                f"row {record + 1} cannot be parsed: a quoted value is not closed", row=record + 1
+                N_("row %(number)s cannot be parsed: a quoted value is not closed"),
+                row=record + 1,
+                number=record + 1,
             )
-        return MalformedFile(f"the file cannot be parsed near row {near_row}", row=near_row)
+        return MalformedFile(
+            N_("the file cannot be parsed near row %(number)s"), row=near_row, number=near_row
+        )
 
 
 # ---------------------------------------------------------------------------- XLSX
@@ -401,7 +424,7 @@ class XlsxSource(Source):
             failure = type(exc).__name__
         if failure is not None:
             self._handle.close()
-            raise MalformedFile(f"the workbook cannot be read ({failure})")
+            raise MalformedFile(N_("the workbook cannot be read (%(failure)s)"), failure=failure)
         try:
             names, total = self._open_sheet(warn)
         except BaseException:
@@ -415,7 +438,7 @@ class XlsxSource(Source):
     def _open_sheet(self, warn: list[str]) -> tuple[list[str], int]:
         """Read the header of the first worksheet: (column names, data rows expected)."""
         if not self._book.worksheets:
-            raise MalformedFile("the workbook has no worksheet")
+            raise MalformedFile(N_("the workbook has no worksheet"))
         sheet = self._book.worksheets[0]
         _check_dimension(sheet.max_row, sheet.max_column, self._limits)
         if len(self._book.worksheets) > 1:
@@ -455,8 +478,10 @@ class XlsxSource(Source):
                 _check_counted(self._row, self._cells, self._limits)
                 if len(values) > ncols and any(v is not None for v in values[ncols:]):
                     raise MalformedFile(
-                        f"row {self._row} has values beyond the {ncols} header columns",
+                        N_("row %(number)s has values beyond the %(columns)s header columns"),
                         row=self._row,
+                        number=self._row,
+                        columns=ncols,
                     )
                 if all(v is None for v in values[:ncols]):
                     continue
@@ -477,7 +502,10 @@ class XlsxSource(Source):
             self.close()
         if failure is not None:
             raise MalformedFile(
-                f"the workbook cannot be read after row {self._row} ({failure})", row=self._row
+                N_("the workbook cannot be read after row %(number)s (%(failure)s)"),
+                row=self._row,
+                number=self._row,
+                failure=failure,
             )
 
     def _chunk(self, first: int, columns: list[list[str | None]]) -> Chunk:
@@ -619,7 +647,7 @@ class ParquetSource(Source):
             failure = type(exc).__name__
         if failure is not None:
             self._handle.close()
-            raise MalformedFile(f"the Parquet file cannot be read ({failure})")
+            raise MalformedFile(N_("the Parquet file cannot be read (%(failure)s)"), failure=failure)
         warn: list[str] = []
         try:
             names = clean_names([f.name for f in schema], warn)
@@ -627,8 +655,10 @@ class ParquetSource(Source):
                 t = f.type.value_type if pa.types.is_dictionary(f.type) else f.type
                 if pa.types.is_nested(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t):
                     raise UnsupportedFormat(
-                        f"column {f.name!r} has type {t}, which cannot be published",
+                        N_("column '%(name)s' has type %(type)s, which cannot be published"),
                         column=f.name,
+                        name=f.name,
+                        type=str(t),
                     )
         except BaseException:
             self.close()
@@ -663,5 +693,8 @@ class ParquetSource(Source):
             self.close()
         if failure is not None:
             raise MalformedFile(
-                f"the Parquet file cannot be read after row {row - 1} ({failure})", row=row
+                N_("the Parquet file cannot be read after row %(last)s (%(failure)s)"),
+                row=row,
+                last=row - 1,
+                failure=failure,
             )

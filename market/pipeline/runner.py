@@ -62,7 +62,7 @@ def _first_chunk(source: Source) -> tuple[Chunk, object]:
     chunks = source.chunks()
     first = next(chunks, None)
     if first is None:
-        raise PipelineError("the file has no data rows", row=2)
+        raise PipelineError(N_("the file has no data rows"), row=2)
     return first, chunks
 
 
@@ -154,8 +154,9 @@ def run_pipeline(
         raise ValueError("k_min and chunk_rows must be at least 1")
     if update_frequency is not None and update_frequency not in kinds.UPDATE_FREQUENCY_DAYS:
         raise PipelineError(
-            f"unknown update frequency {update_frequency!r}; use one of "
-            + ", ".join(kinds.UPDATE_FREQUENCY_DAYS)
+            N_("unknown update frequency '%(value)s'; use one of %(allowed)s"),
+            value=str(update_frequency),
+            allowed=", ".join(kinds.UPDATE_FREQUENCY_DAYS),
         )
     request = _Request(
         source_path=source_path if not isinstance(source_path, str) else Path(source_path),
@@ -304,12 +305,13 @@ class _Job:
         names = [q.column for q in self.qis]
         if k is not None and k < self.k_min:
             raise KAnonymityTooLow(
-                f"k-anonymity is {k} on the quasi-identifiers {', '.join(names)} even at the "
-                f"coarsest generalization, below the required {self.k_min}: suppress or drop "
-                "one of these columns",
+                N_("k-anonymity is %(k)s on the quasi-identifiers %(columns)s even at the "
+                   "coarsest generalization, below the required %(k_min)s: suppress or drop "
+                   "one of these columns"),
                 k=k,
                 k_min=self.k_min,
                 quasi_identifiers=names,
+                columns=", ".join(names),
             )
         if step:
             self._coarsen(temps, req.out_path, step, req.chunk_rows)
@@ -406,7 +408,11 @@ class _Job:
         except (pa.ArrowException, ValueError, TypeError, duckdb.Error) as exc:
             failure = type(exc).__name__  # the message may quote a value: not kept
         raise PipelineError(
-            f"processing failed in rows {chunk.first_row}-{last} ({failure})", row=chunk.first_row
+            N_("processing failed in rows %(first)s-%(last)s (%(failure)s)"),
+            row=chunk.first_row,
+            first=chunk.first_row,
+            last=last,
+            failure=failure,
         )
 
     def _process(

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from market.i18n import N_
+
 from . import kinds
 from .detect import Detection
 from .errors import InvalidEntityKey, InvalidOverride
@@ -62,7 +64,9 @@ def check_entity_key(detections: Sequence[Detection], entity_key: str | None) ->
     """Raises InvalidEntityKey if ``entity_key`` is not one of the columns."""
     if entity_key is not None and entity_key not in {d.name for d in detections}:
         raise InvalidEntityKey(
-            f"the entity key column {entity_key!r} is not in the file", column=entity_key
+            N_("the entity key column '%(name)s' is not in the file"),
+            column=entity_key,
+            name=entity_key,
         )
 
 
@@ -83,29 +87,43 @@ def validate_overrides(
     for column, treatment in (overrides or {}).items():
         det = by_name.get(column)
         if det is None:
-            raise InvalidOverride(f"column {column!r} is not in the file", column=column)
+            raise InvalidOverride(
+                N_("column '%(name)s' is not in the file"), column=column, name=column
+            )
         if treatment not in kinds.TREATMENTS:
             raise InvalidOverride(
-                f"column {column!r}: unknown treatment {treatment!r}; use one of "
-                + ", ".join(kinds.TREATMENTS),
+                N_("column '%(name)s': unknown treatment '%(treatment)s'; use one of "
+                   "%(allowed)s"),
                 column=column,
+                name=column,
+                treatment=str(treatment),
+                allowed=", ".join(kinds.TREATMENTS),
             )
         allowed = allowed_treatments(det, is_entity_key=column == entity_key)
         if treatment not in allowed:
             raise InvalidOverride(
-                _refusal(det, treatment, column == entity_key, allowed), column=column
+                _refusal(det, treatment, column == entity_key),
+                column=column,
+                name=det.name,
+                treatment=treatment,
+                what=det.pii_kind or det.type,
+                allowed=", ".join(allowed),
             )
         result[column] = treatment
     return result
 
 
-def _refusal(det: Detection, treatment: str, is_key: bool, allowed: tuple[str, ...]) -> str:
-    what = det.pii_kind or det.type
+def _refusal(det: Detection, treatment: str, is_key: bool) -> str:
+    """The msgid saying why ``treatment`` is refused; params ``name``, ``treatment``, ``what``
+    (the PII kind or type) and ``allowed``."""
     if is_key:
-        reason = "it is the entity key, which must stay a join key"
-    elif treatment == kinds.NONE:
-        where = "contains" if det.embedded else "holds"
-        reason = f"it {where} direct identifiers ({what}) that must not be published as they are"
-    else:
-        reason = f"{treatment} does not apply to {what} values"
-    return f"column {det.name!r} cannot be {treatment}: {reason}; allowed: {', '.join(allowed)}"
+        return N_("column '%(name)s' cannot be %(treatment)s: it is the entity key, which must "
+                  "stay a join key; allowed: %(allowed)s")
+    if treatment == kinds.NONE and det.embedded:
+        return N_("column '%(name)s' cannot be %(treatment)s: it contains direct identifiers "
+                  "(%(what)s) that must not be published as they are; allowed: %(allowed)s")
+    if treatment == kinds.NONE:
+        return N_("column '%(name)s' cannot be %(treatment)s: it holds direct identifiers "
+                  "(%(what)s) that must not be published as they are; allowed: %(allowed)s")
+    return N_("column '%(name)s' cannot be %(treatment)s: %(treatment)s does not apply to "
+              "%(what)s values; allowed: %(allowed)s")

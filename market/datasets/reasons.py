@@ -1,0 +1,63 @@
+"""Why a dataset version failed or was refused, stored so that it is shown in the reader's
+language.
+
+``DatasetVersion.refusal_reasons`` is a JSON list whose entries are either
+
+- a string: an English msgid without params (marked ``N_``), or, for rows written before
+  reasons were stored this way, already formatted English text (shown as it is when the
+  catalogue does not know it); or
+- ``{"msgid": "... %(name)s ...", "params": {"name": ...}}``: a msgid with its values, which
+  are JSON-native (column names, row numbers, sizes, type names; never a cell value).
+
+:func:`render` is the one place that turns an entry into text: in the current locale
+(pages, API answers) or, with ``english=True``, in English (the CLI, audit events, logs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from market.i18n import translate
+from market.pipeline.errors import PipelineError
+
+#: A stored reason: a param-less msgid (or old English text), or a msgid with its params.
+Reason = str | dict[str, Any]
+
+
+def entry(msgid: str, params: Mapping[str, Any] | None = None) -> Reason:
+    """The stored form of ``msgid`` with ``params`` (a plain string when there are none)."""
+    if not params:
+        return msgid
+    return {"msgid": msgid, "params": dict(params)}
+
+
+def of_error(exc: PipelineError) -> Reason:
+    """The stored form of a pipeline error's message."""
+    return entry(exc.msgid, exc.params)
+
+
+def _parts(reason: Any) -> tuple[str, dict[str, Any]]:
+    if isinstance(reason, Mapping):
+        params = reason.get("params")
+        return str(reason.get("msgid") or ""), dict(params) if isinstance(params, Mapping) else {}
+    return str(reason), {}
+
+
+def render(reason: Any, *, english: bool = False) -> str:
+    """``reason`` (a stored entry) as text: in the current locale, or in English.
+
+    Never raises: an entry whose params do not fit its msgid (a damaged row) shows the msgid.
+    """
+    msgid, params = _parts(reason)
+    try:
+        if english:
+            return msgid % params if params else msgid
+        return translate(msgid, params) if params else translate(msgid)
+    except (KeyError, TypeError, ValueError):
+        return msgid
+
+
+def render_all(reasons: Iterable[Any] | None, *, english: bool = False) -> list[str]:
+    """Every entry of ``reasons`` (``None`` reads as none) rendered by :func:`render`."""
+    return [render(r, english=english) for r in reasons or []]
