@@ -300,8 +300,14 @@ def register_error_handlers(app: Flask) -> None:
 
         status = external_status(exc)
         if status is not None:
+            # The msgid (with its values apart) where the error keeps one: its formatted
+            # English ``message`` is not a msgid, so it would stay English.
+            params = getattr(exc, "params", None)
             message = translate(
-                getattr(exc, "message", None) or str(exc), getattr(exc, "params", None)
+                (getattr(exc, "msgid", None) if params else None)
+                or getattr(exc, "message", None)
+                or str(exc),
+                params,
             )
             _after_error(status, message, getattr(exc, "audit", None))
             return _render(status, message, external_errors(exc))
