@@ -148,3 +148,26 @@ def test_a_worker_with_another_data_folder_processes_uploads_staged_in_the_bucke
     finally:
         server.stop()
         worker.stop()
+
+
+def test_a_failed_move_to_the_bucket_leaves_no_local_upload(app):
+    """If the sealed upload cannot reach the bucket, the web host deletes its local copy and
+    forgets the key before the error reaches the caller (which fails the version)."""
+    from market import jobs
+    from market.datasets import services
+
+    class Unreachable:
+        def create_multipart_upload(self, **_):
+            raise ConnectionError("the object store is unreachable")
+
+    app.extensions["market.storage"] = S3Storage(app.config["MARKET_DATA_DIR"], bucket="b",
+                                                 client=Unreachable())
+    try:
+        staged = services.write_chunks(services.new_staging_file("rows.csv"), [b"a,b\n1,2\n"])
+        assert services.staged_source(staged.path) is not None
+        with pytest.raises(ConnectionError):
+            jobs.CeleryRunner(app)._share(str(staged.path))
+        assert not staged.path.exists()
+        assert services.staged_source(staged.path) is None
+    finally:
+        app.extensions.pop("market.storage", None)

@@ -83,7 +83,8 @@ def _gunicorn(env: dict[str, str], log) -> harness.LiveServer:
         proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--bind", f"{harness.HOST}:{port}",
              "--workers", "2", "--worker-class", "gthread", "--threads", "4",
-             "--timeout", "180", "--graceful-timeout", "5", "market:create_app()"],
+             "--timeout", "180", "--graceful-timeout", "5", "--access-logfile", "-",
+             "market:create_app()"],
             env=env, cwd=harness.ROOT, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )

@@ -242,6 +242,11 @@ def test_each_payment_settles_once_across_two_servers(money_servers, live_app):
     finally:
         http.close()
     _wait_active(b.url, buyer, card_webhook)
+    # localstripe posts the event to every registered endpoint: both servers got it.
+    deadline = time.monotonic() + 30
+    while not all("POST /api/v1/payments/stripe/webhook" in s.log_text() for s in (a, b)):
+        assert time.monotonic() < deadline, "the webhook did not reach both servers"
+        time.sleep(0.3)
 
     # 4. A card payment's two events, each delivered four times, to A and B alternately.
     status, paid = _call(b.url, "POST", f"/api/v1/licenses/{card_burst}/payments", buyer,
