@@ -149,3 +149,22 @@ def test_concurrent_runs_send_each_mail_exactly_once(live_app, runs):
     with live_app.app_context():
         rows = db.session.execute(sa.select(EmailOutbox.status, EmailOutbox.attempts)).all()
     assert {tuple(r) for r in rows} == {("sent", 1)}
+
+
+def test_the_cli_reports_and_requeues_stuck_mails(app, runner, monkeypatch):
+    from market.extensions import db
+    from market.notifications import sender as mod
+    from market.notifications.models import EmailOutbox
+
+    [stuck] = _seed(db.session, 1)
+    row = db.session.get(EmailOutbox, stuck)
+    row.status, row.claimed_at = "sending", mod.utcnow() - mod.STUCK_AFTER * 2
+    db.session.flush()
+    fake = Recorder()
+    monkeypatch.setattr(mod, "default_sender", lambda: fake)
+    result = runner.invoke(args=["notify", "send"])
+    assert result.exit_code == 0 and "sent 0, failed 0" in result.output
+    assert "--requeue-stuck" in result.output and not fake.sent
+    result = runner.invoke(args=["notify", "send", "--requeue-stuck"])
+    assert result.exit_code == 0 and "requeued 1" in result.output
+    assert "sent 1, failed 0" in result.output and len(fake.sent) == 1
