@@ -181,3 +181,17 @@ def test_the_page(client, market, make_user, auth_header):
     r = client.post(f"/security-levels/{change}/decision",
                     data={"csrf_token": token, "decision": "approve"})
     assert r.status_code == 302
+
+
+def test_the_pages_read_in_chinese(client, market, make_user, auth_header):
+    from tests.licenses_app.conftest import Party
+    from tests.licenses_app.test_web import login
+
+    dept = market.department()
+    market.dataset(dept, grade="conditional")
+    login(client, Party(make_user("department", org=dept), {}))
+    zh = {"Accept-Language": "zh-CN"}
+    page = client.get("/security-levels", headers=zh).get_data(as_text=True)
+    assert "申请变更" in page and "安全级别" in page
+    page = client.get("/agreements/keys", headers=zh).get_data(as_text=True)
+    assert "协议签名密钥" in page

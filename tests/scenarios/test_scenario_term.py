@@ -140,3 +140,12 @@ def test_the_withdraw_form_on_the_scenario_page(client, world, login):
     assert r.status_code == 302
     page = client.get(f"/scenarios/{scenario['id']}").get_data(as_text=True)
     assert 'data-testid="scenario-withdrawn"' in page and "违规" in page
+
+
+def test_a_withdrawn_scenario_reads_in_chinese(client, world):
+    scenario = approved_scenario(client, world)
+    client.post(f"/api/v1/scenarios/{scenario['id']}/withdraw", json={"reason": "试点结束"},
+                headers=world.regulator)
+    page = client.get(f"/scenarios/{scenario['id']}",
+                      headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert "不再据此场景授予新的许可" in page and "试点结束" in page
