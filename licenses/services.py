@@ -312,6 +312,15 @@ def review_license(
         from market.governance.services import require_regulator_approval
 
         require_regulator_approval(session, lic)
+    if decision == "approve" and lic.scenario_id is not None:
+        # Applied for under a scenario since withdrawn or ended: not granted (409 with the
+        # scenario's rule code); licenses granted before run to their end.
+        from market.scenarios.models import Scenario
+        from market.scenarios.services import require_open_for_applications
+
+        scenario = session.get(Scenario, lic.scenario_id)
+        if scenario is not None:
+            require_open_for_applications(scenario, now)
     event = LicenseEvent.APPROVE if decision == "approve" else LicenseEvent.REJECT
     if (
         event == LicenseEvent.APPROVE

@@ -140,3 +140,33 @@ def test_the_withdraw_form_on_the_scenario_page(client, world, login):
     assert r.status_code == 302
     page = client.get(f"/scenarios/{scenario['id']}").get_data(as_text=True)
     assert 'data-testid="scenario-withdrawn"' in page and "违规" in page
+
+
+def test_a_withdrawn_scenario_reads_in_chinese(client, world):
+    scenario = approved_scenario(client, world)
+    client.post(f"/api/v1/scenarios/{scenario['id']}/withdraw", json={"reason": "试点结束"},
+                headers=world.regulator)
+    page = client.get(f"/scenarios/{scenario['id']}",
+                      headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert "不再据此场景授予新的许可" in page and "试点结束" in page
+
+
+def test_an_application_pending_review_is_not_granted_once_the_scenario_is_withdrawn(
+    client, world
+):
+    from market.extensions import db
+
+    world.tax.open_grade = "conditional"  # conditional data: the operator reviews it
+    db.session.commit()
+    scenario = approved_scenario(client, world)
+    product = published_product(client, world)
+    lic = _apply(client, world, product, scenario).get_json()
+    assert lic["status"] == "pending_review", lic
+    client.post(f"/api/v1/scenarios/{scenario['id']}/withdraw", json={"reason": "撤回"},
+                headers=world.operator)
+    r = client.post(f"/api/v1/licenses/{lic['id']}/review",
+                    json={"decision": "approve", "comment": ""}, headers=world.operator)
+    assert r.status_code == 409 and r.get_json()["errors"]["rule"] == "scenario_withdrawn"
+    r = client.post(f"/api/v1/licenses/{lic['id']}/review",
+                    json={"decision": "reject", "comment": "场景已撤回"}, headers=world.operator)
+    assert r.status_code == 200 and r.get_json()["status"] == "rejected"
