@@ -36,13 +36,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _post(url: str, body: dict, token: str) -> tuple[int, float]:
+def _post(url: str, body: dict, token: str, timeout: float = 120) -> tuple[int, float]:
     req = urllib.request.Request(
         url, data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
     )
     started = time.perf_counter()
-    with urllib.request.urlopen(req, timeout=120) as r:
+    with urllib.request.urlopen(req, timeout=timeout) as r:
         r.read()
         status = r.status
     return status, (time.perf_counter() - started) * 1000
@@ -126,7 +126,7 @@ def main() -> None:
         qurl = f"{base}/api/v1/sandbox/{lic_id}/queries"
         # worker start, first connection, and the one-time projection and rollup of the file
         started = time.perf_counter()
-        _post(qurl, {"sql": sql.format(x="warm0")}, token)
+        _post(qurl, {"sql": sql.format(x="warm0")}, token, timeout=1800)
         first_ms = (time.perf_counter() - started) * 1000
         raw_con = duckdb.connect()
         raw_con.execute("SET threads = 2")

@@ -554,26 +554,51 @@ def _find_release(session: Session, key: str) -> SandboxRelease | None:
 def _store_release(
     session: Session, key: str, versions: str, answer: Answer, eps: Decimal, delta: Decimal,
     org_id: int, now: dt.datetime,
-) -> SandboxRelease:
-    """Store the release; if the same question was released meanwhile (two first askers at
-    once), the earlier release stands and is returned (both callers see the same answer)."""
-    _insert_ignore(
-        session,
-        SandboxRelease.__table__,
-        {
-            "release_hash": key,
-            "data_versions": versions[:1000],
-            "payload": answer.payload(),
-            "epsilon": eps,
-            "delta": delta,
-            "buyer_org_id": org_id,
-            "created_at": now,
-        },
-        ["release_hash"],
-    )
+) -> tuple[SandboxRelease, bool]:
+    """Store the release; if the same question was released meanwhile (a claim taken over
+    from a holder that was still running), the earlier release stands and is returned (both
+    callers see the same answer). Returns (release, whether it is this caller's)."""
+    table = SandboxRelease.__table__
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    # RETURNING, not rowcount: psycopg reports -1 for a skipped ON CONFLICT row.
+    mine = session.execute(
+        insert(table)
+        .values(
+            release_hash=key, data_versions=versions[:1000], payload=answer.payload(),
+            epsilon=eps, delta=delta, buyer_org_id=org_id, created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["release_hash"])
+        .returning(table.c.id)
+    ).first()
     release = _find_release(session, key)
     assert release is not None
-    return release
+    return release, mine is not None
+
+
+def _refund_budget(
+    session: Session, org_id: int, tables: Sequence[WorkspaceTable], cost: Decimal, delta: Decimal
+) -> None:
+    """Give back exactly what `_charge_budget` took, when the draw it paid for is discarded
+    unseen (another request's release of the same question was stored first)."""
+    for table in tables:
+        ledgers = (
+            (_spending, sa.and_(_spending.c.buyer_org_id == org_id,
+                                _spending.c.dataset_id == table.dataset_id)),
+            (_version_spending, _version_spending.c.version_id == table.version_id),
+        )
+        for t, where in ledgers:
+            session.execute(
+                sa.update(t)
+                .where(where)
+                .values(
+                    epsilon_spent=sa.func.round(t.c.epsilon_spent - cost, 4),
+                    delta_spent=t.c.delta_spent - delta,
+                    releases=t.c.releases - 1,
+                )
+            )
 
 
 def _answer(checked: CheckedQuery, result: SandboxResult, dp: bool) -> Answer:
@@ -894,13 +919,22 @@ def _run_once(
     dp_tables = state["dp_tables"]
     answer = _answer(outcome.checked, outcome.result, bool(dp_tables))
     release_id = None
+    lost = False
     if dp_tables:
-        release = _store_release(
+        delta_cost = Decimal(outcome.checked.delta_cost)
+        release, mine = _store_release(
             session, state["key"], workspace.data_versions, answer, attempt.epsilon_spent,
-            Decimal(outcome.checked.delta_cost), org_id, now,
+            delta_cost, org_id, now,
         )
         release_id = release.id
         answer = Answer.from_payload(release.payload)
+        lost = not mine
+        if lost and attempt.epsilon_spent > 0:
+            # This request took over an expired claim while its holder was still running, and
+            # the holder's release landed first: our draw is discarded unseen, and so is its
+            # charge (one release, one charge). The answer is the stored one, as for a repeat.
+            _refund_budget(session, org_id, dp_tables, attempt.epsilon_spent, delta_cost)
+            attempt.epsilon_spent = Decimal(0)
         _drop_claim(session, state["key"])  # the release answers the waiters from now on
     entry = session.get(SandboxQuery, attempt.log_id)
     assert entry is not None
@@ -911,6 +945,7 @@ def _run_once(
     entry.truncated = answer.truncated
     entry.elapsed_ms = elapsed
     entry.release_id = release_id
+    entry.epsilon_spent = attempt.epsilon_spent
     session.flush()
     quota = _quota_of(session, lic_id)
     budgets = budgets_of(session, org_id, _dp_or_all(workspace, dp_tables))
@@ -924,7 +959,7 @@ def _run_once(
         {**data, "query_id": entry.id, "release_id": release_id, "cached": False},
     )
     return QueryRun(
-        entry, answer, quota, bool(dp_tables) or workspace.uses_dp, False,
+        entry, answer, quota, bool(dp_tables) or workspace.uses_dp, lost,
         attempt.epsilon_spent, budgets,
     )
 

@@ -704,8 +704,10 @@ def _rollup_plan(
     non-NULL counts and exact sums. Every group key and WHERE term reads dimensions only, so
     it has one value per cell: the rows a WHERE keeps are whole cells, an entity's (entity,
     group) pairs and their hashes are the same, and its per-group COUNT(*), COUNT(x) and SUM(x)
-    are sums over its cells. Everything after the per-entity step is the same SQL. Joins,
-    and keys, WHERE terms or aggregates over anything else, keep the raw path.
+    are sums over its cells. This relies on the policy's scalar functions being pure and
+    row-local (`sandbox.allowlist`: no randomness, no window). Everything after the
+    per-entity step is the same SQL. Joins, and keys, WHERE terms or aggregates over anything
+    else, keep the raw path.
     """
     if joins or len(scope_tables) != 1:
         return None
@@ -714,7 +716,10 @@ def _rollup_plan(
     key_dims: set[str] = set()
     for i, node in enumerate([n for _, n in key_items] + list(where)):
         for sub in node.walk():
-            if isinstance(sub, (exp.Select, exp.Subquery, exp.Star, exp.Placeholder)):
+            # Pure row-local functions only (the policy's allowlist): a value per cell.
+            if isinstance(
+                sub, (exp.Select, exp.Subquery, exp.Star, exp.Placeholder, exp.Window, exp.AggFunc)
+            ):
                 return None
             if isinstance(sub, exp.Column):
                 if sub.table and sub.table != slug:

@@ -93,3 +93,45 @@ def test_a_failed_release_frees_its_claim_and_keeps_its_charge(world, client, mo
     r = query(client, lic.id, sql, buyer.headers)
     assert r.status_code == 200 and r.get_json()["cached"] is False  # a new release, paid
     assert _state(world, lic.id, buyer.org_id) == (8, Decimal("1.0"), 0)
+
+
+def test_a_claim_taken_over_while_its_holder_still_runs_is_charged_once(world, client):
+    """The gap: A's claim expires while A still runs (a slow first question: the engine's
+    one-time preparation of a big file, a loaded machine); B takes the claim over, is charged
+    and runs too; A's release lands first. B gets A's release (its own draw is discarded,
+    never shown or stored) and must be charged nothing: one release, one charge."""
+    from market.db import utcnow
+    from sandbox import app_engine
+    from sandbox.models import SandboxRelease, VersionSpending
+
+    first, second = world.party(), world.party()
+    lic = world.license(second, ["loans"], quota=10)
+    key = _key(world, lic.id, SQL)
+    _hold(world, key, -dt.timedelta(seconds=1))  # A's claim, past its expiry; A still runs
+    landed = {"columns": ["district", "n"], "column_kinds": ["dimension", "count"],
+              "rows": [["A's district", 4242]], "error_bounds": [None, None], "truncated": False}
+    real = app_engine.engine_for(world.app)
+
+    class HolderLandsFirst:
+        def run(self, checked, tables, **kw):
+            result = real.run(checked, tables, **kw)
+            world.session.add(SandboxRelease(
+                release_hash=key, data_versions="loans@1", payload=landed,
+                epsilon=Decimal("0.5"), delta=Decimal(0), buyer_org_id=first.org_id,
+                created_at=utcnow(),
+            ))
+            world.session.commit()  # A stores its answer while B's engine runs
+            return result
+
+    app_engine.install(world.app, HolderLandsFirst())
+    try:
+        r = query(client, lic.id, SQL, second.headers)
+    finally:
+        app_engine.install(world.app, real)
+    assert r.status_code == 200, r.get_json()
+    body = r.get_json()
+    assert body["rows"] == landed["rows"] and body["cached"] is True
+    quota, spent, claims = _state(world, lic.id, second.org_id)
+    assert (quota, spent, claims) == (9, Decimal(0), 0)  # the quota unit of an answer only
+    version_spent = world.session.scalar(sa.select(sa.func.sum(VersionSpending.epsilon_spent)))
+    assert Decimal(str(version_spent or 0)) == 0  # A's own charge is not simulated here
