@@ -1,11 +1,13 @@
 """The monthly report as a PDF (reportlab; the built-in CID font STSong-Light for Chinese).
 
 A human-readable rendering: what verifies is the signed JSON, whose SHA-256, signature and key
-id the last page prints.
+id the last page prints, and which the document's Subject carries in full (base64 after
+``market-signed-report:``).
 """
 
 from __future__ import annotations
 
+import base64
 import io
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -63,6 +65,10 @@ def report_pdf(signed: Mapping[str, Any], labels: Mapping[str, str]) -> bytes:
     report = signed["report"]
     pdf.setTitle(f"{labels['title']} {report['period']}")
     pdf.setAuthor("公共数据授权运营平台")
+    # The signed JSON in the document's Subject (base64), so that the PDF verifies offline on
+    # its own: what its pages print is that JSON's SHA-256, signature and key id.
+    pdf.setSubject("market-signed-report:"
+                   + base64.b64encode(canonical_json(dict(signed))).decode("ascii"))
     w = _Writer(pdf, font)
     pdf.setFont(font, 18)
     pdf.drawCentredString(w.width / 2, w.y, f"{labels['title']} {report['period']}")

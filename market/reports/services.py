@@ -51,7 +51,7 @@ from market.accounts.models import Organization
 from market.audit import services as audit
 from market.audit.models import AuditEvent
 from market.consents.models import Lookup
-from market.crypto import sign
+from market.crypto import canonical_json, sign
 from market.csvutil import safe_cell
 from market.datasets.models import Dataset, DatasetContributor
 from market.db import utcnow
@@ -65,6 +65,9 @@ from sandbox.models import SandboxQuery
 
 REPORT_TYPE = "regulator-monthly-report"
 REPORT_VERSION = 1
+#: The CSV row (``signature,signed_json,…``) and the PDF's Subject prefix carrying the signed JSON.
+SIGNED_JSON_KEY = "signed_json"
+PDF_SUBJECT_PREFIX = "market-signed-report:"
 
 #: Audit event types listed under "suspensions and list changes".
 GOVERNANCE_EVENTS = (
@@ -539,8 +542,8 @@ def build_report(session: Session, actor: Actor, period: str,
 
 
 def report_csv(signed: dict[str, Any]) -> str:
-    """The report flattened to ``section,key,value`` rows, then the signature lines. The CSV
-    is for reading; what verifies is the JSON."""
+    """The report flattened to ``section,key,value`` rows, then the signature lines and the
+    signed JSON (``signature,signed_json,…``): what verifies is that JSON."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["section", "key", "value"])
@@ -562,4 +565,7 @@ def report_csv(signed: dict[str, Any]) -> str:
         )
     writer.writerow(["signature", "public_key_id", signed["public_key_id"]])
     writer.writerow(["signature", "ed25519", signed["signature"]])
+    # The signed JSON itself, so that the file verifies offline on its own (the rows above
+    # are its values for reading; a verifier checks this cell, then that the rows match it).
+    writer.writerow(["signature", SIGNED_JSON_KEY, canonical_json(signed).decode("utf-8")])
     return out.getvalue()

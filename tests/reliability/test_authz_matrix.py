@@ -158,6 +158,7 @@ POST   /api/v1/agreements/verify                                 -              
 POST   /api/v1/agreements/keys                                   -                               401  201     403     403     403     403
 GET    /api/v1/agreements/{agreement_id}                         agreement_id=agreement_proposed 401  200/404 404     200     200     404
 GET    /api/v1/agreements/{agreement_id}/document                agreement_id=agreement_proposed 401  200/404 404     200     200     404
+GET    /api/v1/agreements/{agreement_id}/document.pdf            agreement_id=agreement_proposed 401  200/404 404     200     200     404
 POST   /api/v1/agreements/{agreement_id}/sign                    agreement_id=agreement_draft    401  200/404 404     403     403     404
 POST   /api/v1/agreements/{agreement_id}/countersign             agreement_id=agreement_proposed 401  403     403     200     403     403
 POST   /api/v1/agreements/{agreement_id}/decline                 agreement_id=agreement_proposed 401  403     403     200     403     403

@@ -3,6 +3,7 @@ it carries, offline verification (the documented snippet, run as written) and it
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -18,6 +19,7 @@ from market.extensions import db
 from market.keys import public_keys
 from market.quotes.revenue import current_period
 from tests.licenses_app.conftest import active_license
+from tests.pdftext import pdf_text
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "license-verification.md"
 
@@ -124,10 +126,20 @@ def test_csv_and_pdf(client, market, month):
     assert as_dict[("licenses", "granted")] == "1"
     assert as_dict[("queries", "refusals_by_rule.not_aggregated")] == "1"
     assert ("signature", "ed25519") in as_dict
+    # The file carries its signed JSON, which verifies offline on its own.
+    embedded = json.loads(as_dict[("signature", "signed_json")])
+    keys = client.get("/api/v1/keys").get_json()
+    assert _snippet("verify_report")(embedded, keys) is True
+    assert embedded["signature"] == as_dict[("signature", "ed25519")]
 
     r = client.get(f"/api/v1/reports/{period}?format=pdf", headers=market.regulator.headers)
     assert r.status_code == 200 and r.mimetype == "application/pdf"
     assert r.data.startswith(b"%PDF") and len(r.data) > 1000
+    subject = re.search(rb"/Subject \(market-signed-report:([A-Za-z0-9+/=]+)\)", r.data)
+    from_pdf = json.loads(base64.b64decode(subject.group(1)))
+    assert _snippet("verify_report")(from_pdf, keys) is True
+    text = pdf_text(r.data).replace("\n", "")
+    assert from_pdf["signature"] in text and from_pdf["public_key_id"] in text
 
 
 def test_roles(client, market, as_role):
