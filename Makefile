@@ -5,9 +5,11 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 PYTEST := $(PY) -m pytest
 # Two workers (pytest-xdist): each gets its own databases, live servers and engine pools.
+# --dist loadscope sends a whole module to one worker, so that a module-scoped fixture (a browser
+# server, a Spark session, a sandbox engine) is built once, not once per worker.
 # -rs prints every skip's reason: a real part that is absent (Redis/Celery, S3, Spark, PostgreSQL,
 # Chromium) shows up as a plain "SKIPPED ... (set REQUIRE_X=1 to make this a failure)" line.
-PYTEST_ARGS ?= -q -m "not slow" -n 2 -rfEs
+PYTEST_ARGS ?= -q -m "not slow" -n 2 --dist loadscope -rfEs
 TRANSLATIONS := market/translations
 
 .PHONY: demo test test-sqlite test-postgres test-browser install compile-translations i18n lint bench clean
@@ -30,7 +32,11 @@ ROWS ?= 2000
 demo: install
 	$(VENV)/bin/market demo --port $(PORT) --rows $(ROWS)
 
-# SQLite always; PostgreSQL when it answers (required under REQUIRE_POSTGRES=1);
+# SQLite always (every test); PostgreSQL when it answers (required under REQUIRE_POSTGRES=1),
+# where only the tests that touch the database run: those using a database fixture (app,
+# client, runner, live_app, database_url, migrated_template, live, demo_database: DB_FIXTURES in
+# tests/conftest.py). A test without one (pricing, sandbox policy, pipeline, i18n files...) gives
+# the same result on either database and is deselected there, after running in the SQLite pass;
 # the browser suite when Chromium is installed (required under REQUIRE_BROWSER=1);
 # tests/scale: Celery workers on Redis (REQUIRE_CELERY=1), S3Storage on moto's server
 # (REQUIRE_S3=1), the Spark engine with `pip install -e '.[spark]'` and Java (REQUIRE_SPARK=1).
@@ -38,7 +44,7 @@ test: install
 	@echo "== test suite on SQLite =="
 	MARKET_TEST_DB=sqlite $(PYTEST) $(PYTEST_ARGS)
 	@if $(PY) tests/pg.py check; then \
-		echo "== test suite on PostgreSQL ($${TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/test}) =="; \
+		echo "== test suite on PostgreSQL ($${TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/test}): the tests that touch the database =="; \
 		MARKET_TEST_DB=postgres $(PYTEST) $(PYTEST_ARGS) || exit 1; \
 	elif [ "$${REQUIRE_POSTGRES:-0}" = "1" ]; then \
 		echo "FAILED: REQUIRE_POSTGRES=1 but PostgreSQL is not reachable"; exit 1; \

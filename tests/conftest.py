@@ -32,7 +32,8 @@ hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 BACKEND = os.environ.get("MARKET_TEST_DB", "sqlite")
 #: (``live`` and ``demo_database``: the end-to-end suite's server and ``make demo``, tests/e2e.)
-DB_FIXTURES = {"app", "live_app", "database_url", "client", "runner", "live", "demo_database"}
+DB_FIXTURES = {"app", "live_app", "database_url", "client", "runner", "live", "demo_database",
+               "migrated_template"}
 
 #: Fixed test secrets so that failures are reproducible; never used outside tests.
 TEST_SECRETS = {
@@ -74,6 +75,27 @@ def _new_database_url(tmp_path_factory, label: str) -> tuple[str, Callable[[], N
     return f"sqlite:///{path}", lambda: None
 
 
+def _clone_database_url(tmp_path_factory, template_url: str, label: str) -> tuple[str, Callable[[], None]]:
+    """A new database with the contents of ``template_url`` (which nothing may be connected to):
+    PostgreSQL's ``CREATE DATABASE … TEMPLATE``, or SQLite's online backup into a new file."""
+    if BACKEND == "postgres":
+        from sqlalchemy.engine import make_url
+
+        url = pg.create_database(template=make_url(template_url).database)
+        return url, lambda: pg.drop_database(url)
+    import sqlite3
+
+    path = tmp_path_factory.mktemp(label) / "market.db"
+    source = sqlite3.connect(template_url.removeprefix("sqlite:///"))
+    target = sqlite3.connect(path)
+    try:
+        source.backup(target)
+    finally:
+        target.close()
+        source.close()
+    return f"sqlite:///{path}", lambda: None
+
+
 def make_test_app(database_url: str, instance: Path, **extra):
     from market import create_app
 
@@ -111,6 +133,21 @@ def migrate_to_head(app) -> None:
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory) -> Iterator[str]:
     url, cleanup = _new_database_url(tmp_path_factory, "db")
+    yield url
+    cleanup()
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory) -> Iterator[str]:
+    """A database migrated to head once per worker, never used directly: ``live_app`` and the
+    browser servers start from copies of it instead of running every migration again."""
+    url, cleanup = _new_database_url(tmp_path_factory, "template")
+    app = make_test_app(url, tmp_path_factory.mktemp("template-instance"))
+    migrate_to_head(app)
+    from market.extensions import db
+
+    with app.app_context():
+        db.engine.dispose()
     yield url
     cleanup()
 
@@ -174,11 +211,11 @@ def app(_session_app):
 
 
 @pytest.fixture
-def live_app(tmp_path_factory, tmp_path):
-    """An app on a database of its own, with real commits: for concurrency tests."""
-    url, cleanup = _new_database_url(tmp_path_factory, "livedb")
+def live_app(tmp_path_factory, tmp_path, migrated_template):
+    """An app on a database of its own (a copy of the migrated template), with real commits:
+    for concurrency tests."""
+    url, cleanup = _clone_database_url(tmp_path_factory, migrated_template, "livedb")
     app = make_test_app(url, tmp_path / "instance")
-    migrate_to_head(app)
     yield app
     from market.extensions import db
 

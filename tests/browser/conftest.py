@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from tests.conftest import _new_database_url, make_test_app, migrate_to_head
+from tests.conftest import _clone_database_url, make_test_app
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 LAUNCH_ARGS = [
@@ -37,25 +37,41 @@ def _require_browser() -> None:
     pytest.skip(f"browser suite skipped: {message}")
 
 
-@pytest.fixture(scope="module")
-def live_server(tmp_path_factory):
-    """The app served on a free loopback port, seeded with the demo accounts."""
+@pytest.fixture(scope="session")
+def _seeded_demo(tmp_path_factory, migrated_template):
+    """The demo (200 enterprises) seeded once per worker: each module's server starts from a
+    copy of this database and instance folder, so modules still never see each other's
+    changes, without paying for the seeding again."""
     _require_browser()
-    url, cleanup = _new_database_url(tmp_path_factory, "browserdb")
-    instance = tmp_path_factory.mktemp("browser-instance")
+    url, cleanup = _clone_database_url(tmp_path_factory, migrated_template, "browser-seed")
+    instance = tmp_path_factory.mktemp("browser-seed-instance")
     app = make_test_app(url, instance)
-    migrate_to_head(app)
     with app.app_context():
         from market.demo_seed import seed_demo
         from market.extensions import db
 
         accounts = seed_demo(rows=200).accounts
         db.session.remove()
+        db.engine.dispose()
+    yield url, instance, accounts
+    cleanup()
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory, _seeded_demo):
+    """The app served on a free loopback port, seeded with the demo accounts."""
+    _require_browser()
+    seeded_url, seeded_instance, accounts = _seeded_demo
+    url, cleanup = _clone_database_url(tmp_path_factory, seeded_url, "browserdb")
+    instance = tmp_path_factory.mktemp("browser-instance")
+    shutil.copytree(seeded_instance, instance, dirs_exist_ok=True)
+    app = make_test_app(url, instance)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield {"url": f"http://127.0.0.1:{server.server_port}", "accounts": accounts, "app": app}
+        yield {"url": f"http://127.0.0.1:{server.server_port}", "accounts": list(accounts),
+               "app": app}
     finally:
         server.shutdown()
         thread.join(timeout=10)
