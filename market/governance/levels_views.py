@@ -35,6 +35,18 @@ def level_labels() -> dict[str, str]:
     }
 
 
+def status_labels() -> dict[str, str]:
+    return {
+        levels.PENDING: _("Awaiting approval"),
+        levels.APPLIED: _("Applied"),
+        levels.REJECTED: _("Rejected"),
+    }
+
+
+def decision_labels() -> dict[str, str]:
+    return {"approve": _("Approved"), "reject": _("Rejected")}
+
+
 class RequestForm(FlaskForm):
     dataset_id = SelectField(_l("Dataset"), coerce=int)
     to_level = SelectField(_l("New security level"))
@@ -83,6 +95,7 @@ def _page(form: RequestForm | None = None, decide: dict | None = None, status: i
         "governance/levels.html", changes=changes, form=form, decide=decide,
         is_department=is_department, can_decide=levels.can_decide(g.actor),
         role=g.actor.role, titles=titles, level_labels=level_labels(),
+        status_labels=status_labels(), decision_labels=decision_labels(),
     ), status
 
 

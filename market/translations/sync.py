@@ -90,8 +90,12 @@ def compile_mo() -> None:
     with PO.open("rb") as fh:
         catalog = read_po(fh, locale="zh")
     for msgid, string in known_translations().items():
-        if msgid not in catalog or not catalog[msgid].string:
+        existing = catalog.get(msgid)
+        if existing is None:
             catalog.add(msgid, string)
+        elif not existing.string:
+            # ``Catalog.add`` on a known id keeps its (empty) string: set it instead.
+            existing.string = string
     with MO.open("wb") as fh:
         write_mo(fh, catalog)
 
