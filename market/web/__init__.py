@@ -19,10 +19,12 @@ def fen(amount: int | None) -> str:
     return f"{sign}¥{yuan:,}.{cents:02d}"
 
 
-def local_time(value: dt.datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    """UTC in storage, Asia/Shanghai on screen."""
+def local_time(value: dt.datetime | str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """UTC in storage, Asia/Shanghai on screen (an ISO 8601 string, as API dicts carry, too)."""
     if value is None:
         return "—"
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
     return value.astimezone(SHANGHAI).strftime(fmt)
