@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from functools import wraps
 
 from flask import Flask, current_app, g, has_request_context, redirect, request, session, url_for
+from flask.ctx import _AppCtxGlobals
 from flask_babel import lazy_gettext as _l
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
@@ -98,8 +99,55 @@ def _open_to_anonymous() -> bool:
     return getattr(method, "market_public", False)
 
 
+class RequestGlobals(_AppCtxGlobals):
+    """``flask.g`` with ``g.user`` and ``g.token`` loaded on first use for token callers.
+
+    A Bearer token is checked on every request by one Core statement (``accounts.token_caller``:
+    revocation, expiry and a deactivated user take effect at once), which gives the actor, the
+    user's id and language; most API endpoints need nothing more, so the ORM ``User`` and
+    ``ApiToken`` are only loaded if a view reads ``g.user`` or ``g.token``.
+    """
+
+    def __getattr__(self, name: str):
+        loader = _LAZY.get(name)
+        if loader is None or "_lazy_" + name not in self.__dict__:
+            raise AttributeError(name)
+        value = loader(self.__dict__.pop("_lazy_" + name))
+        self.__dict__[name] = value
+        return value
+
+    def get(self, name: str, default=None):
+        if name not in self.__dict__ and "_lazy_" + name in self.__dict__:
+            return getattr(self, name)
+        return self.__dict__.get(name, default)
+
+    def __contains__(self, item: str) -> bool:
+        return item in self.__dict__ or "_lazy_" + item in self.__dict__
+
+
+def _load_user(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None or not user.is_active:
+        raise Unauthenticated(_l("The token is unknown, expired or revoked."))
+    return user
+
+
+def _load_token(token_id: int):
+    from market.accounts.models import ApiToken
+
+    token = db.session.get(ApiToken, token_id)
+    if token is None:
+        raise Unauthenticated(_l("The token is unknown, expired or revoked."))
+    return token
+
+
+_LAZY = {"user": _load_user, "token": _load_token}
+
+
 def load_caller() -> None:
     g.user = None
+    g.user_id = None
+    g.user_language = None
     g.actor = ANONYMOUS
     g.via = None
     g.token = None
@@ -108,14 +156,19 @@ def load_caller() -> None:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated(_l("Send the token as 'Authorization: Bearer <token>'."))
-        found = accounts.resolve_token(db.session, token.strip())
+        found = accounts.token_caller(db.session, token.strip())
         if found is None:
             raise Unauthenticated(_l("The token is unknown, expired or revoked."))
-        g.user, g.via, g.token = found.user, "token", found
-    elif request.endpoint != "static":
+        del g.user, g.token
+        g._lazy_user, g._lazy_token = found.user_id, found.token_id
+        g.user_id, g.user_language, g.via = found.user_id, found.language, "token"
+        g.actor = found.actor
+        return
+    if request.endpoint != "static":
         user = _from_session()
         if user is not None:
             g.user, g.via = user, "session"
+            g.user_id, g.user_language = user.id, user.language
             if request.path.startswith("/api/") and request.method not in _SAFE:
                 csrf.protect()
     if g.user is not None:
@@ -126,7 +179,7 @@ def load_caller() -> None:
 
 def current_actor() -> Actor:
     """The authenticated actor; raises Unauthenticated for anonymous callers."""
-    if g.get("user") is None:
+    if g.get("user_id") is None:
         raise Unauthenticated(_l("Sign in, or send a valid API token."))
     return g.actor
 
@@ -278,5 +331,6 @@ def init_auth(app: Flask) -> None:
     parser = flask_smorest.arguments.ArgumentsMixin.ARGUMENTS_PARSER
     if not isinstance(parser, AuthorizationFirst):
         parser.__class__ = AuthorizationFirst
+    app.app_ctx_globals_class = RequestGlobals
     app.before_request(load_caller)
     app.after_request(_no_session_on_error)

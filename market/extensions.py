@@ -25,8 +25,8 @@ def per_user_key() -> str:
     """Rate-limit key: the signed-in user, else the client address."""
     from flask import g
 
-    user = g.get("user")
-    return f"user:{user.id}" if user is not None else get_remote_address()
+    user_id = g.get("user_id")
+    return f"user:{user_id}" if user_id is not None else get_remote_address()
 
 SUPPORTED_LOCALES = ("zh", "en")
 
@@ -48,8 +48,10 @@ def select_locale() -> str:
     wanted = request.args.get("lang")
     if wanted in SUPPORTED_LOCALES:
         return wanted
-    user = g.get("user")
-    chosen = getattr(user, "language", None) if user is not None else None
+    # The ORM user if this request loaded it (its language may have just changed), else the
+    # language market.auth read with the caller (a token caller's user is loaded lazily).
+    user = vars(g._get_current_object()).get("user")
+    chosen = user.language if user is not None else g.get("user_language")
     if chosen in SUPPORTED_LOCALES:
         return chosen
     wanted = request.cookies.get("lang")

@@ -120,16 +120,18 @@ def _usable(session: Session, actor: Actor, license_id: int, now: dt.datetime) -
 
 # ------------------------------------------------------------------------------ workspace
 
+#: Every column the full path loads (``services._workspace`` defers the same large ones), so
+#: that ``build_workspace`` reads here whatever it reads there, whatever it comes to read.
+_DATASET_SKIP = {"description"}
+_VERSION_SKIP = {"report", "quality", "refusal_reasons"}
+_COLUMN_SKIP = {"profile"}
 _WS_ITEMS = (
-    _items.c.id, _items.c.columns, _datasets.c.id, _datasets.c.slug, _datasets.c.title,
-    _datasets.c.open_grade, _datasets.c.k_min, _datasets.c.security_level,
-    _datasets.c.dp_epsilon_budget, _datasets.c.dp_version_budget, _datasets.c.dp_epsilon_per_query,
-    _datasets.c.dp_delta, _datasets.c.dp_max_groups_per_entity, _datasets.c.dp_max_rows_per_entity,
-    _datasets.c.dp_ranges, _versions.c.id, _versions.c.version, _versions.c.status,
-    _versions.c.parquet_path,
+    _items.c.id.label("i_id"),
+    _items.c.columns.label("i_columns"),
+    *(c.label("d_" + c.name) for c in _datasets.c if c.name not in _DATASET_SKIP),
+    *(c.label("v_" + c.name) for c in _versions.c if c.name not in _VERSION_SKIP),
 )
-_WS_COLUMNS = (_columns.c.version_id, _columns.c.name, _columns.c.type, _columns.c.role,
-               _columns.c.treatment)
+_WS_COLUMNS = tuple(c for c in _columns.c if c.name not in _COLUMN_SKIP)
 
 
 class _WorkspaceMemo:
@@ -194,7 +196,7 @@ def _load_workspace(
     """The workspace and ``repr(workspace.tables)`` (the policy-check cache's key part)."""
     conn = session.connection()
     items = conn.execute(_stmts.get("ws_items", _build_items_stmt), {"license_id": license_id}).all()
-    version_ids = sorted({r[15] for r in items if r[15] is not None})
+    version_ids = sorted({r.v_id for r in items if r.v_id is not None})
     columns = (
         conn.execute(_stmts.get("ws_columns", _build_columns_stmt), {"version_ids": version_ids})
         .all()
@@ -214,26 +216,22 @@ def _load_workspace(
 def _namespace(license_id: int, items: list[Any], columns: list[Any]) -> SimpleNamespace:
     """The rows in the shape ``build_workspace`` reads (the ORM objects' attribute names)."""
     by_version: dict[int, list[SimpleNamespace]] = {}
-    for version_id, name, type_, role, treatment in columns:
-        by_version.setdefault(version_id, []).append(
-            SimpleNamespace(name=name, type=type_, role=role, treatment=treatment)
-        )
+    for col in columns:
+        by_version.setdefault(col.version_id, []).append(SimpleNamespace(**col._mapping))
     out = []
-    for (_item_id, licensed, ds_id, slug, title, grade, k_min, level, budget, vbudget, per_query,
-         delta, max_groups, max_rows, ranges, v_id, v_no, v_status, v_path) in items:
+    for row in items:
+        fields = row._mapping
         version = None
-        if v_id is not None:
+        if row.v_id is not None:
             version = SimpleNamespace(
-                id=v_id, version=v_no, status=v_status, parquet_path=v_path,
-                columns=by_version.get(v_id, []),
+                **{k[2:]: v for k, v in fields.items() if k.startswith("v_")},
+                columns=by_version.get(row.v_id, []),
             )
         dataset = SimpleNamespace(
-            id=ds_id, slug=slug, title=title, open_grade=grade, k_min=k_min,
-            security_level=level, dp_epsilon_budget=budget, dp_version_budget=vbudget,
-            dp_epsilon_per_query=per_query, dp_delta=delta, dp_max_groups_per_entity=max_groups,
-            dp_max_rows_per_entity=max_rows, dp_ranges=ranges, current_version=version,
+            **{k[2:]: v for k, v in fields.items() if k.startswith("d_")},
+            current_version=version,
         )
-        out.append(SimpleNamespace(dataset=dataset, columns=licensed))
+        out.append(SimpleNamespace(dataset=dataset, columns=row.i_columns))
     return SimpleNamespace(id=license_id, items=out)
 
 

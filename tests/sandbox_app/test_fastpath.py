@@ -210,3 +210,26 @@ def test_the_chain_holds_over_many_fast_answers(world, client, spy):
     assert spy.count(True) == 11
     assert _quota(world, lic.id) == 38
     assert verify_chain(world.session, public_keys()).valid
+
+
+def test_concurrent_cached_questions_take_the_quota_exactly(live_app, spy):
+    """Forty requests at once for a stored release against nine units left: the fast path's
+    atomic UPDATE gives exactly nine answers, the rest are the full path's 429 (logged), and
+    the chain holds every event unforked. Run on PostgreSQL too."""
+    from collections import Counter
+
+    from sandbox import app_engine
+    from tests.sandbox_app.test_concurrency import _hammer, _seed, _state
+
+    license_id, token = _seed(live_app, quota=10)
+    try:
+        assert _hammer(live_app, license_id, token, [Q1]) == [200]  # the release
+        codes = _hammer(live_app, license_id, token, [Q1] * 40)
+    finally:
+        app_engine.close_engine(live_app)
+    assert Counter(codes) == {200: 9, 429: 31}
+    assert spy.count(True) == 9  # every answer from the stored release came the fast way
+    quota, spent, log, events, valid = _state(live_app, license_id)
+    assert quota == 0
+    assert log == {("ok", None): 10, ("refused", "quota_exhausted"): 31}
+    assert events == 41 and valid
