@@ -1,5 +1,5 @@
-"""Why a dataset version failed or was refused, stored so that it is shown in the reader's
-language.
+"""Why a dataset version failed or was refused, and the pipeline report's warnings, stored so
+that they are shown in the reader's language.
 
 ``DatasetVersion.refusal_reasons`` is a JSON list whose entries are either
 
@@ -11,6 +11,10 @@ language.
 
 :func:`render` is the one place that turns an entry into text: in the current locale
 (pages, API answers) or, with ``english=True``, in English (the CLI, audit events, logs).
+The report's ``warnings`` (:func:`market.pipeline.report.note`) are stored the same way.
+
+Params named in :data:`LABELLED_PARAMS` hold a stored code (a PII kind, a treatment, a
+generalization level); in the current locale they are shown by their translated name.
 """
 
 from __future__ import annotations
@@ -37,6 +41,30 @@ def of_error(exc: PipelineError) -> Reason:
     return entry(exc.msgid, exc.params)
 
 
+#: Params whose value is a code, and the label table (:func:`market.datasets.forms.label`)
+#: that names it in the reader's language.
+LABELLED_PARAMS: dict[str, str] = {
+    "pii_kind": "pii",
+    "treatment": "treatment",
+    "generalization": "generalization",
+}
+
+
+def labelled(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with the codes of :data:`LABELLED_PARAMS` replaced by their names in the
+    current locale (unchanged outside an app context)."""
+    from flask import has_app_context
+
+    if not has_app_context():
+        return dict(params)
+    from market.datasets.forms import label
+
+    return {
+        key: str(label(LABELLED_PARAMS[key], value)) if key in LABELLED_PARAMS else value
+        for key, value in params.items()
+    }
+
+
 def _parts(reason: Any) -> tuple[str, dict[str, Any]]:
     if isinstance(reason, Mapping):
         params = reason.get("params")
@@ -53,7 +81,7 @@ def render(reason: Any, *, english: bool = False) -> str:
     try:
         if english:
             return msgid % params if params else msgid
-        return translate(msgid, params) if params else translate(msgid)
+        return translate(msgid, labelled(params)) if params else translate(msgid)
     except (KeyError, TypeError, ValueError):
         return msgid
 
