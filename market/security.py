@@ -60,9 +60,11 @@ def _bounded_path_ids() -> None:
     """An id in the URL that no row can have is simply not found (not a database error)."""
     for value in (request.view_args or {}).values():
         if isinstance(value, int) and not 0 <= value <= MAX_PATH_ID:
+            from flask_babel import gettext as _
+
             from market.errors import NotFound
 
-            raise NotFound("No such object.")
+            raise NotFound(_("No such object."))
 
 
 def _json_body_guard() -> None:
@@ -117,9 +119,11 @@ def json_shape_problem(data: bytes) -> str | None:
 
 
 def _too_large(limit: int) -> None:
+    from flask_babel import gettext as _
+
     from market.errors import TooLarge
 
-    raise TooLarge(f"The JSON body is larger than {limit} bytes.")
+    raise TooLarge(_("The JSON body is larger than %(limit)s bytes.", limit=limit))
 
 
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}

@@ -21,6 +21,7 @@ from typing import IO, Any
 import marshmallow as ma
 from flask import current_app, request
 from flask.views import MethodView
+from flask_babel import gettext as _
 from flask_smorest import Blueprint
 from werkzeug.datastructures import FileStorage
 from werkzeug.http import parse_options_header
@@ -255,8 +256,8 @@ def receive_upload(
             request.stream, options["boundary"].encode("latin-1"), store_file=store_file
         )
     if require_file and not received.file_seen:
-        raise ValidationFailed("Attach the data file in the part named 'file'.",
-                               {"file": ["missing"]})
+        raise ValidationFailed(_("Attach the data file in the part named 'file'."),
+                               {"file": [_("missing")]})
     return received
 
 
@@ -380,8 +381,8 @@ class DatasetInspect(MethodView):
         staged = receive_upload(lambda _raw: True).upload
         try:
             if staged is None:
-                raise ValidationFailed("Attach the data file in the part named 'file'.",
-                                       {"file": ["missing"]})
+                raise ValidationFailed(_("Attach the data file in the part named 'file'."),
+                                       {"file": [_("missing")]})
             return services.inspect_upload(staged, entity_key=entity_key)
         finally:
             if staged is not None:
@@ -428,8 +429,8 @@ class DatasetUpload(MethodView):
                 db.session.commit()
                 return _accepted(version)
             if staged is None:
-                raise ValidationFailed("Attach the data file in the part named 'file'.",
-                                       {"file": ["missing"]})
+                raise ValidationFailed(_("Attach the data file in the part named 'file'."),
+                                       {"file": [_("missing")]})
             services.precheck_upload(staged, entity_key=meta.entity_key,
                                      treatments=meta.treatments)
             version = services.create_dataset(db.session, actor, meta, staged)
@@ -464,7 +465,7 @@ class DatasetVersions(MethodView):
         actor = current_actor()
         dataset = db.session.get(Dataset, dataset_id)
         if dataset is None or not perms.can_read_dataset(actor, dataset):
-            raise NotFound(f"Dataset {dataset_id} does not exist.")
+            raise NotFound(_("Dataset %(id)s does not exist.", id=dataset_id))
         require(perms.can_manage_versions(actor, dataset),
                  "Only the department that owns this dataset can add versions.")
         parsed: dict[str, Any] = {}
@@ -481,7 +482,7 @@ class DatasetVersions(MethodView):
                 parsed.update(_load_metadata(received.metadata, VersionMetadataSchema()))
             meta = services.VersionMeta.from_dict(parsed)
             if staged is None:
-                raise ValidationFailed("Attach the data file.", {"file": ["missing"]})
+                raise ValidationFailed(_("Attach the data file."), {"file": [_("missing")]})
             services.precheck_upload(staged, entity_key=dataset.entity_key or "",
                                      treatments=meta.treatments)
             version = services.create_version(db.session, actor, dataset, meta, staged)
@@ -546,7 +547,7 @@ class DatasetVersionTreatments(MethodView):
         actor = current_actor()
         dataset = db.session.get(Dataset, dataset_id)
         if dataset is None:
-            raise NotFound(f"Dataset {dataset_id} does not exist.")
+            raise NotFound(_("Dataset %(id)s does not exist.", id=dataset_id))
         return services.change_treatments(db.session, actor, dataset, number, changes)
 
 
@@ -561,6 +562,6 @@ class DatasetReview(MethodView):
         actor = current_actor()
         dataset = db.session.get(Dataset, dataset_id)
         if dataset is None or not perms.can_read_dataset(actor, dataset):
-            raise NotFound(f"Dataset {dataset_id} does not exist.")
+            raise NotFound(_("Dataset %(id)s does not exist.", id=dataset_id))
         services.review(db.session, actor, dataset, body["decision"], body["comment"])
         return dataset

@@ -652,7 +652,7 @@ def create_dataset(
         upload.discard()
         upload = None
     if not reasons and upload is None:
-        raise ValidationFailed("Attach the data file.", {"file": ["missing"]})
+        raise ValidationFailed(_("Attach the data file."), {"file": [_("missing")]})
     dataset = Dataset(
         slug=f"pending-{os.urandom(8).hex()}",
         department_id=actor.org_id,
@@ -743,7 +743,7 @@ def create_version(
     if dataset.status == VersionStatus.refused or dataset.confidential or (
         dataset.open_grade == OpenGrade.restricted
     ):
-        raise Conflict("A refused dataset cannot get new versions; publish a new dataset.")
+        raise Conflict(_("A refused dataset cannot get new versions; publish a new dataset."))
     if dataset.withdrawn_at is not None:
         raise Conflict(
             "A withdrawn dataset cannot get new versions; publish a new dataset.",
@@ -830,10 +830,10 @@ def get_dataset(session: Session, actor: Actor, dataset_id: int) -> Dataset:
 
     dataset = session.get(Dataset, dataset_id)
     if dataset is None or not perms.can_read_dataset(actor, dataset):
-        raise NotFound(f"Dataset {dataset_id} does not exist.")
+        raise NotFound(_("Dataset %(id)s does not exist.", id=dataset_id))
     if not perms.can_see_unlisted(actor, dataset) and is_lapsed(session, dataset):
         # Its authorization agreement ended before the sweeper ran: delisted already.
-        raise NotFound(f"Dataset {dataset_id} does not exist.")
+        raise NotFound(_("Dataset %(id)s does not exist.", id=dataset_id))
     return dataset
 
 
@@ -845,9 +845,11 @@ def dataset_for_versions(session: Session, actor: Actor, dataset_id: int) -> Dat
     """
     dataset = session.get(Dataset, dataset_id)
     if dataset is None or not perms.can_read_dataset(actor, dataset):
-        raise NotFound(f"Dataset {dataset_id} does not exist.")
+        raise NotFound(_("Dataset %(id)s does not exist.", id=dataset_id))
     if not perms.can_view_versions(actor, dataset):
-        raise Forbidden("Only the owning department, the operator and the regulator see versions.")
+        raise Forbidden(
+            _("Only the owning department, the operator and the regulator see versions.")
+        )
     return dataset
 
 
@@ -864,7 +866,7 @@ def get_version(session: Session, actor: Actor, dataset_id: int, number: int) ->
         )
     )
     if version is None:
-        raise NotFound(f"Dataset {dataset_id} has no version {number}.")
+        raise NotFound(_("Dataset %(id)s has no version %(number)s.", id=dataset_id, number=number))
     return version
 
 
@@ -882,7 +884,7 @@ def version_status(version: DatasetVersion) -> dict[str, Any]:
 
 def _require_manage(actor: Actor, dataset: Dataset) -> None:
     if not perms.can_read_dataset(actor, dataset):
-        raise NotFound(f"Dataset {dataset.id} does not exist.")
+        raise NotFound(_("Dataset %(id)s does not exist.", id=dataset.id))
     require(
         perms.can_manage_versions(actor, dataset),
         "Only the department that owns this dataset can change it.",
@@ -907,7 +909,9 @@ def review(
     """
     require(perms.can_review(actor), "Only the operator reviews publications.")
     if decision not in ("approve", "reject"):
-        raise ValidationFailed("Decide approve or reject.", {"decision": ["approve or reject"]})
+        raise ValidationFailed(
+            _("Decide approve or reject."), {"decision": [_("approve or reject")]}
+        )
     pending = [v for v in dataset.versions if v.status == VersionStatus.pending_review]
     if not pending:
         latest = dataset.versions[-1].status if dataset.versions else "none"
@@ -995,7 +999,7 @@ def change_treatments(
     _require_manage(actor, dataset)
     version = next((v for v in dataset.versions if v.version == number), None)
     if version is None:
-        raise NotFound(f"Dataset {dataset.id} has no version {number}.")
+        raise NotFound(_("Dataset %(id)s has no version %(number)s.", id=dataset.id, number=number))
     if version.status != VersionStatus.pending_review:
         raise Conflict(
             "Treatments can only change while the version awaits review.",
