@@ -41,28 +41,51 @@ def of_error(exc: PipelineError) -> Reason:
     return entry(exc.msgid, exc.params)
 
 
-#: Params whose value is a code, and the label table (:func:`market.datasets.forms.label`)
-#: that names it in the reader's language.
-LABELLED_PARAMS: dict[str, str] = {
-    "pii_kind": "pii",
-    "treatment": "treatment",
-    "generalization": "generalization",
+#: Params whose value is a stored code, and the label tables
+#: (:func:`market.datasets.forms.label`) that name it in the reader's language, tried in
+#: order. ``allowed`` is a comma-separated list of treatments.
+LABELLED_PARAMS: dict[str, tuple[str, ...]] = {
+    "pii_kind": ("pii",),
+    "treatment": ("treatment",),
+    "generalization": ("generalization",),
+    "what": ("pii", "type"),  # a PII kind, or the column's type
+    "allowed": ("treatment",),
 }
+
+
+def _name(kinds: tuple[str, ...], value: Any) -> Any:
+    from market.datasets.forms import label
+
+    for kind in kinds:
+        named = label(kind, value)
+        if named is not value:
+            return str(named)
+    return value
 
 
 def labelled(params: Mapping[str, Any]) -> dict[str, Any]:
     """``params`` with the codes of :data:`LABELLED_PARAMS` replaced by their names in the
-    current locale (unchanged outside an app context)."""
+    current locale. English keeps the codes (they are English words already, and API clients
+    have read them so); outside an app context nothing changes."""
     from flask import has_app_context
 
     if not has_app_context():
         return dict(params)
-    from market.datasets.forms import label
+    from flask_babel import get_locale
 
-    return {
-        key: str(label(LABELLED_PARAMS[key], value)) if key in LABELLED_PARAMS else value
-        for key, value in params.items()
-    }
+    locale = get_locale()
+    if locale is None or locale.language == "en":
+        return dict(params)
+    out = dict(params)
+    for key, kinds in LABELLED_PARAMS.items():
+        value = out.get(key)
+        if not isinstance(value, str):
+            continue
+        if key == "allowed":
+            out[key] = "、".join(str(_name(kinds, v.strip())) for v in value.split(","))
+        else:
+            out[key] = _name(kinds, value)
+    return out
 
 
 def _parts(reason: Any) -> tuple[str, dict[str, Any]]:

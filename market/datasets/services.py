@@ -470,7 +470,9 @@ def read_limits() -> ReadLimits:
 
 def pipeline_error_text(exc: PipelineError) -> str:
     """The pipeline error's message in the reader's language (its msgid and params)."""
-    return translate(exc.msgid, exc.params) if exc.params else translate(exc.msgid)
+    if not exc.params:
+        return translate(exc.msgid)
+    return translate(exc.msgid, reasons_text.labelled(exc.params))
 
 
 def check_upload_workbook(upload: StagedUpload) -> None:
