@@ -69,8 +69,8 @@ def hash_password(password: str) -> str:
 def _check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD:
         raise ValidationFailed(
-            "The password is too short.",
-            {"password": [f"Use at least {MIN_PASSWORD} characters."]},
+            _("The password is too short."),
+            {"password": [_("Use at least %(count)s characters.", count=MIN_PASSWORD)]},
         )
 
 
@@ -87,8 +87,10 @@ def validate_credit_code(code: str) -> str:
     code = (code or "").strip().upper()
     if not is_valid_uscc(code):
         raise ValidationFailed(
-            "The Unified Social Credit Code is not valid.",
-            {"credit_code": ["Not a valid 18-character code: check the characters and the check digit."]},
+            _("The Unified Social Credit Code is not valid."),
+            {"credit_code": [
+                _("Not a valid 18-character code: check the characters and the check digit.")
+            ]},
         )
     return code
 
@@ -114,7 +116,8 @@ def create_organization(
         )
     if kind not in OrgKind.__members__:
         raise ValidationFailed(
-            "Unknown organization kind.", {"kind": [f"Use one of: {', '.join(OrgKind)}."]}
+            _("Unknown organization kind."),
+            {"kind": [_("Use one of: %(kinds)s.", kinds=", ".join(OrgKind))]},
         )
     credit_code = validate_credit_code(credit_code)
     clash = session.scalar(

@@ -149,8 +149,8 @@ def read_multipart(
                     part = event
                     if event.name != "file" or file_seen:
                         raise ValidationFailed(
-                            "Send exactly one file, in the part named 'file'.",
-                            {"file": ["exactly one file part named 'file'"]},
+                            _("Send exactly one file, in the part named 'file'."),
+                            {"file": [_("exactly one file part named 'file'")]},
                         )
                     file_seen = True
                     filename = event.filename
@@ -162,8 +162,10 @@ def read_multipart(
                         size += len(event.data)
                         if size > max_field_bytes:
                             raise ValidationFailed(
-                                f"Form field {part.name!r} is larger than {max_field_bytes} bytes.",
-                                {part.name: [f"larger than {max_field_bytes} bytes"]},
+                                _("Form field %(name)r is larger than %(limit)s bytes.",
+                                  name=part.name, limit=max_field_bytes),
+                                {part.name: [_("larger than %(limit)s bytes",
+                                               limit=max_field_bytes)]},
                             )
                         buffer.append(event.data)
                         if not event.more_data and part.name == "metadata":
@@ -193,8 +195,8 @@ def read_multipart(
 
 def _malformed() -> ValidationFailed:
     return ValidationFailed(
-        "The multipart body is malformed or truncated.",
-        {"file": ["malformed or truncated upload"]},
+        _("The multipart body is malformed or truncated."),
+        {"file": [_("malformed or truncated upload")]},
     )
 
 
@@ -246,8 +248,8 @@ def receive_upload(
     mimetype, options = parse_options_header(request.headers.get("Content-Type", ""))
     if mimetype != "multipart/form-data" or not options.get("boundary"):
         raise ValidationFailed(
-            "Send multipart/form-data with a 'metadata' part and a 'file' part.",
-            {"file": ["multipart/form-data expected"]},
+            _("Send multipart/form-data with a 'metadata' part and a 'file' part."),
+            {"file": [_("multipart/form-data expected")]},
         )
     if "form" in request.__dict__ or "files" in request.__dict__:
         received = _from_preparsed(store_file)
@@ -265,8 +267,9 @@ def _from_preparsed(store_file: Callable[[str | None], bool]) -> ReceivedUpload:
     metadata = request.form.get("metadata")
     if metadata is not None and len(metadata.encode("utf-8")) > MAX_METADATA_BYTES:
         raise ValidationFailed(
-            f"Form field 'metadata' is larger than {MAX_METADATA_BYTES} bytes.",
-            {"metadata": [f"larger than {MAX_METADATA_BYTES} bytes"]},
+            _("Form field %(name)r is larger than %(limit)s bytes.",
+              name="metadata", limit=MAX_METADATA_BYTES),
+            {"metadata": [_("larger than %(limit)s bytes", limit=MAX_METADATA_BYTES)]},
         )
     storage_: FileStorage | None = request.files.get("file")
     if storage_ is None:
@@ -300,7 +303,7 @@ def _load_metadata(raw: str | None, schema: ma.Schema) -> dict[str, Any]:
         return parse_metadata(raw, schema)
     except MetadataInvalid as exc:
         raise ValidationFailed(
-            "The metadata is not valid; see errors for each field.", exc.errors
+            _("The metadata is not valid; see errors for each field."), exc.errors
         ) from None
 
 
@@ -520,14 +523,16 @@ class DatasetTreatmentChangesSchema(ma.Schema):
         unknown = ma.INCLUDE
 
     @ma.post_load
-    def _check(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+    def _check(self, data: dict[str, Any], **_kwargs: Any) -> dict[str, Any]:
         errors = {}
         allowed = {"pseudonymized", "masked", "generalized", "suppressed", "none"}
         for key, value in data.items():
             if not isinstance(value, str) or value not in allowed:
-                errors[str(key)] = [f"must be one of {', '.join(sorted(allowed))}"]
+                errors[str(key)] = [
+                    _("must be one of %(allowed)s", allowed=", ".join(sorted(allowed)))
+                ]
         if not data:
-            errors["_schema"] = ["give at least one {column: treatment}"]
+            errors["_schema"] = [_("give at least one {column: treatment}")]
         if errors:
             raise ma.ValidationError(errors)
         return data

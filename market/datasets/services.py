@@ -748,8 +748,8 @@ def create_version(
         raise Conflict(_("A refused dataset cannot get new versions; publish a new dataset."))
     if dataset.withdrawn_at is not None:
         raise Conflict(
-            "A withdrawn dataset cannot get new versions; publish a new dataset.",
-            {"status": ["withdrawn"]},
+            _("A withdrawn dataset cannot get new versions; publish a new dataset."),
+            {"status": [_("withdrawn")]},
         )
     busy = [
         v.version
@@ -758,8 +758,9 @@ def create_version(
     ]
     if busy:
         raise Conflict(
-            f"Version {busy[-1]} is still being processed or reviewed; wait for its review.",
-            {"version": [f"version {busy[-1]} is not reviewed yet"]},
+            _("Version %(number)s is still being processed or reviewed; wait for its review.",
+              number=busy[-1]),
+            {"version": [_("version %(number)s is not reviewed yet", number=busy[-1])]},
         )
     number = max((v.version for v in dataset.versions), default=0) + 1
     version = _new_version(dataset, actor, number, upload, upload.filename)
@@ -918,8 +919,10 @@ def review(
     if not pending:
         latest = dataset.versions[-1].status if dataset.versions else "none"
         raise Conflict(
-            f"Dataset {dataset.id} has no version pending review (latest: {latest}).",
-            {"status": [f"review is only allowed from pending_review, not {latest}"]},
+            _("Dataset %(id)s has no version pending review (latest: %(status)s).",
+              id=dataset.id, status=latest),
+            {"status": [_("review is only allowed from pending_review, not %(status)s",
+                          status=latest)]},
         )
     version = pending[-1]
     now = utcnow()
@@ -1004,8 +1007,9 @@ def change_treatments(
         raise NotFound(_("Dataset %(id)s has no version %(number)s.", id=dataset.id, number=number))
     if version.status != VersionStatus.pending_review:
         raise Conflict(
-            "Treatments can only change while the version awaits review.",
-            {"status": [f"version {number} is {version.status}"]},
+            _("Treatments can only change while the version awaits review."),
+            {"status": [_("version %(number)s is %(status)s", number=number,
+                          status=version.status)]},
         )
     report_columns = list((version.report or {}).get("columns") or [])
     current = {c["name"]: c["treatment"] for c in report_columns}

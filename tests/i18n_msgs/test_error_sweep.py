@@ -77,3 +77,28 @@ def test_too_large_json_body(app, client, department, lang):
         app.config.pop("MARKET_MAX_JSON_BYTES")
     answer = check_answer(r, 413, lang, "JSON too large")
     assert "64" in answer["message"]
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_an_upload_that_is_not_multipart(client, department, lang):
+    r = client.post("/api/v1/datasets", data=b"a,b\n1,2\n", content_type="text/csv",
+                    headers={**department[1], "Accept-Language": lang})
+    answer = check_answer(r, 422, lang, "not multipart")
+    assert "file" in answer["errors"]
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_an_upload_with_two_files(client, department, lang):
+    body, content_type = multipart([("file", (b"a\n1\n", "a.csv")), ("file", (b"a\n1\n", "b.csv"))])
+    r = client.post("/api/v1/datasets/inspect", data=body, content_type=content_type,
+                    headers={**department[1], "Accept-Language": lang})
+    check_answer(r, 422, lang, "two files")
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_a_short_password_on_registration(client, lang):
+    body = {"organization_name": "某公司", "credit_code": uscc(8), "kind": "buyer",
+            "email": "short@example.com", "password": "short"}
+    r = client.post("/api/v1/register", json=body, headers={"Accept-Language": lang})
+    answer = check_answer(r, 422, lang, "short password")
+    assert "password" in answer["errors"]
