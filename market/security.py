@@ -16,6 +16,8 @@ from typing import Any
 
 from flask import Flask, current_app, request
 
+from market.i18n import N_, translate
+
 CSP = "; ".join(
     [
         "default-src 'self'",
@@ -112,9 +114,11 @@ def json_shape_problem(data: bytes) -> str | None:
     for match in _JSON_BRACKET.finditer(bare):
         depth += 1 if match.group() in (b"[", b"{") else -1
         if depth > MAX_JSON_DEPTH:
-            return f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep."
+            return translate(N_("The JSON body is nested more than %(depth)s levels deep."),
+                             {"depth": MAX_JSON_DEPTH})
     if _LONG_DIGITS.search(bare):
-        return f"The JSON body has a number with more than {MAX_JSON_NUMBER_DIGITS} digits."
+        return translate(N_("The JSON body has a number with more than %(digits)s digits."),
+                         {"digits": MAX_JSON_NUMBER_DIGITS})
     return None
 
 

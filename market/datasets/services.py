@@ -749,7 +749,7 @@ def create_version(
     if dataset.withdrawn_at is not None:
         raise Conflict(
             _("A withdrawn dataset cannot get new versions; publish a new dataset."),
-            {"status": [_("withdrawn")]},
+            {"status": ["withdrawn"]},  # a status code, not prose
         )
     busy = [
         v.version

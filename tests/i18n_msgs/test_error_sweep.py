@@ -102,3 +102,12 @@ def test_a_short_password_on_registration(client, lang):
     r = client.post("/api/v1/register", json=body, headers={"Accept-Language": lang})
     answer = check_answer(r, 422, lang, "short password")
     assert "password" in answer["errors"]
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_a_json_body_nested_too_deep(client, department, lang):
+    body = "[" * 100 + "]" * 100
+    r = client.post("/api/v1/organizations", data=body, content_type="application/json",
+                    headers={**department[1], "Accept-Language": lang})
+    answer = check_answer(r, 400, lang, "nested JSON")
+    assert "64" in answer["message"]
