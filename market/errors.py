@@ -303,6 +303,11 @@ def register_error_handlers(app: Flask) -> None:
             # The msgid (with its values apart) where the error keeps one: its formatted
             # English ``message`` is not a msgid, so it would stay English.
             params = getattr(exc, "params", None)
+            if params and _is_pipeline_error(exc):
+                # Codes in its values (a treatment, a PII kind) named in the reader's language.
+                from market.datasets.reasons import labelled
+
+                params = labelled(params)
             message = translate(
                 (getattr(exc, "msgid", None) if params else None)
                 or getattr(exc, "message", None)
@@ -333,3 +338,9 @@ def register_error_handlers(app: Flask) -> None:
         log.exception("unhandled error on %s %s", request.method, request.path)
         _after_error(500, "internal error")
         return _render(500, translate(INTERNAL))
+
+
+def _is_pipeline_error(exc: BaseException) -> bool:
+    from market.pipeline.errors import PipelineError
+
+    return isinstance(exc, PipelineError)

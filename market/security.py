@@ -16,6 +16,8 @@ from typing import Any
 
 from flask import Flask, current_app, request
 
+from market.i18n import N_, translate
+
 CSP = "; ".join(
     [
         "default-src 'self'",
@@ -60,9 +62,11 @@ def _bounded_path_ids() -> None:
     """An id in the URL that no row can have is simply not found (not a database error)."""
     for value in (request.view_args or {}).values():
         if isinstance(value, int) and not 0 <= value <= MAX_PATH_ID:
+            from flask_babel import gettext as _
+
             from market.errors import NotFound
 
-            raise NotFound("No such object.")
+            raise NotFound(_("No such object."))
 
 
 def _json_body_guard() -> None:
@@ -110,16 +114,20 @@ def json_shape_problem(data: bytes) -> str | None:
     for match in _JSON_BRACKET.finditer(bare):
         depth += 1 if match.group() in (b"[", b"{") else -1
         if depth > MAX_JSON_DEPTH:
-            return f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep."
+            return translate(N_("The JSON body is nested more than %(depth)s levels deep."),
+                             {"depth": MAX_JSON_DEPTH})
     if _LONG_DIGITS.search(bare):
-        return f"The JSON body has a number with more than {MAX_JSON_NUMBER_DIGITS} digits."
+        return translate(N_("The JSON body has a number with more than %(digits)s digits."),
+                         {"digits": MAX_JSON_NUMBER_DIGITS})
     return None
 
 
 def _too_large(limit: int) -> None:
+    from flask_babel import gettext as _
+
     from market.errors import TooLarge
 
-    raise TooLarge(f"The JSON body is larger than {limit} bytes.")
+    raise TooLarge(_("The JSON body is larger than %(limit)s bytes.", limit=limit))
 
 
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}

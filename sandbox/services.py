@@ -1166,7 +1166,7 @@ def query_history(session: Session, actor: Actor, license_id: int) -> sa.Select:
     """
     lic = session.get(License, license_id)
     if lic is None or not perm.can_read_history(actor, lic.buyer_org_id):
-        raise NotFound("No such license.")
+        raise NotFound(_("No such license."))
     return (
         sa.select(SandboxQuery)
         .where(SandboxQuery.license_id == license_id)

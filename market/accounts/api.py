@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from flask import current_app, g
 from flask.views import MethodView
+from flask_babel import gettext as _
 from flask_smorest import Blueprint
 
 from market.accounts import permissions as perm
@@ -105,7 +106,7 @@ class OrganizationItem(MethodView):
         """One organization: the operator and regulator see any, others only their own."""
         actor = current_actor()
         if not perm.can_view_organization(actor, org_id):
-            raise NotFound("No such organization.")
+            raise NotFound(_("No such organization."))
         return services.get_organization(db.session, org_id)
 
 

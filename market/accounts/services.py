@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
@@ -69,15 +70,17 @@ def hash_password(password: str) -> str:
 def _check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD:
         raise ValidationFailed(
-            "The password is too short.",
-            {"password": [f"Use at least {MIN_PASSWORD} characters."]},
+            _("The password is too short."),
+            {"password": [_("Use at least %(count)s characters.", count=MIN_PASSWORD)]},
         )
 
 
 def normalize_email(email: str) -> str:
     email = (email or "").strip().lower()
     if not _EMAIL.match(email) or len(email) > 254:
-        raise ValidationFailed("The e-mail address is not valid.", {"email": ["Not a valid e-mail address."]})
+        raise ValidationFailed(
+            _("The e-mail address is not valid."), {"email": [_("Not a valid e-mail address.")]}
+        )
     return email
 
 
@@ -85,8 +88,10 @@ def validate_credit_code(code: str) -> str:
     code = (code or "").strip().upper()
     if not is_valid_uscc(code):
         raise ValidationFailed(
-            "The Unified Social Credit Code is not valid.",
-            {"credit_code": ["Not a valid 18-character code: check the characters and the check digit."]},
+            _("The Unified Social Credit Code is not valid."),
+            {"credit_code": [
+                _("Not a valid 18-character code: check the characters and the check digit.")
+            ]},
         )
     return code
 
@@ -107,10 +112,13 @@ def create_organization(
         perm.require(perm.can_create_organization(actor), "Only the operator can create organizations.")
     name = (name or "").strip()
     if not name or len(name) > 200:
-        raise ValidationFailed("The name is required.", {"name": ["Give a name of 1 to 200 characters."]})
+        raise ValidationFailed(
+            _("The name is required."), {"name": [_("Give a name of 1 to 200 characters.")]}
+        )
     if kind not in OrgKind.__members__:
         raise ValidationFailed(
-            "Unknown organization kind.", {"kind": [f"Use one of: {', '.join(OrgKind)}."]}
+            _("Unknown organization kind."),
+            {"kind": [_("Use one of: %(kinds)s.", kinds=", ".join(OrgKind))]},
         )
     credit_code = validate_credit_code(credit_code)
     clash = session.scalar(
@@ -120,7 +128,10 @@ def create_organization(
     )
     if clash is not None:
         field = "name" if clash.name == name else "credit_code"
-        raise Conflict("An organization with this name or credit code exists.", {field: ["Already registered."]})
+        raise Conflict(
+            _("An organization with this name or credit code exists."),
+            {field: [_("Already registered.")]},
+        )
     org = Organization(name=name, kind=kind, credit_code=credit_code, status=status)
     session.add(org)
     session.flush()
@@ -137,7 +148,7 @@ def create_organization(
 def get_organization(session: Session, org_id: int) -> Organization:
     org = session.get(Organization, org_id)
     if org is None:
-        raise NotFound("No such organization.")
+        raise NotFound(_("No such organization."))
     return org
 
 
@@ -158,9 +169,14 @@ def create_user(
     _check_password(password)
     org = session.get(Organization, organization_id)
     if org is None:
-        raise ValidationFailed("No such organization.", {"organization_id": ["Unknown organization."]})
+        raise ValidationFailed(
+            _("No such organization."), {"organization_id": [_("Unknown organization.")]}
+        )
     if session.scalar(sa.select(User.id).where(User.email == email)) is not None:
-        raise Conflict("This e-mail address is already registered.", {"email": ["Already registered."]})
+        raise Conflict(
+            _("This e-mail address is already registered."),
+            {"email": [_("Already registered.")]},
+        )
     user = User(email=email, password_hash=hash_password(password), organization=org)
     session.add(user)
     session.flush()
@@ -398,7 +414,10 @@ def register(
     starts ``pending``: its user can sign in but not apply for licenses or decide consents
     until the operator admits it. Raises ValidationFailed or Conflict."""
     if kind not in SELF_REGISTER_KINDS:
-        raise ValidationFailed("Only buyers and data subjects register themselves.", {"kind": ["Use buyer or subject."]})
+        raise ValidationFailed(
+            _("Only buyers and data subjects register themselves."),
+            {"kind": [_("Use buyer or subject.")]},
+        )
     # Validate the user part first so that a bad e-mail does not leave an orphan organization.
     normalize_email(email)
     _check_password(password)
@@ -418,12 +437,14 @@ def decide_admission(session: Session, actor: Actor, org_id: int, *, decision: s
     perm.require(perm.can_admit_organization(actor), "Only the operator decides admissions.")
     org = get_organization(session, org_id)
     if decision not in ("admit", "refuse"):
-        raise ValidationFailed("Unknown decision.", {"decision": ["Use admit or refuse."]})
+        raise ValidationFailed(_("Unknown decision."), {"decision": [_("Use admit or refuse.")]})
     reason = (reason or "").strip()
     if decision == "refuse" and not reason:
-        raise ValidationFailed("Give the reason for a refusal.", {"reason": ["Required when refusing."]})
+        raise ValidationFailed(
+            _("Give the reason for a refusal."), {"reason": [_("Required when refusing.")]}
+        )
     if org.status != OrgStatus.pending:
-        raise Conflict(f"The organization is {org.status}, not pending.")
+        raise Conflict(_("The organization is %(status)s, not pending.", status=org.status))
     org.status = OrgStatus.active if decision == "admit" else OrgStatus.refused
     audit.record(
         session,

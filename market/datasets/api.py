@@ -21,6 +21,7 @@ from typing import IO, Any
 import marshmallow as ma
 from flask import current_app, request
 from flask.views import MethodView
+from flask_babel import gettext as _
 from flask_smorest import Blueprint
 from werkzeug.datastructures import FileStorage
 from werkzeug.http import parse_options_header
@@ -148,8 +149,8 @@ def read_multipart(
                     part = event
                     if event.name != "file" or file_seen:
                         raise ValidationFailed(
-                            "Send exactly one file, in the part named 'file'.",
-                            {"file": ["exactly one file part named 'file'"]},
+                            _("Send exactly one file, in the part named 'file'."),
+                            {"file": [_("exactly one file part named 'file'")]},
                         )
                     file_seen = True
                     filename = event.filename
@@ -161,8 +162,10 @@ def read_multipart(
                         size += len(event.data)
                         if size > max_field_bytes:
                             raise ValidationFailed(
-                                f"Form field {part.name!r} is larger than {max_field_bytes} bytes.",
-                                {part.name: [f"larger than {max_field_bytes} bytes"]},
+                                _("Form field %(name)r is larger than %(limit)s bytes.",
+                                  name=part.name, limit=max_field_bytes),
+                                {part.name: [_("larger than %(limit)s bytes",
+                                               limit=max_field_bytes)]},
                             )
                         buffer.append(event.data)
                         if not event.more_data and part.name == "metadata":
@@ -192,8 +195,8 @@ def read_multipart(
 
 def _malformed() -> ValidationFailed:
     return ValidationFailed(
-        "The multipart body is malformed or truncated.",
-        {"file": ["malformed or truncated upload"]},
+        _("The multipart body is malformed or truncated."),
+        {"file": [_("malformed or truncated upload")]},
     )
 
 
@@ -245,8 +248,8 @@ def receive_upload(
     mimetype, options = parse_options_header(request.headers.get("Content-Type", ""))
     if mimetype != "multipart/form-data" or not options.get("boundary"):
         raise ValidationFailed(
-            "Send multipart/form-data with a 'metadata' part and a 'file' part.",
-            {"file": ["multipart/form-data expected"]},
+            _("Send multipart/form-data with a 'metadata' part and a 'file' part."),
+            {"file": [_("multipart/form-data expected")]},
         )
     if "form" in request.__dict__ or "files" in request.__dict__:
         received = _from_preparsed(store_file)
@@ -255,8 +258,8 @@ def receive_upload(
             request.stream, options["boundary"].encode("latin-1"), store_file=store_file
         )
     if require_file and not received.file_seen:
-        raise ValidationFailed("Attach the data file in the part named 'file'.",
-                               {"file": ["missing"]})
+        raise ValidationFailed(_("Attach the data file in the part named 'file'."),
+                               {"file": [_("missing")]})
     return received
 
 
@@ -264,8 +267,9 @@ def _from_preparsed(store_file: Callable[[str | None], bool]) -> ReceivedUpload:
     metadata = request.form.get("metadata")
     if metadata is not None and len(metadata.encode("utf-8")) > MAX_METADATA_BYTES:
         raise ValidationFailed(
-            f"Form field 'metadata' is larger than {MAX_METADATA_BYTES} bytes.",
-            {"metadata": [f"larger than {MAX_METADATA_BYTES} bytes"]},
+            _("Form field %(name)r is larger than %(limit)s bytes.",
+              name="metadata", limit=MAX_METADATA_BYTES),
+            {"metadata": [_("larger than %(limit)s bytes", limit=MAX_METADATA_BYTES)]},
         )
     storage_: FileStorage | None = request.files.get("file")
     if storage_ is None:
@@ -299,7 +303,7 @@ def _load_metadata(raw: str | None, schema: ma.Schema) -> dict[str, Any]:
         return parse_metadata(raw, schema)
     except MetadataInvalid as exc:
         raise ValidationFailed(
-            "The metadata is not valid; see errors for each field.", exc.errors
+            _("The metadata is not valid; see errors for each field."), exc.errors
         ) from None
 
 
@@ -380,8 +384,8 @@ class DatasetInspect(MethodView):
         staged = receive_upload(lambda _raw: True).upload
         try:
             if staged is None:
-                raise ValidationFailed("Attach the data file in the part named 'file'.",
-                                       {"file": ["missing"]})
+                raise ValidationFailed(_("Attach the data file in the part named 'file'."),
+                                       {"file": [_("missing")]})
             return services.inspect_upload(staged, entity_key=entity_key)
         finally:
             if staged is not None:
@@ -428,8 +432,8 @@ class DatasetUpload(MethodView):
                 db.session.commit()
                 return _accepted(version)
             if staged is None:
-                raise ValidationFailed("Attach the data file in the part named 'file'.",
-                                       {"file": ["missing"]})
+                raise ValidationFailed(_("Attach the data file in the part named 'file'."),
+                                       {"file": [_("missing")]})
             services.precheck_upload(staged, entity_key=meta.entity_key,
                                      treatments=meta.treatments)
             version = services.create_dataset(db.session, actor, meta, staged)
@@ -464,7 +468,7 @@ class DatasetVersions(MethodView):
         actor = current_actor()
         dataset = db.session.get(Dataset, dataset_id)
         if dataset is None or not perms.can_read_dataset(actor, dataset):
-            raise NotFound(f"Dataset {dataset_id} does not exist.")
+            raise NotFound(_("Dataset %(id)s does not exist.", id=dataset_id))
         require(perms.can_manage_versions(actor, dataset),
                  "Only the department that owns this dataset can add versions.")
         parsed: dict[str, Any] = {}
@@ -481,7 +485,7 @@ class DatasetVersions(MethodView):
                 parsed.update(_load_metadata(received.metadata, VersionMetadataSchema()))
             meta = services.VersionMeta.from_dict(parsed)
             if staged is None:
-                raise ValidationFailed("Attach the data file.", {"file": ["missing"]})
+                raise ValidationFailed(_("Attach the data file."), {"file": [_("missing")]})
             services.precheck_upload(staged, entity_key=dataset.entity_key or "",
                                      treatments=meta.treatments)
             version = services.create_version(db.session, actor, dataset, meta, staged)
@@ -519,14 +523,16 @@ class DatasetTreatmentChangesSchema(ma.Schema):
         unknown = ma.INCLUDE
 
     @ma.post_load
-    def _check(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+    def _check(self, data: dict[str, Any], **_kwargs: Any) -> dict[str, Any]:
         errors = {}
         allowed = {"pseudonymized", "masked", "generalized", "suppressed", "none"}
         for key, value in data.items():
             if not isinstance(value, str) or value not in allowed:
-                errors[str(key)] = [f"must be one of {', '.join(sorted(allowed))}"]
+                errors[str(key)] = [
+                    _("must be one of %(allowed)s", allowed=", ".join(sorted(allowed)))
+                ]
         if not data:
-            errors["_schema"] = ["give at least one {column: treatment}"]
+            errors["_schema"] = [_("give at least one {column: treatment}")]
         if errors:
             raise ma.ValidationError(errors)
         return data
@@ -546,7 +552,7 @@ class DatasetVersionTreatments(MethodView):
         actor = current_actor()
         dataset = db.session.get(Dataset, dataset_id)
         if dataset is None:
-            raise NotFound(f"Dataset {dataset_id} does not exist.")
+            raise NotFound(_("Dataset %(id)s does not exist.", id=dataset_id))
         return services.change_treatments(db.session, actor, dataset, number, changes)
 
 
@@ -561,6 +567,6 @@ class DatasetReview(MethodView):
         actor = current_actor()
         dataset = db.session.get(Dataset, dataset_id)
         if dataset is None or not perms.can_read_dataset(actor, dataset):
-            raise NotFound(f"Dataset {dataset_id} does not exist.")
+            raise NotFound(_("Dataset %(id)s does not exist.", id=dataset_id))
         services.review(db.session, actor, dataset, body["decision"], body["comment"])
         return dataset

@@ -25,6 +25,7 @@ from market.datasets.permissions import can_read_dataset, can_see_unlisted, can_
 from market.datasets.preview import Preview, PreviewColumn, synthetic_preview
 from market.datasets.schemas import displayed_version, latest_version
 from market.errors import NotFound
+from market.i18n import N_, translate
 
 #: (key, lowest score, highest score) — inclusive bounds, best first.
 QUALITY_BANDS: tuple[tuple[str, int, int], ...] = (
@@ -247,13 +248,13 @@ def get_visible(session: Session, actor: Actor, dataset_id: int) -> Dataset:
 
     dataset = session.get(Dataset, dataset_id)
     if dataset is None:
-        raise NotFound("No such dataset.")
+        raise NotFound(translate(N_("No such dataset.")))
     if not can_read_dataset(actor, dataset) and not (
         dataset.withdrawn_at is not None and holder_licenses(session, actor, dataset)
     ):
-        raise NotFound("No such dataset.")
+        raise NotFound(translate(N_("No such dataset.")))
     if not can_see_unlisted(actor, dataset) and is_lapsed(session, dataset):
-        raise NotFound("No such dataset.")  # its agreement ended: delisted already
+        raise NotFound(translate(N_("No such dataset.")))  # its agreement ended: delisted already
     return dataset
 
 

@@ -252,7 +252,7 @@ def review_change(
     if not perms.can_review(actor):
         raise Forbidden(_("Only the operator reviews publications."))
     if decision not in ("approve", "reject"):
-        raise ValidationFailed(_("Decide approve or reject."), {"decision": ["approve or reject"]})
+        raise ValidationFailed(_("Decide approve or reject."), {"decision": [_("approve or reject")]})
     comment = (comment or "").strip()
     if decision == "reject" and not comment:
         raise ValidationFailed(
@@ -264,7 +264,7 @@ def review_change(
     if request is None:
         raise Conflict(
             _("Dataset %(id)s has no change awaiting review.", id=dataset.id),
-            {"status": ["no pending change request"]},
+            {"status": [_("no pending change request")]},
         )
     privacy_before = _current(dataset, "privacy") if "privacy" in request.changes else None
     if decision == "approve":

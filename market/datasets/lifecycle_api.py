@@ -44,7 +44,7 @@ class DatasetEditSchema(ma.Schema):
     @ma.validates_schema
     def _title_not_blank(self, data, **_kw):
         if "title" in data and not data["title"].strip():
-            raise ma.ValidationError({"title": ["must not be blank"]})
+            raise ma.ValidationError({"title": [_("must not be blank")]})
 
 
 class ChangeRequestSchema(ma.Schema):

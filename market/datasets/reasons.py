@@ -1,5 +1,5 @@
-"""Why a dataset version failed or was refused, stored so that it is shown in the reader's
-language.
+"""Why a dataset version failed or was refused, and the pipeline report's warnings, stored so
+that they are shown in the reader's language.
 
 ``DatasetVersion.refusal_reasons`` is a JSON list whose entries are either
 
@@ -11,6 +11,10 @@ language.
 
 :func:`render` is the one place that turns an entry into text: in the current locale
 (pages, API answers) or, with ``english=True``, in English (the CLI, audit events, logs).
+The report's ``warnings`` (:func:`market.pipeline.report.note`) are stored the same way.
+
+Params named in :data:`LABELLED_PARAMS` hold a stored code (a PII kind, a treatment, a
+generalization level); in the current locale they are shown by their translated name.
 """
 
 from __future__ import annotations
@@ -37,6 +41,53 @@ def of_error(exc: PipelineError) -> Reason:
     return entry(exc.msgid, exc.params)
 
 
+#: Params whose value is a stored code, and the label tables
+#: (:func:`market.datasets.forms.label`) that name it in the reader's language, tried in
+#: order. ``allowed`` is a comma-separated list of treatments.
+LABELLED_PARAMS: dict[str, tuple[str, ...]] = {
+    "pii_kind": ("pii",),
+    "treatment": ("treatment",),
+    "generalization": ("generalization",),
+    "what": ("pii", "type"),  # a PII kind, or the column's type
+    "allowed": ("treatment",),
+}
+
+
+def _name(kinds: tuple[str, ...], value: Any) -> Any:
+    from market.datasets.forms import label
+
+    for kind in kinds:
+        named = label(kind, value)
+        if named is not value:
+            return str(named)
+    return value
+
+
+def labelled(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with the codes of :data:`LABELLED_PARAMS` replaced by their names in the
+    current locale. English keeps the codes (they are English words already, and API clients
+    have read them so); outside an app context nothing changes."""
+    from flask import has_app_context
+
+    if not has_app_context():
+        return dict(params)
+    from flask_babel import get_locale
+
+    locale = get_locale()
+    if locale is None or locale.language == "en":
+        return dict(params)
+    out = dict(params)
+    for key, kinds in LABELLED_PARAMS.items():
+        value = out.get(key)
+        if not isinstance(value, str):
+            continue
+        if key == "allowed":
+            out[key] = "、".join(str(_name(kinds, v.strip())) for v in value.split(","))
+        else:
+            out[key] = _name(kinds, value)
+    return out
+
+
 def _parts(reason: Any) -> tuple[str, dict[str, Any]]:
     if isinstance(reason, Mapping):
         params = reason.get("params")
@@ -53,7 +104,7 @@ def render(reason: Any, *, english: bool = False) -> str:
     try:
         if english:
             return msgid % params if params else msgid
-        return translate(msgid, params) if params else translate(msgid)
+        return translate(msgid, labelled(params)) if params else translate(msgid)
     except (KeyError, TypeError, ValueError):
         return msgid
 

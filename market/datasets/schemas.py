@@ -389,5 +389,6 @@ class InspectReportSchema(ma.Schema):
     format = ma.fields.String()
     encoding = ma.fields.String(allow_none=True)
     sampled_rows = ma.fields.Integer()
-    warnings = ma.fields.List(ma.fields.String())
+    #: Stored notes (:mod:`market.datasets.reasons`), as strings in the caller's language.
+    warnings = ReasonsField()
     columns = ma.fields.List(ma.fields.Nested(InspectColumnSchema))

@@ -470,7 +470,9 @@ def read_limits() -> ReadLimits:
 
 def pipeline_error_text(exc: PipelineError) -> str:
     """The pipeline error's message in the reader's language (its msgid and params)."""
-    return translate(exc.msgid, exc.params) if exc.params else translate(exc.msgid)
+    if not exc.params:
+        return translate(exc.msgid)
+    return translate(exc.msgid, reasons_text.labelled(exc.params))
 
 
 def check_upload_workbook(upload: StagedUpload) -> None:
@@ -652,7 +654,7 @@ def create_dataset(
         upload.discard()
         upload = None
     if not reasons and upload is None:
-        raise ValidationFailed("Attach the data file.", {"file": ["missing"]})
+        raise ValidationFailed(_("Attach the data file."), {"file": [_("missing")]})
     dataset = Dataset(
         slug=f"pending-{os.urandom(8).hex()}",
         department_id=actor.org_id,
@@ -743,11 +745,11 @@ def create_version(
     if dataset.status == VersionStatus.refused or dataset.confidential or (
         dataset.open_grade == OpenGrade.restricted
     ):
-        raise Conflict("A refused dataset cannot get new versions; publish a new dataset.")
+        raise Conflict(_("A refused dataset cannot get new versions; publish a new dataset."))
     if dataset.withdrawn_at is not None:
         raise Conflict(
-            "A withdrawn dataset cannot get new versions; publish a new dataset.",
-            {"status": ["withdrawn"]},
+            _("A withdrawn dataset cannot get new versions; publish a new dataset."),
+            {"status": ["withdrawn"]},  # a status code, not prose
         )
     busy = [
         v.version
@@ -756,8 +758,9 @@ def create_version(
     ]
     if busy:
         raise Conflict(
-            f"Version {busy[-1]} is still being processed or reviewed; wait for its review.",
-            {"version": [f"version {busy[-1]} is not reviewed yet"]},
+            _("Version %(number)s is still being processed or reviewed; wait for its review.",
+              number=busy[-1]),
+            {"version": [_("version %(number)s is not reviewed yet", number=busy[-1])]},
         )
     number = max((v.version for v in dataset.versions), default=0) + 1
     version = _new_version(dataset, actor, number, upload, upload.filename)
@@ -830,10 +833,10 @@ def get_dataset(session: Session, actor: Actor, dataset_id: int) -> Dataset:
 
     dataset = session.get(Dataset, dataset_id)
     if dataset is None or not perms.can_read_dataset(actor, dataset):
-        raise NotFound(f"Dataset {dataset_id} does not exist.")
+        raise NotFound(_("Dataset %(id)s does not exist.", id=dataset_id))
     if not perms.can_see_unlisted(actor, dataset) and is_lapsed(session, dataset):
         # Its authorization agreement ended before the sweeper ran: delisted already.
-        raise NotFound(f"Dataset {dataset_id} does not exist.")
+        raise NotFound(_("Dataset %(id)s does not exist.", id=dataset_id))
     return dataset
 
 
@@ -845,9 +848,11 @@ def dataset_for_versions(session: Session, actor: Actor, dataset_id: int) -> Dat
     """
     dataset = session.get(Dataset, dataset_id)
     if dataset is None or not perms.can_read_dataset(actor, dataset):
-        raise NotFound(f"Dataset {dataset_id} does not exist.")
+        raise NotFound(_("Dataset %(id)s does not exist.", id=dataset_id))
     if not perms.can_view_versions(actor, dataset):
-        raise Forbidden("Only the owning department, the operator and the regulator see versions.")
+        raise Forbidden(
+            _("Only the owning department, the operator and the regulator see versions.")
+        )
     return dataset
 
 
@@ -864,7 +869,7 @@ def get_version(session: Session, actor: Actor, dataset_id: int, number: int) ->
         )
     )
     if version is None:
-        raise NotFound(f"Dataset {dataset_id} has no version {number}.")
+        raise NotFound(_("Dataset %(id)s has no version %(number)s.", id=dataset_id, number=number))
     return version
 
 
@@ -882,7 +887,7 @@ def version_status(version: DatasetVersion) -> dict[str, Any]:
 
 def _require_manage(actor: Actor, dataset: Dataset) -> None:
     if not perms.can_read_dataset(actor, dataset):
-        raise NotFound(f"Dataset {dataset.id} does not exist.")
+        raise NotFound(_("Dataset %(id)s does not exist.", id=dataset.id))
     require(
         perms.can_manage_versions(actor, dataset),
         "Only the department that owns this dataset can change it.",
@@ -907,13 +912,17 @@ def review(
     """
     require(perms.can_review(actor), "Only the operator reviews publications.")
     if decision not in ("approve", "reject"):
-        raise ValidationFailed("Decide approve or reject.", {"decision": ["approve or reject"]})
+        raise ValidationFailed(
+            _("Decide approve or reject."), {"decision": [_("approve or reject")]}
+        )
     pending = [v for v in dataset.versions if v.status == VersionStatus.pending_review]
     if not pending:
         latest = dataset.versions[-1].status if dataset.versions else "none"
         raise Conflict(
-            f"Dataset {dataset.id} has no version pending review (latest: {latest}).",
-            {"status": [f"review is only allowed from pending_review, not {latest}"]},
+            _("Dataset %(id)s has no version pending review (latest: %(status)s).",
+              id=dataset.id, status=latest),
+            {"status": [_("review is only allowed from pending_review, not %(status)s",
+                          status=latest)]},
         )
     version = pending[-1]
     now = utcnow()
@@ -995,11 +1004,12 @@ def change_treatments(
     _require_manage(actor, dataset)
     version = next((v for v in dataset.versions if v.version == number), None)
     if version is None:
-        raise NotFound(f"Dataset {dataset.id} has no version {number}.")
+        raise NotFound(_("Dataset %(id)s has no version %(number)s.", id=dataset.id, number=number))
     if version.status != VersionStatus.pending_review:
         raise Conflict(
-            "Treatments can only change while the version awaits review.",
-            {"status": [f"version {number} is {version.status}"]},
+            _("Treatments can only change while the version awaits review."),
+            {"status": [_("version %(number)s is %(status)s", number=number,
+                          status=version.status)]},
         )
     report_columns = list((version.report or {}).get("columns") or [])
     current = {c["name"]: c["treatment"] for c in report_columns}

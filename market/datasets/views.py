@@ -48,6 +48,12 @@ def _refusal_reasons_filter(stored: Any) -> list[str]:
     return reasons.render_all(stored)
 
 
+@bp.app_template_filter("report_warnings")
+def _report_warnings_filter(stored: Any) -> list[str]:
+    """The pipeline report's stored warnings in the page's language."""
+    return reasons.render_all(stored)
+
+
 EVERYONE = {"department", "buyer", "operator", "regulator", "subject"}
 registry.nav_link("datasets.catalogue", _l("Catalogue"), roles=EVERYONE, order=10)
 registry.nav_link("datasets.upload", _l("Upload a dataset"), roles={"department"}, order=20)

@@ -35,6 +35,7 @@ from market.i18n import N_
 
 from .encoding import SAMPLE_BYTES, detect_encoding
 from .errors import EncodingError, LimitExceeded, MalformedFile, PipelineError, UnsupportedFormat
+from .report import Note, note
 from .sealed import InputFile, input_size, open_input
 
 CSV_EXTENSIONS = {".csv", ".txt", ".tsv"}
@@ -86,7 +87,7 @@ class Source:
     encoding: str | None
     columns: list[str]
     total: int
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Note] = field(default_factory=list)
 
     #: Cells per column in which NUL bytes were found (and removed) so far.
     nul_cells: dict[str, int] = field(default_factory=dict)
@@ -201,19 +202,20 @@ def _header(text: str, delimiter: str) -> list[str]:
     return row
 
 
-def clean_names(raw: list[str], warn: list[str]) -> list[str]:
+def clean_names(raw: list[str], warn: list[Note]) -> list[str]:
     """Trimmed header names; blanks get a placeholder; duplicates raise MalformedFile."""
     names: list[str] = []
     seen: set[str] = set()
     for i, name in enumerate(raw, start=1):
         if "\x00" in name:
             name = name.replace("\x00", "")
-            warn.append(N_("the header of column %(position)s contained NUL bytes, which were "
-                           "removed") % {"position": i})
+            warn.append(note(N_("the header of column %(position)s contained NUL bytes, which "
+                                "were removed"), position=i))
         name = name.strip().lstrip("\ufeff").strip()
         if not name:
             name = f"column_{i}"
-            warn.append(f"column {i} has no header; it was named {name}")
+            warn.append(note(N_("column %(position)s has no header; it was named %(name)s"),
+                             position=i, name=name))
         if name in seen:
             raise MalformedFile(
                 N_("column name '%(name)s' appears twice in the header"),
@@ -266,7 +268,7 @@ class CsvSource(Source):
         text = text.lstrip("\ufeff")
         first_line = text.split("\n", 1)[0]
         delimiter = "\t" if tsv else max(_DELIMITERS, key=lambda d: (first_line.count(d), d == ","))
-        warn: list[str] = []
+        warn: list[Note] = []
         names = clean_names(_header(text, delimiter), warn)
         super().__init__("csv", reported, names, input_size(path), warn)
         self._path = path
@@ -412,7 +414,7 @@ class XlsxSource(Source):
         check_workbook(path, limits)
         self._limits = limits
         self._handle = open_input(path)
-        warn: list[str] = []
+        warn: list[Note] = []
         failure = None
         try:
             with warnings.catch_warnings():
@@ -435,14 +437,16 @@ class XlsxSource(Source):
         self._done = 0
         self._cells = 0
 
-    def _open_sheet(self, warn: list[str]) -> tuple[list[str], int]:
+    def _open_sheet(self, warn: list[Note]) -> tuple[list[str], int]:
         """Read the header of the first worksheet: (column names, data rows expected)."""
         if not self._book.worksheets:
             raise MalformedFile(N_("the workbook has no worksheet"))
         sheet = self._book.worksheets[0]
         _check_dimension(sheet.max_row, sheet.max_column, self._limits)
         if len(self._book.worksheets) > 1:
-            warn.append(f"only the first worksheet ({sheet.title}) was read")
+            # The sheet's title is the workbook's structure, not a cell value.
+            warn.append(note(N_("only the first worksheet (%(sheet)s) was read"),
+                             sheet=str(sheet.title)))
         self._rows = sheet.iter_rows(values_only=True)
         self._row = 0
         header: tuple[object, ...] = ()
@@ -648,7 +652,7 @@ class ParquetSource(Source):
         if failure is not None:
             self._handle.close()
             raise MalformedFile(N_("the Parquet file cannot be read (%(failure)s)"), failure=failure)
-        warn: list[str] = []
+        warn: list[Note] = []
         try:
             names = clean_names([f.name for f in schema], warn)
             for f in schema:

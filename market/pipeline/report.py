@@ -2,8 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+#: A report warning as stored: an English msgid (marked ``N_``) without params, or
+#: ``{"msgid": ..., "params": {...}}`` with JSON-native values (column names, counts, codes;
+#: never a cell value). The app renders it in the reader's language
+#: (:func:`market.datasets.reasons.render`); old reports hold formatted English text.
+Note = str | dict[str, Any]
+
+
+def note(msgid: str, params: Mapping[str, Any] | None = None, /, **values: Any) -> Note:
+    """The stored form of ``msgid`` with its values (a plain string when there are none)."""
+    merged = {**(params or {}), **values}
+    if not merged:
+        return msgid
+    return {"msgid": msgid, "params": merged}
+
+
+def note_text(stored: Any) -> str:
+    """A stored note in English (logs, tests); the app renders it in the reader's language."""
+    if isinstance(stored, Mapping):
+        return str(stored.get("msgid") or "") % dict(stored.get("params") or {})
+    return str(stored)
 
 
 @dataclass(frozen=True)
@@ -40,7 +62,7 @@ class InspectReport:
     columns: list[ColumnInspection]
     #: Rows of the first chunk, on which types and kinds were decided.
     sampled_rows: int
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Note] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -96,7 +118,7 @@ class PipelineReport:
     #: Whether the entity key was checked for uniqueness.
     key_unique: bool | None = None
     output_bytes: int = 0
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Note] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

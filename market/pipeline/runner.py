@@ -35,7 +35,7 @@ from .errors import KAnonymityTooLow, PipelineError
 from .kanon import GroupCounter, QuasiIdentifier, choose_step
 from .quality import QualityAccumulator
 from .readers import DEFAULT_LIMITS, Chunk, ReadLimits, Source, open_source
-from .report import ColumnInspection, ColumnReport, InspectReport, PipelineReport
+from .report import ColumnInspection, ColumnReport, InspectReport, Note, PipelineReport, note
 from .schema import infer
 from .sealed import InputFile
 from .treatments import allowed_treatments, check_entity_key, default_treatment, validate_overrides
@@ -230,7 +230,7 @@ class _Job:
         self.now = now
         self.today = now.date()
         self.progress = progress
-        self.warnings: list[str] = []
+        self.warnings: list[Note] = []
 
     def run(self, req: _Request, temps: list[Path]) -> PipelineReport:
         self.k_min = req.k_min
@@ -338,15 +338,17 @@ class _Job:
         for p in plans:
             d = p.det
             if d.hint and d.pii_kind is None:
-                self.warnings.append(
-                    f"column {d.name!r}: the header suggests {d.hint} but the values do not "
-                    "look like it; it is published without treatment"
-                )
+                self.warnings.append(note(
+                    N_("column '%(name)s': the header suggests %(pii_kind)s but the values do "
+                       "not look like it; it is published without treatment"),
+                    name=d.name, pii_kind=d.hint,
+                ))
             if d.pii_kind is not None and p.treatment == kinds.NONE and d.pii_kind != kinds.GENDER:
-                self.warnings.append(
-                    f"column {d.name!r} holds {d.pii_kind} values and is published without "
-                    "treatment, as the department chose"
-                )
+                self.warnings.append(note(
+                    N_("column '%(name)s' holds %(pii_kind)s values and is published without "
+                       "treatment, as the department chose"),
+                    name=d.name, pii_kind=d.pii_kind,
+                ))
 
     def _key_unique(self, first: Chunk, plan: Plan | None, declared: bool | None) -> bool:
         if plan is None:
@@ -359,10 +361,11 @@ class _Job:
             return False
         repeated = 1 - len(pc.unique(present)) / len(present)
         if repeated > KEY_REPEAT_SHARE:
-            self.warnings.append(
-                f"entity key {plan.name!r} repeats ({repeated:.0%} of the first rows), so it "
-                "is treated as not unique; declare key_unique to change this"
-            )
+            self.warnings.append(note(
+                N_("entity key '%(name)s' repeats (%(percent)s%% of the first rows), so it is "
+                   "treated as not unique; declare key_unique to change this"),
+                name=plan.name, percent=round(100 * repeated),
+            ))
             return False
         return True
 
@@ -491,13 +494,13 @@ class _Job:
         pf.close()
         source.unlink()
         temps.remove(source)
-        described = ", ".join(
-            f"{name} to {levels_for(kind)[level]}" for name, (kind, level) in levels.items()
-        )
-        self.warnings.append(
-            f"k-anonymity below {self.k_min} at the default generalization: generalized "
-            f"further ({described})"
-        )
+        # One warning per column, so that each level is a code the reader's language names.
+        for name, (kind, level) in levels.items():
+            self.warnings.append(note(
+                N_("k-anonymity below %(k_min)s at the default generalization: column "
+                   "'%(name)s' was generalized further, to %(generalization)s"),
+                k_min=self.k_min, name=name, generalization=levels_for(kind)[level],
+            ))
 
     def _column_reports(self, plans: list[Plan], step: int, rows: int) -> list[ColumnReport]:
         reports = []
@@ -525,24 +528,28 @@ class _Job:
             )
         return reports
 
-    def _parse_warnings(self) -> list[str]:
+    def _parse_warnings(self) -> list[Note]:
         out = []
         for name, count in self.failed.items():
             if count:
-                out.append(
-                    f"column {name!r}: {count} values do not parse as its type and are published as null"
-                )
+                out.append(note(
+                    N_("column '%(name)s': %(count)s values do not parse as its type and are "
+                       "published as null"),
+                    name=name, count=count,
+                ))
         for name, count in self.truncated.items():
             if count:
-                out.append(
-                    f"column {name!r}: {count} decimals had more digits than the column's scale and were truncated"
-                )
+                out.append(note(
+                    N_("column '%(name)s': %(count)s decimals had more digits than the column's "
+                       "scale and were truncated"),
+                    name=name, count=count,
+                ))
         return out
 
 
-def _nul_warnings(source: Source) -> list[str]:
+def _nul_warnings(source: Source) -> list[Note]:
     return [
-        N_("column %(name)r: NUL bytes were removed from %(count)s values")
-        % {"name": name, "count": count}
+        note(N_("column %(name)r: NUL bytes were removed from %(count)s values"),
+             name=name, count=count)
         for name, count in source.nul_cells.items()
     ]

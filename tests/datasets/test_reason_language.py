@@ -170,7 +170,8 @@ def test_upload_422_for_a_treatment_is_in_the_callers_language(upload, departmen
     zh = upload({**department[1], **ZH}, csv_bytes(sample_rows(10)), meta=meta)
     assert zh.status_code == 422, zh.get_json()
     (text,) = zh.get_json()["errors"]["treatments.联系电话"]
-    assert text.startswith("列“联系电话”不能使用 none 处理：该列是直接标识符（mobile）"), text
+    # The treatment and the PII kind by their Chinese names, not their codes (i18n-sweep).
+    assert text.startswith("列“联系电话”不能使用 原样发布 处理：该列是直接标识符（手机号）"), text
 
 
 def test_upload_422_for_too_many_columns_is_in_the_callers_language(

@@ -10,6 +10,7 @@ import pytest
 
 from market.datasets.models import Dataset, DatasetVersion
 from market.extensions import db
+from market.pipeline.report import note_text
 from tests.datasets.conftest import csv_bytes, metadata, sample_rows
 
 HEADER = ["统一社会信用代码", "所属区"]
@@ -160,7 +161,7 @@ def test_nul_bytes_in_cells_are_removed_and_reported(upload, department, data_di
     assert r.status_code == 202, r.get_json()
     assert r.get_json()["status"] == "pending_review", r.get_json()
     version = db.session.get(Dataset, r.get_json()["id"]).versions[-1]
-    warnings = version.report["warnings"]
+    warnings = [note_text(w) for w in version.report["warnings"]]
     assert any("所属区" in w and "NUL bytes were removed from 20 values" in w for w in warnings)
     assert any("行业" in w and "NUL" in w for w in warnings)
     table = pq.read_table(data_dir / version.parquet_path)
@@ -181,7 +182,7 @@ def test_a_nul_byte_in_a_header_is_removed_too(upload, department, data_dir):
     version = db.session.get(DatasetVersion, db.session.get(Dataset, r.get_json()["id"])
                              .versions[-1].id)
     assert "行业" in [c.name for c in version.columns]
-    assert any("NUL" in w for w in version.report["warnings"])
+    assert any("NUL" in note_text(w) for w in version.report["warnings"])
 
 
 # ---------------------------------------------------------------------------- folders

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from market.pipeline.quality import WEAKEST_MARGIN, WEIGHTS, DistinctSketch, QualityAccumulator
+from market.pipeline.report import note_text
 from tests.pipeline.factories import luhn_complete, resident_id, write_csv
 
 NOW = dt.datetime(2025, 1, 15)
@@ -40,7 +41,7 @@ def test_validity_from_checksums_and_types(tmp_path: Path, publish) -> None:
     assert by_name["次数"].type == "integer" and by_name["次数"].validity == 97.5
     assert _quality(report)["validity"] == pytest.approx(100 * (30 + 40 + 39) / 120, abs=0.01)
     assert table.column("次数").to_pylist()[7] is None  # did not parse: published as null
-    assert any("次数" in w and "1 values" in w for w in report.warnings)
+    assert any("次数" in w and "1 values" in w for w in map(note_text, report.warnings))
 
 
 def test_uniqueness_rows_and_keys(tmp_path: Path, publish) -> None:
@@ -58,7 +59,7 @@ def test_uniqueness_rows_and_keys(tmp_path: Path, publish) -> None:
     assert _quality(report)["uniqueness"] == 100.0  # monthly records: keys may repeat
     report, _ = publish(source, entity_key="key")  # undeclared: 25% repeats -> not unique
     assert report.key_unique is False
-    assert any("treated as not unique" in w for w in report.warnings)
+    assert any("treated as not unique" in w for w in map(note_text, report.warnings))
 
 
 def test_consistency_birth_date_gender_and_future(tmp_path: Path, publish) -> None:

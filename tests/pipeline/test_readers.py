@@ -12,6 +12,7 @@ import pytest
 
 from market.pipeline import EncodingError, MalformedFile, UnsupportedFormat
 from market.pipeline.readers import detect_encoding
+from market.pipeline.report import note_text
 from tests.pipeline.factories import HEADER, rows, write_csv
 
 ROWS = rows(40, seed=3)
@@ -103,7 +104,7 @@ def test_blank_header_gets_a_name(tmp_path: Path, publish) -> None:
     source = write_csv(tmp_path / "blank.csv", ["a", ""], [["1", "x"], ["2", "y"]])
     report, table = publish(source)
     assert table.column_names == ["a", "column_2"]
-    assert any("column 2 has no header" in w for w in report.warnings)
+    assert any("column 2 has no header" in w for w in map(note_text, report.warnings))
 
 
 @pytest.mark.parametrize(
@@ -149,7 +150,7 @@ def test_xlsx_input(tmp_path: Path, publish) -> None:
     assert types["日期"][1] == "datetime"
     assert table.column("名称").to_pylist() == ["甲", "乙", "丙"]
     assert [str(x) for x in table.column("金额").to_pylist()] == ["12.50", "7.00", "3.25"]
-    assert any("first worksheet" in w for w in report.warnings)
+    assert any("first worksheet" in w for w in map(note_text, report.warnings))
 
 
 def test_xlsx_value_beyond_header(tmp_path: Path, publish) -> None:

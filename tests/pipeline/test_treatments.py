@@ -14,7 +14,7 @@ from market.pipeline import (
     kinds,
     validate_overrides,
 )
-from market.pipeline.report import ColumnInspection
+from market.pipeline.report import ColumnInspection, note_text
 from tests.pipeline.conftest import NOW
 from tests.pipeline.factories import HEADER, rows, write_csv
 
@@ -86,7 +86,7 @@ def test_overrides_applied_and_checked_by_the_pipeline(source: Path, publish) ->
     assert next(c for c in report.columns if c.name == "姓名").output_name is None
     assert all("****" in v for v in table.column("手机号").to_pylist())
     assert all(v.startswith("id_") for v in table.column("单位名称").to_pylist())
-    assert any("住址" in w and "without treatment" in w for w in report.warnings)
+    assert any("住址" in w and "without treatment" in w for w in map(note_text, report.warnings))
     with pytest.raises(InvalidOverride):
         publish(source, overrides={"电子邮箱": "none"})
 
