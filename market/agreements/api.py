@@ -171,7 +171,9 @@ class BundleCheckSchema(ma.Schema):
     document = ma.fields.Dict(required=True)
     department_signature = ma.fields.Dict(required=True, allow_none=True)
     operator_signature = ma.fields.Dict(load_default=None, allow_none=True)
-    key_origin = ma.fields.String(load_default=None, allow_none=True)
+    key_origin = ma.fields.String(
+        load_default=None, allow_none=True, validate=mv.OneOf(["registered", "custodial"])
+    )
 
     class Meta:
         unknown = ma.EXCLUDE

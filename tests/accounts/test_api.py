@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import sqlalchemy as sa
 
 from tests.conftest import PASSWORD, valid_uscc
@@ -178,7 +180,7 @@ def test_openapi_describes_every_api_route(app, client):
         path = rule.rule
         if not path.startswith("/api/v1/") or path in ("/api/v1/openapi.json", "/api/v1/docs"):
             continue
-        converted = path.replace("<int:", "{").replace("<", "{").replace(">", "}")
+        converted = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", path)
         assert converted.removeprefix("/api/v1") in documented or converted in documented, path
     assert "bearerAuth" in spec["components"]["securitySchemes"]
     docs = client.get("/api/v1/docs")

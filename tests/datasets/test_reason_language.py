@@ -171,7 +171,7 @@ def test_upload_422_for_a_treatment_is_in_the_callers_language(upload, departmen
     assert zh.status_code == 422, zh.get_json()
     (text,) = zh.get_json()["errors"]["treatments.联系电话"]
     # The treatment and the PII kind by their Chinese names, not their codes (i18n-sweep).
-    assert text.startswith("列“联系电话”不能使用 原样发布 处理：该列是直接标识符（手机号）"), text
+    assert text.startswith("列“联系电话”不能使用“原样发布”处理：该列是直接标识符（手机号）"), text
 
 
 def test_upload_422_for_too_many_columns_is_in_the_callers_language(
