@@ -27,7 +27,7 @@ from typing import Any
 
 from .engine import EngineResult
 from .errors import EngineError, QueryTimeout, ResourceLimit
-from .query import CheckedQuery, ViewSpec
+from .query import CheckedQuery, RollupPlan, ViewSpec
 
 #: Seconds beyond the query's timeout before the worker's pool kills the task (``time_limit``).
 GRACE_S = 5.0
@@ -44,6 +44,7 @@ class EngineQuery:
     engine_sql: str
     views: tuple[ViewSpec, ...]
     engine_row_cap: int
+    rollup: RollupPlan | None = None
 
 
 def encode_job(query: CheckedQuery, tables: Mapping[str, str], timeout_s: float,
@@ -55,6 +56,12 @@ def encode_job(query: CheckedQuery, tables: Mapping[str, str], timeout_s: float,
         "tables": {slug: str(path) for slug, path in tables.items()},
         "timeout_s": float(timeout_s),
         "row_cap": row_cap,
+        "rollup": None if query.rollup is None else {
+            "slug": query.rollup.slug, "sql": query.rollup.sql,
+            "dimensions": list(query.rollup.dimensions), "measures": list(query.rollup.measures),
+            "key_dimensions": list(query.rollup.key_dimensions),
+            "constant_sql": query.rollup.constant_sql,
+        },
     }
 
 
@@ -63,8 +70,19 @@ def decode_job(job: Mapping[str, Any]) -> tuple[EngineQuery, dict[str, str], flo
         str(job["sql"]),
         tuple(ViewSpec(str(s), tuple(map(str, cols)), str(ek)) for s, cols, ek in job["views"]),
         int(job["engine_row_cap"]),
+        _decode_rollup(job.get("rollup")),
     )
     return query, dict(job["tables"]), float(job["timeout_s"]), job.get("row_cap")
+
+
+def _decode_rollup(plan: Mapping[str, Any] | None) -> RollupPlan | None:
+    if not plan:
+        return None
+    return RollupPlan(
+        str(plan["slug"]), str(plan["sql"]), tuple(map(str, plan["dimensions"])),
+        tuple(map(str, plan["measures"])), tuple(map(str, plan.get("key_dimensions") or ())),
+        None if plan.get("constant_sql") is None else str(plan["constant_sql"]),
+    )
 
 
 def _enc(value: Any) -> Any:

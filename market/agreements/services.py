@@ -195,16 +195,23 @@ def revoke_key(
     department's key), Conflict (already revoked), ValidationFailed (no reason).
     """
     now = now or utcnow()
+    if not (perm.can_propose(actor) or perm.can_countersign(actor)):
+        raise Forbidden(_("Only the department itself or the operator revokes a signing key."))
+    # Whether the key exists (for a department: among its own) comes before the input is
+    # read: a caller naming a key it may not revoke learns nothing about the field rules.
+    known = sa.select(DepartmentKey.id).where(DepartmentKey.key_id == key_id_)
+    if perm.can_propose(actor):
+        known = known.where(DepartmentKey.organization_id == actor.org_id)
+    if session.scalar(known.limit(1)) is None:
+        raise NotFound(_("No such signing key."))
     if perm.can_propose(actor):
         department_id = actor.org_id
-    elif perm.can_countersign(actor):
+    else:
         if department_id is None:
             raise ValidationFailed(
                 _("Name the department whose key you revoke."),
                 {"department_id": [_("Give the department's id.")]},
             )
-    else:
-        raise Forbidden(_("Only the department itself or the operator revokes a signing key."))
     text = (reason or "").strip()
     if not text:
         raise ValidationFailed(_("Give the reason."), {"reason": [_("Give the reason.")]})

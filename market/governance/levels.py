@@ -226,9 +226,7 @@ def decide_change(
     """
     if not can_decide(actor):
         raise Forbidden(_("Only the operator and the regulator decide on a lower security level."))
-    if decision not in ("approve", "reject"):
-        raise ValidationFailed(_("Unknown decision."), {"decision": [_("Use approve or reject.")]})
-    note = _text(comment, "comment", required=decision == "reject")
+    # The request's existence before the input (authorization and the object come first).
     change = session.scalar(
         sa.select(SecurityLevelChange)
         .where(SecurityLevelChange.id == change_id)
@@ -236,6 +234,9 @@ def decide_change(
     )
     if change is None:
         raise NotFound(_("No such request."))
+    if decision not in ("approve", "reject"):
+        raise ValidationFailed(_("Unknown decision."), {"decision": [_("Use approve or reject.")]})
+    note = _text(comment, "comment", required=decision == "reject")
     if change.status != PENDING:
         raise Conflict(_("This request was already %(status)s.", status=change.status))
     party = actor.role

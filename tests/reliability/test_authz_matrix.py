@@ -145,7 +145,7 @@ PUT    /api/v1/datasets/{dataset_id}/metadata                    dataset_id=data
 GET    /api/v1/datasets/{dataset_id}/changes                     dataset_id=dataset_listed       401  200/403 403     200     200     403
 POST   /api/v1/datasets/{dataset_id}/changes/review              dataset_id=dataset_listed       401  403     403     200     403     403
 POST   /api/v1/datasets/{dataset_id}/withdraw                    dataset_id=dataset_listed       401  200/403 403     403     403     403
-POST   /api/v1/datasets/{dataset_id}/security-level              dataset_id=dataset_listed       401  409/403 403     403     403     403
+POST   /api/v1/datasets/{dataset_id}/security-level              dataset_id=dataset_conditional  401  201/403 403     403     403     403
 GET    /api/v1/security-level-changes                            -                               401  200     403     200     200     403
 POST   /api/v1/security-level-changes/{change_id}/decision       change_id=#999999               401  403     403     404     404     403
 GET    /api/v1/privacy/spending                                  -                               401  200     403     200     200     403
@@ -485,7 +485,7 @@ REQUESTS: dict[tuple[str, str], Callable[[World, str, str], Request]] = {
         "json": {"decision": "approve"}, **_pending_change(w, s)
     },
     ("POST", "/api/v1/datasets/{dataset_id}/security-level"): lambda w, s, r: {
-        "json": {"to_level": "general", "reason": "matrix"}
+        "json": {"to_level": "important", "reason": "matrix"}
     },
     ("POST", "/api/v1/security-level-changes/{change_id}/decision"): lambda w, s, r: {
         "json": {"decision": "approve"}

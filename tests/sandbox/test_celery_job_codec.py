@@ -1,0 +1,36 @@
+"""A sandbox query sent to a Celery worker arrives whole: the engine's SQL, the views, the row
+cap and the per-entity rollup plan (without it the worker's engine could not use the rollup,
+and before this test it failed on the missing field)."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from sandbox.celery_engine import decode_job, encode_job
+from sandbox.query import RollupPlan, ViewSpec
+
+
+@pytest.mark.parametrize(
+    "rollup",
+    [
+        None,
+        RollupPlan("d1_tax", "SELECT 1", ("district",), ("amount",)),
+        RollupPlan("d1_tax", "SELECT 1", ("district", "industry"), ("amount",),
+                   ("district",), "SELECT 2"),
+    ],
+)
+def test_the_job_round_trips_through_json(rollup):
+    query = SimpleNamespace(
+        engine_sql="SELECT district FROM d1_tax", views=(ViewSpec("d1_tax", ("district",), "k"),),
+        engine_row_cap=500, rollup=rollup,
+    )
+    job = json.loads(json.dumps(encode_job(query, {"d1_tax": "/data/x.parquet"}, 5.0, 100)))
+    decoded, tables, timeout_s, row_cap = decode_job(job)
+    assert decoded.engine_sql == query.engine_sql
+    assert decoded.views == query.views
+    assert decoded.engine_row_cap == 500
+    assert decoded.rollup == rollup
+    assert (tables, timeout_s, row_cap) == ({"d1_tax": "/data/x.parquet"}, 5.0, 100)
