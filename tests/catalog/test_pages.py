@@ -190,7 +190,8 @@ def test_review_of_a_dataset_not_pending_is_refused_politely(client, make_datase
     login(member("operator"))
     r = _post_review(client, d.id, "approve")
     assert r.status_code == 302
-    assert "no version pending review" in _html(client.get(f"/datasets/{d.id}"))
+    # The page speaks the session's language (Chinese by default), the refusal included.
+    assert "没有待审核的版本" in _html(client.get(f"/datasets/{d.id}"))
 
 
 @pytest.mark.parametrize(
