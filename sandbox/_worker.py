@@ -35,6 +35,18 @@ def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _copy_atomically(con, select_sql: str, target: str) -> None:
+    """Write ``select_sql``'s rows to the Parquet file ``target`` whole or not at all: into a
+    temporary file of this process and thread, then renamed (a crash leaves no half file)."""
+    tmp = f"{target}.{os.getpid()}.{threading.get_ident()}.tmp"
+    try:
+        con.execute(f"COPY ({select_sql}) TO {_lit(tmp)} (FORMAT parquet)")
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 def _config(settings: dict[str, Any], spill_dir: str) -> dict[str, Any]:
     return {
         "threads": int(settings["threads"]),
@@ -249,19 +261,15 @@ class _Runner:
             path = source
             ek = _q(present[entity_key.lower()])
             if target:
-                tmp = f"{target}.{os.getpid()}.{threading.get_ident()}.tmp"
                 cols = ", ".join(_q(present[c.lower()]) for c in columns)
-                try:
-                    con.execute(
-                        # Ordered by the entity hash: each entity's rows are contiguous, so
-                        # the per-entity GROUP BY and join of the DP path stay cache-local.
-                        f"COPY (SELECT {cols}, hash({ek}) AS {_q(ENTITY_HASH)} FROM {scan} "
-                        f"ORDER BY {_q(ENTITY_HASH)}) TO {_lit(tmp)} (FORMAT parquet)"
-                    )
-                    os.replace(tmp, target)
-                finally:
-                    if os.path.exists(tmp):
-                        os.remove(tmp)
+                # Ordered by the entity hash: each entity's rows are contiguous, so the
+                # per-entity GROUP BY and join of the DP path stay cache-local.
+                _copy_atomically(
+                    con,
+                    f"SELECT {cols}, hash({ek}) AS {_q(ENTITY_HASH)} FROM {scan} "
+                    f"ORDER BY {_q(ENTITY_HASH)}",
+                    target,
+                )
                 path = target
             (max_rows,) = con.execute(
                 f"SELECT MAX(n) FROM (SELECT COUNT(*) AS n FROM {scan} GROUP BY {ek})"
@@ -386,16 +394,9 @@ def build_rollup(
     for m in measures:
         cols.append(f"COUNT({_q(m)})::BIGINT AS {_q(ROLLUP_COUNT_PREFIX + m)}")
         cols.append(f"SUM({_q(m)})::BIGINT AS {_q(ROLLUP_SUM_PREFIX + m)}")
-    tmp = f"{target}.{os.getpid()}.{threading.get_ident()}.tmp"
-    try:
-        con.execute(
-            f"COPY (SELECT {', '.join(cols)} FROM {scan} GROUP BY ALL ORDER BY {eh}) "
-            f"TO {_lit(tmp)} (FORMAT parquet)"
-        )
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    _copy_atomically(
+        con, f"SELECT {', '.join(cols)} FROM {scan} GROUP BY ALL ORDER BY {eh}", target
+    )
     constant: list[str] = []
     if dims:
         # A dimension is constant if no entity has two values of it, NULL counting as a value

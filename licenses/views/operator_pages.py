@@ -280,6 +280,7 @@ class _OrgList:
 
     endpoint: str
     template: str
+    list_testid: str
     kinds: tuple[str, ...]
     can_read: Callable[..., bool]
     can_change: Callable[..., bool]
@@ -294,6 +295,7 @@ class _OrgList:
 _BLACKLIST = _OrgList(
     endpoint="licenses.blacklist",
     template="licenses/blacklist.html",
+    list_testid="blacklist",
     kinds=("buyer", "department", "subject"),
     can_read=perm.can_read_blacklist,
     can_change=perm.can_change_blacklist,
@@ -308,6 +310,7 @@ _BLACKLIST = _OrgList(
 _WELFARE_BODIES = _OrgList(
     endpoint="licenses.welfare_bodies",
     template="licenses/welfare_bodies.html",
+    list_testid="welfare-bodies",
     kinds=("buyer",),
     can_read=perm.can_read_welfare_whitelist,
     can_change=perm.can_change_welfare_whitelist,
@@ -352,6 +355,8 @@ def _org_list_page(kind: _OrgList):
         form=form,
         can_change=can_change,
         remove_form=BlacklistRemoveForm(),
+        remove_endpoint=f"{kind.endpoint}_remove",
+        list_testid=kind.list_testid,
     ), status
 
 
