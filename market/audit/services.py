@@ -58,24 +58,25 @@ def chain_hash(prev_hash: str, content: Mapping[str, Any]) -> str:
     return hashlib.sha256(prev_hash.encode("ascii") + canonical_json(content)).hexdigest()
 
 
+_PG_LOCK = sa.text("SELECT pg_advisory_xact_lock(:key)")
+
+
 def _lock_head(session: Session) -> None:
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        conn.execute(_PG_LOCK, {"key": _PG_LOCK_KEY})
 
 
-def _checkpoint_due(session: Session, seq: int, at: dt.datetime) -> bool:
+def _checkpoint_due(seq: int, at: dt.datetime, last: dt.datetime | None) -> bool:
     """Every N events, and at the first event once T minutes passed since the last checkpoint
-    (``MARKET_AUDIT_CHECKPOINT_EVERY``, ``MARKET_AUDIT_CHECKPOINT_MINUTES``; 0 turns a rule
-    off), so that a quiet chain is not left unsigned for long."""
+    (at ``last``; ``MARKET_AUDIT_CHECKPOINT_EVERY``, ``MARKET_AUDIT_CHECKPOINT_MINUTES``; 0
+    turns a rule off), so that a quiet chain is not left unsigned for long."""
     every = current_app.config["MARKET_AUDIT_CHECKPOINT_EVERY"]
     if every and seq % every == 0:
         return True
     minutes = current_app.config.get("MARKET_AUDIT_CHECKPOINT_MINUTES", 0)
     if not minutes:
         return False
-    last = session.scalar(
-        sa.select(AuditCheckpoint.at).order_by(AuditCheckpoint.seq.desc()).limit(1)
-    )
     return last is None or at - last >= dt.timedelta(minutes=minutes)
 
 
@@ -106,10 +107,8 @@ def record(
     ``data`` must be JSON-native and must never hold raw personal data.
     """
     _lock_head(session)
-    head = session.execute(
-        sa.select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
-    ).first()
-    seq, prev_hash = (head.seq + 1, head.hash) if head else (1, GENESIS_HASH)
+    head = session.execute(_HEAD_AND_CHECKPOINT).first()
+    seq, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
     at = utcnow()
     subject_type, subject_id = (subject[0], str(subject[1])) if subject else (None, None)
     payload = _normalize(data)
@@ -129,7 +128,7 @@ def record(
         hash=chain_hash(prev_hash, content),
     )
     session.add(event)
-    if _checkpoint_due(session, seq, at):
+    if _checkpoint_due(seq, at, head[2] if head else None):
         _add_checkpoint(session, seq, event.hash, at)
     session.flush()
     # The notification centre: the events that concern someone notify them, in this
@@ -153,9 +152,6 @@ _EVENT_FIELDS = ("seq", "at", "type", "actor_user_id", "actor_org_id", "actor", 
 _INSERT_EVENT = sa.insert(_events).values(
     {name: sa.bindparam(name, type_=_events.c[name].type) for name in _EVENT_FIELDS}
 )
-_PG_LOCK = sa.text("SELECT pg_advisory_xact_lock(:key)")
-
-
 def append(
     session: Session,
     type_: str,
@@ -172,9 +168,8 @@ def append(
     if type_ in RULES:
         event = record(session, type_, actor, subject, data)
         return event.seq, event.hash
+    _lock_head(session)
     conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        conn.execute(_PG_LOCK, {"key": _PG_LOCK_KEY})
     head = conn.execute(_HEAD_AND_CHECKPOINT).first()
     seq, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
     at = utcnow()
@@ -191,21 +186,10 @@ def append(
             "subject_id": subject_id, "data": payload, "prev_hash": prev_hash, "hash": hash_,
         },
     )
-    if _checkpoint_due_after(seq, at, head[2] if head else None):
+    if _checkpoint_due(seq, at, head[2] if head else None):
         _add_checkpoint(session, seq, hash_, at)
         session.flush()
     return seq, hash_
-
-
-def _checkpoint_due_after(seq: int, at: dt.datetime, last: dt.datetime | None) -> bool:
-    """``_checkpoint_due`` with the last checkpoint's time already read."""
-    every = current_app.config["MARKET_AUDIT_CHECKPOINT_EVERY"]
-    if every and seq % every == 0:
-        return True
-    minutes = current_app.config.get("MARKET_AUDIT_CHECKPOINT_MINUTES", 0)
-    if not minutes:
-        return False
-    return last is None or at - last >= dt.timedelta(minutes=minutes)
 
 
 @dataclass
