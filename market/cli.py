@@ -164,9 +164,9 @@ def serve_app(host: str, port: int) -> None:
         app.config["SESSION_COOKIE_SECURE"] = False
     click.echo(f"Serving on http://{host}:{port}  (Ctrl-C to stop)")
     # Not app.run(): Flask ignores it inside its own CLI (FLASK_RUN_FROM_CLI).
-    from werkzeug.serving import run_simple
+    from market import devserver
 
-    run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+    devserver.run(host, port, app)
 
 
 @click.command("serve")

@@ -12,8 +12,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
+from market.devserver import make_dev_server
 from tests.conftest import _clone_database_url, make_test_app
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -66,7 +66,7 @@ def live_server(tmp_path_factory, _seeded_demo):
     instance = tmp_path_factory.mktemp("browser-instance")
     shutil.copytree(seeded_instance, instance, dirs_exist_ok=True)
     app = make_test_app(url, instance)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_dev_server("127.0.0.1", 0, app)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -99,7 +99,8 @@ def browser():
 def page(browser, output_dir):
     context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="zh-CN")
     pg = context.new_page()
-    pg.set_default_timeout(15_000)
+    # Generous: under CI the other xdist worker may be starting gunicorn, Celery or Spark.
+    pg.set_default_timeout(30_000)
     try:
         yield pg
     finally:
