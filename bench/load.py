@@ -156,7 +156,9 @@ def fixture(target: Target) -> Fixture:
     from market.datasets.privacy import effective_privacy
     from market.extensions import db
 
-    app = create_app()
+    # This process only prepares the run; the server's own latency counts are what matter, and
+    # the throwaway database is gone when this process exits (no write at exit).
+    app = create_app({"MARKET_HTTP_METRICS_FLUSH_S": -1})
     with app.app_context():
         buyer = db.session.scalar(sa.select(User).where(User.email == "buyer@demo.market"))
         token, _ = services.issue_token(db.session, buyer, dt.timedelta(hours=2))

@@ -406,6 +406,20 @@ def _recorded_digest(engine: Any) -> Callable[[str], str | None]:
     return digest_of
 
 
+def local_copy(store: Storage, key: str, sha256: str | None) -> Path:
+    """This host's verified file for ``key``, for a query host sent a key and its digest
+    (``sandbox.query.StoredTable``) rather than another host's path: S3 storage downloads it
+    into the content-hash cache unless it is there, checks it, and it must be the content the
+    query was checked against; local storage resolves it in this host's (shared) data folder.
+
+    Raises StorageIntegrityError when the content differs, KeyError or OSError when the key
+    is unknown here."""
+    path = store.local_path(key)
+    if sha256 and isinstance(store, S3Storage) and path.name != f"{sha256}.parquet":
+        raise StorageIntegrityError(f"{key}: this host's copy is not the checked content")
+    return path
+
+
 def storage() -> Storage:
     """The app's storage: ``MARKET_STORAGE=local`` (default) or ``s3`` (:class:`S3Storage`)."""
     ext = current_app.extensions

@@ -246,6 +246,22 @@ def run_job(path: str, args: list[Any], sealed: dict[str, str] | None = None) ->
     jobs._run(app, path, tuple(args))
 
 
+def _local_tables(app: Any, refs: dict[str, Any]) -> dict[str, str]:
+    """The job's tables as this host's files: a storage key is fetched (and checked) through
+    this worker's own storage, so a query host needs neither the web host's data folder nor
+    its paths; a plain path (a folder every host shares) is used as it is."""
+    from market.storage import local_copy, storage
+    from sandbox.query import StoredTable
+
+    out: dict[str, str] = {}
+    with app.app_context():
+        store = storage()
+        for slug, ref in refs.items():
+            out[slug] = (str(local_copy(store, ref.key, ref.sha256))
+                         if isinstance(ref, StoredTable) else str(ref))
+    return out
+
+
 @celery.task(name=RUN_SANDBOX, ignore_result=False)
 def run_sandbox_query(job: dict[str, Any]) -> dict[str, Any]:
     """The engine's part of one checked query, on this worker's local engine; the reply is
@@ -258,7 +274,8 @@ def run_sandbox_query(job: dict[str, Any]) -> dict[str, Any]:
 
     try:
         app = flask_app()
-        query, tables, timeout_s, row_cap = decode_job(job)
+        query, refs, timeout_s, row_cap = decode_job(job)
+        tables = _local_tables(app, refs)
         engine = app_engine.local_engine_for(app)
         result = engine.run(query, tables, timeout_s=timeout_s, row_cap=row_cap)
         return encode_result(result)

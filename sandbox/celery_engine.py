@@ -27,7 +27,7 @@ from typing import Any
 
 from .engine import EngineResult
 from .errors import EngineError, QueryTimeout, ResourceLimit
-from .query import CheckedQuery, RollupPlan, ViewSpec
+from .query import CheckedQuery, RollupPlan, StoredTable, ViewSpec
 
 #: Seconds beyond the query's timeout before the worker's pool kills the task (``time_limit``).
 GRACE_S = 5.0
@@ -47,13 +47,31 @@ class EngineQuery:
     rollup: RollupPlan | None = None
 
 
-def encode_job(query: CheckedQuery, tables: Mapping[str, str], timeout_s: float,
+#: A table as the job names it: a path on a folder every host shares, or a storage key with
+#: its digest that the query host resolves through its own storage (S3 and its cache).
+TableRef = str | StoredTable
+
+
+def _encode_table(ref: TableRef) -> Any:
+    if isinstance(ref, StoredTable):
+        return {"key": ref.key, "sha256": ref.sha256}
+    return str(ref)
+
+
+def _decode_table(value: Any) -> TableRef:
+    if isinstance(value, Mapping):
+        sha = value.get("sha256")
+        return StoredTable(str(value["key"]), None if sha is None else str(sha))
+    return str(value)
+
+
+def encode_job(query: CheckedQuery, tables: Mapping[str, TableRef], timeout_s: float,
                row_cap: int | None) -> dict[str, Any]:
     return {
         "sql": query.engine_sql,
         "views": [[v.slug, list(v.columns), v.entity_key] for v in query.views],
         "engine_row_cap": int(query.engine_row_cap),
-        "tables": {slug: str(path) for slug, path in tables.items()},
+        "tables": {slug: _encode_table(ref) for slug, ref in tables.items()},
         "timeout_s": float(timeout_s),
         "row_cap": row_cap,
         "rollup": None if query.rollup is None else {
@@ -65,14 +83,17 @@ def encode_job(query: CheckedQuery, tables: Mapping[str, str], timeout_s: float,
     }
 
 
-def decode_job(job: Mapping[str, Any]) -> tuple[EngineQuery, dict[str, str], float, int | None]:
+def decode_job(
+    job: Mapping[str, Any],
+) -> tuple[EngineQuery, dict[str, TableRef], float, int | None]:
     query = EngineQuery(
         str(job["sql"]),
         tuple(ViewSpec(str(s), tuple(map(str, cols)), str(ek)) for s, cols, ek in job["views"]),
         int(job["engine_row_cap"]),
         _decode_rollup(job.get("rollup")),
     )
-    return query, dict(job["tables"]), float(job["timeout_s"]), job.get("row_cap")
+    tables = {str(slug): _decode_table(v) for slug, v in job["tables"].items()}
+    return query, tables, float(job["timeout_s"]), job.get("row_cap")
 
 
 def _decode_rollup(plan: Mapping[str, Any] | None) -> RollupPlan | None:
@@ -153,7 +174,15 @@ def decode_reply(reply: Mapping[str, Any]) -> EngineResult:
 
 
 class CeleryEngine:
-    """An Engine whose `run` happens on the ``sandbox`` queue's workers."""
+    """An Engine whose `run` happens on the ``sandbox`` queue's workers.
+
+    It is given the tables as storage keys with their digests (:class:`StoredTable`), not as
+    this host's paths: a query host fetches and checks the files through its own storage (the
+    S3 bucket and its content-hash cache, or a shared folder), and the web host never
+    downloads a file it does not query itself."""
+
+    #: ``sandbox.services`` passes ``Workspace.stored()`` instead of local paths.
+    reads_storage_keys = True
 
     def __init__(self, broker_url: str, *, queue: str = "sandbox",
                  backend_url: str | None = None, grace_s: float = GRACE_S) -> None:
@@ -165,7 +194,7 @@ class CeleryEngine:
         self.queue = queue
         self.grace_s = grace_s
 
-    def run(self, query: CheckedQuery, tables: Mapping[str, str], *, timeout_s: float = 10.0,
+    def run(self, query: CheckedQuery, tables: Mapping[str, TableRef], *, timeout_s: float = 10.0,
             row_cap: int | None = None) -> EngineResult:
         """Raises QueryTimeout, ResourceLimit, EngineError (as the in-process engine does)."""
         from celery.exceptions import TimeLimitExceeded

@@ -29,6 +29,15 @@ class ViewSpec:
 
 
 @dataclass(frozen=True)
+class StoredTable:
+    """A table's Parquet file named by its storage key and SHA-256, not by a local path: what a
+    query host on another machine is sent, to fetch (and check) the file from its own storage."""
+
+    key: str
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
 class OutputColumn:
     """One visible output column.
 

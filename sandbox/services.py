@@ -895,7 +895,9 @@ def _run_once(
         outcome = run_checked(
             sql,
             None,
-            workspace.files(local_path),
+            # A queue engine's host fetches the files itself, by key and digest.
+            workspace.stored() if getattr(engine, "reads_storage_keys", False)
+            else workspace.files(local_path),
             engine,
             timeout_s=settings.timeout_s,
             before_run=before_run,

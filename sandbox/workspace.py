@@ -18,6 +18,7 @@ from market.datasets.models import ColumnRole, Dataset, OpenGrade, Treatment, Ve
 from market.datasets.privacy import PrivacySettings, effective_privacy
 
 from . import specs
+from .query import StoredTable
 from .specs import ColumnSpec, PolicyContext, TableSpec
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,8 @@ class WorkspaceTable:
     privacy: PrivacySettings | None
     #: The Parquet file's storage key (relative to MARKET_DATA_DIR).
     parquet_key: str
+    #: Its SHA-256 as recorded at publication (a query host that fetches it checks it).
+    parquet_sha256: str | None = None
 
     @property
     def dp_epsilon_per_query(self) -> Decimal | None:
@@ -117,6 +120,11 @@ class Workspace:
     def files(self, local_path: Any) -> dict[str, str]:
         """slug -> local Parquet path, through ``local_path(key)`` (the app's storage)."""
         return {t.slug: str(local_path(t.parquet_key)) for t in self.tables}
+
+    def stored(self) -> dict[str, StoredTable]:
+        """slug -> the Parquet file's storage key and digest, for a query host that fetches
+        the files itself from its own storage (``MARKET_SANDBOX_RUNNER=celery``)."""
+        return {t.slug: StoredTable(t.parquet_key, t.parquet_sha256) for t in self.tables}
 
     @property
     def data_versions(self) -> str:
@@ -193,6 +201,7 @@ def table_for(
         columns=tuple(columns),
         privacy=privacy,
         parquet_key=version.parquet_path,
+        parquet_sha256=version.parquet_sha256,
     )
     try:
         table.spec()  # refuses slugs and column sets the policy cannot serve

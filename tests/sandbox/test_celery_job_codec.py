@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from sandbox.celery_engine import decode_job, encode_job
-from sandbox.query import RollupPlan, ViewSpec
+from sandbox.query import RollupPlan, StoredTable, ViewSpec
 
 
 @pytest.mark.parametrize(
@@ -34,3 +34,15 @@ def test_the_job_round_trips_through_json(rollup):
     assert decoded.engine_row_cap == 500
     assert decoded.rollup == rollup
     assert (tables, timeout_s, row_cap) == ({"d1_tax": "/data/x.parquet"}, 5.0, 100)
+
+
+def test_tables_named_by_storage_key_and_digest_round_trip():
+    """A query host on another machine is sent keys and digests, not the web host's paths."""
+    query = SimpleNamespace(engine_sql="SELECT 1", views=(), engine_row_cap=10, rollup=None)
+    tables = {"d1_tax": StoredTable("datasets/1/v2.parquet", "ab" * 32),
+              "d2_loans": StoredTable("datasets/2/v1.parquet", None),
+              "shared": "/mnt/shared/datasets/3/v1.parquet"}
+    job = json.loads(json.dumps(encode_job(query, tables, 5.0, None)))
+    assert "/work" not in json.dumps(job["tables"]["d1_tax"])
+    _, decoded, _, _ = decode_job(job)
+    assert decoded == tables

@@ -33,7 +33,8 @@ def dataset(
     ranges=None,
 ):
     current = (
-        NS(id=30, version=3, parquet_path=path, columns=columns, status=status) if version else None
+        NS(id=30, version=3, parquet_path=path, parquet_sha256=None, columns=columns,
+           status=status) if version else None
     )
     return NS(
         id=7,

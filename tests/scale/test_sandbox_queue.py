@@ -232,3 +232,87 @@ def test_a_task_that_ignores_its_timeout_is_killed_and_charged_once(hanging_work
         verdict = verify_chain(db.session, public_keys())
         assert verdict.valid, verdict.to_dict()
         db.session.remove()
+
+
+def test_a_query_host_with_its_own_data_folder_fetches_the_files_from_the_bucket(
+    celery_available, s3_bucket, live_app, tmp_path, monkeypatch
+):
+    """``MARKET_STORAGE=s3`` and the sandbox queue: the web host sends storage keys and their
+    digests, never its own paths, and downloads nothing; the query host, with another data
+    folder, fetches each file into its own content-hash cache, checked, and answers as an
+    in-process engine would."""
+    import hashlib
+    from pathlib import Path
+
+    import sqlalchemy as sa
+
+    from market.datasets.models import DatasetVersion
+    from market.extensions import db
+    from market.storage import S3Storage
+    from sandbox import NoNoise, app_engine
+
+    endpoint, bucket, client = s3_bucket
+    s3 = {"MARKET_STORAGE": "s3", "MARKET_S3_BUCKET": bucket, "MARKET_S3_ENDPOINT_URL": endpoint,
+          "MARKET_S3_PREFIX": "prod"}
+    license_id, token, _ = _seed(live_app)
+    live_app.extensions["sandbox.noise"] = NoNoise(min_entities=data.K)
+    live_app.config["MARKET_SANDBOX_TIMEOUT_S"] = 90
+    web_dir = Path(live_app.config["MARKET_DATA_DIR"])
+    headers = {"Authorization": f"Bearer {token}", "Accept-Language": "en"}
+    url = f"/api/v1/sandbox/{license_id}/queries"
+
+    def ask(sql: str):
+        with live_app.test_client() as http:
+            res = http.post(url, json={"sql": sql}, headers=headers)
+        return res.status_code, res.get_json()
+
+    local = [ask(q.format(i=1)) for q in QUERIES]  # in-process, from the web host's folder
+    # Publication as on S3: the files go to the bucket with their digests recorded, and the
+    # web host keeps no copy (as a web host that never published them).
+    uploader = S3Storage(tmp_path / "publisher", bucket=bucket, client=client, prefix="prod")
+    digests = {}
+    with live_app.app_context():
+        for version in db.session.scalars(sa.select(DatasetVersion)):
+            path = web_dir / version.parquet_path
+            version.parquet_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+            uploader._upload(path, uploader._object(version.parquet_path),
+                             {"sha256": version.parquet_sha256})
+            digests[version.parquet_path] = version.parquet_sha256
+            path.unlink()
+        db.session.commit()
+    assert digests
+
+    worker_dir = tmp_path / "query-host" / "data"
+    base = {
+        **os.environ, **TEST_SECRETS, **s3,
+        "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",
+        "DATABASE_URL": live_app.config["SQLALCHEMY_DATABASE_URI"],
+        "MARKET_INSTANCE_PATH": str(tmp_path / "query-host"),
+        "MARKET_DATA_DIR": str(worker_dir),
+        "MARKET_SANDBOX_WORKERS": "1",
+    }
+    env = celery_env(base)
+    worker = start_worker(env, tmp_path / "query-host.log",
+                          queue=env["MARKET_CELERY_SANDBOX_QUEUE"], pool="prefork",
+                          concurrency=1, announce=False)
+    monkeypatch.setenv("MARKET_CELERY_SANDBOX_QUEUE", env["MARKET_CELERY_SANDBOX_QUEUE"])
+    try:
+        app_engine.close_engine(live_app)
+        live_app.extensions.pop("market.storage", None)
+        live_app.config.update(MARKET_SANDBOX_RUNNER="celery",
+                               CELERY_BROKER_URL=env["CELERY_BROKER_URL"], **s3)
+        queued = [ask(q.format(i=2)) for q in QUERIES]
+    finally:
+        app_engine.close_engine(live_app)
+        live_app.extensions.pop("market.storage", None)
+        live_app.config.update(MARKET_SANDBOX_RUNNER="inline", MARKET_STORAGE="local")
+        worker.stop()
+    for (s1, b1), (s2, b2) in zip(local, queued, strict=True):
+        assert s1 == s2 == 200, (b1, b2, worker.text()[-3000:])
+        assert b1["rows"] and _stable(b1) == _stable(b2)
+    # The query host fetched each file into its own cache, checked; the web host holds none.
+    cached = {p.name for p in (worker_dir / ".cache").glob("*.parquet")}
+    assert cached == {f"{d}.parquet" for d in digests.values()}, worker.text()[-2000:]
+    # (Its projections folder holds what the in-process questions above derived.)
+    assert not list((web_dir / ".cache").glob("*")), "the web host downloaded a file"
+    assert not [k for k in digests if (web_dir / k).exists()]

@@ -12,13 +12,19 @@ barrier):
 - a card payment confirmed at localstripe: its ``payment_intent.succeeded`` webhook reaches
   A and B at the same moment (two registered endpoints);
 - a second card payment whose two signed events (Stripe may send two about one intent) are
-  each delivered four times, alternately to A and B.
+  each delivered four times, alternately to A and B;
+- two licenses revoked with a refund, twice on each server at once (one paid by invoice: a
+  credit note; one by card: refunded at localstripe): one revocation and one refund each;
+- the credit note paid back twice on each server at once: recorded once;
+- each department's whole payable paid out twice on each server at once: one payout each,
+  never more than owed.
 
-Then, from the database, exactly: each license is active, activated once; each payment has
+Then, from the database, exactly: each license is active (or revoked), activated once; each payment has
 exactly one ``payment_settled`` journal and one ``payment.settled`` event, and each invoice one
 ``invoice_issued`` journal; every journal balances; every settlement's split (the departments'
 payables and the platform fee) sums to the payment's total in fen; there is no journal
-beyond these (nothing lost, nothing duplicated); the whole ledger balances; the audit log is
+beyond these and one refund per revoked license (nothing lost, nothing duplicated); one
+credit note paid and one payout per department, each journal balanced; the whole ledger balances; the audit log is
 one valid chain. PostgreSQL only (``MARKET_TEST_DB=postgres``).
 """
 
@@ -271,15 +277,72 @@ def test_each_payment_settles_once_across_two_servers(money_servers, live_app):
     assert outcomes["duplicate"] == 6, outcomes  # two events stored, six replays
     _wait_active(a.url, buyer, card_burst)
 
-    _assert_money_invariants(live_app, seeded, invoice_of)
+    # 5. Two licenses revoked with a refund, twice on A and twice on B at once: one paid by
+    #    invoice (its refund is a credit note to pay back) and one by card (refunded at
+    #    localstripe). One revocation each; the rest 409; one refund each.
+    revoked = [invoiced[0], card_webhook]
+    answers = _at_once([
+        (lambda lic=lic, k=k: (lic, _call((a, b)[k % 2].url, "POST",
+                                          f"/api/v1/licenses/{lic}/revoke", operator,
+                                          {"reason": f"两台服务器并发撤销 {k}", "refund": True})))
+        for lic in revoked for k in range(TRIES)
+    ])
+    by_license: dict[int, Counter] = {}
+    for lic, (status, body) in answers:
+        assert status in (200, 409), (status, body)
+        by_license.setdefault(lic, Counter())[status] += 1
+    assert all(c == Counter({200: 1, 409: TRIES - 1}) for c in by_license.values()), by_license
+
+    # 6. The credit note paid back, twice on each server at once: recorded once.
+    status, pending = _call(a.url, "GET", "/api/v1/refunds?status=pending", operator)
+    assert status == 200, pending
+    notes = [r for r in pending["items"] if r["license_id"] == invoiced[0]]
+    assert len(notes) == 1, pending
+    paid_back = _at_once([
+        (lambda k=k: _call((a, b)[k % 2].url, "POST", f"/api/v1/refunds/{notes[0]['id']}/pay",
+                           operator, {"reference": f"BANK-BACK-{k}"}))
+        for k in range(TRIES)
+    ])
+    assert Counter(s for s, _ in paid_back) == Counter({200: 1, 409: TRIES - 1}), paid_back
+
+    # 7. Each department paid out all it is owed, twice on each server at once: one payout
+    #    each (never more than owed); the rest refused.
+    owed = _payables(live_app, seeded["departments"])
+    assert all(v > 0 for v in owed.values()), owed
+    payouts = _at_once([
+        (lambda dep=dep, k=k: (dep, _call((a, b)[k % 2].url, "POST", "/api/v1/revenue/payouts",
+                                          operator, {"department_id": dep, "amount": owed[dep],
+                                                     "reference": f"PAYOUT-{dep}-{k}"})))
+        for dep in owed for k in range(TRIES)
+    ])
+    by_department: dict[int, Counter] = {}
+    for dep, (status, body) in payouts:
+        assert status in (201, 409, 422), (status, body)
+        by_department.setdefault(dep, Counter())[status == 201] += 1
+    assert all(c[True] == 1 for c in by_department.values()), payouts
+    assert set(_payables(live_app, seeded["departments"]).values()) == {0}
+
+    _assert_money_invariants(live_app, seeded, invoice_of, revoked=revoked,
+                             departments_paid=len(owed))
 
 
-def _assert_money_invariants(app, seeded: dict, invoice_of: dict[int, int]) -> None:
+def _payables(app, departments) -> dict[int, int]:
+    from licenses import ledger
+    from market.extensions import db
+
+    with app.app_context():
+        owed = {dep: ledger.department_payable(db.session, dep) for dep in sorted(departments)}
+        db.session.remove()
+    return owed
+
+
+def _assert_money_invariants(app, seeded: dict, invoice_of: dict[int, int], *,
+                             revoked: list[int], departments_paid: int) -> None:
     import sqlalchemy as sa
 
     from licenses import journal as jr
     from licenses import ledger
-    from licenses.models import LedgerJournal, License, Payment
+    from licenses.models import LedgerJournal, License, Payment, Refund
     from market.audit.models import AuditEvent
     from market.audit.services import verify_chain
     from market.extensions import db
@@ -304,8 +367,20 @@ def _assert_money_invariants(app, seeded: dict, invoice_of: dict[int, int]) -> N
             assert kinds[("payment_settled", p.id)] == 1, (p.id, kinds)
             if p.provider == "invoice":
                 assert kinds[("invoice_issued", p.id)] == 1, (p.id, kinds)
-        # Nothing beyond one issue per invoice and one settlement per payment.
-        assert len(journals) == len(settled) + len(invoice_of), kinds
+        # One refund per revoked license, and nothing beyond one issue per invoice and one
+        # settlement per payment.
+        refunds = Counter(j.license_id for j in journals if j.kind == "refund_issued")
+        assert refunds == Counter(revoked), refunds
+        # (+1: the credit note paid back, which names its license.)
+        assert len(journals) == len(settled) + len(invoice_of) + len(revoked) + 1, kinds
+        assert session.scalar(sa.select(sa.func.count()).select_from(Refund)) == len(revoked)
+        # The credit note paid back; the card refund done at localstripe.
+        assert sorted(r.status for r in session.scalars(sa.select(Refund))) == ["paid", "succeeded"]
+        # The credit note paid back once, each department paid out once.
+        assert session.scalar(sa.select(sa.func.count()).select_from(LedgerJournal).where(
+            LedgerJournal.kind == "credit_note_paid")) == 1
+        assert session.scalar(sa.select(sa.func.count()).select_from(LedgerJournal).where(
+            LedgerJournal.kind == "payout")) == departments_paid
         for j in journals:
             debit = sum(line.debit_fen for line in j.lines)
             credit = sum(line.credit_fen for line in j.lines)
@@ -319,9 +394,12 @@ def _assert_money_invariants(app, seeded: dict, invoice_of: dict[int, int]) -> N
             assert sum(line.credit_fen for line in split) == total, (j.reference, total)
             paid_to = {line.department_id for line in split if line.department_id}
             assert paid_to and paid_to <= seeded["departments"], (j.reference, paid_to)
+        for j in session.scalars(sa.select(LedgerJournal).where(
+                LedgerJournal.kind.in_(["credit_note_paid", "payout"]))):
+            assert sum(x.debit_fen for x in j.lines) == sum(x.credit_fen for x in j.lines)
         for lic_id in licenses:
             lic = session.get(License, lic_id)
-            assert lic.status == "active"
+            assert lic.status == ("revoked" if lic_id in revoked else "active")
             assert lic.price_total_fen == sum(AMOUNTS[licenses.index(lic_id)])
 
         def events(kind: str, subject: str) -> Counter:
