@@ -60,13 +60,21 @@ def _build_local(config: Any) -> Any:
 PREPARE_MIN_ROWS = 100_000
 
 
-def publication_plan(config: Any, version: Any) -> tuple[str, tuple[str, ...], str] | None:
-    """What :func:`prepare_file` should prepare for a newly published ``version`` (its storage
-    key, the columns of a license of all of them, the entity key), or None: only for the
-    local DuckDB engine with rollups on, a sandbox grade (open, conditional) and at least
-    ``MARKET_SANDBOX_PREPARE_MIN_ROWS`` rows (default 100,000; below that the first question
-    prepares the file in well under a second). Reads the version's attributes only."""
-    from .workspace import full_view
+#: At most this many licensed column sets are prepared per published version.
+PREPARE_MAX_VIEWS = 8
+
+
+def publication_plan(
+    config: Any, version: Any, session: Any = None
+) -> tuple[str, list[tuple[tuple[str, ...], str]]] | None:
+    """What :func:`prepare_file` should prepare for a newly published ``version``: its storage
+    key and the engine views (columns, entity key) of the column sets that the dataset's
+    active licenses grant (read through ``session``, if given; a new version of a licensed
+    dataset), then of a license of every column, at most ``PREPARE_MAX_VIEWS``; or None. Only
+    for the local DuckDB engine with rollups on, a sandbox grade (open, conditional) and at
+    least ``MARKET_SANDBOX_PREPARE_MIN_ROWS`` rows (default 100,000; below that the first
+    question prepares the file in well under a second). Reads only."""
+    from .workspace import full_view, licensed_view
 
     if (
         not config.get("MARKET_SANDBOX_ROLLUPS", True)
@@ -77,24 +85,49 @@ def publication_plan(config: Any, version: Any) -> tuple[str, tuple[str, ...], s
         < int(config.get("MARKET_SANDBOX_PREPARE_MIN_ROWS", PREPARE_MIN_ROWS))
     ):
         return None
-    view = full_view(version)
-    if view is None:
+    full = full_view(version)
+    if full is None:
         return None
-    return str(version.parquet_path), view[0], view[1]
+    views: list[tuple[tuple[str, ...], str]] = []
+    if session is not None:
+        import sqlalchemy as sa
+
+        from licenses.models import License, LicenseItem
+        from licenses.states import LicenseStatus
+
+        granted = session.scalars(
+            sa.select(LicenseItem.columns)
+            .join(License, License.id == LicenseItem.license_id)
+            .where(
+                LicenseItem.dataset_id == version.dataset_id,
+                License.status == LicenseStatus.ACTIVE.value,
+            )
+            .order_by(LicenseItem.id.desc())
+        )
+        for columns in granted:
+            view = licensed_view(version, list(columns or []))
+            if view is not None and view not in views:
+                views.append(view)
+    if full not in views:
+        views.append(full)
+    return str(version.parquet_path), views[:PREPARE_MAX_VIEWS]
 
 
-def prepare_file(config: Any, path: str, columns: Sequence[str], entity_key: str) -> None:
-    """Build now the projection and per-entity rollup that the first sandbox question over
-    ``path`` with these view columns would otherwise build (1.6 s at 1M rows): the
-    publication job calls it once the file is final, so that the first buyer question is as
-    fast as the next ones (licenses of fewer columns still prepare their own set on their
-    first question). It runs in a worker process of its own, started and stopped here (a job
-    process keeps no idle engine); the files land in ``MARKET_DATA_DIR/projections``, where
-    every engine of this data folder finds them. Raises what ``DuckDBEngine.prepare``
-    raises."""
+def prepare_file(
+    config: Any, path: str, views: Sequence[tuple[Sequence[str], str]]
+) -> None:
+    """Build now the projections and per-entity rollups that the first sandbox question over
+    ``path`` would otherwise build for each of ``views`` (columns, entity key; 1.6 s at 1M
+    rows): the publication job calls it once the file is final, so that the first buyer
+    question is as fast as the next ones (a license of another column set still prepares its
+    own on its first question). It runs in a worker process of its own, started and stopped
+    here (a job process keeps no idle engine); the files land in
+    ``MARKET_DATA_DIR/projections``, where every engine of this data folder finds them.
+    Raises what ``DuckDBEngine.prepare`` raises."""
     eng = _build_local({**config, "MARKET_SANDBOX_WORKERS": 1})
     try:
-        eng.prepare(path, columns, entity_key)
+        for columns, entity_key in views:
+            eng.prepare(path, columns, entity_key)
     finally:
         eng.close()
 

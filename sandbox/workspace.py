@@ -209,15 +209,20 @@ def _granted(version: Any, wanted: set[str] | None) -> tuple[list[Any], str | No
     return columns, entity_key
 
 
-def full_view(version: Any) -> tuple[tuple[str, ...], str] | None:
-    """The engine view's columns of a license of every column of ``version`` (the same list
-    and order as :func:`table_for` gives the engine through the policy's view), with the
-    entity key; None if the version has no entity key. What the publication job prepares
-    ahead of the first question (``sandbox.app_engine.prepare_published``)."""
-    columns, entity_key = _granted(version, None)
+def licensed_view(version: Any, licensed: list[str] | None) -> tuple[tuple[str, ...], str] | None:
+    """The engine view's columns of a license of ``licensed`` (None: every column) over
+    ``version`` (the same list and order as :func:`table_for` gives the engine through the
+    policy's view), with the entity key; None if the version has no entity key. What the
+    publication job prepares ahead of the first question (``sandbox.app_engine``)."""
+    columns, entity_key = _granted(version, None if licensed is None else set(licensed))
     if entity_key is None:
         return None
     return tuple(c.name for c in columns), entity_key
+
+
+def full_view(version: Any) -> tuple[tuple[str, ...], str] | None:
+    """:func:`licensed_view` of a license of every column."""
+    return licensed_view(version, None)
 
 
 def build_workspace(lic: Any, settings: SandboxSettings) -> Workspace:

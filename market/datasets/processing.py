@@ -437,14 +437,14 @@ def _prepare_for_sandbox(version: DatasetVersion) -> None:
     config = current_app.config
     version_id = version.id
     try:
-        plan = app_engine.publication_plan(config, version)
+        plan = app_engine.publication_plan(config, version, db.session)
     finally:
         db.session.rollback()
     if plan is None:
         return
-    key, columns, entity_key = plan
+    key, views = plan
     try:
-        app_engine.prepare_file(config, str(storage().local_path(key)), columns, entity_key)
+        app_engine.prepare_file(config, str(storage().local_path(key)), views)
         log.info("version %s prepared for the sandbox", version_id)
     except Exception as exc:  # noqa: BLE001 - the first question prepares it instead
         log.warning(

@@ -97,3 +97,27 @@ def test_a_failed_preparation_does_not_fail_the_publication(
     dataset_id = published()  # asserts pending_review
     assert db.session.get(Dataset, dataset_id).versions[0].status == "pending_review"
     assert _derived(data_dir) == []
+
+
+def test_the_plan_prepares_the_column_sets_of_active_licenses_then_all_columns(
+    published, operator, client, data_dir, prepare_small, app, as_role
+):
+    from sandbox import app_engine
+    from sandbox.workspace import full_view, licensed_view
+    from tests.sandbox_app import data
+
+    dataset_id = published()
+    r = client.post(f"/api/v1/datasets/{dataset_id}/review", headers=operator[1],
+                    json={"decision": "approve"})
+    assert r.status_code == 200, r.get_json()
+    dataset = db.session.get(Dataset, dataset_id)
+    buyer, _ = as_role("buyer")
+    data.license_for(db.session, buyer.organization_id, [(dataset, ["所属区"])])
+    data.license_for(db.session, buyer.organization_id, [(dataset, ["行业"])], status="suspended")
+    version = dataset.current_version
+    key, views = app_engine.publication_plan(app.config, version, db.session)
+    assert key == version.parquet_path
+    subset = licensed_view(version, ["所属区"])
+    assert views == [subset, full_view(version)]
+    assert len(subset[0]) == 2  # the district and the entity key
+    assert app_engine.publication_plan(app.config, version) == (key, [full_view(version)])
