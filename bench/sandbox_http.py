@@ -9,7 +9,9 @@ starts gunicorn (gthread, 1 worker) on a free loopback port, and times ``--repea
 questions (each a new release: budget charged, noise drawn, release stored) over HTTP with
 ``urllib``, then the same questions again (cached releases: no engine, the app's own cost).
 Raw: the same GROUP BY in DuckDB (2 threads) on the same file. Target (issue #12):
-end-to-end <= max(1.5 x raw, raw + 25 ms).
+end-to-end <= max(1.5 x raw, raw + 25 ms). The file is prepared (projection and per-entity
+rollup) as the publication job prepares it, before the server starts
+(``prepared_at_publication_ms``); ``--lazy-prepare`` leaves that to the first question.
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--no-rollups", action="store_true",
                         help="MARKET_SANDBOX_ROLLUPS off: the raw bounded SQL (for comparison)")
+    parser.add_argument("--lazy-prepare", action="store_true",
+                        help="skip the publication job's preparation of the file: the first "
+                             "question builds the projection and rollup (as before)")
     args = parser.parse_args()
 
     import datetime as dt
@@ -87,6 +92,7 @@ def main() -> None:
             key = ds.current_version.parquet_path
             db.session.commit()
             lic_id = lic.id
+            version_id = ds.current_version.id
         parquet = Path(app.config["MARKET_DATA_DIR"]) / key
         con = duckdb.connect()
         con.execute(
@@ -98,6 +104,21 @@ def main() -> None:
             f"TO '{parquet}' (FORMAT PARQUET)"
         )
         con.close()
+        prepare_ms = None
+        if not args.no_rollups and not args.lazy_prepare:
+            # What the publication job does once the file is final (sandbox.app_engine).
+            from market.datasets.models import DatasetVersion
+            from sandbox import app_engine
+
+            with app.app_context():
+                version = db.session.get(DatasetVersion, version_id)
+                version.row_count = args.rows
+                plan = app_engine.publication_plan(app.config, version, db.session)
+                db.session.rollback()
+            if plan is not None:  # None below MARKET_SANDBOX_PREPARE_MIN_ROWS
+                started = time.perf_counter()
+                app_engine.prepare_file(app.config, str(parquet), plan[1])
+                prepare_ms = (time.perf_counter() - started) * 1000
 
         port = _free_port()
         config = {
@@ -124,7 +145,8 @@ def main() -> None:
         sql = ("SELECT district, COUNT(*) AS n, SUM(amount) AS total FROM loans "
                "WHERE industry <> '{x}' GROUP BY district")
         qurl = f"{base}/api/v1/sandbox/{lic_id}/queries"
-        # worker start, first connection, and the one-time projection and rollup of the file
+        # worker start, first connection (and with --lazy-prepare the one-time projection and
+        # rollup of the file)
         started = time.perf_counter()
         _post(qurl, {"sql": sql.format(x="warm0")}, token, timeout=1800)
         first_ms = (time.perf_counter() - started) * 1000
@@ -153,6 +175,7 @@ def main() -> None:
             "http_cached_median_ms": round(statistics.median(cached), 1),
             "target_ms": round(target, 1), "within_target": h <= target,
             "rollups": not args.no_rollups, "first_question_ms": round(first_ms, 1),
+            "prepared_at_publication_ms": None if prepare_ms is None else round(prepare_ms),
             "raw_ms": [round(x, 1) for x in raw], "http_ms": [round(x, 1) for x in http],
             "load_average": [round(x, 2) for x in os.getloadavg()],
         }))

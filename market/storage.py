@@ -93,7 +93,19 @@ class LocalStorage:
     def delete(self, key: str) -> None:
         path = self._resolve(key)
         path.unlink(missing_ok=True)
+        self._drop_derived(path)
         self._prune(path.parent)
+
+    def _drop_derived(self, path: Path) -> None:
+        """The sandbox's projections and rollups of a deleted data file (under
+        ``<data dir>/projections``, see ``sandbox.app_engine``): they hold its columns."""
+        from sandbox.engine import drop_prepared
+
+        try:
+            drop_prepared(self.root / "projections", path)
+        except OSError as exc:  # a leftover costs disk, never a wrong answer (never read)
+            log.warning("sandbox files of a deleted data file not removed (%s)",
+                        type(exc).__name__)
 
     def purge(self, key: str) -> int:
         path = self._resolve(key)
@@ -107,6 +119,7 @@ class LocalStorage:
                 deleted += 1
             except FileNotFoundError:
                 pass
+        self._drop_derived(path)
         self._prune(path.parent)
         return deleted
 

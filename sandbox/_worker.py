@@ -189,9 +189,11 @@ class _Runner:
         con = self._connect()
         self._idle.clear()
         try:
+            # The set-up, in this order, as one script (one call and one parse instead of
+            # seven; DuckDB runs a script's statements in order and stops at the first error).
             views = job["views"]
             paths = sorted({view[1] for view in views})
-            con.execute("SET allowed_paths = [" + ", ".join(_lit(p) for p in paths) + "]")
+            setup = ["SET allowed_paths = [" + ", ".join(_lit(p) for p in paths) + "]"]
             for slug, path, columns, entity_key, stored_hash in views:
                 cols = [_q(c) for c in columns]
                 if entity_key:
@@ -202,7 +204,7 @@ class _Runner:
                         if stored_hash
                         else f"hash({_q(entity_key)}) AS {_q(ENTITY_HASH)}"
                     )
-                con.execute(
+                setup.append(
                     f"CREATE TEMP VIEW {_q(slug)} AS SELECT {', '.join(cols)} "
                     f"FROM read_parquet({_lit(path)})"
                 )
@@ -214,16 +216,17 @@ class _Runner:
                 )
                 or "(NULL, NULL::BIGINT)"
             )
-            con.execute(
+            setup.append(
                 f"CREATE TEMP VIEW {_q('__sbx_entity_rows')} AS SELECT * FROM (VALUES {values}) "
                 f"AS v(slug, max_rows) WHERE slug IS NOT NULL"
             )
             timeout_ms = job.get("timeout_ms")
             if timeout_ms:
-                con.execute(f"SET max_execution_time = {int(timeout_ms)}")
-            con.execute("SET enable_progress_bar = false")  # a per-connection setting
-            con.execute("SET enable_external_access = false")
-            con.execute("SET lock_configuration = true")
+                setup.append(f"SET max_execution_time = {int(timeout_ms)}")
+            setup.append("SET enable_progress_bar = false")  # a per-connection setting
+            setup.append("SET enable_external_access = false")
+            setup.append("SET lock_configuration = true")
+            con.execute(";\n".join(setup))
             cur = con.execute(job["sql"])
             columns = tuple(d[0] for d in cur.description or ())
             rows = cur.fetchmany(int(job["row_cap"]) + 1)

@@ -220,8 +220,10 @@ class Queries(MethodView):
         try:
             # A question already released is answered by the fast path; anything else (a
             # new question, any refusal) by the full path, with nothing written before it.
+            new: list[fastpath.Known] = []
             run = fastpath.answer_cached(
-                db.session, current_actor(), license_id, body["sql"], settings=settings()
+                db.session, current_actor(), license_id, body["sql"], settings=settings(),
+                new=new,
             ) or services.run_query(
                 db.session,
                 current_actor(),
@@ -232,6 +234,7 @@ class Queries(MethodView):
                 settings=settings(),
                 end_transaction=end_transaction,
                 noise=test_noise(),
+                known=new[0] if new else None,
             )
         except services.QueryRefused as refusal:
             return refusal_response(refusal)

@@ -481,12 +481,57 @@ class DuckDBEngine:
             tmp = sidecar.with_name(f"{sidecar.name}.{os.getpid()}.{threading.get_ident()}.tmp")
             tmp.write_text(
                 json.dumps(
-                    {"path": prepared.path, "max_rows": prepared.max_rows, "rollup": rollup_info}
+                    {
+                        "path": prepared.path,
+                        "max_rows": prepared.max_rows,
+                        "rollup": rollup_info,
+                        "source": real,  # what drop_prepared looks for
+                    }
                 ),
                 encoding="utf-8",
             )
             os.replace(tmp, sidecar)
         return prepared
+
+
+def drop_prepared(projection_dir: str | os.PathLike[str], source: str | os.PathLike[str]) -> int:
+    """Delete every projection and rollup made from the data file ``source`` (whatever its
+    column set), with their sidecars: they hold that file's licensed columns, so they go when
+    it goes (a deleted or rejected version). Returns how many files were deleted.
+
+    Only files inside ``projection_dir`` are touched, and only those a sidecar names that
+    records ``source`` (sidecars written before this field existed are left alone). An engine
+    that still has the file in its memory cache fails the next query on it as for any missing
+    file (the source itself is gone).
+    """
+    folder = Path(projection_dir)
+    if not folder.is_dir():
+        return 0
+    real = os.path.realpath(source)
+    inside = os.path.realpath(folder)
+    deleted = 0
+    for sidecar in folder.glob("*.json"):
+        try:
+            info = json.loads(sidecar.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(info, dict) or info.get("source") != real:
+            continue
+        rollup = info.get("rollup") or {}
+        for name in (info.get("path"), rollup.get("path") if isinstance(rollup, dict) else None):
+            if not name or os.path.dirname(os.path.realpath(name)) != inside:
+                continue
+            try:
+                os.unlink(name)
+                deleted += 1
+            except FileNotFoundError:
+                pass
+        try:
+            sidecar.unlink()
+            deleted += 1
+        except FileNotFoundError:
+            pass
+    return deleted
 
 
 def _rollup(info: Mapping[str, Any] | None) -> Rollup | None:

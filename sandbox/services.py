@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import logging
 import math
 import threading
@@ -38,7 +39,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -168,10 +169,18 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class LoggedQuery:
+    """What the API reads of a log row written by Core (``QueryRun.log``)."""
+
+    id: int
+    elapsed_ms: int
+
+
+@dataclass(frozen=True)
 class QueryRun:
     """An answered query: its log row, the answer and the balances after it."""
 
-    log: SandboxQuery
+    log: SandboxQuery | LoggedQuery
     answer: Answer
     quota_remaining: int
     uses_dp: bool
@@ -373,50 +382,40 @@ def _why_no_quota(
 # ------------------------------------------------------------------------ the privacy ledger
 
 
-def _insert_ignore(session: Session, table: sa.Table, values: dict[str, Any], keys: list[str]):
-    """INSERT … ON CONFLICT DO NOTHING (two first queries at once both try to make the row)."""
+def _charge_ledger(
+    session: Session, t: sa.Table, keys: dict[str, Any], conflict: list[str], cost: Decimal,
+    delta: Decimal, total: Decimal,
+) -> Decimal | None:
+    """``cost`` epsilon from one ledger row, atomically, in one statement: the row is made
+    with ``cost`` spent if it does not exist yet, else ``UPDATE … WHERE spent + cost <= total``
+    (``INSERT … ON CONFLICT DO UPDATE … WHERE``: no read-modify-write; PostgreSQL's row lock
+    orders concurrent charges, and a concurrent first charge waits for the other's insert and
+    then takes the update branch; SQLite's write lock serializes them). Rounded to four places
+    in SQL so that SQLite's floating point cannot drift. Returns the epsilon spent after the
+    charge, or None when the ledger has not enough left (nothing changed)."""
+    first = cost.quantize(_EPS, rounding=ROUND_HALF_UP)
+    if first > total:  # not even an empty ledger could pay it (and no row is made)
+        return None
+    after = sa.func.round(t.c.epsilon_spent + cost, 4)
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    session.execute(insert(table).values(**values).on_conflict_do_nothing(index_elements=keys))
-
-
-def _ensure_ledgers(session: Session, org_id: int, table: WorkspaceTable) -> None:
-    zero = {"epsilon_spent": Decimal(0), "delta_spent": Decimal(0), "releases": 0}
-    _insert_ignore(
-        session,
-        _spending,
-        {"buyer_org_id": org_id, "dataset_id": table.dataset_id, **zero},
-        ["buyer_org_id", "dataset_id"],
-    )
-    _insert_ignore(
-        session,
-        _version_spending,
-        {"version_id": table.version_id, "dataset_id": table.dataset_id, **zero},
-        ["version_id"],
-    )
-
-
-def _charge_ledger(
-    session: Session, t: sa.Table, where: Any, cost: Decimal, delta: Decimal, total: Decimal
-) -> bool:
-    """``cost`` epsilon from one ledger row, atomically: ``UPDATE … WHERE spent + cost <=
-    total`` (no read-modify-write; PostgreSQL's row lock orders concurrent charges, SQLite's
-    write lock serializes them). Rounded to four places in SQL so that SQLite's floating
-    point cannot drift."""
-    after = sa.func.round(t.c.epsilon_spent + cost, 4)
     row = session.execute(
-        sa.update(t)
-        .where(where, after <= total)
-        .values(
-            epsilon_spent=after,
-            delta_spent=t.c.delta_spent + delta,
-            releases=t.c.releases + 1,
+        insert(t)
+        .values(**keys, epsilon_spent=first, delta_spent=delta, releases=1)
+        .on_conflict_do_update(
+            index_elements=conflict,
+            set_={
+                "epsilon_spent": after,
+                "delta_spent": t.c.delta_spent + delta,
+                "releases": t.c.releases + 1,
+            },
+            where=after <= total,
         )
         .returning(t.c.epsilon_spent)
     ).first()
-    return row is not None
+    return None if row is None else _dec(row[0])
 
 
 def _dp_tables(workspace: Workspace, checked: CheckedQuery) -> list[WorkspaceTable]:
@@ -431,26 +430,29 @@ def _charge_budget(
     tables: Sequence[WorkspaceTable],
     checked: CheckedQuery,
     attempt: Attempt,
-) -> Decimal:
+) -> tuple[Decimal, list[Budget] | None]:
     """Charge every DP table's organization and version ledgers; raises QueryRefused (429)
-    when one of them has not enough left (the caller's transaction is then rolled back)."""
+    when one of them has not enough left (the caller's transaction is then rolled back).
+    Returns the cost and the balances right after the charge (None when nothing was
+    charged)."""
     cost = Decimal(checked.epsilon_cost)
     delta = Decimal(checked.delta_cost)
     if cost <= 0:
-        return Decimal(0)
+        return Decimal(0), None
+    budgets = []
     for table in tables:
         privacy = table.privacy
         assert privacy is not None
-        _ensure_ledgers(session, org_id, table)
-        ok = _charge_ledger(
+        spent = _charge_ledger(
             session,
             _spending,
-            sa.and_(_spending.c.buyer_org_id == org_id, _spending.c.dataset_id == table.dataset_id),
+            {"buyer_org_id": org_id, "dataset_id": table.dataset_id},
+            ["buyer_org_id", "dataset_id"],
             cost,
             delta,
             privacy.epsilon_budget,
         )
-        if not ok:
+        if spent is None:
             raise QueryRefused(
                 429,
                 PRIVACY_BUDGET_EXHAUSTED,
@@ -463,15 +465,16 @@ def _charge_budget(
                 ),
                 attempt=attempt,
             )
-        ok = _charge_ledger(
+        vspent = _charge_ledger(
             session,
             _version_spending,
-            _version_spending.c.version_id == table.version_id,
+            {"version_id": table.version_id, "dataset_id": table.dataset_id},
+            ["version_id"],
             cost,
             delta,
             privacy.version_budget,
         )
-        if not ok:
+        if vspent is None:
             raise QueryRefused(
                 429,
                 PRIVACY_BUDGET_EXHAUSTED,
@@ -482,7 +485,13 @@ def _charge_budget(
                 ),
                 attempt=attempt,
             )
-    return cost
+        budgets.append(
+            Budget(
+                table.dataset_id, table.slug, table.version, privacy.epsilon_per_query,
+                privacy.delta, privacy.epsilon_budget, spent, privacy.version_budget, vspent,
+            )
+        )
+    return cost, budgets
 
 
 def budgets_of(session: Session, org_id: int, tables: Sequence[WorkspaceTable]) -> list[Budget]:
@@ -547,35 +556,49 @@ def release_hash(checked: CheckedQuery, data_versions: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+_releases = SandboxRelease.__table__
+_FIND_RELEASE_ID = sa.select(_releases.c.id).where(
+    _releases.c.release_hash == sa.bindparam("key")
+)
+
+
 def _find_release(session: Session, key: str) -> SandboxRelease | None:
-    return session.scalar(sa.select(SandboxRelease).where(SandboxRelease.release_hash == key))
+    """The stored release ``key``, if any (its id by Core first: a new question, the usual
+    case here, then costs no ORM load)."""
+    found = session.execute(_FIND_RELEASE_ID, {"key": key}).scalar()
+    return None if found is None else session.get(SandboxRelease, found)
 
 
 def _store_release(
     session: Session, key: str, versions: str, answer: Answer, eps: Decimal, delta: Decimal,
     org_id: int, now: dt.datetime,
-) -> tuple[SandboxRelease, bool]:
+) -> tuple[int, dict[str, Any], bool]:
     """Store the release; if the same question was released meanwhile (a claim taken over
     from a holder that was still running), the earlier release stands and is returned (both
-    callers see the same answer). Returns (release, whether it is this caller's)."""
+    callers see the same answer). Returns (release id, its payload as stored, whether it is
+    this caller's)."""
     table = SandboxRelease.__table__
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
     # RETURNING, not rowcount: psycopg reports -1 for a skipped ON CONFLICT row.
+    payload = answer.payload()
     mine = session.execute(
         insert(table)
         .values(
-            release_hash=key, data_versions=versions[:1000], payload=answer.payload(),
+            release_hash=key, data_versions=versions[:1000], payload=payload,
             epsilon=eps, delta=delta, buyer_org_id=org_id, created_at=now,
         )
         .on_conflict_do_nothing(index_elements=["release_hash"])
         .returning(table.c.id)
     ).first()
+    if mine is not None:
+        # What a reader of the row gets back: the JSON column's round trip, done here.
+        return int(mine[0]), json.loads(json.dumps(payload)), True
     release = _find_release(session, key)
     assert release is not None
-    return release, mine is not None
+    return release.id, release.payload, False
 
 
 def _refund_budget(
@@ -743,6 +766,28 @@ def workspace_of(
     return lic, _workspace(session, lic, settings)
 
 
+_queries = SandboxQuery.__table__
+_LOG_FIELDS = (
+    "license_id", "buyer_org_id", "user_id", "sql_text", "sql_hash", "canonical_hash", "status",
+    "quota_charged", "created_at", "epsilon_spent",
+)
+#: Built once (SQLAlchemy memoizes their cache keys): a new question's ``running`` log row
+#: and its outcome.
+_INSERT_RUNNING = sa.insert(_queries).values(
+    {name: sa.bindparam(name, type_=_queries.c[name].type) for name in _LOG_FIELDS}
+).returning(_queries.c.id)
+_OUTCOME_FIELDS = (
+    "status", "rows_returned", "suppressed_groups", "truncated", "elapsed_ms", "release_id",
+    "epsilon_spent",
+)
+_UPDATE_OUTCOME = (
+    sa.update(_queries)
+    .where(_queries.c.id == sa.bindparam("log_id"))
+    .values({name: sa.bindparam("o_" + name, type_=_queries.c[name].type)
+             for name in _OUTCOME_FIELDS})
+)
+
+
 def _log_entry(
     attempt: Attempt, lic_id: int, org_id: int, actor: Actor, status: str, now: dt.datetime,
     **kw: Any,
@@ -773,8 +818,15 @@ def run_query(
     end_transaction: Callable[[], None],
     noise: Any = None,
     now: dt.datetime | None = None,
+    known: Any = None,
 ) -> QueryRun:
     """Run ``sql`` in the workspace of license ``license_id`` for its buyer (steps above).
+
+    ``known``: what ``sandbox.fastpath.answer_cached`` established about this very request
+    (a ``fastpath.Known``: the license usable by the caller, its workspace, the accepted
+    check, no release a moment ago); the first pass then starts from it instead of loading
+    the license and the workspace again. A pass after waiting for another request's release
+    checks everything again.
 
     When another request is releasing the same new question right now, this one rolls its
     step (a) back (nothing charged), waits for that release and answers it from the cache;
@@ -796,8 +848,10 @@ def run_query(
             return _run_once(
                 session, actor, license_id, sql, engine=engine, local_path=local_path,
                 settings=settings, end_transaction=end_transaction, noise=noise, now=now,
+                known=known,
             )
         except _InFlight as busy:
+            known = None
             session.rollback()
             if not _await_claim(session, busy.key, deadline):
                 raise QueryRefused(
@@ -823,16 +877,33 @@ def _run_once(
     end_transaction: Callable[[], None],
     noise: Any,
     now: dt.datetime | None,
+    known: Any = None,
 ) -> QueryRun:
     """One pass of :func:`run_query`; raises _InFlight when another request holds the claim."""
     now = now or utcnow()
     attempt = Attempt(license_id)
-    lic = _usable_license(session, actor, attempt, now, sql)
+    checked: CheckedQuery | None = None
+    if (
+        known is not None
+        and known.license_id == license_id
+        and known.org_id == actor.org_id
+        and known.sql == sql
+    ):
+        # The fast path checked this request's license, caller and SQL just now, in this
+        # transaction (see fastpath.Known).
+        attempt.buyer_org_id = known.org_id
+        attempt.sql = known.sql
+        workspace = known.workspace
+        checked = known.checked
+        lic_id, org_id = license_id, known.org_id
+    else:
+        known = None
+        lic = _usable_license(session, actor, attempt, now, sql)
+        workspace = _workspace(session, lic, settings)
+        lic_id, org_id = lic.id, lic.buyer_org_id
     sql = attempt.sql
-    workspace = _workspace(session, lic, settings)
     attempt.data_versions = workspace.data_versions
     _require_tables(workspace, attempt)
-    lic_id, org_id = lic.id, lic.buyer_org_id
     state: dict[str, Any] = {}
 
     def before_run(checked: CheckedQuery) -> None:
@@ -841,8 +912,9 @@ def _run_once(
         key = release_hash(checked, workspace.data_versions)
         # Reads before the first lock: the quota UPDATE locks the license row and the audit
         # append the chain's head until COMMIT, so whatever runs between them and the commit
-        # is serial for every query of the license (the chain: of the platform).
-        release = _find_release(session, key) if dp_tables else None
+        # is serial for every query of the license (the chain: of the platform). With
+        # ``known`` the fast path looked the release up a moment ago (not found).
+        release = _find_release(session, key) if dp_tables and known is None else None
         if release is not None:
             state["budgets"] = budgets_of(session, org_id, dp_tables)
         state.update(dp_tables=dp_tables, key=key, quota=_take_quota(session, lic_id, now))
@@ -862,27 +934,37 @@ def _run_once(
             if not claimed:
                 raise _InFlight(key, attempt)
             attempt.claim_key = key
-            attempt.epsilon_spent = _charge_budget(session, org_id, dp_tables, checked, attempt)
-        entry = _log_entry(
-            attempt, lic_id, org_id, actor, QueryStatus.running.value, now,
-            epsilon_spent=attempt.epsilon_spent,
-        )
-        session.add(entry)
-        session.flush()
-        attempt.log_id = entry.id
+            attempt.epsilon_spent, state["charged"] = _charge_budget(
+                session, org_id, dp_tables, checked, attempt
+            )
+        attempt.log_id = session.execute(
+            _INSERT_RUNNING,
+            {
+                "license_id": lic_id,
+                "buyer_org_id": org_id,
+                "user_id": actor.user_id,
+                "sql_text": attempt.logged_sql,
+                "sql_hash": attempt.sql_hash,
+                "canonical_hash": attempt.canonical_hash,
+                "status": QueryStatus.running.value,
+                "quota_charged": True,
+                "created_at": now,
+                "epsilon_spent": attempt.epsilon_spent,
+            },
+        ).scalar_one()
         if attempt.claim_key is not None:
             session.execute(
                 sa.update(_claims)
                 .where(_claims.c.release_hash == attempt.claim_key)
-                .values(query_id=entry.id)
+                .values(query_id=attempt.log_id)
             )
-        audit.record(
+        audit.append(
             session,
             STARTED_AUDIT_TYPE,
             actor,
             ("license", lic_id),
             {
-                "query_id": entry.id,
+                "query_id": attempt.log_id,
                 "sql_hash": attempt.sql_hash,
                 "epsilon": _eps(attempt.epsilon_spent),
                 "datasets": [t.dataset_id for t in dp_tables],
@@ -890,7 +972,8 @@ def _run_once(
         )
         end_transaction()  # (a) ends: the engine runs with no transaction open
 
-    checked = _check(workspace, sql, attempt)
+    if checked is None:
+        checked = _check(workspace, sql, attempt)
     try:
         outcome = run_checked(
             sql,
@@ -922,14 +1005,14 @@ def _run_once(
     answer = _answer(outcome.checked, outcome.result, bool(dp_tables))
     release_id = None
     lost = False
+    budgets: list[Budget] | None = state.get("charged")
     if dp_tables:
         delta_cost = Decimal(outcome.checked.delta_cost)
-        release, mine = _store_release(
+        release_id, payload, mine = _store_release(
             session, state["key"], workspace.data_versions, answer, attempt.epsilon_spent,
             delta_cost, org_id, now,
         )
-        release_id = release.id
-        answer = Answer.from_payload(release.payload)
+        answer = Answer.from_payload(payload)
         lost = not mine
         if lost and attempt.epsilon_spent > 0:
             # This request took over an expired claim while its holder was still running, and
@@ -937,43 +1020,44 @@ def _run_once(
             # charge (one release, one charge). The answer is the stored one, as for a repeat.
             _refund_budget(session, org_id, dp_tables, attempt.epsilon_spent, delta_cost)
             attempt.epsilon_spent = Decimal(0)
+            budgets = None
         _drop_claim(session, state["key"])  # the release answers the waiters from now on
-    entry = session.get(SandboxQuery, attempt.log_id)
-    assert entry is not None
     elapsed = attempt.elapsed_ms()
-    entry.status = QueryStatus.ok.value
-    entry.rows_returned = len(answer.rows)
-    entry.suppressed_groups = answer.suppressed_groups
-    entry.truncated = answer.truncated
-    entry.elapsed_ms = elapsed
-    entry.release_id = release_id
-    entry.epsilon_spent = attempt.epsilon_spent
-    session.flush()
-    quota = _quota_of(session, lic_id)
-    budgets = budgets_of(session, org_id, _dp_or_all(workspace, dp_tables))
+    session.execute(
+        _UPDATE_OUTCOME,
+        {
+            "log_id": attempt.log_id,
+            "o_status": QueryStatus.ok.value,
+            "o_rows_returned": len(answer.rows),
+            "o_suppressed_groups": answer.suppressed_groups,
+            "o_truncated": answer.truncated,
+            "o_elapsed_ms": elapsed,
+            "o_release_id": release_id,
+            "o_epsilon_spent": attempt.epsilon_spent,
+        },
+    )
+    # The quota left and the balances right after this query's own charges (step (a)); read
+    # again only when no charge returned them.
+    quota = int(state["quota"])
+    if budgets is None:
+        budgets = budgets_of(session, org_id, _dp_or_all(workspace, dp_tables))
     data = audit_data(
         attempt, QueryStatus.ok, None, len(answer.rows), answer.suppressed_groups, elapsed,
         attempt.epsilon_spent,
     )
     # Last: the chain's lock is held from here to the commit.
-    audit.record(
+    audit.append(
         session, AUDIT_TYPE, actor, ("license", lic_id),
-        {**data, "query_id": entry.id, "release_id": release_id, "cached": False},
+        {**data, "query_id": attempt.log_id, "release_id": release_id, "cached": False},
     )
     return QueryRun(
-        entry, answer, quota, bool(dp_tables) or workspace.uses_dp, lost,
-        attempt.epsilon_spent, budgets,
+        LoggedQuery(attempt.log_id, elapsed), answer, quota,
+        bool(dp_tables) or workspace.uses_dp, lost, attempt.epsilon_spent, budgets,
     )
 
 
 def _dp_or_all(workspace: Workspace, dp_tables: list[WorkspaceTable]) -> list[WorkspaceTable]:
     return dp_tables or [t for t in workspace.tables if t.privacy is not None]
-
-
-def _quota_of(session: Session, lic_id: int) -> int:
-    return int(
-        session.scalar(sa.select(_licenses.c.quota_remaining).where(_licenses.c.id == lic_id))
-    )
 
 
 def _answer_cached(

@@ -176,19 +176,12 @@ def table_for(
         or dataset.open_grade not in (OpenGrade.open.value, OpenGrade.conditional.value)
     ):
         return None  # only a reviewed, listed version is ever served
-    wanted = set(licensed)
-    columns: list[WorkspaceColumn] = []
-    entity_key: str | None = None
     privacy = effective_privacy(dataset)
     ranges = privacy.ranges if privacy is not None else {}
-    for col in version.columns:
-        if col.role == ColumnRole.entity_key:
-            entity_key = col.name
-            columns.append(_column(col, ranges))
-        elif col.name in wanted and col.treatment != Treatment.suppressed:
-            columns.append(_column(col, ranges))
+    granted, entity_key = _granted(version, set(licensed))
     if entity_key is None:
         return None
+    columns = [_column(col, ranges) for col in granted]
     table = WorkspaceTable(
         dataset_id=dataset.id,
         slug=dataset.slug,
@@ -209,6 +202,36 @@ def table_for(
         log.warning("dataset %s cannot be served in the sandbox (invalid table spec)", dataset.id)
         return None
     return table
+
+
+def _granted(version: Any, wanted: set[str] | None) -> tuple[list[Any], str | None]:
+    """The version's columns a license of ``wanted`` (None: every column) sees, in the
+    version's order (the entity key always, suppressed columns never), and the entity key."""
+    columns: list[Any] = []
+    entity_key: str | None = None
+    for col in version.columns:
+        if col.role == ColumnRole.entity_key:
+            entity_key = col.name
+            columns.append(col)
+        elif (wanted is None or col.name in wanted) and col.treatment != Treatment.suppressed:
+            columns.append(col)
+    return columns, entity_key
+
+
+def licensed_view(version: Any, licensed: list[str] | None) -> tuple[tuple[str, ...], str] | None:
+    """The engine view's columns of a license of ``licensed`` (None: every column) over
+    ``version`` (the same list and order as :func:`table_for` gives the engine through the
+    policy's view), with the entity key; None if the version has no entity key. What the
+    publication job prepares ahead of the first question (``sandbox.app_engine``)."""
+    columns, entity_key = _granted(version, None if licensed is None else set(licensed))
+    if entity_key is None:
+        return None
+    return tuple(c.name for c in columns), entity_key
+
+
+def full_view(version: Any) -> tuple[tuple[str, ...], str] | None:
+    """:func:`licensed_view` of a license of every column."""
+    return licensed_view(version, None)
 
 
 def build_workspace(lic: Any, settings: SandboxSettings) -> Workspace:

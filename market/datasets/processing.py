@@ -259,6 +259,7 @@ def process_version(
             "dataset %s v%s processed: %d rows, quality %s",
             params.dataset_id, params.number, report.row_count, version.quality_score,
         )
+        _prepare_for_sandbox(version)
         return version.status
     except PipelineError as exc:
         session.rollback()
@@ -421,6 +422,35 @@ def unleased_publications(session: Session, older_than: Any) -> list[int]:
 
 def _quality_score(score: Any) -> int:
     return int(Decimal(str(score)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def _prepare_for_sandbox(version: DatasetVersion) -> None:
+    """The sandbox's projection and rollup of the new file, built now rather than on the
+    first buyer question (``sandbox.app_engine.prepare_file``). The version's outcome is
+    already committed; the attributes are read, then the transaction that reading began is
+    ended before the work (on SQLite every transaction holds the write lock). A failure is
+    logged and changes nothing: the first question prepares the file, as before."""
+    from flask import current_app
+
+    from sandbox import app_engine
+
+    config = current_app.config
+    version_id = version.id
+    try:
+        plan = app_engine.publication_plan(config, version, db.session)
+    finally:
+        db.session.rollback()
+    if plan is None:
+        return
+    key, views = plan
+    try:
+        app_engine.prepare_file(config, str(storage().local_path(key)), views)
+        log.info("version %s prepared for the sandbox", version_id)
+    except Exception as exc:  # noqa: BLE001 - the first question prepares it instead
+        log.warning(
+            "version %s not prepared for the sandbox (%s); its first question will be",
+            version_id, type(exc).__name__,
+        )
 
 
 def _store(

@@ -283,3 +283,34 @@ def test_keys_constant_per_entity_skip_the_group_choice_with_the_same_rows(
     assert rollup.sql_for(varying.rollup) == varying.rollup.sql
     assert _both(constant, engine, tables).rollup
     assert _both(varying, engine, tables).rollup
+
+
+def test_the_files_derived_from_a_data_file_are_deleted_with_it(data, tmp_path):
+    """`drop_prepared`: every projection and rollup of one source (any column set) and their
+    sidecars go; another source's files and anything else in the folder stay."""
+    import shutil
+
+    from sandbox import DuckDBEngine
+    from sandbox.engine import drop_prepared
+
+    _, tables = data
+    gone, kept = tmp_path / "gone.parquet", tmp_path / "kept.parquet"
+    shutil.copy(tables["t"], gone)
+    shutil.copy(tables["t"], kept)
+    folder = tmp_path / "projections"
+    with DuckDBEngine(projection_dir=folder, temp_dir=tmp_path) as eng:
+        a = eng.prepare(str(gone), COLUMNS, "ek")
+        b = eng.prepare(str(gone), ["district", "v"], "ek")
+        c = eng.prepare(str(kept), COLUMNS, "ek")
+    assert a.rollup is not None and c.rollup is not None
+    other = folder / "unrelated.json"
+    other.write_text("not json")
+    before = set(folder.iterdir())
+    removed = drop_prepared(folder, gone)
+    after = set(folder.iterdir())
+    mine = {a.path, a.rollup.path, b.path} | ({b.rollup.path} if b.rollup else set())
+    assert {str(p) for p in before - after} >= mine
+    assert removed == len(before - after) and len(before - after) == len(mine) + 2  # sidecars
+    assert {c.path, c.rollup.path} <= {str(p) for p in after} and other in after
+    assert drop_prepared(folder, gone) == 0
+    assert drop_prepared(tmp_path / "nowhere", gone) == 0
