@@ -6,7 +6,9 @@ PIP    := $(VENV)/bin/pip
 PYTEST := $(PY) -m pytest
 # Two workers (pytest-xdist): each gets its own databases, live servers and engine pools.
 # --dist loadscope sends a whole module to one worker, so that a module-scoped fixture (a browser
-# server, a Spark session, a sandbox engine) is built once, not once per worker.
+# server, a Spark session, a sandbox engine) is built once, not once per worker. Modules are
+# handed out longest first (tests/module_durations.json, refreshed with .ci/module_durations.py),
+# so that no long module ends the run alone on one worker while the other idles.
 # -rs prints every skip's reason: a real part that is absent (Redis/Celery, S3, Spark, PostgreSQL,
 # Chromium) shows up as a plain "SKIPPED ... (set REQUIRE_X=1 to make this a failure)" line.
 PYTEST_ARGS ?= -q -m "not slow" -n 2 --dist loadscope -rfEs
