@@ -86,6 +86,12 @@ class Pseudonymizer:
         #: Per column: distinct values / values in the previous chunk.
         self._distinct: dict[str, float] = {}
 
+    def expect_distinct(self, column: str, share: float) -> None:
+        """Say what share of ``column``'s values are distinct before its first chunk (the
+        caller measured it already), so that a nearly all-distinct column is not
+        de-duplicated even once. Only the work changes, never a pseudonym."""
+        self._distinct.setdefault(column, share)
+
     def column(self, kind: str | None, normalized: pa.Array, column: str | None = None) -> pa.Array:
         """Pseudonyms of already-normalized values; nulls stay null.
 

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 
 from market.pipeline import runner
+from market.pipeline import vectorized as vz
 from market.pipeline.columns import ColumnChunk, Plan, analyse, repeats
 from market.pipeline.readers import Chunk
 from market.pipeline.treatments import validate_overrides
@@ -38,7 +39,7 @@ def _plans(table: pa.Table) -> list[Plan]:
 def _same(a: ColumnChunk, b: ColumnChunk) -> None:
     assert a.text.equals(b.text) and a.norm.equals(b.norm)
     assert np.array_equal(a.valid, b.valid) and a.checked == b.checked
-    for name in ("dates", "ages"):
+    for name in ("dates", "ages", "sex"):
         x, y = getattr(a, name), getattr(b, name)
         assert (x is None) == (y is None), name
         if x is not None:  # NaT compares unequal to itself: compare the raw int64 values
@@ -69,3 +70,20 @@ def test_the_pii_kinds_are_all_covered_and_repeats_is_measured() -> None:
     assert repeats(TABLE.column("统一社会信用代码").combine_chunks())
     assert not repeats(pa.array([f"v{i}" for i in range(10)]))
     assert not repeats(pa.array([None, None], pa.string()))
+
+
+def test_sex_codes_equal_the_separate_functions() -> None:
+    """The consistency check reads ``sex`` from the analysis instead of recomputing it."""
+    by_kind = {p.kind: p for p in PLANS}
+    for kind, reference in (("gender", vz.gender_codes), ("resident_id", vz.resident_id_gender)):
+        plan = by_kind[kind]
+        for distinct in (False, True):
+            col = analyse(plan, TABLE.column(plan.name), TODAY, distinct=distinct)
+            assert col.sex is not None
+            assert np.array_equal(col.sex, reference(col.norm)), (kind, distinct)
+    ids = pa.array(["11010519491231002X", "110105491231003", "1101051949123100A2", "", None,
+                    "11010519491231002", "110105194912310０2X"])
+    ok, born, sex = vz.resident_id_birth_sex(ids)
+    assert np.array_equal(sex, vz.resident_id_gender(ids))
+    ok2, born2 = vz.resident_id_birth(ids)
+    assert np.array_equal(ok, ok2) and np.array_equal(born.astype("int64"), born2.astype("int64"))
