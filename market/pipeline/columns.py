@@ -146,6 +146,39 @@ def analyse(
     return _analyse_kind(kind, text, today)
 
 
+def analyse_and_treat(
+    plan: Plan,
+    raw: pa.Array | pa.ChunkedArray,
+    today: dt.date,
+    pseudonyms: Pseudonymizer,
+    *,
+    distinct: bool = False,
+) -> tuple[ColumnChunk, pa.Array | None]:
+    """:func:`analyse` and, for a published column, :func:`treat`.
+
+    A column analysed on its distinct values is also masked or generalized on them, and the
+    result spread back to the rows: every treatment but the pseudonym is a function of the
+    value alone, so this is the row-by-row result. Pseudonyms stay row by row, where the
+    pseudonymizer keeps its own per-column memo of distinct values across chunks.
+    """
+    kind = plan.kind
+    if not (
+        distinct
+        and kind is not None
+        and not plan.det.embedded
+        and plan.published
+        and plan.treatment != kinds.PSEUDONYMIZED
+    ):
+        col = analyse(plan, raw, today, distinct=distinct)
+        return col, treat(plan, col, pseudonyms) if plan.published else None
+    raw = raw.combine_chunks() if isinstance(raw, pa.ChunkedArray) else raw
+    text = vz.trim(vz.as_string(raw))
+    encoded = pc.dictionary_encode(text)
+    values = _analyse_kind(kind, encoded.dictionary, today)
+    treated = treat(plan, values, pseudonyms)
+    return _spread(values, text, encoded.indices), pc.take(treated, encoded.indices)
+
+
 def _spread(col: ColumnChunk, text: pa.Array, indices: pa.Array) -> ColumnChunk:
     """The analysis of distinct values (``col``) for the rows whose values are ``indices``
     into them; null rows stay null and invalid."""

@@ -177,7 +177,9 @@ def mask(
     if kind == kinds.MOBILE:
         special = _keep(arr, 3, "****", 4)
     elif kind == kinds.RESIDENT_ID:
-        stars = pc.binary_repeat("*", pc.subtract(pc.utf8_length(arr), 10))
+        # at least 0: a value too short for an ID (invalid, so generically masked below) or a
+        # null slot must not make the repeat count negative and fail the whole chunk
+        stars = pc.binary_repeat("*", pc.max_element_wise(pc.subtract(pc.utf8_length(arr), 10), 0))
         special = pc.binary_join_element_wise(
             pc.utf8_slice_codeunits(arr, 0, 6), stars, pc.utf8_slice_codeunits(arr, -4), ""
         )

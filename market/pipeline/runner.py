@@ -31,11 +31,10 @@ from . import vectorized as vz
 from .columns import (
     ColumnChunk,
     Plan,
-    analyse,
+    analyse_and_treat,
     consistency_checks,
     counts_repeat,
     distinct_counts,
-    treat,
 )
 from .desensitize import Pseudonymizer, coarsen, hash64, levels_for
 from .detect import Detection, detect_column
@@ -454,8 +453,9 @@ class _Job:
         q = self.quality
 
         def column(p: Plan) -> tuple[ColumnChunk, pa.Array | None]:
-            col = analyse(p, table.column(p.name), self.today, distinct=self.distinct[p.name])
-            return col, treat(p, col, self.pseudonyms) if p.published else None
+            return analyse_and_treat(
+                p, table.column(p.name), self.today, self.pseudonyms, distinct=self.distinct[p.name]
+            )
 
         # The slowest columns (pseudonyms) first, so that the threads finish together.
         order = sorted(plans, key=lambda p: p.treatment != kinds.PSEUDONYMIZED)

@@ -87,3 +87,31 @@ def test_sex_codes_equal_the_separate_functions() -> None:
     assert np.array_equal(sex, vz.resident_id_gender(ids))
     ok2, born2 = vz.resident_id_birth(ids)
     assert np.array_equal(ok, ok2) and np.array_equal(born.astype("int64"), born2.astype("int64"))
+
+
+def _treatments(plan: Plan) -> list[str]:
+    from market.pipeline.treatments import allowed_treatments
+
+    return [t for t in allowed_treatments(plan.det) if t != "suppressed"]
+
+
+@pytest.mark.parametrize(
+    ("plan", "treatment"),
+    [(p, t) for p in PLANS for t in _treatments(p)],
+    ids=[f"{p.name}-{t}" for p in PLANS for t in _treatments(p)],
+)
+def test_treating_distinct_values_equals_treating_rows(plan: Plan, treatment: str) -> None:
+    """Masks and generalizations computed on the distinct values and spread back to the rows
+    are the row-by-row treatment (and the analysis is the row-by-row analysis)."""
+    from market.pipeline.columns import analyse_and_treat, treat
+    from market.pipeline.desensitize import Pseudonymizer
+
+    plan = Plan(plan.det, treatment, False)
+    column = TABLE.column(plan.name)
+    for chunk in (column, column.slice(0, 0), pa.chunked_array([pa.nulls(3, pa.string())])):
+        rows_col = analyse(plan, chunk, TODAY)
+        expected = treat(plan, rows_col, Pseudonymizer(b"k"))
+        col, got = analyse_and_treat(plan, chunk, TODAY, Pseudonymizer(b"k"), distinct=True)
+        _same(col, analyse(plan, chunk, TODAY, distinct=True))
+        assert got.type == expected.type
+        assert got.equals(expected), (plan.name, treatment)

@@ -110,6 +110,14 @@ def test_an_expected_distinct_share_changes_the_work_never_a_pseudonym(share: fl
         )
 
 
+def test_masking_short_or_null_resident_ids_does_not_fail() -> None:
+    arr = vz.normalize(kinds.RESIDENT_ID, pa.array(["123", None, "11010519491231002X"]))
+    valid = vz.resident_id_valid(arr, dt.date(2025, 1, 1))
+    assert mask(kinds.RESIDENT_ID, arr, valid).to_pylist() == ["1***", None, "110105********002X"]
+    nulls = pa.nulls(3, pa.string())
+    assert mask(kinds.RESIDENT_ID, nulls, np.zeros(3, bool)).to_pylist() == [None] * 3
+
+
 def test_the_pseudonym_key_must_be_text() -> None:
     with pytest.raises(ValueError):
         Pseudonymizer(b"\xff\xfe not utf-8")
