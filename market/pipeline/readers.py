@@ -84,7 +84,7 @@ def _may_hold_nul(arr: pa.Array) -> bool:
     buffer, much cheaper than a substring kernel over the values, and never a false negative
     (the buffer may extend beyond a sliced array, so it may be a false positive)."""
     data = arr.buffers()[2]
-    return data is not None and data.size > 0 and not np.frombuffer(data, np.uint8).all()
+    return data is not None and data.size > 0 and bool(np.frombuffer(data, np.uint8).min() == 0)
 
 
 @dataclass
