@@ -84,6 +84,8 @@ class ColumnChunk:
     ages: np.ndarray | None = None
     typed: pa.Array | None = None
     region: pa.Array | None = None
+    #: Resident-ID and gender columns: 1 male, 2 female, 0 unknown (for consistency checks).
+    sex: np.ndarray | None = None
     #: Non-null values that did not parse as the column's type.
     failed: int = 0
     truncated: int = 0
@@ -98,10 +100,19 @@ class ColumnChunk:
 DISTINCT_SHARE = 0.5
 
 
+def distinct_counts(text: pa.Array) -> tuple[int, int]:
+    """(distinct values, a null counting as one; non-null values) of ``text``."""
+    return len(pc.unique(text)), len(text) - text.null_count
+
+
 def repeats(text: pa.Array) -> bool:
     """Whether analysing the distinct values of ``text`` pays (see :data:`DISTINCT_SHARE`)."""
-    present = len(text) - text.null_count
-    return present > 0 and len(pc.unique(text)) <= DISTINCT_SHARE * present
+    return counts_repeat(*distinct_counts(text))
+
+
+def counts_repeat(distinct: int, present: int) -> bool:
+    """:func:`repeats` from :func:`distinct_counts`."""
+    return present > 0 and distinct <= DISTINCT_SHARE * present
 
 
 def analyse(
@@ -135,6 +146,39 @@ def analyse(
     return _analyse_kind(kind, text, today)
 
 
+def analyse_and_treat(
+    plan: Plan,
+    raw: pa.Array | pa.ChunkedArray,
+    today: dt.date,
+    pseudonyms: Pseudonymizer,
+    *,
+    distinct: bool = False,
+) -> tuple[ColumnChunk, pa.Array | None]:
+    """:func:`analyse` and, for a published column, :func:`treat`.
+
+    A column analysed on its distinct values is also masked or generalized on them, and the
+    result spread back to the rows: every treatment but the pseudonym is a function of the
+    value alone, so this is the row-by-row result. Pseudonyms stay row by row, where the
+    pseudonymizer keeps its own per-column memo of distinct values across chunks.
+    """
+    kind = plan.kind
+    if not (
+        distinct
+        and kind is not None
+        and not plan.det.embedded
+        and plan.published
+        and plan.treatment != kinds.PSEUDONYMIZED
+    ):
+        col = analyse(plan, raw, today, distinct=distinct)
+        return col, treat(plan, col, pseudonyms) if plan.published else None
+    raw = raw.combine_chunks() if isinstance(raw, pa.ChunkedArray) else raw
+    text = vz.trim(vz.as_string(raw))
+    encoded = pc.dictionary_encode(text)
+    values = _analyse_kind(kind, encoded.dictionary, today)
+    treated = treat(plan, values, pseudonyms)
+    return _spread(values, text, encoded.indices), pc.take(treated, encoded.indices)
+
+
 def _spread(col: ColumnChunk, text: pa.Array, indices: pa.Array) -> ColumnChunk:
     """The analysis of distinct values (``col``) for the rows whose values are ``indices``
     into them; null rows stay null and invalid."""
@@ -157,6 +201,7 @@ def _spread(col: ColumnChunk, text: pa.Array, indices: pa.Array) -> ColumnChunk:
         ages=rows(col.ages, 0),
         typed=None if col.typed is None else pc.take(col.typed, indices),
         region=None if col.region is None else pc.take(col.region, indices),
+        sex=rows(col.sex, 0),
     )
 
 
@@ -164,9 +209,9 @@ def _analyse_kind(kind: str, text: pa.Array, today: dt.date) -> ColumnChunk:
     norm = vz.normalize(kind, text)
     latest = np.datetime64(today, "D")
     if kind == kinds.RESIDENT_ID:
-        ok, born = vz.resident_id_birth(norm)
+        ok, born, sex = vz.resident_id_birth_sex(norm)
         return ColumnChunk(
-            text, norm, ok & (born >= _EARLIEST) & (born <= latest), True, dates=born
+            text, norm, ok & (born >= _EARLIEST) & (born <= latest), True, dates=born, sex=sex
         )
     if kind == kinds.CREDIT_CODE:
         return ColumnChunk(text, norm, vz.credit_code_valid(norm), True)
@@ -187,7 +232,8 @@ def _analyse_kind(kind: str, text: pa.Array, today: dt.date) -> ColumnChunk:
         valid = ok & (dates >= _EARLIEST) & (dates <= latest)
         return ColumnChunk(text, norm, valid, True, dates=dates)
     if kind == kinds.GENDER:
-        return ColumnChunk(text, norm, vz.gender_word(norm), True)
+        # gender_codes on the (usually two or three) distinct values when analysed that way
+        return ColumnChunk(text, norm, vz.gender_word(norm), True, sex=vz.gender_codes(norm))
     # AGE
     shaped = vz.matches(norm, r"^[0-9]{1,3}$")
     ages = pc.fill_null(
@@ -239,8 +285,9 @@ def consistency_checks(
         out["resident_id_birth_date"] = (int(both.sum()), int((both & (r.dates == b.dates)).sum()))
     gender = next((p for p in plans if p.kind == kinds.GENDER), None)
     if gender is not None:
-        codes = vz.gender_codes(cols[gender.name].norm)
-        from_id = vz.resident_id_gender(r.norm)
+        g = cols[gender.name]
+        codes = g.sex if g.sex is not None else vz.gender_codes(g.norm)
+        from_id = r.sex if r.sex is not None else vz.resident_id_gender(r.norm)
         both = r.valid & (codes > 0) & (from_id > 0)
         out["resident_id_gender"] = (int(both.sum()), int((both & (codes == from_id)).sum()))
     return out

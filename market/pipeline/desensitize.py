@@ -86,6 +86,12 @@ class Pseudonymizer:
         #: Per column: distinct values / values in the previous chunk.
         self._distinct: dict[str, float] = {}
 
+    def expect_distinct(self, column: str, share: float) -> None:
+        """Say what share of ``column``'s values are distinct before its first chunk (the
+        caller measured it already), so that a nearly all-distinct column is not
+        de-duplicated even once. Only the work changes, never a pseudonym."""
+        self._distinct.setdefault(column, share)
+
     def column(self, kind: str | None, normalized: pa.Array, column: str | None = None) -> pa.Array:
         """Pseudonyms of already-normalized values; nulls stay null.
 
@@ -171,7 +177,9 @@ def mask(
     if kind == kinds.MOBILE:
         special = _keep(arr, 3, "****", 4)
     elif kind == kinds.RESIDENT_ID:
-        stars = pc.binary_repeat("*", pc.subtract(pc.utf8_length(arr), 10))
+        # at least 0: a value too short for an ID (invalid, so generically masked below) or a
+        # null slot must not make the repeat count negative and fail the whole chunk
+        stars = pc.binary_repeat("*", pc.max_element_wise(pc.subtract(pc.utf8_length(arr), 10), 0))
         special = pc.binary_join_element_wise(
             pc.utf8_slice_codeunits(arr, 0, 6), stars, pc.utf8_slice_codeunits(arr, -4), ""
         )

@@ -89,8 +89,15 @@ class DistinctSketch:
         self._pending, self._pending_size = [], 0
         allh = np.concatenate([self._hashes, new])
         allc = np.concatenate([self._counts, new_counts])
-        uniq, inverse = np.unique(allh, return_inverse=True)
-        self._hashes, self._counts = uniq, np.bincount(inverse, weights=allc).astype(np.int64)
+        # Two sorted runs: a stable sort merges them in linear time (np.unique would sort the
+        # whole, growing table again at every merge).
+        order = np.argsort(allh, kind="stable")
+        allh, allc = allh[order], allc[order]
+        first = np.ones(len(allh), dtype=bool)
+        np.not_equal(allh[1:], allh[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        self._hashes = allh[starts]
+        self._counts = np.add.reduceat(allc, starts) if len(starts) else allc
         while len(self._hashes) > self.limit:
             self.level += 1
             keep = self._hashes < np.uint64(1 << (64 - self.level))

@@ -26,6 +26,7 @@ from decimal import Decimal
 from pathlib import Path
 from xml.etree.ElementTree import ParseError as XmlParseError
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
@@ -78,6 +79,14 @@ class Chunk:
     table: pa.Table
 
 
+def _may_hold_nul(arr: pa.Array) -> bool:
+    """Whether the character data behind a string array has a zero byte: a scan of the raw
+    buffer, much cheaper than a substring kernel over the values, and never a false negative
+    (the buffer may extend beyond a sliced array, so it may be a false positive)."""
+    data = arr.buffers()[2]
+    return data is not None and data.size > 0 and bool(np.frombuffer(data, np.uint8).min() == 0)
+
+
 @dataclass
 class Source:
     """An open input file. ``total`` and :meth:`position` share a unit: bytes for CSV, rows
@@ -109,6 +118,8 @@ class Source:
         for index, name in enumerate(table.column_names):
             col = table.column(index)
             if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+                continue
+            if not any(_may_hold_nul(chunk) for chunk in col.chunks):
                 continue
             hits = pc.sum(pc.match_substring(col, "\x00")).as_py() or 0
             if hits:

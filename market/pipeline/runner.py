@@ -28,7 +28,14 @@ from market.i18n import N_
 
 from . import domains, kinds
 from . import vectorized as vz
-from .columns import ColumnChunk, Plan, analyse, consistency_checks, repeats, treat
+from .columns import (
+    ColumnChunk,
+    Plan,
+    analyse_and_treat,
+    consistency_checks,
+    counts_repeat,
+    distinct_counts,
+)
 from .desensitize import Pseudonymizer, coarsen, hash64, levels_for
 from .detect import Detection, detect_column
 from .errors import KAnonymityTooLow, PipelineError
@@ -253,12 +260,17 @@ class _Job:
             key_plan = next((p for p in plans if p.is_key), None)
             # PII columns whose values repeat (codes, genders, birth dates) are analysed once
             # per distinct value; the first chunk decides.
-            self.distinct = {
-                p.name: p.kind is not None
-                and not p.det.embedded
-                and repeats(vz.trim(vz.as_string(first.table.column(p.name))))
+            counts = {
+                p.name: distinct_counts(vz.trim(vz.as_string(first.table.column(p.name))))
                 for p in plans
+                if p.kind is not None and not p.det.embedded
             }
+            self.distinct = {
+                p.name: p.name in counts and counts_repeat(*counts[p.name]) for p in plans
+            }
+            for name, (distinct, present) in counts.items():
+                if present:
+                    self.pseudonyms.expect_distinct(name, distinct / present)
             check_key = self._key_unique(first, key_plan, req.key_unique)
             self.quality = QualityAccumulator(
                 [p.name for p in plans],
@@ -273,7 +285,19 @@ class _Job:
             self.failed = {p.name: 0 for p in plans}
             self.truncated = {p.name: 0 for p in plans}
             schema = self._schema(plans)
-            self.write_options = self._write_options(key_plan, req.chunk_rows)
+            # Parquet tries a dictionary for every column and gives up on the mostly distinct
+            # ones (IDs, their pseudonyms and masks) only after building 1 MB of it.
+            plain = {
+                p.name
+                for p in plans
+                if p.name in counts
+                and counts[p.name][1]
+                and not self.distinct[p.name]
+                and p.treatment != kinds.GENERALIZED
+            }
+            self.write_options = self._write_options(
+                key_plan, req.chunk_rows, [f.name for f in schema if f.name not in plain]
+            )
             temp = _temp(req.out_path, temps)
             rows = 0
             # One I/O thread reads the next chunk and writes the previous one while this thread
@@ -370,8 +394,8 @@ class _Job:
         return True
 
     @staticmethod
-    def _write_options(key_plan: Plan | None, chunk_rows: int) -> dict:
-        options: dict = {"compression": COMPRESSION}
+    def _write_options(key_plan: Plan | None, chunk_rows: int, dictionary: list[str]) -> dict:
+        options: dict = {"compression": COMPRESSION, "use_dictionary": dictionary}
         if key_plan is not None and key_plan.published:
             options["bloom_filter_options"] = {
                 key_plan.name: {"ndv": max(1, chunk_rows), "fpp": KEY_BLOOM_FPP}
@@ -429,8 +453,9 @@ class _Job:
         q = self.quality
 
         def column(p: Plan) -> tuple[ColumnChunk, pa.Array | None]:
-            col = analyse(p, table.column(p.name), self.today, distinct=self.distinct[p.name])
-            return col, treat(p, col, self.pseudonyms) if p.published else None
+            return analyse_and_treat(
+                p, table.column(p.name), self.today, self.pseudonyms, distinct=self.distinct[p.name]
+            )
 
         # The slowest columns (pseudonyms) first, so that the threads finish together.
         order = sorted(plans, key=lambda p: p.treatment != kinds.PSEUDONYMIZED)

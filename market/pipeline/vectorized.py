@@ -185,13 +185,21 @@ def _digits(mat: np.ndarray, start: int, stop: int) -> np.ndarray:
 def resident_id_birth(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(well-formed, birth date) for normalized resident IDs: check character for 18 digits,
     all digits for 15, and a real calendar date in both cases (the range is not checked)."""
+    ok, born, _ = resident_id_birth_sex(arr)
+    return ok, born
+
+
+def resident_id_birth_sex(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`resident_id_birth` and :func:`resident_id_gender` in one pass over the IDs."""
     n = len(arr)
     ok = np.zeros(n, dtype=bool)
     born = np.full(n, np.datetime64("NaT", "D"))
+    sex = np.zeros(n, dtype=np.int8)
     for width in (18, 15):
         idx, mat = fixed_width(arr, width)
         if not len(idx):
             continue
+        sex[idx] = _sex_digit(mat[:, 16 if width == 18 else 14])
         body_w = 17 if width == 18 else 15
         body = mat[:, :body_w] - np.uint8(48)  # uint8 wrap-around makes non-digits > 9
         good = (body <= 9).all(axis=1)
@@ -205,7 +213,13 @@ def resident_id_birth(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         good &= real
         ok[idx] = good
         born[idx] = np.where(good, dates, np.datetime64("NaT", "D"))
-    return ok, born
+    return ok, born, sex
+
+
+def _sex_digit(column: np.ndarray) -> np.ndarray:
+    """1 (odd digit), 2 (even digit) or 0 (not a digit) for a column of byte values."""
+    digit = column.astype(np.int64) - 48
+    return np.where((digit >= 0) & (digit <= 9), np.where(digit % 2 == 1, 1, 2), 0)
 
 
 def resident_id_valid(arr: pa.Array, today: dt.date) -> np.ndarray:
@@ -219,8 +233,7 @@ def resident_id_gender(arr: pa.Array) -> np.ndarray:
     for width, pos in ((18, 16), (15, 14)):
         idx, mat = fixed_width(arr, width)
         if len(idx):
-            digit = mat[:, pos].astype(np.int64) - 48
-            out[idx] = np.where((digit >= 0) & (digit <= 9), np.where(digit % 2 == 1, 1, 2), 0)
+            out[idx] = _sex_digit(mat[:, pos])
     return out
 
 

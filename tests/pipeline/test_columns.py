@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 
 from market.pipeline import runner
+from market.pipeline import vectorized as vz
 from market.pipeline.columns import ColumnChunk, Plan, analyse, repeats
 from market.pipeline.readers import Chunk
 from market.pipeline.treatments import validate_overrides
@@ -38,7 +39,7 @@ def _plans(table: pa.Table) -> list[Plan]:
 def _same(a: ColumnChunk, b: ColumnChunk) -> None:
     assert a.text.equals(b.text) and a.norm.equals(b.norm)
     assert np.array_equal(a.valid, b.valid) and a.checked == b.checked
-    for name in ("dates", "ages"):
+    for name in ("dates", "ages", "sex"):
         x, y = getattr(a, name), getattr(b, name)
         assert (x is None) == (y is None), name
         if x is not None:  # NaT compares unequal to itself: compare the raw int64 values
@@ -69,3 +70,48 @@ def test_the_pii_kinds_are_all_covered_and_repeats_is_measured() -> None:
     assert repeats(TABLE.column("统一社会信用代码").combine_chunks())
     assert not repeats(pa.array([f"v{i}" for i in range(10)]))
     assert not repeats(pa.array([None, None], pa.string()))
+
+
+def test_sex_codes_equal_the_separate_functions() -> None:
+    """The consistency check reads ``sex`` from the analysis instead of recomputing it."""
+    by_kind = {p.kind: p for p in PLANS}
+    for kind, reference in (("gender", vz.gender_codes), ("resident_id", vz.resident_id_gender)):
+        plan = by_kind[kind]
+        for distinct in (False, True):
+            col = analyse(plan, TABLE.column(plan.name), TODAY, distinct=distinct)
+            assert col.sex is not None
+            assert np.array_equal(col.sex, reference(col.norm)), (kind, distinct)
+    ids = pa.array(["11010519491231002X", "110105491231003", "1101051949123100A2", "", None,
+                    "11010519491231002", "110105194912310０2X"])
+    ok, born, sex = vz.resident_id_birth_sex(ids)
+    assert np.array_equal(sex, vz.resident_id_gender(ids))
+    ok2, born2 = vz.resident_id_birth(ids)
+    assert np.array_equal(ok, ok2) and np.array_equal(born.astype("int64"), born2.astype("int64"))
+
+
+def _treatments(plan: Plan) -> list[str]:
+    from market.pipeline.treatments import allowed_treatments
+
+    return [t for t in allowed_treatments(plan.det) if t != "suppressed"]
+
+
+@pytest.mark.parametrize(
+    ("plan", "treatment"),
+    [(p, t) for p in PLANS for t in _treatments(p)],
+    ids=[f"{p.name}-{t}" for p in PLANS for t in _treatments(p)],
+)
+def test_treating_distinct_values_equals_treating_rows(plan: Plan, treatment: str) -> None:
+    """Masks and generalizations computed on the distinct values and spread back to the rows
+    are the row-by-row treatment (and the analysis is the row-by-row analysis)."""
+    from market.pipeline.columns import analyse_and_treat, treat
+    from market.pipeline.desensitize import Pseudonymizer
+
+    plan = Plan(plan.det, treatment, False)
+    column = TABLE.column(plan.name)
+    for chunk in (column, column.slice(0, 0), pa.chunked_array([pa.nulls(3, pa.string())])):
+        rows_col = analyse(plan, chunk, TODAY)
+        expected = treat(plan, rows_col, Pseudonymizer(b"k"))
+        col, got = analyse_and_treat(plan, chunk, TODAY, Pseudonymizer(b"k"), distinct=True)
+        _same(col, analyse(plan, chunk, TODAY, distinct=True))
+        assert got.type == expected.type
+        assert got.equals(expected), (plan.name, treatment)

@@ -96,6 +96,28 @@ def test_column_pseudonyms_split_over_cores_and_reused_across_chunks() -> None:
     assert first.slice(25_000).equals(second.slice(0, 25_000))
 
 
+@pytest.mark.parametrize("share", [0.0, 0.5, 0.95, 1.0])
+def test_an_expected_distinct_share_changes_the_work_never_a_pseudonym(share: float) -> None:
+    ids = [resident_id("310115", dt.date(1970, 1, 1) + dt.timedelta(days=i % 7000), i % 1000)
+           for i in range(30_000)]
+    chunks = [pa.array(ids[:12_000] + [None]), pa.array(ids[6_000:20_000]), pa.array(ids[:500])]
+    plain, told = Pseudonymizer(KEY), Pseudonymizer(KEY)
+    told.expect_distinct("身份证号", share)
+    for chunk in chunks:
+        norm = vz.normalize(kinds.RESIDENT_ID, chunk)
+        assert told.column(kinds.RESIDENT_ID, norm, "身份证号").equals(
+            plain.column(kinds.RESIDENT_ID, norm, "身份证号")
+        )
+
+
+def test_masking_short_or_null_resident_ids_does_not_fail() -> None:
+    arr = vz.normalize(kinds.RESIDENT_ID, pa.array(["123", None, "11010519491231002X"]))
+    valid = vz.resident_id_valid(arr, dt.date(2025, 1, 1))
+    assert mask(kinds.RESIDENT_ID, arr, valid).to_pylist() == ["1***", None, "110105********002X"]
+    nulls = pa.nulls(3, pa.string())
+    assert mask(kinds.RESIDENT_ID, nulls, np.zeros(3, bool)).to_pylist() == [None] * 3
+
+
 def test_the_pseudonym_key_must_be_text() -> None:
     with pytest.raises(ValueError):
         Pseudonymizer(b"\xff\xfe not utf-8")

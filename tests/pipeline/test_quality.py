@@ -155,3 +155,38 @@ def test_distinct_sketch_exact_then_sampled() -> None:
     seen, dup, is_exact = small.result()
     assert not is_exact and seen < 60_000
     assert dup / seen == pytest.approx(10_000 / 60_000, abs=0.03)
+
+
+class _UniqueSketch(DistinctSketch):
+    """The merge as it was (np.unique over the whole table), to compare with."""
+
+    def _merge(self) -> None:
+        if not self._pending:
+            return
+        new, new_counts = np.unique(np.concatenate(self._pending), return_counts=True)
+        self._pending, self._pending_size = [], 0
+        allh = np.concatenate([self._hashes, new])
+        allc = np.concatenate([self._counts, new_counts])
+        uniq, inverse = np.unique(allh, return_inverse=True)
+        self._hashes, self._counts = uniq, np.bincount(inverse, weights=allc).astype(np.int64)
+        while len(self._hashes) > self.limit:
+            self.level += 1
+            keep = self._hashes < np.uint64(1 << (64 - self.level))
+            self._hashes, self._counts = self._hashes[keep], self._counts[keep]
+
+
+@pytest.mark.parametrize(("limit", "seed"), [(1_000_000, 2), (9_000, 3), (2_000, 4), (10, 5)])
+def test_distinct_sketch_linear_merge_equals_the_unique_merge(limit: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 2**64 - 1, 30_000, dtype=np.uint64, endpoint=True)
+    data = np.concatenate([values, values[:12_000], values[:3_000], np.zeros(5, np.uint64)])
+    rng.shuffle(data)
+    new, old = DistinctSketch(limit=limit), _UniqueSketch(limit=limit)
+    for part in [*np.array_split(data, 11), np.empty(0, np.uint64)]:
+        new.add(part)
+        old.add(part)
+    new._merge()
+    old._merge()
+    assert new.result() == old.result()
+    assert np.array_equal(new._hashes, old._hashes) and np.array_equal(new._counts, old._counts)
+    assert new._counts.dtype == old._counts.dtype == np.int64

@@ -204,3 +204,34 @@ def test_parquet_nested_column_refused(tmp_path: Path, publish) -> None:
     with pytest.raises(UnsupportedFormat) as err:
         publish(source)
     assert err.value.column == "tags"
+
+
+@pytest.mark.parametrize(
+    ("values", "start", "expected_possible"),
+    [
+        (["abc", "def"], 0, False),
+        (["abc", "d\x00f"], 0, True),
+        (["abc", "def\x00"], 0, True),  # the last byte of the buffer
+        (["\x00", "def"], 1, True),  # outside the slice: may be a false positive, never a miss
+        ([None, None], 0, False),
+        (["", None], 0, False),
+    ],
+)
+def test_nul_prescan_never_misses(values: list, start: int, expected_possible: bool) -> None:
+    from market.pipeline.readers import _may_hold_nul
+
+    arr = pa.array(values, pa.string()).slice(start)
+    assert _may_hold_nul(arr) is expected_possible
+    if any(v is not None and "\x00" in v for v in arr.to_pylist()):
+        assert _may_hold_nul(arr)
+
+
+def test_nul_in_a_later_chunk_is_removed_and_counted(tmp_path: Path, publish) -> None:
+    data = [list(r) for r in ROWS]
+    name = HEADER.index("姓名")
+    data[-1][name] = data[-1][name][:1] + "\x00" + data[-1][name][1:]
+    source = write_csv(tmp_path / "nul.csv", HEADER, data, "utf-8")
+    report, table = publish(source, chunk_rows=7)
+    assert any("NUL bytes were removed from 1 values" in note_text(w) for w in report.warnings)
+    for name in table.column_names:
+        assert not any(isinstance(v, str) and "\x00" in v for v in table.column(name).to_pylist())
