@@ -331,11 +331,14 @@ _LOG_FIELDS = (
 )
 
 
-def _build_log_stmt() -> sa.Insert:
+def _build_log_stmt(dialect_name: str) -> sa.Insert:
+    """The log row's INSERT; it also takes the audit chain's lock where one is needed (the
+    event is appended right after it: one round trip fewer than a lock of its own)."""
+    lock = audit.head_lock_column(dialect_name)
     return (
         sa.insert(_queries)
         .values({name: sa.bindparam(name, type_=_queries.c[name].type) for name in _LOG_FIELDS})
-        .returning(_queries.c.id)
+        .returning(_queries.c.id, *([lock] if lock is not None else []))
     )
 
 
@@ -388,8 +391,10 @@ def answer_cached(
     attempt.quota_charged = True
     answer = services.Answer.from_payload(release.payload)
     elapsed = attempt.elapsed_ms()
+    dialect = conn.dialect.name
+    # From here the chain's lock is held (PostgreSQL) until the commit: after the quota row's.
     query_id = conn.execute(
-        _stmts.get("log", _build_log_stmt),
+        _stmts.get("log_" + dialect, lambda: _build_log_stmt(dialect)),
         {
             "license_id": license_id,
             "buyer_org_id": actor.org_id,
@@ -407,12 +412,12 @@ def answer_cached(
             "elapsed_ms": elapsed,
             "release_id": release.id,
         },
-    ).scalar_one()
+    ).first()[0]
     data = audit_data(attempt, QueryStatus.ok, None, len(answer.rows), None, elapsed, Decimal(0))
-    # Last: the chain's lock is held from here to the commit.
     audit.append(
         session, AUDIT_TYPE, actor, ("license", license_id),
         {**data, "query_id": query_id, "release_id": release.id, "cached": True},
+        head_locked=True,  # by the log row's INSERT above (nothing to lock on SQLite)
     )
     return services.QueryRun(
         LoggedQuery(query_id, elapsed),  # type: ignore[arg-type]

@@ -67,6 +67,18 @@ def _lock_head(session: Session) -> None:
         conn.execute(_PG_LOCK, {"key": _PG_LOCK_KEY})
 
 
+def head_lock_column(dialect_name: str) -> sa.ColumnElement[Any] | None:
+    """The chain's lock as a column, for a hot path to take it in a statement it runs anyway
+    (e.g. ``INSERT ... RETURNING``) right before :func:`append` with ``head_locked=True``,
+    instead of in a round trip of its own. None where no lock is needed: on SQLite every
+    transaction already began with ``BEGIN IMMEDIATE``."""
+    if dialect_name == "postgresql":
+        return sa.func.pg_advisory_xact_lock(
+            sa.literal(_PG_LOCK_KEY, sa.BigInteger)
+        ).label("audit_head_locked")
+    return None
+
+
 def _checkpoint_due(seq: int, at: dt.datetime, last: dt.datetime | None) -> bool:
     """Every N events, and at the first event once T minutes passed since the last checkpoint
     (at ``last``; ``MARKET_AUDIT_CHECKPOINT_EVERY``, ``MARKET_AUDIT_CHECKPOINT_MINUTES``; 0
@@ -158,17 +170,24 @@ def append(
     actor: Actor,
     subject: tuple[str, Any] | None = None,
     data: Mapping[str, Any] | None = None,
+    *,
+    head_locked: bool = False,
 ) -> tuple[int, str]:
     """:func:`record` for hot paths: the same event, hash and checkpoints, written by Core in
     fewer round trips (the head and the last checkpoint's time in one statement, after the
     lock), without an ORM object; returns ``(seq, hash)``. Event types that notify someone go
-    through :func:`record` (the notification rules read the ORM event)."""
+    through :func:`record` (the notification rules read the ORM event).
+
+    ``head_locked``: this transaction already holds the chain's lock, taken by a statement
+    that returned :func:`head_lock_column` (never pass it otherwise: two writers could then
+    read the same head and fork the chain)."""
     from market.notifications.rules import RULES
 
     if type_ in RULES:
         event = record(session, type_, actor, subject, data)
         return event.seq, event.hash
-    _lock_head(session)
+    if not head_locked:
+        _lock_head(session)
     conn = session.connection()
     head = conn.execute(_HEAD_AND_CHECKPOINT).first()
     seq, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
