@@ -308,9 +308,12 @@ def _release_and_budgets(
     return release, out
 
 
-def _build_quota_stmt() -> sa.Update:
-    """``services._take_quota``'s atomic UPDATE, built once."""
+def _build_quota_stmt(dialect_name: str) -> sa.Update:
+    """``services._take_quota``'s atomic UPDATE, built once; where one is needed, it also
+    takes the audit chain's lock once it holds the license's row (the order of the full path:
+    the quota row, then the chain), instead of a statement of its own."""
     now = sa.bindparam("now", type_=_lic.c.ends_at.type)
+    lock = audit.head_lock_column(dialect_name)
     return (
         sa.update(_lic)
         .where(
@@ -320,7 +323,7 @@ def _build_quota_stmt() -> sa.Update:
             sa.or_(_lic.c.ends_at.is_(None), _lic.c.ends_at > now),
         )
         .values(quota_remaining=_lic.c.quota_remaining - 1)
-        .returning(_lic.c.quota_remaining)
+        .returning(_lic.c.quota_remaining, *([lock] if lock is not None else []))
     )
 
 
@@ -332,13 +335,14 @@ _LOG_FIELDS = (
 
 
 def _build_log_stmt(dialect_name: str) -> sa.Insert:
-    """The log row's INSERT; it also takes the audit chain's lock where one is needed (the
-    event is appended right after it: one round trip fewer than a lock of its own)."""
-    lock = audit.head_lock_column(dialect_name)
+    """The log row's INSERT; where the quota's UPDATE took the chain's lock (a statement
+    before this one, so this one reads the head as of after the lock), it also reads the
+    chain's head for the event appended right after it."""
+    head = audit.head_columns() if audit.head_lock_column(dialect_name) is not None else ()
     return (
         sa.insert(_queries)
         .values({name: sa.bindparam(name, type_=_queries.c[name].type) for name in _LOG_FIELDS})
-        .returning(_queries.c.id, *([lock] if lock is not None else []))
+        .returning(_queries.c.id, *head)
     )
 
 
@@ -379,8 +383,11 @@ def answer_cached(
     release, budgets = _release_and_budgets(conn, key, actor.org_id, dp_tables)
     if release is None:
         return None
+    dialect = conn.dialect.name
+    # From here the chain's lock is held (PostgreSQL) until the commit: after the quota row's.
     quota = conn.execute(
-        _stmts.get("quota", _build_quota_stmt), {"license_id": license_id, "now": now}
+        _stmts.get("quota_" + dialect, lambda: _build_quota_stmt(dialect)),
+        {"license_id": license_id, "now": now},
     ).scalar()
     if quota is None:
         return None  # nothing was written: the full path says why (403 or 429), logged
@@ -391,9 +398,7 @@ def answer_cached(
     attempt.quota_charged = True
     answer = services.Answer.from_payload(release.payload)
     elapsed = attempt.elapsed_ms()
-    dialect = conn.dialect.name
-    # From here the chain's lock is held (PostgreSQL) until the commit: after the quota row's.
-    query_id = conn.execute(
+    logged = conn.execute(
         _stmts.get("log_" + dialect, lambda: _build_log_stmt(dialect)),
         {
             "license_id": license_id,
@@ -412,12 +417,15 @@ def answer_cached(
             "elapsed_ms": elapsed,
             "release_id": release.id,
         },
-    ).first()[0]
+    ).first()
+    query_id = logged[0]
     data = audit_data(attempt, QueryStatus.ok, None, len(answer.rows), None, elapsed, Decimal(0))
     audit.append(
         session, AUDIT_TYPE, actor, ("license", license_id),
         {**data, "query_id": query_id, "release_id": release.id, "cached": True},
-        head_locked=True,  # by the log row's INSERT above (nothing to lock on SQLite)
+        # Locked by the quota's UPDATE, the head read by the log's INSERT (PostgreSQL); on
+        # SQLite the transaction began with BEGIN IMMEDIATE and append reads the head itself.
+        head_locked=True, head=tuple(logged[1:]) if len(logged) > 1 else None,
     )
     return services.QueryRun(
         LoggedQuery(query_id, elapsed),  # type: ignore[arg-type]
