@@ -47,6 +47,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     babel.init_app(app, locale_selector=select_locale, default_timezone="Asia/Shanghai")
     csrf.init_app(app)
     limiter.init_app(app)
+    from market.ratelimit import install as one_trip_rate_limits
+
+    one_trip_rate_limits(limiter)  # one Redis round trip per limited request (issue 14)
     init_keys(app)
     init_auth(app)
 

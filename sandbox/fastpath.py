@@ -13,8 +13,8 @@ as before (and logs and audits that). What it writes is what the full path write
 cached answer: the same log row, the same ``sandbox.query`` event in the hash chain, in the
 caller's transaction.
 
-The workspace is rebuilt from the rows read on every request (two Core statements); only the
-building itself is memoized, keyed by those exact rows and the settings, so any change to
+The workspace is rebuilt from the rows read on every request (two Core statements, the first
+of which also reads the license and its buyer's standing); only the building itself is memoized, keyed by those exact rows and the settings, so any change to
 what the license grants (items, columns, versions, privacy settings, grade) is a new key.
 """
 
@@ -53,29 +53,6 @@ _releases = SandboxRelease.__table__
 _queries = SandboxQuery.__table__
 
 
-def _build_license_stmt() -> sa.Select:
-    from licenses.blacklist import BlacklistEntry
-    from market.scenarios.models import DataProduct
-
-    products = DataProduct.__table__
-    bl = BlacklistEntry.__table__
-    now = sa.bindparam("now", type_=_lic.c.ends_at.type)
-    blacklisted = (
-        sa.select(bl.c.id)
-        .where(bl.c.organization_id == _lic.c.buyer_org_id,
-               sa.or_(bl.c.until.is_(None), bl.c.until > now))
-        .exists()
-    )
-    return (
-        sa.select(
-            _lic.c.buyer_org_id, _lic.c.status, _lic.c.ends_at, _lic.c.product_id,
-            products.c.access, blacklisted.label("blacklisted"),
-        )
-        .select_from(_lic.outerjoin(products, products.c.id == _lic.c.product_id))
-        .where(_lic.c.id == sa.bindparam("license_id"))
-    )
-
-
 class _Statements:
     """Built once per process and reused: SQLAlchemy then memoizes each one's cache key, and
     building and hashing expressions was a large share of a cached query's CPU."""
@@ -96,16 +73,11 @@ class _Statements:
 _stmts = _Statements()
 
 
-def _usable(session: Session, actor: Actor, license_id: int, now: dt.datetime) -> bool:
-    """Whether the full path's license checks would all pass (``_usable_license``)."""
+def _usable(actor: Actor, row: Any, now: dt.datetime) -> bool:
+    """Whether the full path's license checks would all pass (``_usable_license``), from the
+    license's row (:func:`_license_rows`; None: no such license)."""
     from market.scenarios.models import ProductAccess
 
-    if not (actor.is_user and actor.role == "buyer"):
-        return False
-    conn = session.connection()
-    row = conn.execute(
-        _stmts.get("license", _build_license_stmt), {"license_id": license_id, "now": now}
-    ).first()
     if row is None or row.buyer_org_id != actor.org_id or row.blacklisted:
         return False
     if row.status != LicenseStatus.ACTIVE.value:
@@ -132,6 +104,54 @@ _WS_ITEMS = (
     *(c.label("v_" + c.name) for c in _versions.c if c.name not in _VERSION_SKIP),
 )
 _WS_COLUMNS = tuple(c for c in _columns.c if c.name not in _COLUMN_SKIP)
+
+
+_LICENSE_FIELDS = 6  # the license's own columns, before the item's (_WS_ITEMS)
+
+
+def _build_license_stmt() -> sa.Select:
+    """The license (with its product's access and whether its buyer is blacklisted) and its
+    items with their datasets and current versions, in one statement: one row per item, or
+    one row with empty item fields if it has none."""
+    from licenses.blacklist import BlacklistEntry
+    from market.scenarios.models import DataProduct
+
+    products = DataProduct.__table__
+    bl = BlacklistEntry.__table__
+    now = sa.bindparam("now", type_=_lic.c.ends_at.type)
+    blacklisted = (
+        sa.select(bl.c.id)
+        .where(bl.c.organization_id == _lic.c.buyer_org_id,
+               sa.or_(bl.c.until.is_(None), bl.c.until > now))
+        .exists()
+    )
+    items = _items.join(_datasets, _datasets.c.id == _items.c.dataset_id).outerjoin(
+        _versions, _versions.c.id == _datasets.c.current_version_id
+    )
+    return (
+        sa.select(
+            _lic.c.buyer_org_id, _lic.c.status, _lic.c.ends_at, _lic.c.product_id,
+            products.c.access, blacklisted.label("blacklisted"), *_WS_ITEMS,
+        )
+        .select_from(
+            _lic.outerjoin(products, products.c.id == _lic.c.product_id)
+            .outerjoin(items, _items.c.license_id == _lic.c.id)
+        )
+        .where(_lic.c.id == sa.bindparam("license_id"))
+        .order_by(_items.c.id)
+    )
+
+
+def _license_rows(
+    session: Session, license_id: int, now: dt.datetime
+) -> tuple[Any, list[Any]]:
+    """The license's row (None: no such license) and its items' rows (see above)."""
+    rows = session.connection().execute(
+        _stmts.get("license", _build_license_stmt), {"license_id": license_id, "now": now}
+    ).all()
+    if not rows:
+        return None, []
+    return rows[0], [r for r in rows if r.i_id is not None]
 
 
 class _WorkspaceMemo:
@@ -163,19 +183,6 @@ class _WorkspaceMemo:
 workspaces = _WorkspaceMemo()
 
 
-def _build_items_stmt() -> sa.Select:
-    return (
-        sa.select(*_WS_ITEMS)
-        .select_from(
-            _items.join(_datasets, _datasets.c.id == _items.c.dataset_id).outerjoin(
-                _versions, _versions.c.id == _datasets.c.current_version_id
-            )
-        )
-        .where(_items.c.license_id == sa.bindparam("license_id"))
-        .order_by(_items.c.id)
-    )
-
-
 def _build_columns_stmt() -> sa.Select:
     return (
         sa.select(*_WS_COLUMNS)
@@ -186,16 +193,18 @@ def _build_columns_stmt() -> sa.Select:
 
 def load_workspace(session: Session, license_id: int, settings: SandboxSettings) -> Workspace:
     """The license's workspace, equal to ``build_workspace`` over its ORM rows, from two Core
-    statements (the items with their datasets and current versions; those versions' columns)."""
-    return _load_workspace(session, license_id, settings)[0]
+    statements (the license with its items, their datasets and current versions; those
+    versions' columns)."""
+    _, items = _license_rows(session, license_id, utcnow())
+    return _load_workspace(session, license_id, items, settings)[0]
 
 
 def _load_workspace(
-    session: Session, license_id: int, settings: SandboxSettings
+    session: Session, license_id: int, items: list[Any], settings: SandboxSettings
 ) -> tuple[Workspace, str]:
-    """The workspace and ``repr(workspace.tables)`` (the policy-check cache's key part)."""
+    """The workspace of the license's ``items`` rows (:func:`_license_rows`) and
+    ``repr(workspace.tables)`` (the policy-check cache's key part)."""
     conn = session.connection()
-    items = conn.execute(_stmts.get("ws_items", _build_items_stmt), {"license_id": license_id}).all()
     version_ids = sorted({r.v_id for r in items if r.v_id is not None})
     columns = (
         conn.execute(_stmts.get("ws_columns", _build_columns_stmt), {"version_ids": version_ids})
@@ -203,7 +212,10 @@ def _load_workspace(
         if version_ids
         else []
     )
-    key = repr((license_id, settings, [tuple(r) for r in items], [tuple(r) for r in columns]))
+    key = repr((
+        license_id, settings, [tuple(r)[_LICENSE_FIELDS:] for r in items],
+        [tuple(r) for r in columns],
+    ))
     hit = workspaces.get(key)
     if hit is not None:
         return hit
@@ -257,28 +269,46 @@ class Known:
 LoggedQuery = services.LoggedQuery  # the API reads it of the log row written by Core
 
 
-def _build_budget_stmt() -> sa.Select:
+def _build_release_stmt(tables: int) -> sa.Select:
+    """The stored release by its hash, with the spending of each of ``tables`` tables (the
+    buyer's on the dataset, everyone's on the version; ``services.budgets_of``'s two reads per
+    table) in the same statement."""
     spending = services._spending
     versions = services._version_spending
-    return sa.select(
-        sa.select(spending.c.epsilon_spent)
-        .where(spending.c.buyer_org_id == sa.bindparam("org_id"),
-               spending.c.dataset_id == sa.bindparam("dataset_id"))
-        .scalar_subquery(),
-        sa.select(versions.c.epsilon_spent)
-        .where(versions.c.version_id == sa.bindparam("version_id"))
-        .scalar_subquery(),
+    spent = []
+    for n in range(tables):
+        spent.append(
+            sa.select(spending.c.epsilon_spent)
+            .where(spending.c.buyer_org_id == sa.bindparam("org_id"),
+                   spending.c.dataset_id == sa.bindparam(f"dataset_id_{n}"))
+            .scalar_subquery()
+        )
+        spent.append(
+            sa.select(versions.c.epsilon_spent)
+            .where(versions.c.version_id == sa.bindparam(f"version_id_{n}"))
+            .scalar_subquery()
+        )
+    return sa.select(_releases.c.id, _releases.c.payload, *spent).where(
+        _releases.c.release_hash == sa.bindparam("key")
     )
 
 
-def _budgets(conn: sa.Connection, org_id: int, tables: list[Any]) -> list[services.Budget]:
-    """``services.budgets_of`` with one statement per table instead of two."""
-    stmt = _stmts.get("budget", _build_budget_stmt)
+def _release_and_budgets(
+    conn: sa.Connection, key: str, org_id: int, tables: list[Any]
+) -> tuple[Any, list[services.Budget]]:
+    """The release stored under ``key`` (None: none) and ``services.budgets_of`` for
+    ``tables``, in one statement."""
+    params: dict[str, Any] = {"key": key, "org_id": org_id}
+    for n, t in enumerate(tables):
+        params[f"dataset_id_{n}"] = t.dataset_id
+        params[f"version_id_{n}"] = t.version_id
+    stmt = _stmts.get(f"release_{len(tables)}", lambda: _build_release_stmt(len(tables)))
+    release = conn.execute(stmt, params).first()
+    if release is None:
+        return None, []
     out = []
-    for t in tables:
-        spent, vspent = conn.execute(
-            stmt, {"org_id": org_id, "dataset_id": t.dataset_id, "version_id": t.version_id}
-        ).one()
+    for n, t in enumerate(tables):
+        spent, vspent = release[2 + 2 * n], release[3 + 2 * n]
         p = t.privacy
         out.append(
             services.Budget(
@@ -286,18 +316,15 @@ def _budgets(conn: sa.Connection, org_id: int, tables: list[Any]) -> list[servic
                 services._dec(spent), p.version_budget, services._dec(vspent),
             )
         )
-    return out
+    return release, out
 
 
-def _build_release_stmt() -> sa.Select:
-    return sa.select(_releases.c.id, _releases.c.payload).where(
-        _releases.c.release_hash == sa.bindparam("key")
-    )
-
-
-def _build_quota_stmt() -> sa.Update:
-    """``services._take_quota``'s atomic UPDATE, built once."""
+def _build_quota_stmt(dialect_name: str) -> sa.Update:
+    """``services._take_quota``'s atomic UPDATE, built once; where one is needed, it also
+    takes the audit chain's lock once it holds the license's row (the order of the full path:
+    the quota row, then the chain), instead of a statement of its own."""
     now = sa.bindparam("now", type_=_lic.c.ends_at.type)
+    lock = audit.head_lock_column(dialect_name)
     return (
         sa.update(_lic)
         .where(
@@ -307,7 +334,7 @@ def _build_quota_stmt() -> sa.Update:
             sa.or_(_lic.c.ends_at.is_(None), _lic.c.ends_at > now),
         )
         .values(quota_remaining=_lic.c.quota_remaining - 1)
-        .returning(_lic.c.quota_remaining)
+        .returning(_lic.c.quota_remaining, *([lock] if lock is not None else []))
     )
 
 
@@ -318,11 +345,15 @@ _LOG_FIELDS = (
 )
 
 
-def _build_log_stmt() -> sa.Insert:
+def _build_log_stmt(dialect_name: str) -> sa.Insert:
+    """The log row's INSERT; where the quota's UPDATE took the chain's lock (a statement
+    before this one, so this one reads the head as of after the lock), it also reads the
+    chain's head for the event appended right after it."""
+    head = audit.head_columns() if audit.head_lock_column(dialect_name) is not None else ()
     return (
         sa.insert(_queries)
         .values({name: sa.bindparam(name, type_=_queries.c[name].type) for name in _LOG_FIELDS})
-        .returning(_queries.c.id)
+        .returning(_queries.c.id, *head)
     )
 
 
@@ -346,9 +377,12 @@ def answer_cached(
         return None
     now = now or utcnow()
     attempt = Attempt(license_id)
-    if not _usable(session, actor, license_id, now):
+    if not (actor.is_user and actor.role == "buyer"):
         return None
-    workspace, tables_key = _load_workspace(session, license_id, settings)
+    license_row, items = _license_rows(session, license_id, now)
+    if not _usable(actor, license_row, now):
+        return None
+    workspace, tables_key = _load_workspace(session, license_id, items, settings)
     if not workspace.tables:
         return None
     try:
@@ -360,15 +394,17 @@ def answer_cached(
         return None  # only differentially private answers are stored releases
     key = services.release_hash(checked, workspace.data_versions)
     conn = session.connection()
-    release = conn.execute(_stmts.get("release", _build_release_stmt), {"key": key}).first()
+    # Reads before the first lock (the quota row, then the chain's head, until COMMIT).
+    release, budgets = _release_and_budgets(conn, key, actor.org_id, dp_tables)
     if release is None:
         if new is not None:
             new.append(Known(license_id, actor.org_id, sql, workspace, checked))
         return None
-    # Reads before the first lock (the quota row, then the chain's head, until COMMIT).
-    budgets = _budgets(conn, actor.org_id, dp_tables)
+    dialect = conn.dialect.name
+    # From here the chain's lock is held (PostgreSQL) until the commit: after the quota row's.
     quota = conn.execute(
-        _stmts.get("quota", _build_quota_stmt), {"license_id": license_id, "now": now}
+        _stmts.get("quota_" + dialect, lambda: _build_quota_stmt(dialect)),
+        {"license_id": license_id, "now": now},
     ).scalar()
     if quota is None:
         return None  # nothing was written: the full path says why (403 or 429), logged
@@ -379,8 +415,8 @@ def answer_cached(
     attempt.quota_charged = True
     answer = services.Answer.from_payload(release.payload)
     elapsed = attempt.elapsed_ms()
-    query_id = conn.execute(
-        _stmts.get("log", _build_log_stmt),
+    logged = conn.execute(
+        _stmts.get("log_" + dialect, lambda: _build_log_stmt(dialect)),
         {
             "license_id": license_id,
             "buyer_org_id": actor.org_id,
@@ -398,12 +434,15 @@ def answer_cached(
             "elapsed_ms": elapsed,
             "release_id": release.id,
         },
-    ).scalar_one()
+    ).first()
+    query_id = logged[0]
     data = audit_data(attempt, QueryStatus.ok, None, len(answer.rows), None, elapsed, Decimal(0))
-    # Last: the chain's lock is held from here to the commit.
     audit.append(
         session, AUDIT_TYPE, actor, ("license", license_id),
         {**data, "query_id": query_id, "release_id": release.id, "cached": True},
+        # Locked by the quota's UPDATE, the head read by the log's INSERT (PostgreSQL); on
+        # SQLite the transaction began with BEGIN IMMEDIATE and append reads the head itself.
+        head_locked=True, head=tuple(logged[1:]) if len(logged) > 1 else None,
     )
     return services.QueryRun(
         LoggedQuery(query_id, elapsed),

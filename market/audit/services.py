@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +65,36 @@ def _lock_head(session: Session) -> None:
     conn = session.connection()
     if conn.dialect.name == "postgresql":
         conn.execute(_PG_LOCK, {"key": _PG_LOCK_KEY})
+
+
+def head_lock_column(dialect_name: str) -> sa.ColumnElement[Any] | None:
+    """The chain's lock as a column, for a hot path to take it in a statement it runs anyway
+    (e.g. ``UPDATE ... RETURNING``) before :func:`append` with ``head_locked=True`` or
+    ``head=``, instead of in a round trip of its own. None where no lock is needed: on SQLite
+    every transaction already began with ``BEGIN IMMEDIATE``."""
+    if dialect_name == "postgresql":
+        return sa.func.pg_advisory_xact_lock(
+            sa.literal(_PG_LOCK_KEY, sa.BigInteger)
+        ).label("audit_head_locked")
+    return None
+
+
+def head_columns() -> tuple[sa.ColumnElement[Any], ...]:
+    """The chain's head (seq, hash) and the last checkpoint's time as three columns, for a
+    hot path to read them in a statement it runs anyway and hand them to :func:`append`
+    (``head=``) instead of a round trip of its own.
+
+    Only in a statement that *starts after* the one that took the chain's lock
+    (:func:`head_lock_column`) finished: a statement reads the database as of its own start,
+    so one that took the lock and read the head at once could read a head that another
+    writer replaced while it waited for the lock, and fork the chain."""
+    last = sa.select(_events.c.seq, _events.c.hash).order_by(_events.c.seq.desc()).limit(1)
+    checkpoint = sa.select(AuditCheckpoint.at).order_by(AuditCheckpoint.seq.desc()).limit(1)
+    return (
+        last.with_only_columns(_events.c.seq).scalar_subquery().label("audit_head_seq"),
+        last.with_only_columns(_events.c.hash).scalar_subquery().label("audit_head_hash"),
+        checkpoint.scalar_subquery().label("audit_checkpoint_at"),
+    )
 
 
 def _checkpoint_due(seq: int, at: dt.datetime, last: dt.datetime | None) -> bool:
@@ -158,19 +188,32 @@ def append(
     actor: Actor,
     subject: tuple[str, Any] | None = None,
     data: Mapping[str, Any] | None = None,
+    *,
+    head_locked: bool = False,
+    head: Sequence[Any] | None = None,
 ) -> tuple[int, str]:
     """:func:`record` for hot paths: the same event, hash and checkpoints, written by Core in
     fewer round trips (the head and the last checkpoint's time in one statement, after the
     lock), without an ORM object; returns ``(seq, hash)``. Event types that notify someone go
-    through :func:`record` (the notification rules read the ORM event)."""
+    through :func:`record` (the notification rules read the ORM event).
+
+    ``head_locked``: this transaction already holds the chain's lock, taken by a statement
+    that returned :func:`head_lock_column`; ``head``: and the values of :func:`head_columns`
+    read by a later statement (never pass either otherwise: two writers could then read the
+    same head and fork the chain)."""
     from market.notifications.rules import RULES
 
     if type_ in RULES:
         event = record(session, type_, actor, subject, data)
         return event.seq, event.hash
-    _lock_head(session)
     conn = session.connection()
-    head = conn.execute(_HEAD_AND_CHECKPOINT).first()
+    if head is not None:
+        if head[0] is None:
+            head = None  # an empty chain
+    else:
+        if not head_locked:
+            _lock_head(session)
+        head = conn.execute(_HEAD_AND_CHECKPOINT).first()
     seq, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
     at = utcnow()
     subject_type, subject_id = (subject[0], str(subject[1])) if subject else (None, None)
