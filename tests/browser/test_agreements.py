@@ -41,8 +41,8 @@ def test_agreement_propose_countersign_and_report(page, live_server, shot):
     page.goto(detail)
     assert page.get_by_role("heading", name="授权运营协议").first.is_visible()
     assert page.get_by_test_id("agreement-status").inner_text() == "部门已签署：等待运营方会签"
-    page.get_by_test_id("countersign").click()
-    page.wait_for_url(detail)
+    with page.expect_navigation(url=detail):  # the same URL: wait_for_url would not wait
+        page.get_by_test_id("countersign").click()
     assert page.get_by_test_id("countersign").count() == 0
     assert "会签" in page.content()
     shot(page, "agreement-countersigned-zh")

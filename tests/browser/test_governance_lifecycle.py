@@ -103,8 +103,8 @@ def test_a_department_revokes_its_key_and_the_agreement_states_it(page, live_ser
     assert "请填写理由。" in row.inner_text()
     assert row.get_by_test_id("key-revoked").count() == 0
     row.locator("textarea[name=reason]").fill("签名设备遗失")
-    page.get_by_test_id(f"revoke-{kid}").click()
-    page.wait_for_url(f"{base}/agreements/keys")
+    with page.expect_navigation(url=f"{base}/agreements/keys"):
+        page.get_by_test_id(f"revoke-{kid}").click()
     assert f"密钥 {kid} 已吊销" in page.content()
     row = page.get_by_test_id(f"key-{kid}")
     assert row.get_by_test_id("key-revoked").is_visible()
@@ -158,13 +158,13 @@ def test_a_scenario_with_a_term_is_approved_then_withdrawn(page, live_server, sh
     form.get_by_label("期限起始日").fill(today.isoformat())
     form.get_by_label("期限截止日").fill(ends.isoformat())
     shot(page, "scenario-new-term-zh")
-    page.get_by_test_id("scenario-save").click()
-    page.wait_for_url(re.compile(r".*/scenarios/\d+$"))
+    with page.expect_navigation(url=re.compile(r".*/scenarios/\d+$")):
+        page.get_by_test_id("scenario-save").click()
     detail = page.url
     term = page.get_by_test_id("scenario-term").inner_text()
     assert today.isoformat() in term and ends.isoformat() in term
-    page.get_by_test_id("scenario-submit").click()
-    page.wait_for_url(detail)
+    with page.expect_navigation(url=detail):
+        page.get_by_test_id("scenario-submit").click()
     page.context.clear_cookies()
 
     # The regulator approves it.
@@ -172,8 +172,8 @@ def test_a_scenario_with_a_term_is_approved_then_withdrawn(page, live_server, sh
     page.goto(detail)
     form = page.get_by_test_id("scenario-decision")
     form.locator("select[name=decision]").select_option("approve")
-    page.get_by_test_id("scenario-decide").click()
-    page.wait_for_url(detail)
+    with page.expect_navigation(url=detail):
+        page.get_by_test_id("scenario-decide").click()
     assert page.get_by_test_id("scenario-status").inner_text() == "已批准"
     page.context.clear_cookies()
 
@@ -186,8 +186,8 @@ def test_a_scenario_with_a_term_is_approved_then_withdrawn(page, live_server, sh
     assert "请填写理由。" in page.get_by_test_id("withdraw-form").inner_text()
     assert page.get_by_test_id("scenario-withdrawn").count() == 0
     page.get_by_test_id("withdraw-form").locator("textarea[name=reason]").fill("试点结束")
-    page.get_by_test_id("scenario-withdraw").click()
-    page.wait_for_url(detail)
+    with page.expect_navigation(url=detail):
+        page.get_by_test_id("scenario-withdraw").click()
     assert page.get_by_test_id("scenario-status").inner_text() == "已下架"  # msgid "Withdrawn"
     withdrawn = page.get_by_test_id("scenario-withdrawn").inner_text()
     assert "不再据此场景授予新的许可" in withdrawn and "试点结束" in withdrawn
@@ -251,8 +251,8 @@ def test_security_level_raised_then_lowered_with_both_approvals(page, live_serve
     form.locator("select[name=dataset_id]").select_option(str(dataset_id))
     form.locator("select[name=to_level]").select_option("important")
     form.locator("textarea[name=reason]").fill("含企业纳税明细，定为重要数据")
-    page.get_by_test_id("level-request").click()
-    page.wait_for_url(f"{base}/security-levels")
+    with page.expect_navigation(url=f"{base}/security-levels"):
+        page.get_by_test_id("level-request").click()
     assert "安全级别已提升" in page.content()
     row, raised = _newest_change(page)
     assert title in row.inner_text() and "一般数据 → 重要数据" in row.inner_text()
@@ -264,8 +264,8 @@ def test_security_level_raised_then_lowered_with_both_approvals(page, live_serve
     form.locator("select[name=dataset_id]").select_option(str(dataset_id))
     form.locator("select[name=to_level]").select_option("general")
     form.locator("textarea[name=reason]").fill("明细已脱敏汇总，恢复一般数据")
-    page.get_by_test_id("level-request").click()
-    page.wait_for_url(f"{base}/security-levels")
+    with page.expect_navigation(url=f"{base}/security-levels"):
+        page.get_by_test_id("level-request").click()
     assert "须经运营单位和监管方共同批准" in page.content()
     row, change = _newest_change(page)
     assert "重要数据 → 一般数据" in row.inner_text()
@@ -281,8 +281,8 @@ def test_security_level_raised_then_lowered_with_both_approvals(page, live_serve
     decide = page.get_by_test_id(f"level-decide-{change}")
     decide.locator("select[name=decision]").select_option("approve")
     decide.locator("textarea[name=comment]").fill("同意")
-    decide.get_by_role("button").click()
-    page.wait_for_url(f"{base}/security-levels")
+    with page.expect_navigation(url=f"{base}/security-levels"):
+        decide.get_by_role("button").click()
     assert "已记录决定。" in page.content()
     assert page.get_by_test_id(f"level-change-status-{change}").inner_text() == "待审批"
     assert page.get_by_test_id(f"level-decide-{change}").count() == 0
@@ -297,8 +297,8 @@ def test_security_level_raised_then_lowered_with_both_approvals(page, live_serve
     assert "Important (重要数据) → General (一般数据)" in row.inner_text()
     decide = page.get_by_test_id(f"level-decide-{change}")
     decide.locator("select[name=decision]").select_option("approve")
-    decide.get_by_role("button", name="Record the decision").click()
-    page.wait_for_url(f"{base}/security-levels")
+    with page.expect_navigation(url=f"{base}/security-levels"):
+        decide.get_by_role("button", name="Record the decision").click()
     assert "Decision recorded." in page.content()
     assert page.get_by_test_id(f"level-change-status-{change}").inner_text() == "Applied"
     assert page.get_by_test_id(f"level-decide-{change}").count() == 0
