@@ -9,17 +9,12 @@ unless ``REQUIRE_REDIS=1``.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
-import pytest
-
-from tests.reliability.test_rate_limits import ROOT
+from tests.reliability.test_rate_limits import redis_client, run_app_process
 
 REDIS_URL = os.environ.get("ONE_TRIP_REDIS_URL", "redis://127.0.0.1:6379/14")
 
@@ -68,27 +63,11 @@ _WORKER = textwrap.dedent(
 
 
 def _redis():
-    try:
-        import redis
-
-        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-        client.ping()
-        return client
-    except Exception as exc:
-        if os.environ.get("REQUIRE_REDIS") == "1":
-            pytest.fail(f"REQUIRE_REDIS=1 but Redis does not answer at {REDIS_URL}: {exc}")
-        pytest.skip(f"Redis does not answer at {REDIS_URL} (set REQUIRE_REDIS=1 to fail)")
+    return redis_client(REDIS_URL)
 
 
 def _worker(instance: Path, requests: int, migrate: bool) -> dict:
-    env = {**os.environ, "REDIS_URL": REDIS_URL, "PYTHONPATH": str(ROOT)}
-    env.pop("DATABASE_URL", None)
-    done = subprocess.run(
-        [sys.executable, "-c", _WORKER, str(instance), str(requests), "1" if migrate else "0"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_app_process(_WORKER, instance, requests, migrate, url=REDIS_URL, timeout=180)
 
 
 def test_one_round_trip_enforced_shared_and_with_correct_headers(tmp_path):

@@ -133,28 +133,41 @@ _WORKER = textwrap.dedent(
 )
 
 
-def _redis():
+def redis_client(url: str = REDIS_URL):
+    """A client of the Redis database ``url``; the test is skipped (failed under
+    ``REQUIRE_REDIS=1``) when Redis does not answer."""
     try:
         import redis
 
-        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+        client = redis.Redis.from_url(url, socket_connect_timeout=1)
         client.ping()
         return client
     except Exception as exc:
         if os.environ.get("REQUIRE_REDIS") == "1":
-            pytest.fail(f"REQUIRE_REDIS=1 but Redis does not answer at {REDIS_URL}: {exc}")
-        pytest.skip(f"Redis does not answer at {REDIS_URL} (set REQUIRE_REDIS=1 to fail)")
+            pytest.fail(f"REQUIRE_REDIS=1 but Redis does not answer at {url}: {exc}")
+        pytest.skip(f"Redis does not answer at {url} (set REQUIRE_REDIS=1 to fail)")
 
 
-def _worker(instance: Path, requests: int, migrate: bool) -> dict:
-    env = {**os.environ, "REDIS_URL": REDIS_URL, "PYTHONPATH": str(ROOT)}
+def run_app_process(script: str, instance: Path, requests: int, migrate: bool, *,
+                    url: str = REDIS_URL, timeout: float = 120) -> dict:
+    """Run ``script`` (an app in its own process, its limiter on Redis ``url``) and return the
+    JSON of its last output line."""
+    env = {**os.environ, "REDIS_URL": url, "PYTHONPATH": str(ROOT)}
     env.pop("DATABASE_URL", None)
     done = subprocess.run(
-        [sys.executable, "-c", _WORKER, str(instance), str(requests), "1" if migrate else "0"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        [sys.executable, "-c", script, str(instance), str(requests), "1" if migrate else "0"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _redis():
+    return redis_client()
+
+
+def _worker(instance: Path, requests: int, migrate: bool) -> dict:
+    return run_app_process(_WORKER, instance, requests, migrate)
 
 
 def test_redis_is_the_shared_store_when_configured(tmp_path):

@@ -106,3 +106,16 @@ def world(app, auth_header) -> World:
 
 def query(client, lic_id: int, sql: str, headers: dict[str, str]):
     return client.post(f"/api/v1/sandbox/{lic_id}/queries", json={"sql": sql}, headers=headers)
+
+
+@pytest.fixture
+def empty_sandbox_caches():
+    """The sandbox's process caches (accepted checks, fast-path workspaces) empty before and
+    after the test."""
+    from sandbox import fastpath, services
+
+    services.checks.clear()
+    fastpath.workspaces.clear()
+    yield
+    services.checks.clear()
+    fastpath.workspaces.clear()

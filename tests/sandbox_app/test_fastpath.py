@@ -15,15 +15,8 @@ from tests.sandbox_app.conftest import query
 Q1 = "SELECT district, COUNT(*) AS n FROM loans GROUP BY district"
 
 
-@pytest.fixture(autouse=True)
-def _empty_caches():
-    from sandbox import fastpath, services
-
-    services.checks.clear()
-    fastpath.workspaces.clear()
-    yield
-    services.checks.clear()
-    fastpath.workspaces.clear()
+#: Each test starts and ends with empty process caches (checks, workspaces).
+pytestmark = pytest.mark.usefixtures("empty_sandbox_caches")
 
 
 @pytest.fixture

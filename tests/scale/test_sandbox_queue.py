@@ -39,21 +39,29 @@ def _stable(body):
     return body
 
 
-@pytest.fixture
-def sandbox_worker(celery_available, live_app, tmp_path, monkeypatch):
+def _start_sandbox_worker(live_app, tmp_path, monkeypatch, name: str, *, app: str = "market.worker",
+                          **extra: str):
+    """A ``sandbox`` queue worker (prefork, one process) on ``live_app``'s database, its
+    ``MARKET_DATA_DIR`` the app's unless ``extra`` says otherwise; returns (env, worker)."""
     base = {
         **os.environ, **TEST_SECRETS,
         "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",
         "DATABASE_URL": live_app.config["SQLALCHEMY_DATABASE_URI"],
-        "MARKET_INSTANCE_PATH": str(tmp_path / "worker-instance"),
+        "MARKET_INSTANCE_PATH": str(tmp_path / f"{name}-instance"),
         "MARKET_DATA_DIR": live_app.config["MARKET_DATA_DIR"],
         "MARKET_SANDBOX_WORKERS": "1",
+        **extra,
     }
     env = celery_env(base)
-    worker = start_worker(env, tmp_path / "sandbox-worker.log",
-                          queue=env["MARKET_CELERY_SANDBOX_QUEUE"], pool="prefork",
-                          concurrency=1, announce=False)
+    worker = start_worker(env, tmp_path / f"{name}.log", queue=env["MARKET_CELERY_SANDBOX_QUEUE"],
+                          pool="prefork", concurrency=1, announce=False, app=app)
     monkeypatch.setenv("MARKET_CELERY_SANDBOX_QUEUE", env["MARKET_CELERY_SANDBOX_QUEUE"])
+    return env, worker
+
+
+@pytest.fixture
+def sandbox_worker(celery_available, live_app, tmp_path, monkeypatch):
+    env, worker = _start_sandbox_worker(live_app, tmp_path, monkeypatch, "sandbox-worker")
     yield env, worker
     worker.stop()
 
@@ -116,20 +124,9 @@ def test_a_query_past_its_timeout_on_the_queue_is_a_timeout(sandbox_worker):
 def hanging_worker(celery_available, live_app, tmp_path, monkeypatch):
     """A sandbox queue worker (prefork, one process) whose engine hangs once in C code."""
     flag = tmp_path / "hung-once"
-    base = {
-        **os.environ, **TEST_SECRETS,
-        "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",
-        "DATABASE_URL": live_app.config["SQLALCHEMY_DATABASE_URI"],
-        "MARKET_INSTANCE_PATH": str(tmp_path / "worker-instance"),
-        "MARKET_DATA_DIR": live_app.config["MARKET_DATA_DIR"],
-        "MARKET_SANDBOX_WORKERS": "1",
-        "MARKET_TEST_HANG_ONCE": str(flag),
-    }
-    env = celery_env(base)
-    worker = start_worker(env, tmp_path / "hung-worker.log",
-                          queue=env["MARKET_CELERY_SANDBOX_QUEUE"], pool="prefork",
-                          concurrency=1, announce=False, app="tests.scale.hung_engine_worker")
-    monkeypatch.setenv("MARKET_CELERY_SANDBOX_QUEUE", env["MARKET_CELERY_SANDBOX_QUEUE"])
+    env, worker = _start_sandbox_worker(live_app, tmp_path, monkeypatch, "hung-worker",
+                                        app="tests.scale.hung_engine_worker",
+                                        MARKET_TEST_HANG_ONCE=str(flag))
     yield env, worker, flag
     worker.stop()
 
@@ -289,19 +286,8 @@ def test_a_query_host_with_its_own_data_folder_fetches_the_files_from_the_bucket
     assert digests
 
     worker_dir = tmp_path / "query-host" / "data"
-    base = {
-        **os.environ, **TEST_SECRETS, **s3,
-        "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",
-        "DATABASE_URL": live_app.config["SQLALCHEMY_DATABASE_URI"],
-        "MARKET_INSTANCE_PATH": str(tmp_path / "query-host"),
-        "MARKET_DATA_DIR": str(worker_dir),
-        "MARKET_SANDBOX_WORKERS": "1",
-    }
-    env = celery_env(base)
-    worker = start_worker(env, tmp_path / "query-host.log",
-                          queue=env["MARKET_CELERY_SANDBOX_QUEUE"], pool="prefork",
-                          concurrency=1, announce=False)
-    monkeypatch.setenv("MARKET_CELERY_SANDBOX_QUEUE", env["MARKET_CELERY_SANDBOX_QUEUE"])
+    env, worker = _start_sandbox_worker(live_app, tmp_path, monkeypatch, "query-host", **s3,
+                                        MARKET_DATA_DIR=str(worker_dir))
     try:
         app_engine.close_engine(live_app)
         live_app.extensions.pop("market.storage", None)
