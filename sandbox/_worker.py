@@ -416,7 +416,77 @@ def build_rollup(
             + f" FROM read_parquet({_lit(target)}) GROUP BY {eh})"
         ).fetchone()
         constant = [d for d, top in zip(dims, got, strict=True) if top is not None and top <= 1]
-    return {"path": target, "dimensions": list(dims), "measures": measures, "constant": constant}
+    return {
+        "path": target,
+        "dimensions": list(dims),
+        "measures": measures,
+        "constant": constant,
+        "pivot": build_pivot(con, target, list(dims), constant, measures),
+    }
+
+
+PIVOT_INDEX = "__sbx_j"  # also sandbox.query.PIVOT_INDEX
+PIVOT_MAX_COMBINATIONS = 32  # more combinations of the varying dimensions: no pivot
+
+
+def build_pivot(
+    con: duckdb.DuckDBPyConnection,
+    rollup: str,
+    dims: list[str],
+    constant: list[str],
+    measures: list[str],
+) -> dict[str, Any] | None:
+    """Write the per-entity pivot of a rollup: one row per entity with its entity hash, its
+    constant dimensions, and for each combination j of the varying dimensions the columns
+    `<rollup column>@j` (its cell's row count, non-NULL counts and SUMs; NULL where the entity
+    has no such cell). Since the constant dimensions have one value per entity, an entity has
+    at most one cell per combination, so each value is one cell's, exactly. The
+    combinations (PIVOT_INDEX, then the varying dimensions) go in a file of their own.
+
+    Returns {"path", "combinations", "varying", "count"}, or None if there are more than
+    PIVOT_MAX_COMBINATIONS combinations (the rollup alone then answers). Runs only SQL built
+    here from names, never a caller's query.
+    """
+    if rollup.endswith(".rollup.parquet"):
+        stem = rollup[: -len(".rollup.parquet")]
+    else:
+        stem = rollup
+    scan = f"read_parquet({_lit(rollup)})"
+    varying = [d for d in dims if d not in constant]
+    cols = ", ".join(map(_q, varying))
+    if varying:
+        (count,) = con.execute(f"SELECT COUNT(*) FROM (SELECT DISTINCT {cols} FROM {scan})").fetchone()
+        order = ", ".join(f"{_q(v)} ASC NULLS FIRST" for v in varying)
+        combinations_sql = (
+            f"SELECT (row_number() OVER (ORDER BY {order}) - 1)::INTEGER AS {_q(PIVOT_INDEX)}, "
+            f"{cols} FROM (SELECT DISTINCT {cols} FROM {scan})"
+        )
+    else:
+        count = 1
+        combinations_sql = f"SELECT 0::INTEGER AS {_q(PIVOT_INDEX)}"
+    if not count or count > PIVOT_MAX_COMBINATIONS:
+        return None
+    combinations = f"{stem}.combinations.parquet"
+    _copy_atomically(con, combinations_sql, combinations)
+    join = " AND ".join(f"r.{_q(v)} IS NOT DISTINCT FROM k.{_q(v)}" for v in varying) or "TRUE"
+    out = [f"r.{_q(ENTITY_HASH)}"] + [f"any_value(r.{_q(c)}) AS {_q(c)}" for c in constant]
+    cells = [ROLLUP_ROWS]
+    for m in measures:
+        cells += [ROLLUP_COUNT_PREFIX + m, ROLLUP_SUM_PREFIX + m]
+    for j in range(count):
+        for name in cells:
+            out.append(
+                f"SUM(r.{_q(name)}) FILTER (WHERE k.{_q(PIVOT_INDEX)} = {j})::BIGINT "
+                f"AS {_q(f'{name}@{j}')}"
+            )
+    path = f"{stem}.pivot.parquet"
+    _copy_atomically(
+        con,
+        f"SELECT {', '.join(out)} FROM {scan} AS r JOIN read_parquet({_lit(combinations)}) AS k "
+        f"ON {join} GROUP BY r.{_q(ENTITY_HASH)} ORDER BY r.{_q(ENTITY_HASH)}",
+        path,
+    )
+    return {"path": path, "combinations": combinations, "varying": varying, "count": int(count)}
 
 
 def main(conn: Any, workdir: str, settings: dict[str, Any]) -> None:

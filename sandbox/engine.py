@@ -27,21 +27,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from . import sqlgen
 from .errors import EngineError, QueryTimeout, ResourceLimit
 from .query import (
     ENTITY_HASH_COLUMN,
+    PIVOT_INDEX,
     ROLLUP_COUNT_PREFIX,
     ROLLUP_ROWS,
     ROLLUP_SUM_PREFIX,
     CheckedQuery,
     RollupPlan,
+    pivot_column,
 )
 
 # Version of the projection file layout. 2: rows ordered by the entity-key hash, so that the
 # per-entity aggregation of the DP path reads each entity's rows together (~2-3x faster
 # GROUP BY entity and join on the entity hash than the unordered file). 3: with the per-entity
-# rollup next to it (`Rollup`). 4: the rollup records its entity-constant dimensions.
-PROJECTION_LAYOUT = 4
+# rollup next to it (`Rollup`). 4: the rollup records its entity-constant dimensions. 5: with
+# the rollup's per-entity pivot (`Pivot`).
+PROJECTION_LAYOUT = 5
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ class EngineResult:
     truncated: bool = False
     elapsed_ms: float = 0.0
     rollup: bool = False  # answered from the per-entity rollup (`CheckedQuery.rollup`)
+    pivot: bool = False  # ... from its per-entity pivot (`Pivot`)
 
 
 class Engine(Protocol):
@@ -73,6 +78,25 @@ class Engine(Protocol):
 
 
 @dataclass(frozen=True)
+class Pivot:
+    """The per-entity pivot of a rollup (`sandbox._worker.build_pivot`): one row per entity,
+    its constant dimensions, and its cells side by side, one set of columns per combination
+    of the `varying` dimensions (numbered in the `combinations` file)."""
+
+    path: str
+    combinations: str
+    varying: tuple[str, ...]
+    count: int
+
+    def columns(self, rollup: Rollup) -> list[str]:
+        cells = [ROLLUP_ROWS]
+        for m in rollup.measures:
+            cells += [ROLLUP_COUNT_PREFIX + m, ROLLUP_SUM_PREFIX + m]
+        cols = [ENTITY_HASH_COLUMN, *rollup.constant]
+        return cols + [pivot_column(c, j) for j in range(self.count) for c in cells]
+
+
+@dataclass(frozen=True)
 class Rollup:
     """The per-entity rollup of a projection (`sandbox._worker.build_rollup`): one row per
     (entity hash, values of `dimensions`) with the cell's row count and, per measure, its
@@ -83,6 +107,11 @@ class Rollup:
     dimensions: tuple[str, ...]
     measures: tuple[str, ...]
     constant: tuple[str, ...] = ()  # dimensions with one value per entity
+    pivot: Pivot | None = None
+
+    def files(self) -> list[str]:
+        extra = [self.pivot.path, self.pivot.combinations] if self.pivot is not None else []
+        return [self.path, *extra]
 
     def sql_for(self, plan: RollupPlan) -> str:
         """The plan's SQL for this rollup: without the group choice if every key is constant
@@ -351,12 +380,59 @@ class DuckDBEngine:
                 tables[plan.slug], query.views[0].columns, query.views[0].entity_key
             ).rollup
             if rollup is not None and rollup.covers(plan):
+                pivoted = self._run_pivot(plan, rollup, entity_rows, timeout_s, cap)
+                if pivoted is not None:
+                    return pivoted
                 spec = [(plan.slug, rollup.path, rollup.columns(), "", False)]
                 result = self._run(rollup.sql_for(plan), spec, entity_rows, timeout_s, cap)
                 return EngineResult(
                     result.columns, result.rows, result.truncated, result.elapsed_ms, True
                 )
         return self._run(query.engine_sql, views, entity_rows, timeout_s, cap)
+
+    def _run_pivot(
+        self,
+        plan: RollupPlan,
+        rollup: Rollup,
+        entity_rows: Mapping[str, int | None],
+        timeout_s: float,
+        cap: int,
+    ) -> EngineResult | None:
+        """The rollup question over the rollup's per-entity pivot, or None if it cannot be
+        (`sqlgen.pivot_terms`): first which combinations of the varying dimensions pass the
+        WHERE (a query over the few combinations), then the question over one row per entity.
+        The same rows as the rollup SQL (tests/sandbox/test_sandbox_rollup.py)."""
+        pivot = rollup.pivot
+        if pivot is None or plan.pivot is None:
+            return None
+        terms = sqlgen.pivot_terms(plan.pivot, plan.key_dimensions, rollup.constant)
+        if terms is None:
+            return None
+        on_entity, on_combination = terms
+        started = time.perf_counter()
+        passing = list(range(pivot.count))
+        if on_combination:
+            spec = [(plan.slug, pivot.combinations, [PIVOT_INDEX, *pivot.varying], "", False)]
+            mask = self._run(
+                sqlgen.pivot_mask_sql(plan.slug, on_combination),
+                spec,
+                entity_rows,
+                timeout_s,
+                pivot.count + 1,
+            )
+            passing = [int(j) for j, passes in mask.rows if passes is True]
+        spec = [(plan.slug, pivot.path, pivot.columns(rollup), "", False)]
+        sql = sqlgen.pivot_sql(plan.pivot, plan.slug, on_entity, passing)
+        remaining = max(0.001, timeout_s - (time.perf_counter() - started))
+        result = self._run(sql, spec, entity_rows, remaining, cap)
+        return EngineResult(
+            result.columns,
+            result.rows,
+            result.truncated,
+            (time.perf_counter() - started) * 1000,
+            True,
+            True,
+        )
 
     def run_sql(
         self,
@@ -452,7 +528,7 @@ class DuckDBEngine:
                 info = json.loads(sidecar.read_text(encoding="utf-8"))
                 if Path(info["path"]).exists():
                     rollup = _rollup(info.get("rollup"))
-                    if rollup is None or Path(rollup.path).exists():
+                    if rollup is None or all(Path(f).exists() for f in rollup.files()):
                         return PreparedFile(info["path"], info["max_rows"], True, rollup)
         rollup_target = None
         if target is not None and self._rollups:
@@ -517,8 +593,11 @@ def drop_prepared(projection_dir: str | os.PathLike[str], source: str | os.PathL
             continue
         if not isinstance(info, dict) or info.get("source") != real:
             continue
-        rollup = info.get("rollup") or {}
-        for name in (info.get("path"), rollup.get("path") if isinstance(rollup, dict) else None):
+        try:
+            rollup = _rollup(info.get("rollup"))
+        except (KeyError, TypeError, ValueError):
+            rollup = None
+        for name in [info.get("path"), *(rollup.files() if rollup is not None else [])]:
             if not name or os.path.dirname(os.path.realpath(name)) != inside:
                 continue
             try:
@@ -537,11 +616,20 @@ def drop_prepared(projection_dir: str | os.PathLike[str], source: str | os.PathL
 def _rollup(info: Mapping[str, Any] | None) -> Rollup | None:
     if not info:
         return None
+    pivot = info.get("pivot")
     return Rollup(
         str(info["path"]),
         tuple(info["dimensions"]),
         tuple(info["measures"]),
         tuple(info.get("constant") or ()),
+        Pivot(
+            str(pivot["path"]),
+            str(pivot["combinations"]),
+            tuple(pivot["varying"]),
+            int(pivot["count"]),
+        )
+        if pivot
+        else None,
     )
 
 

@@ -140,6 +140,35 @@ ROLLUP_COUNT_PREFIX = "__sbx_c:"  # + measure name: the cell's non-NULL count of
 ROLLUP_SUM_PREFIX = "__sbx_s:"  # + measure name: the cell's exact SUM of the measure
 
 
+# The per-entity pivot of a rollup (`sandbox._worker.build_rollup`): per entity, each rollup
+# column once per combination of the varying dimensions (`pivot_column`); the combinations
+# file numbers them in PIVOT_INDEX.
+PIVOT_INDEX = "__sbx_j"
+
+
+def pivot_column(name: str, combination: int) -> str:
+    """The pivot's column holding rollup column `name` of combination `combination`."""
+    return f"{name}@{combination}"
+
+
+@dataclass(frozen=True)
+class PivotPlan:
+    """The parts of a rollup question from which the engine writes it over the per-entity
+    pivot of the rollup (`sandbox.sqlgen.pivot_sql`), once it knows which dimensions of that
+    rollup are constant per entity and which vary.
+
+    - `keys`: (rendered key SQL, engine column) per group key;
+    - `terms`: (rendered WHERE conjunct, the dimensions it reads) per conjunct;
+    - `columns`: (engine column, per-entity kind, measure, final SQL over the per-entity
+      column `__sbx_p<n>`) per bounded aggregate; kind is rows (COUNT(*)), count (COUNT(m)),
+      sum (SUM(m)) or none (COUNT(DISTINCT entity): the final SQL alone).
+    """
+
+    keys: tuple[tuple[str, str], ...]
+    terms: tuple[tuple[str, tuple[str, ...]], ...]
+    columns: tuple[tuple[str, str, str | None, str], ...]
+
+
 @dataclass(frozen=True)
 class RollupPlan:
     """The same bounded SQL as `CheckedQuery.engine_sql`, written over the per-entity rollup.
@@ -158,6 +187,7 @@ class RollupPlan:
     measures: tuple[str, ...]
     key_dimensions: tuple[str, ...] = ()
     constant_sql: str | None = None
+    pivot: PivotPlan | None = None
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,9 @@ from market.crypto import canonical_json, sha256_hex
 from .dp import calibrate_laplace, calibrate_threshold
 from .query import (
     DISTINCT_COLUMN,
+    ENTITY_HASH_COLUMN,
     MAX_CANDIDATE_GROUPS,
+    PIVOT_INDEX,
     ROLLUP_COUNT_PREFIX,
     ROLLUP_ROWS,
     ROLLUP_SUM_PREFIX,
@@ -32,10 +34,12 @@ from .query import (
     HavingTerm,
     OutputColumn,
     OutputPlan,
+    PivotPlan,
     Release,
     RollupPlan,
     SortTerm,
     ViewSpec,
+    pivot_column,
 )
 from .specs import PolicyContext, TablePrivacy, TableSpec
 
@@ -297,26 +301,34 @@ def _releases(
 ) -> tuple[
     list[Release],
     list[OutputPlan],
-    list[tuple[str, str, Callable[[str], str], str | None]],
+    list[tuple[str, str, Callable[[str], str], str | None, tuple[str, str | None]]],
     int | None,
 ]:
     """The releases of an aggregate query, its output plans and the per-entity columns.
 
     Returns (releases, plans, pre-aggregate columns (name, per-entity SQL, final SQL, the
-    per-entity SQL over the rollup or None), index of the threshold release). Sensitivities
+    per-entity SQL over the rollup or None, (per-entity kind, measure) for the pivot: see
+    `PivotPlan.columns`), index of the threshold release). Sensitivities
     follow the contribution bounds; the epsilon is split by `split_epsilon` (weighted toward
     the group threshold).
     """
     g = privacy.max_groups_per_entity if grouped else 1
     r = privacy.max_rows_per_entity
-    # (name, kind, per-entity SQL, final SQL, sensitivity, rollup SQL), deduplicated by name.
-    wanted: dict[str, tuple[str, str, str, Decimal, str | None]] = {}
+    # (name, kind, per-entity SQL, final SQL, sensitivity, rollup SQL, pivot kind and measure),
+    # deduplicated by name.
+    wanted: dict[str, tuple[str, str, str, Decimal, str | None, tuple[str, str | None]]] = {}
     plans_src: list[tuple[AggOutput, tuple[str, ...]]] = []
 
     def need(
-        name: str, kind: str, per_entity: str, final: str, sens: Decimal, rollup: str | None
+        name: str,
+        kind: str,
+        per_entity: str,
+        final: str,
+        sens: Decimal,
+        rollup: str | None,
+        pivot: tuple[str, str | None],
     ) -> str:
-        wanted.setdefault(name, (kind, per_entity, final, sens, rollup))
+        wanted.setdefault(name, (kind, per_entity, final, sens, rollup, pivot))
         return name
 
     for o in outputs:
@@ -325,7 +337,7 @@ def _releases(
             continue
         if o.kind == "distinct":
             plans_src.append(
-                (o, (need("COUNT(DISTINCT entity)", "count", "", "", Decimal(1), ""),))
+                (o, (need("COUNT(DISTINCT entity)", "count", "", "", Decimal(1), "", ("none", None)),))
             )
             continue
         col = o.column
@@ -338,11 +350,18 @@ def _releases(
                     "",
                     Decimal(g * r),
                     f"SUM({q(ROLLUP_ROWS)})::BIGINT",
+                    ("rows", None),
                 )
             else:
                 cname = render(exp.Count(this=col.copy()))
                 name = need(
-                    cname, "count", f"COUNT({render(col)})", "", Decimal(g * r), _rollup_count(col)
+                    cname,
+                    "count",
+                    f"COUNT({render(col)})",
+                    "",
+                    Decimal(g * r),
+                    _rollup_count(col),
+                    ("count", _measure(col)),
                 )
             plans_src.append((o, (name,)))
             continue
@@ -355,6 +374,7 @@ def _releases(
             f"{o.lower}|{o.upper}",
             g * bound,
             _rollup_sum(col),
+            ("sum", _measure(col)),
         )
         if o.kind == "sum":
             plans_src.append((o, (sname,)))
@@ -366,6 +386,7 @@ def _releases(
                 "",
                 Decimal(g * r),
                 _rollup_count(col),
+                ("count", _measure(col)),
             )
             plans_src.append((o, (sname, cname)))
 
@@ -382,18 +403,24 @@ def _releases(
         releases.append(
             Release("threshold", "threshold", DISTINCT_COLUMN, Decimal(g), scale, eps, delta, tau)
         )
-    pre: list[tuple[str, str, Callable[[str], str], str | None]] = []
-    for name, (kind, per_entity, final, sens, rollup) in wanted.items():
+    pre: list[tuple[str, str, Callable[[str], str], str | None, tuple[str, str | None]]] = []
+    for name, (kind, per_entity, final, sens, rollup, pivot) in wanted.items():
         j = len(releases)
         column = f"__sbx_m{j}"
         scale, eps = calibrate_laplace(kind, sens, share)
         releases.append(Release(name, kind, column, sens, scale, eps))  # type: ignore[arg-type]
         index[name] = j
         if name == "COUNT(DISTINCT entity)":
-            pre.append((column, "", lambda _p: "COUNT(*)", ""))
+            pre.append((column, "", lambda _p: "COUNT(*)", "", pivot))
         elif kind == "count":
             pre.append(
-                (column, per_entity, lambda p, r=r: f"COALESCE(SUM(LEAST({p}, {r})), 0)", rollup)
+                (
+                    column,
+                    per_entity,
+                    lambda p, r=r: f"COALESCE(SUM(LEAST({p}, {r})), 0)",
+                    rollup,
+                    pivot,
+                )
             )
         else:
             lo, hi = (render(number(Decimal(x))) for x in final.split("|"))
@@ -406,6 +433,7 @@ def _releases(
                         f"THEN {hi} ELSE {p} END), 0)::DOUBLE"
                     ),
                     rollup,
+                    pivot,
                 )
             )
     plans: list[OutputPlan] = []
@@ -514,7 +542,7 @@ def aggregate_query(
         ehash,
         key_sql,
         key_names,
-        [(c, pe, f) for c, pe, f, _ in pre],
+        [(c, pe, f) for c, pe, f, _, _ in pre],
         where_sql,
         from_sql,
         grouped,
@@ -534,7 +562,7 @@ def aggregate_query(
         grouped,
         privacy.max_groups_per_entity,
     )
-    engine_columns = tuple(key_names + [DISTINCT_COLUMN] + [c for c, _, _, _ in pre])
+    engine_columns = tuple(key_names + [DISTINCT_COLUMN] + [c for c, _, _, _, _ in pre])
 
     canonical_from = _canonical_from(scope_tables)
     canon_group = [c for c, _ in key_items]
@@ -642,11 +670,7 @@ def _bounded_sql(
         else:
             final_cols.append(f"{final('')} AS {q(column)}")
     where_clause = f" WHERE {where_sql}" if where_sql else ""
-    keys_sql = ", ".join(q(n) for n in key_names)
-    tail = (
-        f" GROUP BY {keys_sql} ORDER BY {q(DISTINCT_COLUMN)} DESC, hash({keys_sql}) "
-        f"LIMIT {MAX_CANDIDATE_GROUPS + 1}"
-    )
+    tail = _final_tail(key_names)
     if one_group:
         pair_hash = f"hash({', '.join([ehash, *key_sql])})"
         m_sql = (
@@ -689,7 +713,7 @@ def _rollup_plan(
     key_items: Sequence[tuple[str, exp.Expression]],
     where: Sequence[exp.Expression],
     outputs: Sequence[AggOutput],
-    pre: Sequence[tuple[str, str, Callable[[str], str], str | None]],
+    pre: Sequence[tuple[str, str, Callable[[str], str], str | None, tuple[str, str | None]]],
     ehash: str,
     key_sql: Sequence[str],
     key_names: Sequence[str],
@@ -714,7 +738,9 @@ def _rollup_plan(
     slug = scope_tables[0].slug
     dims: set[str] = set()
     key_dims: set[str] = set()
+    reads: dict[int, set[str]] = {}  # the dimensions each key and WHERE node reads
     for i, node in enumerate([n for _, n in key_items] + list(where)):
+        reads[id(node)] = set()
         for sub in node.walk():
             # Pure row-local functions only (the policy's allowlist): a value per cell.
             if isinstance(
@@ -727,6 +753,7 @@ def _rollup_plan(
                 if not sub.name or sub.name.startswith("__sbx"):
                     return None
                 dims.add(sub.name)
+                reads[id(node)].add(sub.name)
                 if i < len(key_items):
                     key_dims.add(sub.name)
     measures: set[str] = set()
@@ -736,14 +763,26 @@ def _rollup_plan(
             if name is None or (o.column.table and o.column.table != slug):
                 return None
             measures.add(name)
-    if any(rollup is None for _, _, _, rollup in pre):
+    if any(rollup is None for _, _, _, rollup, _ in pre):
         return None
-    rollup_pre = [(c, r or "", f) for c, _, f, r in pre]
+    rollup_pre = [(c, r or "", f) for c, _, f, r, _ in pre]
     sql = _bounded_sql(
         ehash, key_sql, key_names, rollup_pre, where_sql, q(slug), grouped, max_groups
     )
     constant_sql = _bounded_sql(
         ehash, key_sql, key_names, rollup_pre, where_sql, q(slug), grouped, max_groups, True
+    )
+    p_names = [f"__sbx_p{c[len('__sbx_m') :]}" for c, _, _, _, _ in pre]
+    pivot = PivotPlan(
+        keys=tuple(zip(key_sql, key_names, strict=True)),
+        terms=tuple(
+            (render(total(node)), tuple(sorted(reads[id(node)])))
+            for _, node in _unique_sorted(where)
+        ),
+        columns=tuple(
+            (c, kind, measure, f(q(p)) if kind != "none" else f(""))
+            for (c, _, f, _, (kind, measure)), p in zip(pre, p_names, strict=True)
+        ),
     )
     return RollupPlan(
         slug,
@@ -752,6 +791,107 @@ def _rollup_plan(
         tuple(sorted(measures)),
         tuple(sorted(key_dims)),
         constant_sql,
+        pivot,
+    )
+
+
+def pivot_terms(
+    plan: PivotPlan, key_dimensions: Sequence[str], constant: Sequence[str]
+) -> tuple[list[str], list[str]] | None:
+    """Split a rollup question's WHERE for the pivot, or None if the pivot cannot answer it.
+
+    The pivot has one row per entity: the dimensions constant per entity as columns, and the
+    cells of each combination of the varying ones side by side. It answers a question whose
+    group keys read constant dimensions only (each entity is in one group) and each of whose
+    WHERE conjuncts reads either constant dimensions only (a filter on the entity's row) or
+    varying ones only (a filter on the combinations, `pivot_mask_sql`). Returns those two
+    lists of rendered conjuncts.
+    """
+    fixed = set(constant)
+    if not set(key_dimensions) <= fixed:
+        return None
+    on_entity: list[str] = []
+    on_combination: list[str] = []
+    for sql, reads in plan.terms:
+        if set(reads) <= fixed:
+            on_entity.append(sql)
+        elif not set(reads) & fixed:
+            on_combination.append(sql)
+        else:
+            return None  # one conjunct reading both kinds: the rollup's own SQL answers it
+    return on_entity, on_combination
+
+
+def pivot_mask_sql(slug: str, on_combination: Sequence[str]) -> str:
+    """Which combinations of the varying dimensions pass the WHERE: over a view named `slug`
+    of the combinations file, one row (index, passes) per combination. A conjunct that is
+    NULL (or fails: `total`) does not pass, as in a WHERE."""
+    cond = " AND ".join(on_combination) if on_combination else "TRUE"
+    return (
+        f"SELECT {q(PIVOT_INDEX)}, COALESCE({cond}, FALSE) FROM {q(slug)} "
+        f"ORDER BY {q(PIVOT_INDEX)}"
+    )
+
+
+def pivot_sql(plan: PivotPlan, slug: str, on_entity: Sequence[str], passing: Sequence[int]) -> str:
+    """The rollup question over the pivot (see `pivot_terms`): the same rows as its rollup SQL.
+
+    An entity's per-entity values are the sums of its cells in the passing combinations
+    (`passing`, from `pivot_mask_sql`), which is what the rollup SQL's per-entity GROUP BY
+    sums after its WHERE: the rows and non-NULL counts of absent cells count 0, a SUM is NULL
+    only if every passing cell's SUM is (SQL's SUM over the cells), and an entity without a
+    passing cell is not there at all. Everything after the per-entity step is the same SQL
+    (`_final_sql`).
+    """
+    table = q(slug)
+
+    def cell(name: str, j: int) -> str:
+        return f"{table}.{q(pivot_column(name, j))}"
+
+    def total(name: str) -> str:
+        if not passing:
+            return "0::BIGINT"
+        return "(" + " + ".join(f"COALESCE({cell(name, j)}, 0)" for j in passing) + ")::BIGINT"
+
+    p_cols = [f"{table}.{q(ENTITY_HASH_COLUMN)} AS {q('__sbx_e')}"]
+    p_cols += [f"{sql} AS {q(name)}" for sql, name in plan.keys]
+    finals: list[tuple[str, str, str]] = []
+    for column, kind, measure, final in plan.columns:
+        finals.append((column, kind, final))
+        if kind == "none":
+            continue
+        if kind == "rows":
+            value = total(ROLLUP_ROWS)
+        elif kind == "count":
+            value = total(ROLLUP_COUNT_PREFIX + str(measure))
+        else:
+            name = ROLLUP_SUM_PREFIX + str(measure)
+            if passing:
+                none = " AND ".join(f"{cell(name, j)} IS NULL" for j in passing)
+                added = " + ".join(f"COALESCE({cell(name, j)}::HUGEINT, 0)" for j in passing)
+                value = f"TRY_CAST(CASE WHEN {none} THEN NULL ELSE {added} END AS DOUBLE)"
+            else:
+                value = "NULL::DOUBLE"
+        p_cols.append(f"{value} AS {q('__sbx_p' + column[len('__sbx_m') :])}")
+    where = [f"{total(ROLLUP_ROWS)} > 0", *on_entity]
+    p_sql = f"SELECT {', '.join(p_cols)} FROM {table} WHERE {' AND '.join(where)}"
+    final_cols = [q(name) for _, name in plan.keys] + [f"COUNT(*) AS {q(DISTINCT_COLUMN)}"]
+    final_cols += [f"{final} AS {q(column)}" for column, _, final in finals]
+    return (
+        f"WITH {q('__sbx_p')} AS ({p_sql}) SELECT {', '.join(final_cols)} FROM {q('__sbx_p')}"
+        + _final_tail([name for _, name in plan.keys])
+    )
+
+
+def _final_tail(key_names: Sequence[str]) -> str:
+    """The bounded SQL's last clauses: per group, most entities first, every candidate group
+    (ungrouped: one row, nothing to add)."""
+    if not key_names:
+        return ""
+    keys_sql = ", ".join(q(n) for n in key_names)
+    return (
+        f" GROUP BY {keys_sql} ORDER BY {q(DISTINCT_COLUMN)} DESC, hash({keys_sql}) "
+        f"LIMIT {MAX_CANDIDATE_GROUPS + 1}"
     )
 
 

@@ -261,7 +261,11 @@ def test_generated_questions_give_the_same_rows_from_the_rollup(data, engine, qu
     except PolicyViolation:
         return  # e.g. a WHERE form the policy refuses: nothing to compare
     assert q.rollup is not None, sql
-    assert _both(q, engine, tables).rollup, sql
+    res = _both(q, engine, tables)
+    assert res.rollup, sql
+    # keys over the constant dimensions only: the pivot answered (WHERE conditions each read
+    # one column, so none mixes constant and varying dimensions)
+    assert res.pivot == (set(q.rollup.key_dimensions) <= {"district", "flag", "start"}), sql
 
 
 @pytest.mark.parametrize(("g", "r", "lower", "upper"), BOUNDS)
@@ -308,9 +312,103 @@ def test_the_files_derived_from_a_data_file_are_deleted_with_it(data, tmp_path):
     before = set(folder.iterdir())
     removed = drop_prepared(folder, gone)
     after = set(folder.iterdir())
-    mine = {a.path, a.rollup.path, b.path} | ({b.rollup.path} if b.rollup else set())
+    assert a.rollup.pivot is not None  # the pivot and its combinations file go too
+    mine = {a.path, *a.rollup.files(), b.path} | (set(b.rollup.files()) if b.rollup else set())
     assert {str(p) for p in before - after} >= mine
     assert removed == len(before - after) and len(before - after) == len(mine) + 2  # sidecars
-    assert {c.path, c.rollup.path} <= {str(p) for p in after} and other in after
+    assert {c.path, *c.rollup.files()} <= {str(p) for p in after} and other in after
     assert drop_prepared(folder, gone) == 0
     assert drop_prepared(tmp_path / "nowhere", gone) == 0
+
+
+# -- the per-entity pivot of the rollup ------------------------------------------------------
+
+PIVOTED = [
+    # keys over constant dimensions; WHERE conjuncts each over constant or over varying ones
+    "SELECT district, COUNT(*), SUM(v), AVG(v), COUNT(v) FROM t GROUP BY district",
+    "SELECT district, flag, COUNT(*), SUM(v) FROM t WHERE kind = 'a' GROUP BY district, flag",
+    "SELECT start, COUNT(DISTINCT ek), SUM(w) FROM t WHERE year >= 2023 GROUP BY start",
+    "SELECT district, SUM(v) FROM t WHERE kind IS NULL AND flag = TRUE GROUP BY district",
+    "SELECT district, COUNT(*) FROM t WHERE kind = 'a' AND year = 2022 AND kind = 'b' "
+    "GROUP BY district",  # no combination passes
+    "SELECT CASE WHEN start < DATE '2020-03-01' THEN 'early' ELSE 'late' END AS s, COUNT(*), "
+    "AVG(w) FROM t WHERE kind IN ('a', 'b') AND year <> 2023 AND district <> 'east' GROUP BY s",
+    "SELECT COUNT(*), SUM(v), AVG(w) FROM t WHERE kind IN ('a', 'b')",  # ungrouped
+    "SELECT COUNT(DISTINCT ek) FROM t WHERE kind = 'b'",
+]
+
+NOT_PIVOTED = [
+    # a key over a dimension that varies within an entity
+    "SELECT kind, COUNT(*), SUM(v) FROM t GROUP BY kind",
+    "SELECT district, year, COUNT(*) FROM t WHERE kind = 'a' GROUP BY district, year",
+]
+
+
+@pytest.mark.parametrize(("g", "r", "lower", "upper"), BOUNDS)
+@pytest.mark.parametrize("sql", PIVOTED)
+def test_questions_over_constant_keys_are_answered_from_the_pivot_with_the_same_rows(
+    data, engine, sql, g, r, lower, upper
+):
+    """The pivot (one row per entity, its cells side by side per combination of the varying
+    dimensions) gives exactly the raw bounded path's rows, under every contribution bound,
+    with NULL keys, NULL and negative measures, and a WHERE that no combination passes."""
+    _, tables = data
+    q = check(sql, _ctx(g, r, lower, upper))
+    res = _both(q, engine, tables)
+    assert res.rollup and res.pivot, sql
+
+
+@pytest.mark.parametrize("sql", NOT_PIVOTED)
+def test_questions_the_pivot_cannot_answer_keep_the_rollup(data, engine, sql):
+    _, tables = data
+    q = check(sql, _ctx(1, 12, 0, 300))
+    res = _both(q, engine, tables)
+    assert res.rollup and not res.pivot, sql
+
+
+def test_the_pivot_has_one_row_per_entity_and_each_cell_once(data, engine):
+    """Its combinations are the varying dimensions' distinct value tuples of the rollup (NULL
+    included), and summing the pivot's columns gives back the rollup's totals."""
+    frame, tables = data
+    rollup = engine.prepare(tables["t"], COLUMNS, "ek").rollup
+    pivot = rollup.pivot
+    assert pivot is not None and set(pivot.varying) == {"kind", "year"}
+    con = duckdb.connect()
+    try:
+        combos = con.execute(
+            f"SELECT __sbx_j, kind, year FROM read_parquet('{pivot.combinations}') ORDER BY 1"
+        ).fetchall()
+        assert [j for j, *_ in combos] == list(range(pivot.count))
+        distinct = con.execute(
+            f"SELECT COUNT(*) FROM (SELECT DISTINCT kind, year FROM read_parquet('{rollup.path}'))"
+        ).fetchone()[0]
+        assert len(combos) == distinct == pivot.count
+        (entities,) = con.execute(
+            f"SELECT COUNT(*) FROM read_parquet('{pivot.path}')"
+        ).fetchone()
+        assert entities == frame["ek"].nunique()
+        n_cols = " + ".join(f'COALESCE("__sbx_n@{j}", 0)' for j in range(pivot.count))
+        s_cols = " + ".join(f'COALESCE("__sbx_s:v@{j}", 0)' for j in range(pivot.count))
+        got = con.execute(
+            f"SELECT SUM({n_cols}), SUM({s_cols}) FROM read_parquet('{pivot.path}')"
+        ).fetchone()
+    finally:
+        con.close()
+    assert got == (len(frame), int(frame["v"].sum()))
+
+
+def test_a_condition_reading_constant_and_varying_dimensions_is_not_pivoted():
+    """The policy lets each WHERE condition on conditional data read one column; should that
+    change, a conjunct over both kinds of dimension must leave the question to the rollup."""
+    from sandbox import sqlgen
+    from sandbox.query import PivotPlan
+
+    plan = PivotPlan(
+        keys=(('"t"."district"', "__sbx_g0"),),
+        terms=(('"t"."flag"', ("flag",)), ("x", ("district", "kind")), ("y", ("kind",))),
+        columns=(),
+    )
+    assert sqlgen.pivot_terms(plan, ("district",), ("district", "flag")) is None
+    ok = PivotPlan(keys=plan.keys, terms=(plan.terms[0], plan.terms[2]), columns=())
+    assert sqlgen.pivot_terms(ok, ("district",), ("district", "flag")) == (['"t"."flag"'], ["y"])
+    assert sqlgen.pivot_terms(ok, ("district", "kind"), ("district", "flag")) is None
