@@ -60,6 +60,30 @@ WORKERS = 2
 KEY_BLOOM_FPP = 0.01
 
 
+def use_jemalloc() -> bool:
+    """Make jemalloc Arrow's allocator in this process, if this pyarrow has it (once).
+
+    The pipeline allocates and frees a chunk's worth of column buffers per chunk. With Arrow's
+    default allocator (mimalloc) much of that memory goes back to the OS between chunks and
+    is faulted in again, zeroed by the kernel, for the next: at 1M rows that page traffic was
+    about a tenth of the run's CPU (docs/benchmarks.md, issue #17). jemalloc keeps freed pages
+    for reuse a little longer. Only the allocator changes, never a value; it is the
+    process-wide default pool (`pyarrow.set_memory_pool`), so it is set before any
+    pipeline allocation and never switched back.
+    """
+    global _JEMALLOC
+    if _JEMALLOC is None:
+        try:
+            pa.set_memory_pool(pa.jemalloc_memory_pool())
+            _JEMALLOC = True
+        except NotImplementedError:  # a pyarrow built without jemalloc: keep its default
+            _JEMALLOC = False
+    return _JEMALLOC
+
+
+_JEMALLOC: bool | None = None
+
+
 def _now(now: dt.datetime | None) -> dt.datetime:
     now = now or dt.datetime.now(dt.UTC)
     return now.astimezone(dt.UTC).replace(tzinfo=None) if now.tzinfo else now
@@ -157,6 +181,7 @@ def run_pipeline(
     """
     if not key:
         raise ValueError("the pseudonym key is empty")
+    use_jemalloc()
     if k_min < 1 or chunk_rows < 1:
         raise ValueError("k_min and chunk_rows must be at least 1")
     if update_frequency is not None and update_frequency not in kinds.UPDATE_FREQUENCY_DAYS:

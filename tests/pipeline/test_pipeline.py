@@ -211,3 +211,41 @@ def test_failures_leak_nothing_and_leave_nothing(tmp_path: Path, publish, caplog
     text = str(err.value) + repr(err.value.to_dict()) + caplog.text
     assert not [v for v in _raw_values(data) if v in text]
     assert list(out_dir.iterdir()) == []
+
+
+def test_the_pipeline_runs_on_jemalloc_and_publishes_the_same_file(tmp_path):
+    """`use_jemalloc` changes Arrow's allocator only: a file published before the switch and
+    one published after it hold the same table."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, pyarrow as pa, pyarrow.parquet as pq\n"
+        "from market.pipeline import runner\n"
+        "src, a, b = sys.argv[1:4]\n"
+        "pa.set_memory_pool(pa.system_memory_pool())\n"
+        "kw = dict(filename='x.csv', key=b'k' * 32, entity_key=None, update_frequency=None)\n"
+        "runner.use_jemalloc = lambda: None\n"  # first run: keep the system allocator
+        "runner.run_pipeline(src, out_path=a, **kw)\n"
+        "assert pa.default_memory_pool().backend_name == 'system'\n"
+        "import importlib; importlib.reload(runner)\n"
+        "runner.run_pipeline(src, out_path=b, **kw)\n"
+        "print(pa.default_memory_pool().backend_name)\n"
+        "assert pq.read_table(a).equals(pq.read_table(b))\n"
+    )
+    src = tmp_path / "x.csv"
+    rows = ["姓名,手机号,金额"] + [f"张{i},1380013{i:04d},{i}" for i in range(300)]
+    src.write_text("\n".join(rows), encoding="utf-8")
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(src), str(tmp_path / "a.parquet"),
+         str(tmp_path / "b.parquet")],
+        capture_output=True, text=True, check=True,
+    )
+    import pyarrow as pa
+
+    try:
+        pa.jemalloc_memory_pool()
+        expected = "jemalloc"
+    except NotImplementedError:  # a pyarrow built without it keeps its default
+        expected = "system"
+    assert out.stdout.strip().splitlines()[-1] == expected
