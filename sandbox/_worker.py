@@ -227,7 +227,15 @@ class _Runner:
             setup.append("SET enable_external_access = false")
             setup.append("SET lock_configuration = true")
             con.execute(";\n".join(setup))
-            cur = con.execute(job["sql"])
+            sql = job["sql"]
+            if job.get("mask") is not None:
+                # A pivot template (sandbox.sqlgen.pivot_template): its holes are the indexes
+                # of the combinations; each becomes TRUE if the mask query says it passes.
+                passing = {int(j) for j, ok in con.execute(job["mask"]).fetchall() if ok is True}
+                sql = "".join(
+                    p if isinstance(p, str) else ("TRUE" if p in passing else "FALSE") for p in sql
+                )
+            cur = con.execute(sql)
             columns = tuple(d[0] for d in cur.description or ())
             rows = cur.fetchmany(int(job["row_cap"]) + 1)
             return ("ok", columns, rows), con

@@ -27,7 +27,7 @@ from typing import Any
 
 from .engine import EngineResult
 from .errors import EngineError, QueryTimeout, ResourceLimit
-from .query import CheckedQuery, RollupPlan, StoredTable, ViewSpec
+from .query import CheckedQuery, PivotPlan, RollupPlan, StoredTable, ViewSpec
 
 #: Seconds beyond the query's timeout before the worker's pool kills the task (``time_limit``).
 GRACE_S = 5.0
@@ -79,6 +79,11 @@ def encode_job(query: CheckedQuery, tables: Mapping[str, TableRef], timeout_s: f
             "dimensions": list(query.rollup.dimensions), "measures": list(query.rollup.measures),
             "key_dimensions": list(query.rollup.key_dimensions),
             "constant_sql": query.rollup.constant_sql,
+            "pivot": None if query.rollup.pivot is None else {
+                "keys": [list(k) for k in query.rollup.pivot.keys],
+                "terms": [[sql, list(reads)] for sql, reads in query.rollup.pivot.terms],
+                "columns": [list(c) for c in query.rollup.pivot.columns],
+            },
         },
     }
 
@@ -103,6 +108,20 @@ def _decode_rollup(plan: Mapping[str, Any] | None) -> RollupPlan | None:
         str(plan["slug"]), str(plan["sql"]), tuple(map(str, plan["dimensions"])),
         tuple(map(str, plan["measures"])), tuple(map(str, plan.get("key_dimensions") or ())),
         None if plan.get("constant_sql") is None else str(plan["constant_sql"]),
+        _decode_pivot(plan.get("pivot")),
+    )
+
+
+def _decode_pivot(plan: Mapping[str, Any] | None) -> PivotPlan | None:
+    if not plan:
+        return None
+    return PivotPlan(
+        keys=tuple((str(sql), str(name)) for sql, name in plan["keys"]),
+        terms=tuple((str(sql), tuple(map(str, reads))) for sql, reads in plan["terms"]),
+        columns=tuple(
+            (str(c), str(kind), None if m is None else str(m), str(final))
+            for c, kind, m, final in plan["columns"]
+        ),
     )
 
 

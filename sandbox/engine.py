@@ -409,29 +409,19 @@ class DuckDBEngine:
         if terms is None:
             return None
         on_entity, on_combination = terms
-        started = time.perf_counter()
-        passing = list(range(pivot.count))
-        if on_combination:
-            spec = [(plan.slug, pivot.combinations, [PIVOT_INDEX, *pivot.varying], "", False)]
-            mask = self._run(
-                sqlgen.pivot_mask_sql(plan.slug, on_combination),
-                spec,
-                entity_rows,
-                timeout_s,
-                pivot.count + 1,
-            )
-            passing = [int(j) for j, passes in mask.rows if passes is True]
+        template = sqlgen.pivot_template(plan.pivot, plan.slug, on_entity, pivot.count)
         spec = [(plan.slug, pivot.path, pivot.columns(rollup), "", False)]
-        sql = sqlgen.pivot_sql(plan.pivot, plan.slug, on_entity, passing)
-        remaining = max(0.001, timeout_s - (time.perf_counter() - started))
-        result = self._run(sql, spec, entity_rows, remaining, cap)
+        if on_combination:
+            # One job: the worker first runs the mask over the combinations, then fills it in.
+            combinations = [PIVOT_INDEX, *pivot.varying]
+            spec.append((sqlgen.PIVOT_COMBINATIONS, pivot.combinations, combinations, "", False))
+            mask = sqlgen.pivot_mask_sql(plan.slug, on_combination)
+            result = self._run(template, spec, entity_rows, timeout_s, cap, mask=mask)
+        else:
+            sql = sqlgen.fill_pivot(template, range(pivot.count))
+            result = self._run(sql, spec, entity_rows, timeout_s, cap)
         return EngineResult(
-            result.columns,
-            result.rows,
-            result.truncated,
-            (time.perf_counter() - started) * 1000,
-            True,
-            True,
+            result.columns, result.rows, result.truncated, result.elapsed_ms, True, True
         )
 
     def run_sql(
@@ -456,17 +446,23 @@ class DuckDBEngine:
 
     def _run(
         self,
-        sql: str,
+        sql: str | Sequence[str | int],
         views: list[tuple[str, str, list[str], str, bool]],
         entity_rows: Mapping[str, int | None],
         timeout_s: float,
         row_cap: int,
+        mask: str | None = None,
     ) -> EngineResult:
+        """`sql` and `mask`: a pivot template and its mask query (`sqlgen.pivot_template`),
+        run by the worker as one job; otherwise `sql` is the SQL text."""
         if timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
+        if (mask is None) != isinstance(sql, str):
+            raise ValueError("a template needs its mask query, and only a template has one")
         job = {
             "op": "query",
-            "sql": sql,
+            "sql": sql if isinstance(sql, str) else list(sql),
+            "mask": mask,
             "views": views,
             "entity_rows": list(entity_rows.items()),
             "row_cap": int(row_cap),

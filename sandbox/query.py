@@ -154,7 +154,7 @@ def pivot_column(name: str, combination: int) -> str:
 @dataclass(frozen=True)
 class PivotPlan:
     """The parts of a rollup question from which the engine writes it over the per-entity
-    pivot of the rollup (`sandbox.sqlgen.pivot_sql`), once it knows which dimensions of that
+    pivot of the rollup (`sandbox.sqlgen.pivot_template`), once it knows which dimensions of that
     rollup are constant per entity and which vary.
 
     - `keys`: (rendered key SQL, engine column) per group key;

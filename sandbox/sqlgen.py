@@ -11,7 +11,7 @@ LIMIT of aggregate mode are post-processing (`sandbox.results`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -822,65 +822,109 @@ def pivot_terms(
     return on_entity, on_combination
 
 
+PIVOT_COMBINATIONS = "__sbx_combinations"  # the view of the combinations file
+
+
 def pivot_mask_sql(slug: str, on_combination: Sequence[str]) -> str:
-    """Which combinations of the varying dimensions pass the WHERE: over a view named `slug`
-    of the combinations file, one row (index, passes) per combination. A conjunct that is
-    NULL (or fails: `total`) does not pass, as in a WHERE."""
+    """Which combinations of the varying dimensions pass the WHERE: one row (index, passes)
+    per combination, over the view PIVOT_COMBINATIONS named `slug` in this query (the
+    conjuncts read `slug`.column). A conjunct that is NULL (or fails: `total`) does not pass,
+    as in a WHERE."""
     cond = " AND ".join(on_combination) if on_combination else "TRUE"
     return (
-        f"SELECT {q(PIVOT_INDEX)}, COALESCE({cond}, FALSE) FROM {q(slug)} "
-        f"ORDER BY {q(PIVOT_INDEX)}"
+        f"SELECT {q(PIVOT_INDEX)}, COALESCE({cond}, FALSE) FROM {q(PIVOT_COMBINATIONS)} "
+        f"AS {q(slug)} ORDER BY {q(PIVOT_INDEX)}"
     )
 
 
-def pivot_sql(plan: PivotPlan, slug: str, on_entity: Sequence[str], passing: Sequence[int]) -> str:
-    """The rollup question over the pivot (see `pivot_terms`): the same rows as its rollup SQL.
+#: SQL text with holes: an int j stands for TRUE if combination j passes the WHERE, else
+#: FALSE (`fill_pivot`; the engine's worker fills it after running `pivot_mask_sql`).
+PivotTemplate = list[str | int]
 
-    An entity's per-entity values are the sums of its cells in the passing combinations
-    (`passing`, from `pivot_mask_sql`), which is what the rollup SQL's per-entity GROUP BY
-    sums after its WHERE: the rows and non-NULL counts of absent cells count 0, a SUM is NULL
-    only if every passing cell's SUM is (SQL's SUM over the cells), and an entity without a
-    passing cell is not there at all. Everything after the per-entity step is the same SQL
-    (`_final_sql`).
+
+def fill_pivot(template: Sequence[str | int], passing: Collection[int]) -> str:
+    """The SQL of a pivot template, given the combinations that pass (only TRUE and FALSE
+    are inserted)."""
+    return "".join(
+        part if isinstance(part, str) else ("TRUE" if part in passing else "FALSE")
+        for part in template
+    )
+
+
+def pivot_template(
+    plan: PivotPlan, slug: str, on_entity: Sequence[str], count: int
+) -> PivotTemplate:
+    """The rollup question over the pivot (see `pivot_terms`), with a hole per combination
+    for whether it passes the WHERE (`fill_pivot`): the same rows as its rollup SQL.
+
+    An entity's per-entity values are the sums of its cells in the passing combinations,
+    which is what the rollup SQL's per-entity GROUP BY sums after its WHERE: the rows and
+    non-NULL counts of absent cells count 0, a SUM is NULL only if every passing cell's SUM
+    is (SQL's SUM over the cells), and an entity without a passing cell is not there at all.
+    With the holes filled, DuckDB folds the constant CASEs away. Everything after the
+    per-entity step is the same SQL as the rollup's (`_final_tail`).
     """
     table = q(slug)
+    out: PivotTemplate = []
 
     def cell(name: str, j: int) -> str:
         return f"{table}.{q(pivot_column(name, j))}"
 
-    def total(name: str) -> str:
-        if not passing:
-            return "0::BIGINT"
-        return "(" + " + ".join(f"COALESCE({cell(name, j)}, 0)" for j in passing) + ")::BIGINT"
+    def each(parts, sep: str) -> None:  # noqa: ANN001 - one template piece per combination
+        for j in range(count):
+            if j:
+                out.append(sep)
+            out.extend(parts(j))
 
-    p_cols = [f"{table}.{q(ENTITY_HASH_COLUMN)} AS {q('__sbx_e')}"]
-    p_cols += [f"{sql} AS {q(name)}" for sql, name in plan.keys]
-    finals: list[tuple[str, str, str]] = []
-    for column, kind, measure, final in plan.columns:
-        finals.append((column, kind, final))
+    def total(name: str) -> None:
+        out.append("(")
+        each(lambda j: ["CASE WHEN ", j, f" THEN COALESCE({cell(name, j)}, 0) ELSE 0 END"], " + ")
+        out.append(")::BIGINT")
+
+    out.append(f"WITH {q('__sbx_p')} AS (SELECT {table}.{q(ENTITY_HASH_COLUMN)} AS {q('__sbx_e')}")
+    for sql, name in plan.keys:
+        out.append(f", {sql} AS {q(name)}")
+    for column, kind, measure, _ in plan.columns:
         if kind == "none":
             continue
+        out.append(", ")
         if kind == "rows":
-            value = total(ROLLUP_ROWS)
+            total(ROLLUP_ROWS)
         elif kind == "count":
-            value = total(ROLLUP_COUNT_PREFIX + str(measure))
+            total(ROLLUP_COUNT_PREFIX + str(measure))
         else:
             name = ROLLUP_SUM_PREFIX + str(measure)
-            if passing:
-                none = " AND ".join(f"{cell(name, j)} IS NULL" for j in passing)
-                added = " + ".join(f"COALESCE({cell(name, j)}::HUGEINT, 0)" for j in passing)
-                value = f"TRY_CAST(CASE WHEN {none} THEN NULL ELSE {added} END AS DOUBLE)"
-            else:
-                value = "NULL::DOUBLE"
-        p_cols.append(f"{value} AS {q('__sbx_p' + column[len('__sbx_m') :])}")
-    where = [f"{total(ROLLUP_ROWS)} > 0", *on_entity]
-    p_sql = f"SELECT {', '.join(p_cols)} FROM {table} WHERE {' AND '.join(where)}"
+            out.append("TRY_CAST(CASE WHEN ")
+            each(lambda j, n=name: ["(NOT ", j, f" OR {cell(n, j)} IS NULL)"], " AND ")
+            out.append(" THEN NULL ELSE (")
+            each(
+                lambda j, n=name: [
+                    "CASE WHEN ",
+                    j,
+                    f" THEN COALESCE({cell(n, j)}::HUGEINT, 0) ELSE 0 END",
+                ],
+                " + ",
+            )
+            out.append(") END AS DOUBLE)")
+        out.append(f" AS {q('__sbx_p' + column[len('__sbx_m') :])}")
+    out.append(f" FROM {table} WHERE ")
+    total(ROLLUP_ROWS)
+    out.append(" > 0")
+    for term in on_entity:
+        out.append(f" AND {term}")
     final_cols = [q(name) for _, name in plan.keys] + [f"COUNT(*) AS {q(DISTINCT_COLUMN)}"]
-    final_cols += [f"{final} AS {q(column)}" for column, _, final in finals]
-    return (
-        f"WITH {q('__sbx_p')} AS ({p_sql}) SELECT {', '.join(final_cols)} FROM {q('__sbx_p')}"
+    final_cols += [f"{final} AS {q(column)}" for column, _, _, final in plan.columns]
+    out.append(
+        f") SELECT {', '.join(final_cols)} FROM {q('__sbx_p')}"
         + _final_tail([name for _, name in plan.keys])
     )
+    merged: PivotTemplate = []
+    for part in out:  # adjacent text as one piece
+        if isinstance(part, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += part
+        else:
+            merged.append(part)
+    return merged
 
 
 def _final_tail(key_names: Sequence[str]) -> str:

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from sandbox.celery_engine import decode_job, encode_job
-from sandbox.query import RollupPlan, StoredTable, ViewSpec
+from sandbox.query import PivotPlan, RollupPlan, StoredTable, ViewSpec
 
 
 @pytest.mark.parametrize(
@@ -20,6 +20,14 @@ from sandbox.query import RollupPlan, StoredTable, ViewSpec
         RollupPlan("d1_tax", "SELECT 1", ("district",), ("amount",)),
         RollupPlan("d1_tax", "SELECT 1", ("district", "industry"), ("amount",),
                    ("district",), "SELECT 2"),
+        # with the pivot's parts (keys, WHERE terms and what each reads, bounded columns)
+        RollupPlan("d1_tax", "SELECT 1", ("district", "industry"), ("amount",),
+                   ("district",), "SELECT 2",
+                   PivotPlan(keys=(('"d1_tax"."district"', "__sbx_g0"),),
+                             terms=(("TRY(x <> 'a')", ("industry",)),),
+                             columns=(("__sbx_m1", "rows", None, "COUNT(*)"),
+                                      ("__sbx_m2", "sum", "amount", "SUM(p)"),
+                                      ("__sbx_m3", "none", None, "COUNT(*)")))),
     ],
 )
 def test_the_job_round_trips_through_json(rollup):
