@@ -331,6 +331,17 @@ def _releases(
         wanted.setdefault(name, (kind, per_entity, final, sens, rollup, pivot))
         return name
 
+    def count_of(col: exp.Expression) -> str:  # COUNT(col): its non-NULL rows
+        return need(
+            render(exp.Count(this=col.copy())),
+            "count",
+            f"COUNT({render(col)})",
+            "",
+            Decimal(g * r),
+            _rollup_count(col),
+            ("count", _measure(col)),
+        )
+
     for o in outputs:
         if o.kind == "dimension" or (o.kind == "distinct" and grouped):
             plans_src.append((o, ()))
@@ -353,16 +364,7 @@ def _releases(
                     ("rows", None),
                 )
             else:
-                cname = render(exp.Count(this=col.copy()))
-                name = need(
-                    cname,
-                    "count",
-                    f"COUNT({render(col)})",
-                    "",
-                    Decimal(g * r),
-                    _rollup_count(col),
-                    ("count", _measure(col)),
-                )
+                name = count_of(col)
             plans_src.append((o, (name,)))
             continue
         assert col is not None and o.lower is not None and o.upper is not None
@@ -379,16 +381,7 @@ def _releases(
         if o.kind == "sum":
             plans_src.append((o, (sname,)))
         else:
-            cname = need(
-                render(exp.Count(this=col.copy())),
-                "count",
-                f"COUNT({render(col)})",
-                "",
-                Decimal(g * r),
-                _rollup_count(col),
-                ("count", _measure(col)),
-            )
-            plans_src.append((o, (sname, cname)))
+            plans_src.append((o, (sname, count_of(col))))
 
     threshold_share, share = split_epsilon(
         privacy.epsilon_per_query, len(wanted), grouped, g, privacy.delta
