@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import g, has_app_context
@@ -197,27 +199,84 @@ class FreshRequestClient(FlaskClient):
         return super().open(*args, **kwargs)
 
 
+@contextmanager
+def _session_on(conn) -> Iterator[None]:
+    """``db.session`` bound to ``conn``: its commits become savepoints released inside the
+    connection's transaction, which the caller rolls back."""
+    from market.extensions import db
+
+    original = db.session
+    db.session = scoped_session(
+        sessionmaker(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=True)
+    )
+    try:
+        yield
+    finally:
+        db.session.remove()
+        db.session = original
+
+
+@pytest.fixture(scope="module")
+def module_transaction(_session_app) -> Iterator[Any]:
+    """One connection and transaction for a whole module, rolled back at its end: data built
+    once for the module (``module_data``) is committed into it, and each test of the module
+    (through ``app``) runs in a savepoint of it that is rolled back after the test, so a test
+    sees the module's data exactly as built and never another test's changes."""
+    from market.extensions import db
+
+    with _session_app.app_context():
+        conn = db.engine.connect()
+        outer = conn.begin()
+    try:
+        yield conn
+    finally:
+        outer.rollback()
+        conn.close()
+
+
+def module_data(build: Callable[[Any], Any]) -> Callable[..., Any]:
+    """A module-scoped fixture whose value ``build(app)`` is made once per module, with
+    ``db.session`` on the ``module_transaction`` (commits stay inside it). Only for data the
+    module's tests treat as read-only or change solely in the database (every test's database
+    changes are rolled back; files and other state outside the database are not)."""
+
+    @pytest.fixture(scope="module")
+    def fixture(_session_app, module_transaction):
+        with _session_app.app_context(), _session_on(module_transaction):
+            return build(_session_app)
+
+    return fixture
+
+
 @pytest.fixture
-def app(_session_app):
-    """The app, inside an app context, with every database change rolled back after the test."""
+def app(_session_app, request):
+    """The app, inside an app context, with every database change rolled back after the test.
+
+    In a module that shares data through ``module_transaction`` (it must then be marked
+    ``pytest.mark.module_transaction``, since on SQLite a second transaction would wait for the
+    module's write lock), the test runs in a savepoint of the module's transaction instead."""
     from market.extensions import db
 
     app = _session_app
     app.test_client_class = FreshRequestClient
     with app.app_context():
-        conn = db.engine.connect()
-        outer = conn.begin()
-        original = db.session
-        db.session = scoped_session(
-            sessionmaker(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=True)
-        )
+        if "module_transaction" in request.fixturenames or request.node.get_closest_marker(
+            "module_transaction"
+        ):
+            conn = request.getfixturevalue("module_transaction")
+            outer = conn.begin_nested()
+            own = False
+        else:
+            conn = db.engine.connect()
+            outer = conn.begin()
+            own = True
         try:
-            yield app
+            with _session_on(conn):
+                yield app
         finally:
-            db.session.remove()
-            db.session = original
             outer.rollback()
-            conn.close()
+            if own:
+                conn.close()
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from market.accounts.actor import Actor
+from tests.conftest import module_data
 from tests.sandbox_app import data as sandbox_data
 
 ROLES = ("department", "buyer", "operator", "regulator", "subject")
@@ -409,3 +410,16 @@ def world(app) -> World:
     from market.extensions import db
 
     return build_world(app, db.session)
+
+
+def _build_shared_world(app) -> World:
+    from market.extensions import db
+
+    return build_world(app, db.session)
+
+
+#: The same world, built once for a module (``tests.conftest.module_data``): for modules whose
+#: tests change it only in the database, since each of their tests runs in a savepoint of the
+#: module's transaction that is rolled back. A module opts in by overriding ``world`` with a
+#: fixture that returns ``shared_world``.
+shared_world = module_data(_build_shared_world)

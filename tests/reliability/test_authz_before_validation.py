@@ -11,8 +11,18 @@ from typing import Any
 
 import pytest
 
-from tests.reliability.conftest import CALLERS
+from tests.reliability.conftest import CALLERS, World
 from tests.reliability.test_authz_matrix import ROWS, Row, api_routes, resolve_path
+
+#: Every test of the module shares the world's transaction (tests/conftest.py, ``app``).
+pytestmark = pytest.mark.module_transaction
+
+
+@pytest.fixture
+def world(shared_world: World) -> World:
+    """One world for the module: each test's (and each cell's) changes are rolled back."""
+    return shared_world
+
 
 #: Refusal codes that name why the caller may not call (``sandbox.refusals``), not the input.
 AUTHORIZATION_RULES = {"not_found", "not_buyer", "blacklisted", "license_not_active"}

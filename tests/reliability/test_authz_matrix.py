@@ -4,7 +4,9 @@ The table below IS the specification (API.md, "Errors"): 401 without a token, 40
 wrong role or another organization's object the caller may know exists, 404 for an object
 the caller may not even know exists, 2xx when allowed. Each row is one pytest test; each of
 its twelve cells (six callers × own/other) runs in a savepoint of its own, so a revocation in
-one cell cannot change the next.
+one cell cannot change the next. The world is built once for the module, and each test runs in
+a savepoint of the module's transaction (``pytest.mark.module_transaction``), rolled back after
+it: no row sees another row's changes.
 
 How to read a row::
 
@@ -35,6 +37,16 @@ import pytest
 
 from tests.conftest import PASSWORD, valid_uscc
 from tests.reliability.conftest import CALLERS, World
+
+#: Every test of the module shares the world's transaction (tests/conftest.py, ``app``).
+pytestmark = pytest.mark.module_transaction
+
+
+@pytest.fixture
+def world(shared_world: World) -> World:
+    """One world for the module: each test's (and each cell's) changes are rolled back."""
+    return shared_world
+
 
 MATRIX = """
 # method path                                                   target                          anon dept    buyer   oper    reg     subj

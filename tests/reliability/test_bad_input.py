@@ -22,6 +22,16 @@ from werkzeug.test import encode_multipart
 from tests.conftest import PASSWORD, valid_uscc
 from tests.reliability.conftest import World, stripe_signature
 
+#: One world for the module (``shared_world``): each test runs in a savepoint of the module's
+#: transaction, rolled back after it (tests/conftest.py, ``app``).
+pytestmark = pytest.mark.module_transaction
+
+
+@pytest.fixture
+def world(shared_world: World) -> World:
+    return shared_world
+
+
 # ---------------------------------------------------------------------------- helpers
 
 

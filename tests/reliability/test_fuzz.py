@@ -17,7 +17,9 @@ rolled-back transaction. The Stripe webhook and the multipart uploads are not fu
 (they get dedicated bad-input tests in test_bad_input.py).
 
 The run is bounded and derandomized: ``FUZZ_EXAMPLES`` examples per operation and mode in
-``make test``; the ``slow`` variant runs ``FUZZ_EXAMPLES_SLOW``.
+``make test``; the ``slow`` variant runs ``FUZZ_EXAMPLES_SLOW``. The examples are drawn once per
+module (``FuzzPlan``) and every caller sends all of them, on one world built for the module;
+each test runs in a savepoint of the module's transaction, rolled back after it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import Counter
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -161,8 +164,22 @@ def _fresh_token(world: World, caller: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def _fuzz_operation(app, client, world, caller, op, examples, failures, statuses) -> None:
-    revokes_token = op.method.upper() == "DELETE" and op.path == "/api/v1/auth/token"
+@dataclass
+class FuzzPlan:
+    """The fuzzed operations and the requests drawn for each, drawn once for the module.
+
+    The draws are derandomized (a fixed seed per operation, no feedback from the answers), so
+    a caller drawing its own got exactly these requests; drawing once and sending them as
+    every caller spares five of six identical generations."""
+
+    schema: Any
+    operations: list[Any]
+    cases: dict[str, list[Any]]
+
+
+def draw_cases(op, world: World, examples: int) -> list[Any]:
+    """``examples`` requests for ``op`` (positive and negative, random and known ids)."""
+    drawn: list[Any] = []
 
     @settings(
         max_examples=examples,
@@ -173,7 +190,29 @@ def _fuzz_operation(app, client, world, caller, op, examples, failures, statuses
         suppress_health_check=list(HealthCheck),
     )
     @given(case=strategy_for(op, world))
-    def exercise(case):
+    def draw(case):
+        drawn.append(case)
+
+    draw()
+    return drawn
+
+
+def fuzz_plan(client, world: World, examples: int) -> FuzzPlan:
+    schema = openapi_schema(client)
+    operations = fuzzable_operations(schema)
+    return FuzzPlan(
+        schema, operations, {op.label: draw_cases(op, world, examples) for op in operations}
+    )
+
+
+def openapi_schema(client):
+    return schemathesis.openapi.from_dict(client.get("/api/v1/openapi.json").get_json())
+
+
+def _fuzz_operation(app, client, world, caller, op, drawn, failures, statuses) -> None:
+    revokes_token = op.method.upper() == "DELETE" and op.path == "/api/v1/auth/token"
+    for original in drawn:
+        case = original.derive()  # a copy of the drawn request: each caller sends it afresh
         # The security scheme makes schemathesis invent an empty bearer token; the caller's
         # own credentials (or none, for anonymous) replace it.
         case.headers = {
@@ -199,19 +238,16 @@ def _fuzz_operation(app, client, world, caller, op, examples, failures, statuses
         if problem and op.label not in failures:
             failures[op.label] = f"{problem}\n    {case.as_curl_command()}"
 
-    exercise()
 
-
-def run_fuzz(app, client, world: World, caller: str, examples: int) -> Counter:
-    spec = client.get("/api/v1/openapi.json").get_json()
-    schema = schemathesis.openapi.from_dict(spec)
+def run_fuzz(app, client, world: World, caller: str, plan: FuzzPlan) -> Counter:
     failures: dict[str, str] = {}
     statuses: Counter = Counter()
-    operations = fuzzable_operations(schema)
-    assert len(operations) > 40, "the OpenAPI document lost its operations"
+    assert len(plan.operations) > 40, "the OpenAPI document lost its operations"
 
-    for op in operations:
-        _fuzz_operation(app, client, world, caller, op, examples, failures, statuses)
+    for op in plan.operations:
+        drawn = plan.cases[op.label]
+        assert drawn, f"nothing drawn for {op.label}"
+        _fuzz_operation(app, client, world, caller, op, drawn, failures, statuses)
 
     assert not failures, f"{len(failures)} operation(s) failed as {caller}:\n" + "\n".join(
         f"- {label}: {text:.1500}" for label, text in sorted(failures.items())
@@ -219,9 +255,31 @@ def run_fuzz(app, client, world: World, caller: str, examples: int) -> Counter:
     return statuses
 
 
+#: Every test of the module runs on one world (in a savepoint of the module's transaction,
+#: rolled back after it): the drawn requests name its objects.
+pytestmark = pytest.mark.module_transaction
+
+
+@pytest.fixture
+def world(shared_world: World) -> World:
+    return shared_world
+
+
+@pytest.fixture(scope="module")
+def plans() -> dict[int, FuzzPlan]:
+    """Examples per operation -> the module's plan (drawn by the first test that needs it)."""
+    return {}
+
+
+def _plan(plans, client, world, examples: int) -> FuzzPlan:
+    if examples not in plans:
+        plans[examples] = fuzz_plan(client, world, examples)
+    return plans[examples]
+
+
 @pytest.mark.parametrize("caller", CALLERS)
-def test_fuzz_every_operation(app, client, world, caller):
-    statuses = run_fuzz(app, client, world, caller, FUZZ_EXAMPLES)
+def test_fuzz_every_operation(app, client, world, plans, caller):
+    statuses = run_fuzz(app, client, world, caller, _plan(plans, client, world, FUZZ_EXAMPLES))
     # The run must reach the services, not only the authentication wall.
     if caller != "anonymous":
         assert statuses[200] + statuses[201] + statuses[202] > 0, statuses
@@ -229,15 +287,14 @@ def test_fuzz_every_operation(app, client, world, caller):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("caller", CALLERS)
-def test_fuzz_every_operation_longer(app, client, world, caller):
-    run_fuzz(app, client, world, caller, FUZZ_EXAMPLES_SLOW)
+def test_fuzz_every_operation_longer(app, client, world, plans, caller):
+    run_fuzz(app, client, world, caller, _plan(plans, client, world, FUZZ_EXAMPLES_SLOW))
 
 
 @pytest.mark.parametrize("label", DECIMAL_STRING_OPERATIONS)
-def test_decimal_strings_match_their_schema(app, client, world, label):
+def test_decimal_strings_match_their_schema(app, client, world, plans, label):
     """Each operation, on the world's real object, as the operator (who sees all)."""
-    spec = client.get("/api/v1/openapi.json").get_json()
-    schema = schemathesis.openapi.from_dict(spec)
+    schema = _plan(plans, client, world, FUZZ_EXAMPLES).schema
     method, path = label.split(" ", 1)
     op = schema[path][method]
     values = _known_path_sets(op, world)[0]

@@ -10,7 +10,18 @@ import re
 import pytest
 
 from tests.conftest import PASSWORD, valid_uscc
+from tests.reliability.conftest import World
 from tests.reliability.test_bad_input import assert_envelope
+
+#: One world for the module (``shared_world``): each test runs in a savepoint of the module's
+#: transaction, rolled back after it (tests/conftest.py, ``app``).
+pytestmark = pytest.mark.module_transaction
+
+
+@pytest.fixture
+def world(shared_world: World) -> World:
+    return shared_world
+
 
 NUL = "a\x00b"
 

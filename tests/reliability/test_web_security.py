@@ -21,6 +21,16 @@ import sqlalchemy as sa
 from tests.reliability.conftest import ROLES, World
 from tests.reliability.test_authz_matrix import flask_route
 
+#: One world for the module (``shared_world``): each test runs in a savepoint of the module's
+#: transaction, rolled back after it (tests/conftest.py, ``app``).
+pytestmark = pytest.mark.module_transaction
+
+
+@pytest.fixture
+def world(shared_world: World) -> World:
+    return shared_world
+
+
 SCRIPT = "<script>alert(1)</script>"
 ATTRIBUTE = '"><img src=x onerror=alert(1)>'
 PAYLOADS = (SCRIPT, ATTRIBUTE)

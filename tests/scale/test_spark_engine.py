@@ -45,12 +45,22 @@ CORPUS = [
 ]
 
 
+#: Settings for a few thousand rows on a shared 2-core machine; none changes what a query
+#: answers. One shuffle partition (the engine's ``shuffle_partitions``) instead of four tasks
+#: per aggregate; the JVM's quick compiler only (``TieredStopAtLevel=1``: the optimizing one
+#: spends seconds of CPU warming up for queries this small) and one garbage-collector thread.
+SMALL_LOCAL_DATA = {
+    "spark.default.parallelism": "2",
+    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+}
+
+
 @pytest.fixture(scope="module")
 def spark_engine():
     require("REQUIRE_SPARK", java_missing())
     from sandbox.spark_engine import SparkEngine
 
-    eng = SparkEngine(master="local[2]").start()
+    eng = SparkEngine(master="local[2]", shuffle_partitions=1, conf=SMALL_LOCAL_DATA).start()
     yield eng
     eng.close()
 
