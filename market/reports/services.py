@@ -512,12 +512,18 @@ def build_report(session: Session, actor: Actor, period: str,
         raise Forbidden(_("Only the regulator and the operator read regulator reports."))
     start, end = bounds(period)
     now = now or utcnow()
-    # This process's latency counts, written now so that the report sees them.
-    flush_now(current_app._get_current_object())
     if start > now:
         raise ValidationFailed(
             _("The period has not started yet."), {"period": [_("Choose a past month.")]}
         )
+    # This process's latency counts, written now so that the report sees them. The flush
+    # writes on a connection of its own, so the caller's transaction ends first: on SQLite it
+    # holds the database's write lock from its first statement (market.database), and the
+    # flush would wait for it until the busy timeout (30 s), then give up without writing.
+    # Nothing of the report has been read yet; what the request wrote before (its sign-in)
+    # is committed, as the report view would commit it anyway.
+    session.commit()
+    flush_now(current_app._get_current_object())
     head = audit.signed_head(session)
     until_seq = head.seq if head else 0
     money = _revenue(session, period)

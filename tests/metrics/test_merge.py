@@ -140,3 +140,29 @@ def test_two_app_instances_measure_requests_and_the_report_reads_them(live_app, 
         app.config["MARKET_HTTP_METRICS_FLUSH_S"] = -1  # off: the database goes with the test
     with second.app_context():
         db.engine.dispose()
+
+
+def test_a_report_writes_this_processs_pending_counts_before_reading_them(live_app, caplog):
+    """The report flushes this process's pending counts on a connection of its own. On SQLite
+    the request's own transaction held the write lock from its sign-in on, so that flush
+    waited the whole 30 s busy timeout, gave up with a warning, and the report missed these
+    requests (found by timing the suite: every report took 30 s on SQLite)."""
+    import logging
+
+    from market.quotes.revenue import current_period
+
+    live_app.config["MARKET_HTTP_METRICS_FLUSH_S"] = 3600  # counts wait for the report's flush
+    try:
+        headers = _regulator_headers(live_app)
+        client = live_app.test_client()
+        for _ in range(5):
+            assert _closed(client.get("/api/v1/health")) == 200
+        recorder = live_app.extensions["market.latency"]
+        assert recorder.pending()  # not all written yet: the report must write them
+        with caplog.at_level(logging.WARNING, logger="market.metrics.recorder"):
+            r = client.get(f"/api/v1/reports/{current_period()}", headers=headers)
+        assert r.status_code == 200, r.get_json()
+        assert "could not write" not in caplog.text
+        assert r.get_json()["report"]["kpis"]["http_requests_timed"] == 5
+    finally:
+        live_app.config["MARKET_HTTP_METRICS_FLUSH_S"] = -1
