@@ -7,9 +7,13 @@ def sign_in(page, base: str, email: str, password: str, *, lang: str | None = No
             landed: bool = True) -> None:
     """Sign in through the login form; with ``landed``, wait for the dashboard."""
     page.goto(f"{base}/login" + (f"?lang={lang}" if lang else ""))
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
+    # The login form's own button: a test that clears the cookies right after a page load
+    # can have them set again by a late response of that page (its favicon), and then the
+    # login page shows the header of a signed-in user, whose sign-out button comes first.
+    form = page.get_by_test_id("login-form")
+    form.locator("input[name=email]").fill(email)
+    form.locator("input[name=password]").fill(password)
+    form.locator("button[type=submit]").click()
     if landed:
         page.wait_for_url(f"{base}/dashboard")
 
