@@ -24,6 +24,11 @@ from typing import Any
 
 import duckdb
 
+# The worker process imports the sandbox package anyway (this module is inside it): the pivot's
+# names and its template filling come from where the SQL is generated, not copies.
+from .query import PIVOT_INDEX, pivot_column
+from .sqlgen import fill_pivot
+
 ENTITY_HASH = "__sbx_eh"  # also sandbox.query.ENTITY_HASH_COLUMN (no import: keep this light)
 
 
@@ -235,9 +240,7 @@ class _Runner:
                 # A pivot template (sandbox.sqlgen.pivot_template): its holes are the indexes
                 # of the combinations; each becomes TRUE if the mask query says it passes.
                 passing = {int(j) for j, ok in con.execute(job["mask"]).fetchall() if ok is True}
-                sql = "".join(
-                    p if isinstance(p, str) else ("TRUE" if p in passing else "FALSE") for p in sql
-                )
+                sql = fill_pivot(sql, passing)
             cur = con.execute(sql)
             columns = tuple(d[0] for d in cur.description or ())
             rows = cur.fetchmany(int(job["row_cap"]) + 1)
@@ -436,7 +439,6 @@ def build_rollup(
     }
 
 
-PIVOT_INDEX = "__sbx_j"  # also sandbox.query.PIVOT_INDEX
 PIVOT_MAX_COMBINATIONS = 32  # more combinations of the varying dimensions: no pivot
 # Rows per Parquet row group of a pivot: DuckDB scans a file's row groups in parallel, and a
 # pivot is small (83k rows at 1M data rows: one default group, one thread). 2-3 ms of 14 at 1M.
@@ -491,7 +493,7 @@ def build_pivot(
         for name in cells:
             out.append(
                 f"SUM(r.{_q(name)}) FILTER (WHERE k.{_q(PIVOT_INDEX)} = {j})::BIGINT "
-                f"AS {_q(f'{name}@{j}')}"
+                f"AS {_q(pivot_column(name, j))}"
             )
     path = f"{stem}.pivot.parquet"
     _copy_atomically(

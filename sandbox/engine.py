@@ -89,9 +89,7 @@ class Pivot:
     count: int
 
     def columns(self, rollup: Rollup) -> list[str]:
-        cells = [ROLLUP_ROWS]
-        for m in rollup.measures:
-            cells += [ROLLUP_COUNT_PREFIX + m, ROLLUP_SUM_PREFIX + m]
+        cells = rollup.cell_columns()
         cols = [ENTITY_HASH_COLUMN, *rollup.constant]
         return cols + [pivot_column(c, j) for j in range(self.count) for c in cells]
 
@@ -120,11 +118,15 @@ class Rollup:
             return plan.constant_sql
         return plan.sql
 
-    def columns(self) -> list[str]:
-        cols = [ENTITY_HASH_COLUMN, *self.dimensions, ROLLUP_ROWS]
+    def cell_columns(self) -> list[str]:
+        """A cell's values: its row count, then each measure's non-NULL count and SUM."""
+        cols = [ROLLUP_ROWS]
         for m in self.measures:
             cols += [ROLLUP_COUNT_PREFIX + m, ROLLUP_SUM_PREFIX + m]
         return cols
+
+    def columns(self) -> list[str]:
+        return [ENTITY_HASH_COLUMN, *self.dimensions, *self.cell_columns()]
 
     def covers(self, plan: RollupPlan) -> bool:
         return set(plan.dimensions) <= set(self.dimensions) and set(plan.measures) <= set(

@@ -76,7 +76,9 @@ def use_jemalloc() -> bool:
         try:
             pa.set_memory_pool(pa.jemalloc_memory_pool())
             _JEMALLOC = True
-        except NotImplementedError:  # a pyarrow built without jemalloc: keep its default
+        except NotImplementedError:
+            # pyarrow's wheels for some platforms are built without jemalloc: Arrow's
+            # default allocator stays, the pipeline is only slower (same output).
             _JEMALLOC = False
     return _JEMALLOC
 

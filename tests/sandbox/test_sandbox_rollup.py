@@ -412,3 +412,36 @@ def test_a_condition_reading_constant_and_varying_dimensions_is_not_pivoted():
     ok = PivotPlan(keys=plan.keys, terms=(plan.terms[0], plan.terms[2]), columns=())
     assert sqlgen.pivot_terms(ok, ("district",), ("district", "flag")) == (['"t"."flag"'], ["y"])
     assert sqlgen.pivot_terms(ok, ("district", "kind"), ("district", "flag")) is None
+
+
+@pytest.mark.parametrize(
+    "literal",
+    ["a' OR TRUE OR 'x", "TRUE", "FALSE", "a@0", "__sbx_j", "'; SELECT 1; --", "黄浦\\'"],
+)
+def test_a_literal_cannot_reach_the_pivots_holes_or_views(data, engine, literal):
+    """Attack: the worker fills the pivot template after the mask query. Its holes are list
+    items (ints), not tokens in the text, so a WHERE literal that looks like SQL, a hole's
+    value or a hidden column is only ever a string value: the pivot answers as the raw path
+    does (here: no combination has that kind)."""
+    _, tables = data
+    escaped = literal.replace("'", "''")
+    for sql in (
+        f"SELECT district, COUNT(*), SUM(v) FROM t WHERE kind = '{escaped}' GROUP BY district",
+        f"SELECT district, COUNT(*), SUM(v) FROM t WHERE kind <> '{escaped}' GROUP BY district",
+    ):
+        q = check(sql, _ctx(1, 12, 0, 300))
+        res = _both(q, engine, tables)
+        assert res.rollup and res.pivot, sql
+
+
+def test_the_pivots_internal_views_are_not_tables_a_buyer_can_name():
+    """The combinations view exists only inside the engine job; the policy refuses it (and
+    every other internal name) like any unlicensed table."""
+    ctx = _ctx(1, 12, 0, 300)
+    for sql in (
+        "SELECT COUNT(*) FROM __sbx_combinations",
+        "SELECT district, COUNT(*) FROM t JOIN __sbx_combinations ON TRUE GROUP BY district",
+        "SELECT COUNT(*) FROM t WHERE __sbx_j = 0",
+    ):
+        with pytest.raises(PolicyViolation):
+            check(sql, ctx)
