@@ -65,8 +65,12 @@ class _Statements:
         stmt = self._built.get(name)
         if stmt is None:
             with self._lock:
-                stmt = self._built.get(name) or build()
-                self._built[name] = stmt
+                # Another thread may have built it meanwhile. Never `get(name) or build()`: a
+                # SQLAlchemy statement has no truth value (TypeError), which made the first
+                # concurrent requests of a fresh process fail with a 500.
+                stmt = self._built.get(name)
+                if stmt is None:
+                    stmt = self._built[name] = build()
         return stmt
 
 

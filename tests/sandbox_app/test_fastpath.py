@@ -226,3 +226,36 @@ def test_concurrent_cached_questions_take_the_quota_exactly(live_app, spy):
     assert quota == 0
     assert log == {("ok", None): 10, ("refused", "quota_exhausted"): 31}
     assert events == 41 and valid
+
+
+def test_statements_built_by_a_racing_thread_are_reused_not_tested_for_truth():
+    """Two requests of a fresh process both miss the statement cache; the second finds the
+    first's statement once it holds the lock. It used `get(name) or build()`, and a SQLAlchemy
+    statement has no truth value: the second request failed with a 500 (seen with two
+    gunicorn servers under concurrent load, tests/scale/test_two_app_servers.py)."""
+    import sqlalchemy as sa
+
+    from sandbox.fastpath import _Statements
+
+    built = sa.select(sa.literal_column("1")).where(sa.literal_column("x") == sa.bindparam("x"))
+
+    class _Racing(dict):
+        """Misses once (before the lock), as if another thread stored it right after."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.misses = 1
+
+        def get(self, key, default=None):
+            if self.misses:
+                self.misses -= 1
+                self[key] = built  # the other thread's statement
+                return None
+            return super().get(key, default)
+
+    stmts = _Statements()
+    stmts._built = _Racing()
+    calls = []
+    got = stmts.get("license", lambda: calls.append(1) or built)
+    assert got is built and calls == []  # reused, not rebuilt, no TypeError
+    assert stmts.get("license", lambda: calls.append(1) or built) is built and calls == []
