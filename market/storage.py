@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -217,6 +218,9 @@ class S3Storage(LocalStorage):
         self.cache = Path(cache_dir).resolve() if cache_dir else self.root / ".cache"
         self.digest_of = digest_of
         self.part_bytes = max(5 << 20, part_bytes)
+        #: Incomplete multipart uploads by id: when this process first listed each one.
+        self._first_seen: dict[str, dt.datetime] = {}
+        self._seen_lock = threading.Lock()
 
     def _object(self, key: str) -> str:
         self._resolve(key)  # the same rule as local keys: no escaping
@@ -361,7 +365,13 @@ class S3Storage(LocalStorage):
         """Local staging files as for LocalStorage; shared staging uploads (``uploads/…``
         objects) that no live lease protects, written before ``older_than``; and multipart
         uploads left incomplete (a process died between create and complete) started before
-        ``older_than``."""
+        ``older_than``.
+
+        An incomplete upload is aborted only once this process has itself seen it incomplete
+        since before ``older_than`` too: the ``Initiated`` time a store reports is not trusted
+        alone (moto's server reports a fixed 2010 date, so every upload in flight looked
+        abandoned and a sweep aborted a worker's commit between its parts and its complete).
+        A really abandoned upload goes one sweep period later."""
         deleted = super().sweep_staging(protected=protected, older_than=older_than)
         paginator = self.client.get_paginator("list_objects_v2")
         shared = self.prefix + f"{_UPLOADS}/"
@@ -376,11 +386,16 @@ class S3Storage(LocalStorage):
                 self.client.delete_object(Bucket=self.bucket, Key=item["Key"])
                 deleted += 1
         listing = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=self.prefix)
-        for upload in listing.get("Uploads") or []:
+        uploads = listing.get("Uploads") or []
+        now = dt.datetime.now(dt.UTC)
+        with self._seen_lock:
+            seen = {u["UploadId"]: self._first_seen.get(u["UploadId"], now) for u in uploads}
+            self._first_seen = seen  # forget the ones that completed or were aborted
+        for upload in uploads:
             started = upload["Initiated"]
             if started.tzinfo is None:
                 started = started.replace(tzinfo=dt.UTC)
-            if started < older_than:
+            if started < older_than and seen[upload["UploadId"]] < older_than:
                 self.client.abort_multipart_upload(
                     Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
                 )

@@ -141,3 +141,34 @@ def test_publication_through_the_api_lands_in_the_bucket(s3_bucket, live_app):
     fresh = S3Storage(data_dir.parent / "host2", bucket=bucket, client=client, prefix="prod",
                       digest_of={key: digest}.get)
     assert hashlib.sha256(fresh.local_path(key).read_bytes()).hexdigest() == digest
+
+
+def test_the_sweep_aborts_an_incomplete_upload_only_once_it_has_seen_it_that_long(
+    s3_bucket, tmp_path
+):
+    """An upload in flight is never aborted by a sweep, whatever ``Initiated`` the store
+    reports (moto's server reports 2010-11-10 for every upload, so a worker's commit was
+    aborted between its parts and its complete: a publication failed in the suite). An
+    upload this process has seen incomplete since before the cutoff is aborted."""
+    import datetime as dt
+
+    _, bucket, client = s3_bucket
+    store = _host(tmp_path, "sweeper", bucket, client)
+    started = client.create_multipart_upload(Bucket=bucket, Key="market/datasets/9/v1.parquet")
+    listed = client.list_multipart_uploads(Bucket=bucket)["Uploads"]
+    now = dt.datetime.now(dt.UTC)
+    assert listed[0]["Initiated"] < now - dt.timedelta(days=365)  # the store's claim
+
+    # In flight: the first sweep that sees it keeps it, with a cutoff in the past as in
+    # production (now minus twice the lease).
+    store.sweep_staging(protected=set(), older_than=now - dt.timedelta(seconds=4))
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads")
+    # Still incomplete at a later sweep whose cutoff is after it was first seen: abandoned.
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    assert store.sweep_staging(protected=set(), older_than=later) == 1
+    assert not client.list_multipart_uploads(Bucket=bucket).get("Uploads")
+    with pytest.raises(client.exceptions.ClientError):
+        client.complete_multipart_upload(
+            Bucket=bucket, Key="market/datasets/9/v1.parquet", UploadId=started["UploadId"],
+            MultipartUpload={"Parts": []},
+        )
